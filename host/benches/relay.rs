@@ -1,0 +1,294 @@
+//! Added latency of a `tools/call` relayed through Helio, against the same
+//! call sent straight to the upstream, in one run.
+//!
+//!     cargo bench -p helio --bench relay [-- --calls N --concurrency 1,32]
+//!
+//! The upstream is the demo MCP server (rmcp, streamable HTTP, SSE replies);
+//! Helio runs in-process with the dashboard off. Upstream, gateway and the
+//! load generator each get their own Tokio runtime, so the client does not
+//! steal the gateway's workers. Each concurrency level runs direct and
+//! proxied rounds alternately and reports p50, p99 and throughput for both.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Args {
+    calls: usize,
+    concurrency: Vec<usize>,
+    rounds: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        calls: 4000,
+        concurrency: vec![1, 32],
+        rounds: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--calls" => args.calls = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.calls),
+            "--rounds" => {
+                args.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(args.rounds)
+            }
+            "--concurrency" => {
+                if let Some(list) = it.next() {
+                    args.concurrency = list
+                        .split(',')
+                        .filter_map(|c| c.trim().parse().ok())
+                        .collect();
+                }
+            }
+            // cargo bench passes --bench; ignore what is not ours.
+            _ => {}
+        }
+    }
+    args
+}
+
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn main() {
+    let args = parse_args();
+    let stop = CancellationToken::new();
+
+    let upstream_rt = runtime("upstream", 1);
+    let upstream_url = upstream_rt.block_on(async {
+        let (listener, addr) = helio::demo::bind().await.expect("bind demo upstream");
+        tokio::spawn(helio::demo::serve(listener, stop.clone()));
+        format!("http://{addr}/mcp")
+    });
+
+    let gateway_rt = runtime(
+        "helio",
+        std::env::var("BENCH_HELIO_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
+    );
+    let helio_url = gateway_rt.block_on(async {
+        let yaml = format!(
+            "version: \"1\"\nupstream:\n  url: {upstream_url}\ndashboard:\n  enabled: false\n"
+        );
+        let mut loaded =
+            helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("bench config");
+        loaded.config.listen.port = 0; // any free port
+        let gateway = helio::gateway::Gateway::bind(&loaded.config, None)
+            .await
+            .expect("bind gateway");
+        let url = format!("http://{}/mcp", gateway.mcp_addr);
+        let stop = stop.clone();
+        tokio::spawn(gateway.serve(async move { stop.cancelled().await }));
+        url
+    });
+
+    let client_rt = runtime("client", 1);
+    client_rt.block_on(async {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let direct = Target::connect(&client, "direct", &upstream_url).await;
+        let proxied = Target::connect(&client, "helio", &helio_url).await;
+
+        println!(
+            "tools/call lookup_order, loopback; {} calls per mode per concurrency level",
+            args.calls
+        );
+        println!(
+            "{:<8} {:>5} {:>10} {:>10} {:>12}",
+            "mode", "conc", "p50 µs", "p99 µs", "calls/s"
+        );
+        for &concurrency in &args.concurrency {
+            // Warm both paths (connections, caches) before measuring.
+            run(&client, &direct, concurrency, 200.max(concurrency * 4)).await;
+            run(&client, &proxied, concurrency, 200.max(concurrency * 4)).await;
+            let per_round = (args.calls / args.rounds).max(concurrency);
+            let mut results = [Sample::default(), Sample::default()];
+            for _ in 0..args.rounds {
+                for (i, target) in [&direct, &proxied].into_iter().enumerate() {
+                    let sample = run(&client, target, concurrency, per_round).await;
+                    results[i].merge(sample);
+                }
+            }
+            let [d, p] = results;
+            d.print("direct", concurrency);
+            p.print("helio", concurrency);
+            println!(
+                "{:<8} {:>5} {:>10.1} {:>10.1} {:>11.1}%",
+                "added",
+                concurrency,
+                p.percentile(0.50) - d.percentile(0.50),
+                p.percentile(0.99) - d.percentile(0.99),
+                (p.throughput() / d.throughput() - 1.0) * 100.0
+            );
+        }
+    });
+    stop.cancel();
+}
+
+struct Target {
+    url: hyper::Uri,
+    session: String,
+}
+
+impl Target {
+    async fn connect(client: &HttpClient, label: &str, url: &str) -> Arc<Self> {
+        let uri: hyper::Uri = url.parse().expect("url");
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"relay-bench","version":"1"}}}"#;
+        let response = client
+            .request(post(&uri, None, init))
+            .await
+            .expect("initialize");
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{label}: no Mcp-Session-Id on initialize"))
+            .to_owned();
+        let _ = response.into_body().collect().await;
+        let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let response = client
+            .request(post(&uri, Some(&session), initialized))
+            .await
+            .expect("initialized");
+        let _ = response.into_body().collect().await;
+        Arc::new(Self { url: uri, session })
+    }
+}
+
+fn post(
+    uri: &hyper::Uri,
+    session: Option<&str>,
+    body: impl Into<Bytes>,
+) -> hyper::Request<Full<Bytes>> {
+    let mut builder = hyper::Request::post(uri.clone())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(session) = session {
+        builder = builder
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    builder.body(Full::new(body.into())).expect("request")
+}
+
+/// A `tools/call` body; ids must be unique among a session's in-flight calls.
+fn call_body(id: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lookup_order","arguments":{{"order_id":"ORD-1002"}}}}}}"#
+    ))
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+#[derive(Default)]
+struct Sample {
+    latencies_us: Vec<f64>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn merge(&mut self, other: Sample) {
+        self.latencies_us.extend(other.latencies_us);
+        self.elapsed += other.elapsed;
+    }
+
+    fn percentile(&self, q: f64) -> f64 {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_by(f64::total_cmp);
+        let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted.get(index).copied().unwrap_or(f64::NAN)
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, mode: &str, concurrency: usize) {
+        println!(
+            "{:<8} {:>5} {:>10.1} {:>10.1} {:>12.0}",
+            mode,
+            concurrency,
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.throughput()
+        );
+    }
+}
+
+/// `calls` tool calls from `concurrency` concurrent callers.
+async fn run(
+    client: &HttpClient,
+    target: &Arc<Target>,
+    concurrency: usize,
+    calls: usize,
+) -> Sample {
+    let per_worker = calls.div_ceil(concurrency);
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let target = target.clone();
+        workers.spawn(async move {
+            let mut latencies = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let t0 = Instant::now();
+                let response = client
+                    .request(post(
+                        &target.url,
+                        Some(&target.session),
+                        call_body(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+                    ))
+                    .await
+                    .expect("tools/call");
+                assert!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                assert!(
+                    memchr::memmem::find(&body, b"\"result\"").is_some(),
+                    "unexpected reply from {}: {:?}",
+                    target.url,
+                    String::from_utf8_lossy(&body)
+                );
+                latencies.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+            latencies
+        });
+    }
+    let mut sample = Sample::default();
+    while let Some(done) = workers.join_next().await {
+        sample.latencies_us.extend(done.expect("worker"));
+    }
+    sample.elapsed = started.elapsed();
+    sample
+}

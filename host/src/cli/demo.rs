@@ -1,0 +1,45 @@
+use std::path::Path;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+use crate::demo;
+
+/// The example policy the demo runs, shipped in `examples/demo/helio.yaml`.
+const DEMO_CONFIG: &str = include_str!("../../../examples/demo/helio.yaml");
+
+pub fn run() -> anyhow::Result<()> {
+    super::init_logging();
+    super::start::runtime()?.block_on(async {
+        let (listener, upstream_addr) = demo::bind().await.context("cannot start the demo MCP server")?;
+        let upstream_url = format!("http://{upstream_addr}/mcp");
+        let lookup = |name: &str| match name {
+            "HELIO_DEMO_UPSTREAM_URL" => Some(upstream_url.clone()),
+            other => std::env::var(other).ok(),
+        };
+        let loaded = config::parse(DEMO_CONFIG, Path::new("examples/demo/helio.yaml"), &lookup)
+            .map_err(|e| anyhow::anyhow!(e.report()))?;
+
+        let stop_upstream = CancellationToken::new();
+        let upstream = tokio::spawn(demo::serve(listener, stop_upstream.clone()));
+        let result = super::start::launch(&loaded, "built-in demo (examples/demo/helio.yaml)", false, |gateway| {
+            let mcp = format!("http://{}/mcp", gateway.mcp_addr);
+            eprintln!();
+            eprintln!("Helio demo is running in front of a demo shop MCP server.");
+            eprintln!("  Connect any MCP client (streamable HTTP) to: {mcp}");
+            eprintln!("    Claude Code:     claude mcp add --transport http helio-demo {mcp}");
+            eprintln!("    MCP Inspector:   npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)");
+            eprintln!("  Tools: lookup_order, search_docs, process_refund, create_payment, delete_record");
+            if let Some(addr) = gateway.dashboard_addr {
+                eprintln!("  Dashboard API: http://{addr}/api/health");
+            }
+            eprintln!("  The demo server directly (for comparison): {upstream_url}");
+            eprintln!("Press Ctrl-C to stop.");
+        })
+        .await;
+        stop_upstream.cancel();
+        let _ = upstream.await;
+        result
+    })
+}

@@ -1,0 +1,115 @@
+//! The `helio` command line: a drop-in for the original's commands and flags.
+
+mod demo;
+mod init;
+mod start;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "helio",
+    version,
+    about = "Helio: a governance gateway for MCP tool calls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented helio.yaml with a freshly generated dashboard secret.
+    Init {
+        /// Where to write the configuration.
+        #[arg(short, long, default_value = "helio.yaml")]
+        output: PathBuf,
+        /// Overwrite the file if it exists.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Check a configuration file and list every problem by its YAML path.
+    Validate {
+        #[arg(short, long, default_value = "helio.yaml")]
+        config: PathBuf,
+    },
+    /// Run the gateway.
+    Start {
+        #[arg(short, long, default_value = "helio.yaml")]
+        config: PathBuf,
+        /// Pin the configuration for the life of the process.
+        #[arg(long)]
+        no_hot_reload: bool,
+    },
+    /// Run Helio in front of a built-in demo MCP server with an example policy.
+    Demo,
+}
+
+/// Parses the command line, runs the command, and maps the outcome to the
+/// exit code: 0 on success, 1 on any failure.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Init { output, force } => init::run(&output, force),
+        Command::Validate { config } => validate::run(&config),
+        Command::Start {
+            config,
+            no_hot_reload,
+        } => start::run(&config, no_hot_reload),
+        Command::Demo => demo::run(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `HELIO_LOG` (or `RUST_LOG`) sets the filter.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = std::env::var("HELIO_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight calls");
+}

@@ -1,0 +1,250 @@
+//! Checks that span sections: approval routing, secrets the features need,
+//! and keys that only make sense together. Run at validate, start and reload.
+
+use std::collections::HashMap;
+
+use super::model::*;
+use super::reader::{Path, Reader};
+
+pub fn cross_field(r: &mut Reader, c: &Config) {
+    secrets(r, c);
+    let channels = channel_registry(r, c);
+    rules(r, c, &channels);
+    budgets(r, c, &channels);
+
+    if c.approval
+        .channels
+        .iter()
+        .any(|ch| matches!(ch, Channel::Webhook { .. }))
+        && !c.dashboard.enabled
+    {
+        r.error(
+            &Path::root().key("dashboard").key("enabled"),
+            "dashboard.enabled must be true when approval.channels includes a webhook channel (webhook approvals are resolved through the dashboard API)",
+        );
+    }
+    if !c.dashboard.enabled {
+        if c.policies.flag_destructive == Some(FlagDestructive::RequireApproval) {
+            r.error(
+                &Path::root().key("policies").key("flag_destructive"),
+                "require_approval routes tickets to the dashboard, but dashboard.enabled is false; the tickets could never be resolved",
+            );
+        }
+        if c.policies.on_tool_drift == OnToolDrift::RequireApproval {
+            r.error(
+                &Path::root().key("policies").key("on_tool_drift"),
+                "require_approval routes tickets to the dashboard, but dashboard.enabled is false; the tickets could never be resolved",
+            );
+        }
+    }
+}
+
+fn secrets(r: &mut Reader, c: &Config) {
+    let secret_path = Path::root().key("dashboard").key("api_secret");
+    let has_secret = c.dashboard.api_secret.is_some();
+    let approvals_used = c.policies.flag_destructive == Some(FlagDestructive::RequireApproval)
+        || c.policies.on_tool_drift == OnToolDrift::RequireApproval
+        || c.policies
+            .rules
+            .iter()
+            .any(|rule| rule.action == Action::RequireApproval)
+        || c.budgets
+            .iter()
+            .any(|b| b.on_exceed == OnExceed::RequireApproval);
+    if approvals_used && !has_secret {
+        r.error(
+            &secret_path,
+            "dashboard.api_secret is required when any rule uses require_approval, any budget uses on_exceed: require_approval, or policies.flag_destructive / policies.on_tool_drift is require_approval; generate one with `openssl rand -hex 32`",
+        );
+        return;
+    }
+    if c.dashboard.enabled && !has_secret {
+        if !c.dashboard.allow_open_mode {
+            r.error(
+                &secret_path,
+                "dashboard.api_secret is required when the dashboard is enabled, unless dashboard.allow_open_mode is true on a loopback host; generate one with `openssl rand -hex 32`",
+            );
+        } else if !is_loopback_host(&c.dashboard.host) {
+            r.error(
+                &Path::root().key("dashboard").key("host"),
+                "dashboard.host must be a loopback address (127.0.0.1, localhost or ::1) when allow_open_mode is true and no api_secret is set",
+            );
+        }
+    }
+}
+
+/// Channel key → channel type, as the approval router will register them:
+/// the built-in `dashboard`, then each channel under `name`, else its type.
+fn channel_registry(r: &mut Reader, c: &Config) -> HashMap<String, &'static str> {
+    let mut registry = HashMap::from([("dashboard".to_owned(), "dashboard")]);
+    let base = Path::root().key("approval").key("channels");
+    for (i, channel) in c.approval.channels.iter().enumerate() {
+        let key = channel.key();
+        let at = base.index(i).key(if channel.name().is_some() {
+            "name"
+        } else {
+            "type"
+        });
+        if key == "dashboard" && channel.kind() != "dashboard" {
+            r.error(&at, "the channel key \"dashboard\" is reserved for the built-in dashboard channel; pick a different name");
+            continue;
+        }
+        if registry.contains_key(key) && !(key == "dashboard" && channel.kind() == "dashboard") {
+            r.error(&at, format!("duplicate approval channel key \"{key}\"; channels register under name (or type), so give each a unique name"));
+            continue;
+        }
+        registry.insert(key.to_owned(), channel.kind());
+    }
+    registry
+}
+
+fn check_route(
+    r: &mut Reader,
+    route: Option<&ApprovalRoute>,
+    at: &Path,
+    channels: &HashMap<String, &'static str>,
+    dashboard_enabled: bool,
+    global_timeout: std::time::Duration,
+    what: &str,
+) {
+    let Some(route) = route else {
+        if !dashboard_enabled {
+            r.error(at, format!("this {what} routes approvals to the dashboard channel, but dashboard.enabled is false; the ticket could never be resolved"));
+        }
+        return;
+    };
+    let channel_path = at.key("channel");
+    match channels.get(&route.channel) {
+        None => r.error(
+            &channel_path,
+            format!("unknown approval channel \"{}\"; add it to approval.channels (by type or name), or use \"dashboard\"", route.channel),
+        ),
+        Some(&"dashboard") if !dashboard_enabled => r.error(
+            &channel_path,
+            format!("this {what} routes approvals to the dashboard channel, but dashboard.enabled is false; the ticket could never be resolved"),
+        ),
+        Some(_) => {}
+    }
+    let timeout = route.timeout.unwrap_or(global_timeout);
+    let escalation_can_fire = route
+        .escalation_after
+        .is_some_and(|after| !after.is_zero() && after < timeout);
+    for (i, delegate) in route.delegates.iter().enumerate() {
+        let dpath = at.key("delegates").index(i);
+        match channels.get(delegate) {
+            None => r.error(&dpath, format!("unknown delegate channel \"{delegate}\"; delegates must name configured approval channels")),
+            Some(&"dashboard") if escalation_can_fire && !dashboard_enabled => r.error(
+                &dpath,
+                format!("this {what} escalates to a dashboard channel, but dashboard.enabled is false"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
+    let base = Path::root().key("policies").key("rules");
+    for (i, rule) in c.policies.rules.iter().enumerate() {
+        let at = base.index(i);
+        if let Some(env) = &rule.matcher.environment {
+            if c.environment.is_none() {
+                r.error(
+                    &at.key("match").key("environment"),
+                    format!("rule sets match.environment=\"{env}\" but top-level `environment` is not configured"),
+                );
+            }
+        }
+        if let Some(limits) = &rule.limits {
+            if !c.sdk.enabled {
+                if limits.key == Some(LimitKey::SenderId) {
+                    r.error(&at.key("limits").key("key"), "limits.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
+                }
+                if limits.max_spend.as_ref().and_then(|s| s.key) == Some(LimitKey::SenderId) {
+                    r.error(&at.key("limits").key("max_spend").key("key"), "limits.max_spend.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
+                }
+            }
+        }
+        let limits = rule.limits.as_ref();
+        if rule.action == Action::RateLimit {
+            if limits.and_then(|l| l.max_calls).is_none() {
+                r.error(
+                    &at.key("limits").key("max_calls"),
+                    "rate_limit rules require limits.max_calls (a positive integer)",
+                );
+            }
+            if limits.and_then(|l| l.window).is_none() {
+                r.error(
+                    &at.key("limits").key("window"),
+                    "rate_limit rules require limits.window (for example \"1m\" or \"1h\")",
+                );
+            }
+        }
+        if rule.action == Action::SpendLimit && limits.and_then(|l| l.max_spend.as_ref()).is_none()
+        {
+            r.error(
+                &at.key("limits").key("max_spend"),
+                "spend_limit rules require limits.max_spend (field, limit, currency, window)",
+            );
+        }
+        match (&rule.approval, rule.action) {
+            (Some(_), _) => check_route(
+                r,
+                rule.approval.as_ref(),
+                &at.key("approval"),
+                channels,
+                c.dashboard.enabled || !rule.matcher.metadata.is_empty(),
+                c.approval.timeout,
+                "rule",
+            ),
+            // Metadata-gated rules only match on the sideband, whose tickets
+            // are resolved by the adapter, not a channel.
+            (None, Action::RequireApproval) if rule.matcher.metadata.is_empty() => check_route(
+                r,
+                None,
+                &at.key("action"),
+                channels,
+                c.dashboard.enabled,
+                c.approval.timeout,
+                "rule",
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn budgets(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
+    let base = Path::root().key("budgets");
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, budget) in c.budgets.iter().enumerate() {
+        let at = base.index(i);
+        if seen.contains(&budget.name.as_str()) {
+            r.error(
+                &at.key("name"),
+                format!(
+                    "duplicate budget name \"{}\"; names identify a pot's accrued spend",
+                    budget.name
+                ),
+            );
+        }
+        seen.push(&budget.name);
+        if budget.key == BudgetKey::SenderId && !c.sdk.enabled {
+            r.error(&at.key("key"), "budget key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
+        }
+        if budget.on_exceed == OnExceed::RequireApproval {
+            let at_route = if budget.approval.is_some() {
+                at.key("approval")
+            } else {
+                at.key("on_exceed")
+            };
+            check_route(
+                r,
+                budget.approval.as_ref(),
+                &at_route,
+                channels,
+                c.dashboard.enabled,
+                c.approval.timeout,
+                "budget",
+            );
+        }
+    }
+}

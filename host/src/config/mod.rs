@@ -1,0 +1,168 @@
+//! `helio.yaml`: reading, `${VAR}` interpolation, strict schema checking with
+//! every problem reported by its YAML path, and the typed model.
+//!
+//! Loading pipeline: read file → YAML (anchors and `<<:` merge keys) → drop
+//! root `x-*` extension keys → interpolate `${VAR}` → schema → cross-field
+//! checks. All-or-nothing: a file with any issue yields no `Config`.
+
+mod checks;
+mod env;
+mod model;
+mod read;
+mod reader;
+mod scaffold;
+mod unenforced;
+
+use std::path::{Path as FsPath, PathBuf};
+
+use yaml_serde::Value;
+
+pub use model::*;
+pub use read::RESERVED_HEADERS;
+pub use reader::{parse_duration, Issue};
+pub use scaffold::scaffold;
+pub use unenforced::{not_yet_enforced, NotYetEnforced};
+
+use reader::{Path, Reader};
+
+/// A configuration that passed every check, with the warnings it earned.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("YAML parse error in {path}: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("invalid configuration in {path} ({count} error{s})", count = issues.len(), s = if issues.len() == 1 { "" } else { "s" })]
+    Invalid { path: PathBuf, issues: Vec<Issue> },
+}
+
+impl ConfigError {
+    /// The full report: the summary line, then one `path: message` per issue.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        if let ConfigError::Invalid { issues, .. } = self {
+            for issue in issues {
+                out.push_str(&format!("\n  {issue}"));
+            }
+        }
+        out
+    }
+}
+
+/// Loads and checks the file at `path`, reading `${VAR}` from the process
+/// environment.
+pub fn load(path: &FsPath) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Parses and checks configuration text. `source` names it in errors.
+pub fn parse(
+    text: &str,
+    source: &FsPath,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let yaml_error = |message: String| ConfigError::Yaml {
+        path: source.to_owned(),
+        message,
+    };
+    let mut root: Value = yaml_serde::from_str(text).map_err(|e| yaml_error(e.to_string()))?;
+    root.apply_merge().map_err(|e| yaml_error(e.to_string()))?;
+    if let Value::Mapping(map) = &mut root {
+        map.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
+
+    let mut r = Reader::new();
+    env::interpolate(&mut r, &mut root, &Path::root(), lookup);
+    let config = read::config(&mut r, &root);
+    if let Some(config) = &config {
+        checks::cross_field(&mut r, config);
+    }
+    let (issues, explicit_keys) = r.into_parts();
+    match config {
+        Some(mut config) if issues.is_empty() => {
+            config.explicit_keys = explicit_keys;
+            let warnings = warnings(&config);
+            Ok(Loaded { config, warnings })
+        }
+        _ => Err(ConfigError::Invalid {
+            path: source.to_owned(),
+            issues: if issues.is_empty() {
+                vec![Issue {
+                    path: String::new(),
+                    message: "the document is empty or not a mapping".into(),
+                }]
+            } else {
+                issues
+            },
+        }),
+    }
+}
+
+/// Valid-but-questionable settings, printed by `validate` and at start.
+fn warnings(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if c.policies.rules.is_empty() && c.policies.default == DefaultDecision::Allow {
+        out.push("no policy rules and policies.default is allow: Helio runs audit-only and blocks nothing".into());
+    }
+    if c.dashboard.enabled && c.dashboard.api_secret.is_none() {
+        out.push(format!(
+            "dashboard open mode: the operator API on {}:{} requires no authentication",
+            c.dashboard.host, c.dashboard.port
+        ));
+    }
+    if c.sdk.enabled && !is_loopback_host(&c.sdk.host) {
+        out.push(format!(
+            "sdk.host {} is not a loopback address: the SDK sideband is reachable from other machines",
+            c.sdk.host
+        ));
+    }
+    if let Some(secret) = &c.dashboard.api_secret {
+        if secret.expose().len() < 32 {
+            out.push("dashboard.api_secret is shorter than 32 characters; generate one with `openssl rand -hex 32`".into());
+        }
+    }
+    for (i, rule) in c.policies.rules.iter().enumerate() {
+        if rule.action == Action::RequireApproval && rule.approval.is_none() {
+            out.push(format!(
+                "policies.rules[{i}]: require_approval without an approval block uses the dashboard channel and approval.timeout"
+            ));
+        }
+        if rule
+            .limits
+            .as_ref()
+            .is_some_and(|l| l.key == Some(LimitKey::Agent))
+        {
+            out.push(format!(
+                "policies.rules[{i}].limits.key: \"agent\" is not available on the MCP path and falls back to \"tool\""
+            ));
+        }
+    }
+    for item in not_yet_enforced(c) {
+        if item.blocks_tool_calls {
+            out.push(format!(
+                "{}: accepted but not yet enforced; every tools/call is refused until it is (fail closed)",
+                item.key
+            ));
+        } else {
+            out.push(format!("{}: accepted but not yet enforced", item.key));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,430 @@
+//! The typed configuration: what `helio.yaml` means once it has been read and
+//! checked. Defaults are the original Helio's, so a file written for it means
+//! the same thing here.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub upstream: Upstream,
+    pub listen: Listen,
+    pub environment: Option<String>,
+    pub session: Session,
+    pub policies: Policies,
+    pub budgets: Vec<Budget>,
+    pub approval: Approval,
+    pub audit: Audit,
+    pub dashboard: Dashboard,
+    pub sdk: Sdk,
+    /// Keys the file set explicitly, as dotted paths without list indices
+    /// (`policies.rules.action`). Drives the "not yet enforced" report.
+    pub explicit_keys: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    StreamableHttp,
+    Sse,
+    Stdio,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "streamable-http",
+            Transport::Sse => "sse",
+            Transport::Stdio => "stdio",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    pub transport: Transport,
+    /// `auto`, `2025-06-18` or `2026-07-28`.
+    pub protocol_version: String,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Lower-case `x-*` caller headers copied upstream.
+    pub forward_headers: Vec<HeaderName>,
+    /// Static headers sent on every upstream request; they win over
+    /// forwarded caller headers of the same name.
+    pub headers: Vec<(HeaderName, Secret<HeaderValue>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub port: u16,
+    pub host: String,
+    /// Exact serialized origins (`scheme://host[:port]`) allowed on `/mcp`.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// A caller header, lower-cased, always `x-*`.
+    Header(String),
+    /// `clientinfo:<name>@<version>` from `params._meta`.
+    Meta,
+    /// The verbatim `Mcp-Session-Id` header.
+    LegacyHeader,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUnresolved {
+    Deny,
+    Anonymous,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub identity: Vec<IdentitySource>,
+    pub on_unresolved: OnUnresolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultDecision {
+    Allow,
+    Deny,
+}
+
+impl DefaultDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultDecision::Allow => "allow",
+            DefaultDecision::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagDestructive {
+    Log,
+    RequireApproval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnToolDrift {
+    Block,
+    RequireApproval,
+    Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolRevalidation {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub max_advertised_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policies {
+    pub default: DefaultDecision,
+    pub flag_destructive: Option<FlagDestructive>,
+    pub on_tool_drift: OnToolDrift,
+    pub tool_revalidation: ToolRevalidation,
+    pub dry_run: bool,
+    pub hot_reload: bool,
+    pub rules: Vec<Rule>,
+    pub install: Install,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny,
+    RequireApproval,
+    RateLimit,
+    SpendLimit,
+    DryRun,
+}
+
+impl Action {
+    pub const NAMES: &'static [&'static str] = &[
+        "allow",
+        "deny",
+        "require_approval",
+        "rate_limit",
+        "spend_limit",
+        "dry_run",
+    ];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            "require_approval" => Action::RequireApproval,
+            "rate_limit" => Action::RateLimit,
+            "spend_limit" => Action::SpendLimit,
+            "dry_run" => Action::DryRun,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::RequireApproval => "require_approval",
+            Action::RateLimit => "rate_limit",
+            Action::SpendLimit => "spend_limit",
+            Action::DryRun => "dry_run",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: Option<String>,
+    pub matcher: RuleMatch,
+    pub action: Action,
+    pub approval: Option<ApprovalRoute>,
+    pub evidence_requires: Option<Vec<String>>,
+    pub requires: Option<Vec<String>>,
+    pub requires_success: Option<bool>,
+    pub limits: Option<Limits>,
+    pub feedback: Option<Feedback>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RuleMatch {
+    pub tool: Option<String>,
+    pub annotations: AnnotationMatch,
+    /// Argument path → conditions, in file order.
+    pub input: Vec<(String, InputCondition)>,
+    pub environment: Option<String>,
+    pub metadata: Vec<(String, MetadataCondition)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnotationMatch {
+    pub read_only_hint: Option<bool>,
+    pub destructive_hint: Option<bool>,
+    pub idempotent_hint: Option<bool>,
+    pub open_world_hint: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InputCondition {
+    pub eq: Option<serde_json::Value>,
+    pub neq: Option<serde_json::Value>,
+    pub gt: Option<f64>,
+    pub gte: Option<f64>,
+    pub lt: Option<f64>,
+    pub lte: Option<f64>,
+    pub contains: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MetadataCondition {
+    pub eq: Option<String>,
+    pub neq: Option<String>,
+    pub contains: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalRoute {
+    pub channel: String,
+    pub timeout: Option<Duration>,
+    pub delegates: Vec<String>,
+    pub escalation_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKey {
+    Tool,
+    Agent,
+    Session,
+    SenderId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_calls: Option<u64>,
+    pub window: Option<Duration>,
+    pub key: Option<LimitKey>,
+    pub max_spend: Option<MaxSpend>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaxSpend {
+    pub field: String,
+    pub limit: f64,
+    pub currency: String,
+    pub window: Duration,
+    pub key: Option<LimitKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Feedback {
+    pub message: String,
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Install {
+    pub default: DefaultDecision,
+    pub rules: Vec<InstallRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstallRule {
+    pub name: Option<String>,
+    pub package_name: Option<String>,
+    pub source: Option<String>,
+    pub metadata: Vec<(String, MetadataCondition)>,
+    pub deny: bool,
+    pub feedback: Option<Feedback>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetWindow {
+    Sliding(Duration),
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKey {
+    Global,
+    Session,
+    SenderId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExceed {
+    Deny,
+    RequireApproval,
+}
+
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub name: String,
+    pub limit: f64,
+    pub currency: String,
+    pub window: BudgetWindow,
+    pub key: BudgetKey,
+    pub on_exceed: OnExceed,
+    pub approval: Option<ApprovalRoute>,
+    pub idle_ttl: Option<Duration>,
+    pub contributors: Vec<Contributor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Contributor {
+    pub tool: String,
+    pub input: Vec<(String, InputCondition)>,
+    pub field: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutOutcome {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone)]
+pub enum Channel {
+    Dashboard {
+        name: Option<String>,
+    },
+    Webhook {
+        name: Option<String>,
+        url: String,
+        secret: Option<Secret<String>>,
+    },
+    Slack {
+        name: Option<String>,
+        bot_token: Secret<String>,
+        signing_secret: Secret<String>,
+        channel: String,
+    },
+}
+
+impl Channel {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Dashboard { .. } => "dashboard",
+            Channel::Webhook { .. } => "webhook",
+            Channel::Slack { .. } => "slack",
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Channel::Dashboard { name }
+            | Channel::Webhook { name, .. }
+            | Channel::Slack { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// The key a rule's `approval.channel` names it by: `name`, else the type.
+    pub fn key(&self) -> &str {
+        self.name().unwrap_or(self.kind())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub timeout: Duration,
+    pub default_on_timeout: TimeoutOutcome,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub path: String,
+    pub retention: Duration,
+    pub include_responses: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub enabled: bool,
+    pub port: u16,
+    pub host: String,
+    pub api_secret: Option<Secret<String>>,
+    pub allow_open_mode: bool,
+    pub sse_heartbeat_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sdk {
+    pub enabled: bool,
+    pub port: u16,
+    pub host: String,
+    pub evaluation_ttl: Duration,
+}
+
+/// A value that must never reach a log line: `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Hosts the original treats as loopback for open-mode and warning checks.
+pub fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1")
+}

@@ -1,0 +1,1168 @@
+//! Reads each section of `helio.yaml` into the typed model, recording every
+//! problem with its path. Section by section, in the canonical order.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use yaml_serde::Value;
+
+use super::model::*;
+use super::reader::{Obj, Path, Reader};
+
+/// Transport headers Helio owns on the upstream wire; operators can neither set
+/// them statically nor read them as a session identity source. Hop-by-hop
+/// headers are here too: they describe one connection, not the request.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "content-type",
+    "content-length",
+    "host",
+    "accept",
+    "mcp-method",
+    "mcp-name",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+const ROOT_KEYS: &[&str] = &[
+    "version",
+    "upstream",
+    "listen",
+    "environment",
+    "session",
+    "policies",
+    "budgets",
+    "approval",
+    "audit",
+    "dashboard",
+    "sdk",
+];
+
+/// Reads the whole document. Returns `None` only when the root is unusable;
+/// otherwise the model is built from whatever was valid, with defaults filling
+/// the gaps, and the caller decides from the issue list whether to accept it.
+pub fn config(r: &mut Reader, root: &Value) -> Option<Config> {
+    let root_path = Path::root();
+    let obj = r.object(root, &root_path, ROOT_KEYS)?;
+
+    match r.required(&obj, "version") {
+        Some((Value::String(v), _)) if v == "1" => {}
+        Some((Value::Number(n), _)) if n.as_u64() == Some(1) => {}
+        Some((_, path)) => r.error(&path, "unsupported version (expected \"1\")"),
+        None => {}
+    }
+
+    let upstream = match r.required(&obj, "upstream") {
+        Some((value, path)) => upstream(r, value, &path),
+        None => None,
+    };
+    let listen = section(r, &obj, "listen", listen).unwrap_or_else(listen_default);
+    let environment = r
+        .field(&obj, "environment")
+        .and_then(|(v, p)| r.non_empty_string(v, &p));
+    let session = section(r, &obj, "session", session).unwrap_or_else(session_default);
+    let policies = section(r, &obj, "policies", policies).unwrap_or_else(policies_default);
+    let budgets = match r.field(&obj, "budgets") {
+        Some((value, path)) => list(r, value, &path, budget),
+        None => Vec::new(),
+    };
+    let approval = section(r, &obj, "approval", approval).unwrap_or_else(approval_default);
+    let audit = section(r, &obj, "audit", audit).unwrap_or_else(audit_default);
+    let dashboard = section(r, &obj, "dashboard", dashboard).unwrap_or_else(dashboard_default);
+    let sdk = section(r, &obj, "sdk", sdk).unwrap_or_else(sdk_default);
+
+    Some(Config {
+        upstream: upstream?,
+        listen,
+        environment,
+        session,
+        policies,
+        budgets,
+        approval,
+        audit,
+        dashboard,
+        sdk,
+        explicit_keys: Default::default(),
+    })
+}
+
+fn section<T>(
+    r: &mut Reader,
+    obj: &Obj<'_>,
+    key: &str,
+    read: fn(&mut Reader, &Value, &Path) -> Option<T>,
+) -> Option<T> {
+    let (value, path) = r.field(obj, key)?;
+    read(r, value, &path)
+}
+
+fn list<T>(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+    read: fn(&mut Reader, &Value, &Path) -> Option<T>,
+) -> Vec<T> {
+    let Some(items) = r.sequence(value, path) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| read(r, item, &path.index(i)))
+        .collect()
+}
+
+fn opt<T>(
+    r: &mut Reader,
+    obj: &Obj<'_>,
+    key: &str,
+    read: impl FnOnce(&mut Reader, &Value, &Path) -> Option<T>,
+) -> Option<T> {
+    let (value, path) = r.field(obj, key)?;
+    read(r, value, &path)
+}
+
+fn opt_string(r: &mut Reader, obj: &Obj<'_>, key: &str) -> Option<String> {
+    opt(r, obj, key, Reader::non_empty_string)
+}
+
+fn opt_duration(r: &mut Reader, obj: &Obj<'_>, key: &str) -> Option<Duration> {
+    opt(r, obj, key, Reader::duration)
+}
+
+fn opt_bool(r: &mut Reader, obj: &Obj<'_>, key: &str) -> Option<bool> {
+    opt(r, obj, key, Reader::bool)
+}
+
+fn opt_choice(
+    r: &mut Reader,
+    obj: &Obj<'_>,
+    key: &str,
+    choices: &'static [&'static str],
+) -> Option<&'static str> {
+    opt(r, obj, key, |r, v, p| r.choice(v, p, choices))
+}
+
+fn req_string(r: &mut Reader, obj: &Obj<'_>, key: &str) -> Option<String> {
+    let (value, path) = r.required(obj, key)?;
+    r.non_empty_string(value, &path)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// --- upstream -------------------------------------------------------------
+
+fn upstream(r: &mut Reader, value: &Value, path: &Path) -> Option<Upstream> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "url",
+            "transport",
+            "protocol_version",
+            "command",
+            "args",
+            "connect_timeout",
+            "request_timeout",
+            "forward_headers",
+            "headers",
+        ],
+    )?;
+    let transport = match opt_choice(r, &obj, "transport", &["streamable-http", "sse", "stdio"]) {
+        Some("sse") => Transport::Sse,
+        Some("stdio") => Transport::Stdio,
+        _ => Transport::StreamableHttp,
+    };
+    let url = req_string(r, &obj, "url");
+    if let Some(url) = &url {
+        if transport != Transport::Stdio {
+            check_http_url(r, url, &path.key("url"));
+        }
+    }
+    let protocol_version = opt_choice(
+        r,
+        &obj,
+        "protocol_version",
+        &["auto", "2025-06-18", "2026-07-28"],
+    )
+    .unwrap_or("auto");
+    if protocol_version == "2026-07-28" && transport != Transport::StreamableHttp {
+        r.error(
+            &path.key("protocol_version"),
+            "protocol_version \"2026-07-28\" requires transport \"streamable-http\"",
+        );
+    }
+    let command = opt_string(r, &obj, "command");
+    if transport == Transport::Stdio && command.is_none() && !obj.has("command") {
+        r.error(
+            &path.key("command"),
+            "\"command\" is required when transport is \"stdio\"",
+        );
+    }
+    let args = opt(r, &obj, "args", Reader::string_list).unwrap_or_default();
+    let connect_timeout = opt_duration(r, &obj, "connect_timeout").unwrap_or(secs(10));
+    let request_timeout = opt_duration(r, &obj, "request_timeout").unwrap_or(secs(30));
+    for (key, value) in [
+        ("connect_timeout", connect_timeout),
+        ("request_timeout", request_timeout),
+    ] {
+        if value.is_zero() {
+            r.error(&path.key(key), "must be greater than zero");
+        }
+    }
+    let forward_headers = opt(r, &obj, "forward_headers", forward_header_names).unwrap_or_default();
+    let headers = opt(r, &obj, "headers", static_headers).unwrap_or_default();
+
+    Some(Upstream {
+        url: url?,
+        transport,
+        protocol_version: protocol_version.to_owned(),
+        command,
+        args,
+        connect_timeout,
+        request_timeout,
+        forward_headers,
+        headers,
+    })
+}
+
+fn check_http_url(r: &mut Reader, text: &str, path: &Path) {
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+        Ok(u) => r.error(
+            path,
+            format!(
+                "\"{text}\" is not an http(s) URL (scheme \"{}\"); expected e.g. \"http://localhost:8080/mcp\"",
+                u.scheme()
+            ),
+        ),
+        Err(e) => r.error(
+            path,
+            format!("\"{text}\" is not a valid URL ({e}); expected e.g. \"http://localhost:8080/mcp\""),
+        ),
+    }
+}
+
+fn forward_header_names(r: &mut Reader, value: &Value, path: &Path) -> Option<Vec<HeaderName>> {
+    let names = r.string_list(value, path)?;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        if !lower.starts_with("x-") {
+            r.error(
+                &path.index(i),
+                format!("forwarded caller headers must start with \"x-\" (got \"{name}\")"),
+            );
+            continue;
+        }
+        match HeaderName::from_bytes(lower.as_bytes()) {
+            Ok(h) => out.push(h),
+            Err(_) => r.error(
+                &path.index(i),
+                format!("\"{name}\" is not a valid header name"),
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn static_headers(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+) -> Option<Vec<(HeaderName, Secret<HeaderValue>)>> {
+    let mut out = Vec::new();
+    for (name, value, entry_path) in r.entries(value, path) {
+        let Some(text) = r.string(value, &entry_path) else {
+            continue;
+        };
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            r.error(
+                &entry_path,
+                format!("\"{name}\" is not a valid header name"),
+            );
+            continue;
+        };
+        if RESERVED_HEADERS.contains(&header.as_str()) {
+            r.error(
+                &entry_path,
+                format!("upstream.headers must not set reserved header \"{name}\" (Helio owns it on the wire)"),
+            );
+            continue;
+        }
+        match HeaderValue::from_str(&text) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                out.push((header, Secret::new(v)));
+            }
+            // The value may hold a secret: name the header, never echo the value.
+            Err(_) => r.error(
+                &entry_path,
+                "header value contains characters not allowed in HTTP headers (e.g. a newline)",
+            ),
+        }
+    }
+    Some(out)
+}
+
+// --- listen ---------------------------------------------------------------
+
+fn listen_default() -> Listen {
+    Listen {
+        port: 3000,
+        host: "127.0.0.1".into(),
+        allowed_origins: Vec::new(),
+    }
+}
+
+fn listen(r: &mut Reader, value: &Value, path: &Path) -> Option<Listen> {
+    let obj = r.object(value, path, &["port", "host", "allowed_origins"])?;
+    let d = listen_default();
+    Some(Listen {
+        port: opt(r, &obj, "port", Reader::port).unwrap_or(d.port),
+        host: opt_string(r, &obj, "host").unwrap_or(d.host),
+        allowed_origins: opt(r, &obj, "allowed_origins", origins).unwrap_or_default(),
+    })
+}
+
+fn origins(r: &mut Reader, value: &Value, path: &Path) -> Option<Vec<String>> {
+    let entries = r.string_list(value, path)?;
+    for (i, entry) in entries.iter().enumerate() {
+        if let Err(message) = check_origin(entry) {
+            r.error(&path.index(i), message);
+        }
+    }
+    Some(entries)
+}
+
+/// An allowlist entry must be exactly what a browser sends in `Origin`.
+fn check_origin(entry: &str) -> Result<(), String> {
+    if entry == "*" {
+        return Err("wildcards are not supported; list each origin exactly".into());
+    }
+    if entry == "null" {
+        return Err("the opaque origin \"null\" cannot be allowlisted: sandboxed frames, data: documents and file:// pages all send it".into());
+    }
+    let parsed = url::Url::parse(entry).map_err(|_| {
+        format!("\"{entry}\" is not a serialized origin; use scheme://host[:port], e.g. \"http://localhost:5173\"")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "\"{entry}\" is not an http(s) origin; entries must look like \"http://localhost:5173\""
+        ));
+    }
+    let serialized = parsed.origin().ascii_serialization();
+    if serialized != entry {
+        return Err(format!(
+            "\"{entry}\" is not in serialized origin form and would never match; did you mean \"{serialized}\"?"
+        ));
+    }
+    Ok(())
+}
+
+// --- session --------------------------------------------------------------
+
+fn session_default() -> Session {
+    Session {
+        identity: vec![
+            IdentitySource::Header("x-helio-session-id".into()),
+            IdentitySource::LegacyHeader,
+        ],
+        on_unresolved: OnUnresolved::Deny,
+    }
+}
+
+fn session(r: &mut Reader, value: &Value, path: &Path) -> Option<Session> {
+    let obj = r.object(value, path, &["identity", "on_unresolved"])?;
+    let mut out = session_default();
+    if let Some((value, ipath)) = r.field(&obj, "identity") {
+        let sources = list(r, value, &ipath, identity_source);
+        if matches!(value, Value::Sequence(items) if items.is_empty()) {
+            r.error(
+                &ipath,
+                "session.identity cannot be empty; omit the section for the defaults or list at least one source",
+            );
+        }
+        let mut seen = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            if let IdentitySource::Header(name) = source {
+                if seen.contains(name) {
+                    r.error(
+                        &ipath.index(i).key("name"),
+                        format!("duplicate session identity header \"{name}\"; the first entry always wins"),
+                    );
+                }
+                seen.push(name.clone());
+            }
+        }
+        if !sources.is_empty() {
+            out.identity = sources;
+        }
+    }
+    out.on_unresolved = match opt_choice(r, &obj, "on_unresolved", &["deny", "anonymous"]) {
+        Some("anonymous") => OnUnresolved::Anonymous,
+        _ => OnUnresolved::Deny,
+    };
+    Some(out)
+}
+
+fn identity_source(r: &mut Reader, value: &Value, path: &Path) -> Option<IdentitySource> {
+    let obj = r.object(value, path, &["source", "name"])?;
+    let (source_value, source_path) = r.required(&obj, "source")?;
+    let source = r.choice(
+        source_value,
+        &source_path,
+        &["header", "meta", "legacy_header"],
+    )?;
+    if source != "header" && obj.has("name") {
+        r.error(
+            &path.key("name"),
+            format!("source \"{source}\" takes no \"name\""),
+        );
+    }
+    match source {
+        "header" => {
+            let name = opt_string(r, &obj, "name")
+                .unwrap_or_else(|| "x-helio-session-id".into())
+                .to_ascii_lowercase();
+            let name_path = path.key("name");
+            if !name.starts_with("x-") {
+                r.error(
+                    &name_path,
+                    "session identity header names must start with \"x-\" (for example \"x-helio-session-id\")",
+                );
+            } else if RESERVED_HEADERS.contains(&name.as_str()) {
+                r.error(
+                    &name_path,
+                    format!("session.identity must not read reserved transport header \"{name}\""),
+                );
+            }
+            Some(IdentitySource::Header(name))
+        }
+        "meta" => Some(IdentitySource::Meta),
+        _ => Some(IdentitySource::LegacyHeader),
+    }
+}
+
+// --- policies -------------------------------------------------------------
+
+fn policies_default() -> Policies {
+    Policies {
+        default: DefaultDecision::Allow,
+        flag_destructive: None,
+        on_tool_drift: OnToolDrift::Block,
+        tool_revalidation: ToolRevalidation {
+            enabled: true,
+            interval: secs(300),
+            max_advertised_ttl: secs(300),
+        },
+        dry_run: false,
+        hot_reload: true,
+        rules: Vec::new(),
+        install: Install {
+            default: DefaultDecision::Allow,
+            rules: Vec::new(),
+        },
+    }
+}
+
+fn policies(r: &mut Reader, value: &Value, path: &Path) -> Option<Policies> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "default",
+            "flag_destructive",
+            "on_tool_drift",
+            "tool_revalidation",
+            "dry_run",
+            "hot_reload",
+            "rules",
+            "install",
+        ],
+    )?;
+    let d = policies_default();
+    Some(Policies {
+        default: opt(r, &obj, "default", default_decision).unwrap_or(d.default),
+        flag_destructive: match opt_choice(
+            r,
+            &obj,
+            "flag_destructive",
+            &["log", "require_approval"],
+        ) {
+            Some("log") => Some(FlagDestructive::Log),
+            Some(_) => Some(FlagDestructive::RequireApproval),
+            None => None,
+        },
+        on_tool_drift: match opt_choice(
+            r,
+            &obj,
+            "on_tool_drift",
+            &["block", "require_approval", "log"],
+        ) {
+            Some("require_approval") => OnToolDrift::RequireApproval,
+            Some("log") => OnToolDrift::Log,
+            _ => OnToolDrift::Block,
+        },
+        tool_revalidation: opt(r, &obj, "tool_revalidation", tool_revalidation)
+            .unwrap_or(d.tool_revalidation),
+        dry_run: opt_bool(r, &obj, "dry_run").unwrap_or(false),
+        hot_reload: opt_bool(r, &obj, "hot_reload").unwrap_or(true),
+        rules: match r.field(&obj, "rules") {
+            Some((value, rpath)) => list(r, value, &rpath, rule),
+            None => Vec::new(),
+        },
+        install: opt(r, &obj, "install", install).unwrap_or(d.install),
+    })
+}
+
+fn default_decision(r: &mut Reader, value: &Value, path: &Path) -> Option<DefaultDecision> {
+    Some(match r.choice(value, path, &["allow", "deny"])? {
+        "deny" => DefaultDecision::Deny,
+        _ => DefaultDecision::Allow,
+    })
+}
+
+fn tool_revalidation(r: &mut Reader, value: &Value, path: &Path) -> Option<ToolRevalidation> {
+    let obj = r.object(value, path, &["enabled", "interval", "max_advertised_ttl"])?;
+    let enabled = opt_bool(r, &obj, "enabled").unwrap_or(true);
+    let interval = opt_duration(r, &obj, "interval").unwrap_or(secs(300));
+    if interval < secs(10) {
+        r.error(
+            &path.key("interval"),
+            "tool_revalidation.interval must be at least 10s",
+        );
+    }
+    let max_advertised_ttl = opt_duration(r, &obj, "max_advertised_ttl").unwrap_or(interval);
+    Some(ToolRevalidation {
+        enabled,
+        interval,
+        max_advertised_ttl,
+    })
+}
+
+fn rule(r: &mut Reader, value: &Value, path: &Path) -> Option<Rule> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "name",
+            "match",
+            "action",
+            "approval",
+            "evidence",
+            "requires",
+            "requires_success",
+            "limits",
+            "feedback",
+        ],
+    )?;
+    let name = opt_string(r, &obj, "name");
+    let matcher = match r.required(&obj, "match") {
+        Some((value, mpath)) => rule_match(r, value, &mpath),
+        None => None,
+    };
+    let action = match r.required(&obj, "action") {
+        Some((value, apath)) => r
+            .choice(value, &apath, Action::NAMES)
+            .and_then(Action::from_name),
+        None => None,
+    };
+    let approval = opt(r, &obj, "approval", approval_route);
+    let evidence_requires = opt(r, &obj, "evidence", |r, v, p| {
+        let e = r.object(v, p, &["requires"])?;
+        let (value, rpath) = r.required(&e, "requires")?;
+        r.string_list(value, &rpath)
+    });
+    let requires = opt(r, &obj, "requires", Reader::string_list);
+    let requires_success = opt_bool(r, &obj, "requires_success");
+    let limits = opt(r, &obj, "limits", limits);
+    let feedback = opt(r, &obj, "feedback", feedback);
+    Some(Rule {
+        name,
+        matcher: matcher?,
+        action: action?,
+        approval,
+        evidence_requires,
+        requires,
+        requires_success,
+        limits,
+        feedback,
+    })
+}
+
+fn rule_match(r: &mut Reader, value: &Value, path: &Path) -> Option<RuleMatch> {
+    let obj = r.object(
+        value,
+        path,
+        &["tool", "annotations", "input", "environment", "metadata"],
+    )?;
+    Some(RuleMatch {
+        tool: opt_string(r, &obj, "tool"),
+        annotations: opt(r, &obj, "annotations", annotations).unwrap_or_default(),
+        input: opt(r, &obj, "input", input_conditions).unwrap_or_default(),
+        environment: opt_string(r, &obj, "environment"),
+        metadata: opt(r, &obj, "metadata", metadata_conditions).unwrap_or_default(),
+    })
+}
+
+fn annotations(r: &mut Reader, value: &Value, path: &Path) -> Option<AnnotationMatch> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "readOnlyHint",
+            "destructiveHint",
+            "idempotentHint",
+            "openWorldHint",
+        ],
+    )?;
+    Some(AnnotationMatch {
+        read_only_hint: opt_bool(r, &obj, "readOnlyHint"),
+        destructive_hint: opt_bool(r, &obj, "destructiveHint"),
+        idempotent_hint: opt_bool(r, &obj, "idempotentHint"),
+        open_world_hint: opt_bool(r, &obj, "openWorldHint"),
+    })
+}
+
+fn input_conditions(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+) -> Option<Vec<(String, InputCondition)>> {
+    let mut out = Vec::new();
+    for (arg_path, value, cpath) in r.entries(value, path) {
+        if let Some(condition) = input_condition(r, value, &cpath) {
+            out.push((arg_path, condition));
+        }
+    }
+    Some(out)
+}
+
+fn input_condition(r: &mut Reader, value: &Value, path: &Path) -> Option<InputCondition> {
+    let obj = r.object(
+        value,
+        path,
+        &["eq", "neq", "gt", "gte", "lt", "lte", "contains", "regex"],
+    )?;
+    let json = |r: &mut Reader, v: &Value, p: &Path| match serde_json::to_value(v) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            r.error(p, format!("cannot be compared as JSON: {e}"));
+            None
+        }
+    };
+    let condition = InputCondition {
+        eq: opt(r, &obj, "eq", json),
+        neq: opt(r, &obj, "neq", json),
+        gt: opt(r, &obj, "gt", Reader::number),
+        gte: opt(r, &obj, "gte", Reader::number),
+        lt: opt(r, &obj, "lt", Reader::number),
+        lte: opt(r, &obj, "lte", Reader::number),
+        contains: opt(r, &obj, "contains", Reader::string),
+        regex: opt(r, &obj, "regex", regex_source),
+    };
+    let any = ["eq", "neq", "gt", "gte", "lt", "lte", "contains", "regex"]
+        .iter()
+        .any(|k| obj.has(k));
+    if !any {
+        r.error(path, "at least one condition operator is required (eq, neq, gt, gte, lt, lte, contains, regex)");
+    }
+    Some(condition)
+}
+
+/// Regexes run on Rust's linear-time engine, so there is no catastrophic
+/// backtracking to screen for; what remains is a syntax check at load.
+fn regex_source(r: &mut Reader, value: &Value, path: &Path) -> Option<String> {
+    let source = r.string(value, path)?;
+    match regex::Regex::new(&source) {
+        Ok(_) => Some(source),
+        Err(e) => {
+            let detail = e.to_string();
+            let reason = detail.lines().last().unwrap_or("invalid syntax").trim();
+            r.error(path, format!("invalid regex \"{source}\": {reason}"));
+            None
+        }
+    }
+}
+
+fn metadata_conditions(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+) -> Option<Vec<(String, MetadataCondition)>> {
+    let mut out = Vec::new();
+    for (key, value, cpath) in r.entries(value, path) {
+        if let Value::String(s) = value {
+            out.push((
+                key,
+                MetadataCondition {
+                    eq: Some(s.clone()),
+                    ..Default::default()
+                },
+            ));
+            continue;
+        }
+        let Some(obj) = r.object(value, &cpath, &["eq", "neq", "contains", "regex"]) else {
+            continue;
+        };
+        let condition = MetadataCondition {
+            eq: opt(r, &obj, "eq", Reader::string),
+            neq: opt(r, &obj, "neq", Reader::string),
+            contains: opt(r, &obj, "contains", Reader::string),
+            regex: opt(r, &obj, "regex", regex_source),
+        };
+        if !["eq", "neq", "contains", "regex"]
+            .iter()
+            .any(|k| obj.has(k))
+        {
+            r.error(
+                &cpath,
+                "at least one metadata condition operator is required (eq, neq, contains, regex)",
+            );
+        }
+        out.push((key, condition));
+    }
+    Some(out)
+}
+
+fn approval_route(r: &mut Reader, value: &Value, path: &Path) -> Option<ApprovalRoute> {
+    let obj = r.object(
+        value,
+        path,
+        &["channel", "timeout", "delegates", "escalation_after"],
+    )?;
+    let channel = req_string(r, &obj, "channel");
+    Some(ApprovalRoute {
+        channel: channel?,
+        timeout: opt_duration(r, &obj, "timeout"),
+        delegates: opt(r, &obj, "delegates", Reader::string_list).unwrap_or_default(),
+        escalation_after: opt_duration(r, &obj, "escalation_after"),
+    })
+}
+
+const LIMIT_KEYS: &[&str] = &["tool", "agent", "session", "sender_id"];
+
+fn limit_key(name: &str) -> LimitKey {
+    match name {
+        "agent" => LimitKey::Agent,
+        "session" => LimitKey::Session,
+        "sender_id" => LimitKey::SenderId,
+        _ => LimitKey::Tool,
+    }
+}
+
+fn limits(r: &mut Reader, value: &Value, path: &Path) -> Option<Limits> {
+    let obj = r.object(value, path, &["max_calls", "window", "key", "max_spend"])?;
+    Some(Limits {
+        max_calls: opt(r, &obj, "max_calls", Reader::positive_integer),
+        window: opt_duration(r, &obj, "window"),
+        key: opt_choice(r, &obj, "key", LIMIT_KEYS).map(limit_key),
+        max_spend: opt(r, &obj, "max_spend", max_spend),
+    })
+}
+
+fn max_spend(r: &mut Reader, value: &Value, path: &Path) -> Option<MaxSpend> {
+    let obj = r.object(
+        value,
+        path,
+        &["field", "limit", "currency", "window", "key"],
+    )?;
+    let field = req_string(r, &obj, "field");
+    let limit = r.required(&obj, "limit").and_then(|(v, p)| r.number(v, &p));
+    let currency = req_string(r, &obj, "currency");
+    let window = r
+        .required(&obj, "window")
+        .and_then(|(v, p)| r.duration(v, &p));
+    let key = opt_choice(r, &obj, "key", LIMIT_KEYS).map(limit_key);
+    Some(MaxSpend {
+        field: field?,
+        limit: limit?,
+        currency: currency?,
+        window: window?,
+        key,
+    })
+}
+
+fn feedback(r: &mut Reader, value: &Value, path: &Path) -> Option<Feedback> {
+    let obj = r.object(value, path, &["message", "suggestion"])?;
+    let message = r
+        .required(&obj, "message")
+        .and_then(|(v, p)| r.string(v, &p));
+    Some(Feedback {
+        message: message?,
+        suggestion: opt(r, &obj, "suggestion", Reader::string),
+    })
+}
+
+fn install(r: &mut Reader, value: &Value, path: &Path) -> Option<Install> {
+    let obj = r.object(value, path, &["default", "rules"])?;
+    Some(Install {
+        default: opt(r, &obj, "default", default_decision).unwrap_or(DefaultDecision::Allow),
+        rules: match r.field(&obj, "rules") {
+            Some((value, rpath)) => list(r, value, &rpath, install_rule),
+            None => Vec::new(),
+        },
+    })
+}
+
+fn install_rule(r: &mut Reader, value: &Value, path: &Path) -> Option<InstallRule> {
+    let obj = r.object(value, path, &["name", "match", "action", "feedback"])?;
+    let name = opt_string(r, &obj, "name");
+    let (package_name, source, metadata) = match r.required(&obj, "match") {
+        Some((value, mpath)) => {
+            let m = r.object(value, &mpath, &["name", "source", "metadata"])?;
+            (
+                opt_string(r, &m, "name"),
+                opt_string(r, &m, "source"),
+                opt(r, &m, "metadata", metadata_conditions).unwrap_or_default(),
+            )
+        }
+        None => (None, None, Vec::new()),
+    };
+    let action = r
+        .required(&obj, "action")
+        .and_then(|(v, p)| r.choice(v, &p, &["deny_install", "allow"]));
+    Some(InstallRule {
+        name,
+        package_name,
+        source,
+        metadata,
+        deny: action? == "deny_install",
+        feedback: opt(r, &obj, "feedback", feedback),
+    })
+}
+
+// --- budgets --------------------------------------------------------------
+
+fn budget(r: &mut Reader, value: &Value, path: &Path) -> Option<Budget> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "name",
+            "limit",
+            "currency",
+            "window",
+            "key",
+            "on_exceed",
+            "approval",
+            "idle_ttl",
+            "contributors",
+        ],
+    )?;
+    let name = req_string(r, &obj, "name");
+    if let Some(name) = &name {
+        let valid = name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            r.error(
+                &path.key("name"),
+                "budget names may only contain letters, digits, \"_\" and \"-\" (at most 64)",
+            );
+        }
+    }
+    let limit = r.required(&obj, "limit").and_then(|(v, p)| {
+        let n = r.number(v, &p)?;
+        if n <= 0.0 {
+            r.error(&p, "must be greater than zero");
+        }
+        Some(n)
+    });
+    let currency = req_string(r, &obj, "currency");
+    let window = r.required(&obj, "window").and_then(|(v, p)| match v {
+        Value::String(s) if s == "session" => Some(BudgetWindow::Session),
+        _ => r.duration(v, &p).map(BudgetWindow::Sliding),
+    });
+    let key = match opt_choice(r, &obj, "key", &["global", "session", "sender_id"]) {
+        Some("session") => BudgetKey::Session,
+        Some("sender_id") => BudgetKey::SenderId,
+        _ => BudgetKey::Global,
+    };
+    let on_exceed = match opt_choice(r, &obj, "on_exceed", &["deny", "require_approval"]) {
+        Some("require_approval") => OnExceed::RequireApproval,
+        _ => OnExceed::Deny,
+    };
+    let approval = opt(r, &obj, "approval", approval_route);
+    let idle_ttl = opt_duration(r, &obj, "idle_ttl");
+    let contributors = match r.required(&obj, "contributors") {
+        Some((value, cpath)) => {
+            let items = list(r, value, &cpath, contributor);
+            if matches!(value, Value::Sequence(s) if s.is_empty()) {
+                r.error(&cpath, "a budget needs at least one contributor");
+            }
+            items
+        }
+        None => Vec::new(),
+    };
+
+    if approval.is_some() && on_exceed != OnExceed::RequireApproval {
+        r.error(
+            &path.key("approval"),
+            "budget approval config only applies with on_exceed: \"require_approval\"",
+        );
+    }
+    if window == Some(BudgetWindow::Session) && key == BudgetKey::Global {
+        r.error(
+            &path.key("key"),
+            "window: \"session\" requires key: \"session\" or \"sender_id\"; a global pot with session lifetime never replenishes",
+        );
+    }
+    if idle_ttl.is_some() && !matches!(window, Some(BudgetWindow::Session)) {
+        r.error(
+            &path.key("idle_ttl"),
+            "idle_ttl only applies to window: \"session\" budgets",
+        );
+    }
+    Some(Budget {
+        name: name?,
+        limit: limit?,
+        currency: currency?,
+        window: window?,
+        key,
+        on_exceed,
+        approval,
+        idle_ttl,
+        contributors,
+    })
+}
+
+fn contributor(r: &mut Reader, value: &Value, path: &Path) -> Option<Contributor> {
+    if let Value::Mapping(map) = value {
+        if map.contains_key("tool") {
+            r.error(
+                path,
+                "contributor \"tool\" moved under \"match\" in v0.11.0; write { match: { tool: \"<glob>\" }, field: \"<path>\" }",
+            );
+            return None;
+        }
+    }
+    let obj = r.object(value, path, &["match", "field"])?;
+    let matcher = r.required(&obj, "match").and_then(|(v, mpath)| {
+        let m = r.object(v, &mpath, &["tool", "input"])?;
+        let tool = req_string(r, &m, "tool");
+        let input = opt(r, &m, "input", input_conditions).unwrap_or_default();
+        Some((tool?, input))
+    });
+    let field = req_string(r, &obj, "field");
+    let (tool, input) = matcher?;
+    Some(Contributor {
+        tool,
+        input,
+        field: field?,
+    })
+}
+
+// --- approval -------------------------------------------------------------
+
+fn approval_default() -> Approval {
+    Approval {
+        timeout: secs(300),
+        default_on_timeout: TimeoutOutcome::Deny,
+        channels: Vec::new(),
+    }
+}
+
+fn approval(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval> {
+    let obj = r.object(value, path, &["timeout", "default_on_timeout", "channels"])?;
+    Some(Approval {
+        timeout: opt_duration(r, &obj, "timeout").unwrap_or(secs(300)),
+        default_on_timeout: match opt_choice(r, &obj, "default_on_timeout", &["deny", "allow"]) {
+            Some("allow") => TimeoutOutcome::Allow,
+            _ => TimeoutOutcome::Deny,
+        },
+        channels: match r.field(&obj, "channels") {
+            Some((value, cpath)) => list(r, value, &cpath, channel),
+            None => Vec::new(),
+        },
+    })
+}
+
+fn channel(r: &mut Reader, value: &Value, path: &Path) -> Option<Channel> {
+    let kind = match value {
+        Value::Mapping(map) => map.get("type").and_then(Value::as_str),
+        _ => None,
+    };
+    match kind {
+        Some("dashboard") => {
+            let obj = r.object(value, path, &["type", "name"])?;
+            Some(Channel::Dashboard {
+                name: opt_string(r, &obj, "name"),
+            })
+        }
+        Some("webhook") => {
+            let obj = r.object(value, path, &["type", "name", "url", "secret"])?;
+            let name = opt_string(r, &obj, "name");
+            let url = req_string(r, &obj, "url");
+            if let Some(url) = &url {
+                check_http_url(r, url, &path.key("url"));
+            }
+            let secret = opt_string(r, &obj, "secret").map(Secret::new);
+            Some(Channel::Webhook {
+                name,
+                url: url?,
+                secret,
+            })
+        }
+        Some("slack") => {
+            let obj = r.object(
+                value,
+                path,
+                &["type", "name", "bot_token", "signing_secret", "channel"],
+            )?;
+            let name = opt_string(r, &obj, "name");
+            let bot_token = req_string(r, &obj, "bot_token");
+            let signing_secret = req_string(r, &obj, "signing_secret");
+            let channel = req_string(r, &obj, "channel");
+            Some(Channel::Slack {
+                name,
+                bot_token: Secret::new(bot_token?),
+                signing_secret: Secret::new(signing_secret?),
+                channel: channel?,
+            })
+        }
+        _ => {
+            let obj = r.object(
+                value,
+                path,
+                &[
+                    "type",
+                    "name",
+                    "url",
+                    "secret",
+                    "bot_token",
+                    "signing_secret",
+                    "channel",
+                ],
+            )?;
+            if let Some((v, p)) = r.required(&obj, "type") {
+                r.choice(v, &p, &["dashboard", "webhook", "slack"]);
+            }
+            None
+        }
+    }
+}
+
+// --- audit, dashboard, sdk ------------------------------------------------
+
+fn audit_default() -> Audit {
+    Audit {
+        path: "./helio-audit.db".into(),
+        retention: secs(90 * 86_400),
+        include_responses: true,
+    }
+}
+
+fn audit(r: &mut Reader, value: &Value, path: &Path) -> Option<Audit> {
+    let obj = r.object(
+        value,
+        path,
+        &["storage", "path", "retention", "include_responses"],
+    )?;
+    let d = audit_default();
+    opt_choice(r, &obj, "storage", &["sqlite"]);
+    Some(Audit {
+        path: opt_string(r, &obj, "path").unwrap_or(d.path),
+        retention: opt_duration(r, &obj, "retention").unwrap_or(d.retention),
+        include_responses: opt_bool(r, &obj, "include_responses").unwrap_or(true),
+    })
+}
+
+fn dashboard_default() -> Dashboard {
+    Dashboard {
+        enabled: true,
+        port: 3100,
+        host: "127.0.0.1".into(),
+        api_secret: None,
+        allow_open_mode: false,
+        sse_heartbeat_interval: secs(30),
+    }
+}
+
+fn dashboard(r: &mut Reader, value: &Value, path: &Path) -> Option<Dashboard> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "enabled",
+            "port",
+            "host",
+            "api_secret",
+            "allow_open_mode",
+            "sse_heartbeat_interval",
+        ],
+    )?;
+    let d = dashboard_default();
+    Some(Dashboard {
+        enabled: opt_bool(r, &obj, "enabled").unwrap_or(true),
+        port: opt(r, &obj, "port", Reader::port).unwrap_or(d.port),
+        host: opt_string(r, &obj, "host").unwrap_or(d.host),
+        // An empty secret is no secret: treated as unset, like the original.
+        api_secret: opt(r, &obj, "api_secret", Reader::string)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+        allow_open_mode: opt_bool(r, &obj, "allow_open_mode").unwrap_or(false),
+        sse_heartbeat_interval: opt_duration(r, &obj, "sse_heartbeat_interval")
+            .unwrap_or(d.sse_heartbeat_interval)
+            .max(secs(1)),
+    })
+}
+
+fn sdk_default() -> Sdk {
+    Sdk {
+        enabled: false,
+        port: 3200,
+        host: "127.0.0.1".into(),
+        evaluation_ttl: secs(600),
+    }
+}
+
+fn sdk(r: &mut Reader, value: &Value, path: &Path) -> Option<Sdk> {
+    let obj = r.object(value, path, &["enabled", "port", "host", "evaluation_ttl"])?;
+    let d = sdk_default();
+    Some(Sdk {
+        enabled: opt_bool(r, &obj, "enabled").unwrap_or(false),
+        port: opt(r, &obj, "port", Reader::port).unwrap_or(d.port),
+        host: opt_string(r, &obj, "host").unwrap_or(d.host),
+        evaluation_ttl: opt_duration(r, &obj, "evaluation_ttl").unwrap_or(d.evaluation_ttl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_origin;
+
+    #[test]
+    fn origins_must_be_serialized_http_origins() {
+        assert!(check_origin("http://localhost:5173").is_ok());
+        assert!(check_origin("https://app.example.com").is_ok());
+        for (bad, fragment) in [
+            ("*", "wildcards"),
+            ("null", "opaque origin"),
+            ("localhost:5173", "not an http(s) origin"),
+            ("ws://localhost", "not an http(s) origin"),
+            (
+                "http://localhost:5173/",
+                "did you mean \"http://localhost:5173\"",
+            ),
+            (
+                "https://example.com:443",
+                "did you mean \"https://example.com\"",
+            ),
+            ("http://Example.com", "did you mean \"http://example.com\""),
+        ] {
+            let err = check_origin(bad).expect_err(bad);
+            assert!(err.contains(fragment), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,451 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "UPSTREAM_TOKEN" => Some("tok-123".into()),
+        "HELIO_PORT" => Some("4000".into()),
+        _ => None,
+    }
+}
+
+fn parse_text(text: &str) -> Result<Loaded, ConfigError> {
+    parse(text, Path::new("helio.yaml"), &env)
+}
+
+fn minimal(extra: &str) -> String {
+    format!(
+        "version: \"1\"\nupstream:\n  url: http://127.0.0.1:8080/mcp\ndashboard:\n  api_secret: {SECRET}\n{extra}"
+    )
+}
+
+fn issues(text: &str) -> Vec<String> {
+    match parse_text(text) {
+        Ok(_) => panic!("expected the config to be rejected:\n{text}"),
+        Err(ConfigError::Invalid { issues, .. }) => {
+            issues.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn minimal_config_gets_the_original_defaults() {
+    let loaded = parse_text(&minimal("")).expect("valid");
+    let c = loaded.config;
+    assert_eq!(c.upstream.url, "http://127.0.0.1:8080/mcp");
+    assert_eq!(c.upstream.transport, Transport::StreamableHttp);
+    assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.upstream.connect_timeout, Duration::from_secs(10));
+    assert_eq!((c.listen.host.as_str(), c.listen.port), ("127.0.0.1", 3000));
+    assert_eq!(
+        (c.dashboard.host.as_str(), c.dashboard.port),
+        ("127.0.0.1", 3100)
+    );
+    assert!(c.dashboard.enabled);
+    assert!(!c.sdk.enabled);
+    assert_eq!(c.sdk.port, 3200);
+    assert_eq!(c.policies.default, DefaultDecision::Allow);
+    assert_eq!(c.policies.on_tool_drift, OnToolDrift::Block);
+    assert!(c.policies.hot_reload);
+    assert_eq!(c.approval.timeout, Duration::from_secs(300));
+    assert_eq!(c.audit.path, "./helio-audit.db");
+    assert_eq!(c.audit.retention, Duration::from_secs(90 * 86_400));
+    assert_eq!(
+        c.session.identity,
+        vec![
+            IdentitySource::Header("x-helio-session-id".into()),
+            IdentitySource::LegacyHeader
+        ]
+    );
+    assert!(loaded.warnings.iter().any(|w| w.contains("audit-only")));
+}
+
+/// Every section of the original's schema, written the way its docs do.
+const FULL: &str = r##"
+version: "1"
+x-payments: &payments
+  tool: "stripe_*"
+upstream:
+  url: https://tools.internal.example/mcp
+  transport: streamable-http
+  protocol_version: auto
+  connect_timeout: 5s
+  request_timeout: 45s
+  forward_headers: [x-team, X-Request-Id]
+  headers:
+    Authorization: "Bearer ${UPSTREAM_TOKEN}"
+listen:
+  port: ${HELIO_PORT}
+  host: 0.0.0.0
+  allowed_origins: ["http://localhost:5173"]
+environment: production
+session:
+  identity:
+    - source: header
+      name: X-Agent-Run
+    - source: meta
+    - source: legacy_header
+  on_unresolved: anonymous
+policies:
+  default: deny
+  flag_destructive: log
+  on_tool_drift: log
+  tool_revalidation:
+    enabled: true
+    interval: 10m
+  dry_run: false
+  hot_reload: false
+  rules:
+    - name: reads
+      match:
+        annotations: { readOnlyHint: true }
+      action: allow
+    - name: big-refunds
+      match:
+        tool: process_refund
+        input:
+          $.amount: { gt: 100 }
+          reason: { regex: "^fraud", neq: "test" }
+        environment: production
+      action: require_approval
+      approval:
+        channel: ops-slack
+        timeout: 10m
+        delegates: [dashboard]
+        escalation_after: 5m
+      feedback:
+        message: Large refunds need a human.
+        suggestion: Split the refund or ask an operator.
+    - match: { tool: "send_*" }
+      action: rate_limit
+      limits: { max_calls: 10, window: 1m, key: session }
+    - match: *payments
+      action: spend_limit
+      limits:
+        max_spend: { field: $.amount, limit: 500, currency: USD, window: 1h }
+    - match: { tool: deploy }
+      action: allow
+      evidence: { requires: [change_ticket] }
+      requires: [run_tests]
+      requires_success: true
+    - match:
+        metadata:
+          channel_id: C123
+          sender_id: { contains: "bot" }
+      action: dry_run
+  install:
+    default: allow
+    rules:
+      - match: { name: "evil-*", source: npm }
+        action: deny_install
+budgets:
+  - name: agent-payments
+    limit: 500
+    currency: USD
+    window: 1h
+    key: session
+    on_exceed: require_approval
+    approval: { channel: dashboard, timeout: 2m }
+    contributors:
+      - match: { tool: "stripe_*", input: { currency: { eq: USD } } }
+        field: $.amount
+  - name: per-session
+    limit: 50
+    currency: USD
+    window: session
+    key: session
+    idle_ttl: 24h
+    contributors:
+      - match: { tool: "*" }
+        field: amount
+approval:
+  timeout: 300s
+  default_on_timeout: deny
+  channels:
+    - type: slack
+      name: ops-slack
+      bot_token: xoxb-1
+      signing_secret: abc
+      channel: "#ops"
+    - type: webhook
+      url: https://hooks.example.com/helio
+      secret: whsec
+    - type: dashboard
+audit:
+  storage: sqlite
+  path: /data/helio-audit.db
+  retention: 30d
+  include_responses: false
+dashboard:
+  enabled: true
+  port: 3100
+  host: 127.0.0.1
+  api_secret: 0123456789abcdef0123456789abcdef
+  allow_open_mode: false
+  sse_heartbeat_interval: 15s
+sdk:
+  enabled: true
+  port: 3200
+  host: 127.0.0.1
+  evaluation_ttl: 5m
+"##;
+
+#[test]
+fn a_full_original_config_loads_unchanged() {
+    let loaded = match parse_text(FULL) {
+        Ok(l) => l,
+        Err(e) => panic!("{}", e.report()),
+    };
+    let c = &loaded.config;
+    assert_eq!(
+        c.listen.port, 4000,
+        "${{HELIO_PORT}} interpolated into a port"
+    );
+    assert_eq!(c.upstream.headers.len(), 1);
+    assert_eq!(c.upstream.headers[0].1.expose(), "Bearer tok-123");
+    assert_eq!(
+        c.upstream
+            .forward_headers
+            .iter()
+            .map(|h| h.as_str())
+            .collect::<Vec<_>>(),
+        ["x-team", "x-request-id"]
+    );
+    assert_eq!(
+        c.session.identity[0],
+        IdentitySource::Header("x-agent-run".into())
+    );
+    assert_eq!(c.policies.rules.len(), 6);
+    assert_eq!(c.policies.rules[1].action, Action::RequireApproval);
+    assert_eq!(c.policies.rules[1].matcher.input.len(), 2);
+    assert_eq!(
+        c.policies.rules[3].matcher.tool.as_deref(),
+        Some("stripe_*"),
+        "merge/alias resolved"
+    );
+    assert_eq!(
+        c.policies.tool_revalidation.max_advertised_ttl,
+        Duration::from_secs(600)
+    );
+    assert_eq!(c.budgets.len(), 2);
+    assert_eq!(c.budgets[1].window, BudgetWindow::Session);
+    assert_eq!(c.approval.channels.len(), 3);
+    assert!(!c.audit.include_responses);
+    assert!(c.sdk.enabled);
+    // Keys whose behaviour is not built yet are reported by name, and the
+    // restrictive ones say that calls are refused.
+    let unenforced = not_yet_enforced(c);
+    let rules = unenforced
+        .iter()
+        .find(|n| n.key == "policies.rules")
+        .expect("rules reported");
+    assert!(rules.blocks_tool_calls);
+    let audit = unenforced
+        .iter()
+        .find(|n| n.key == "audit")
+        .expect("audit reported");
+    assert!(!audit.blocks_tool_calls);
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w == "budgets: accepted but not yet enforced; every tools/call is refused until it is (fail closed)"));
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let loaded = parse_text(FULL).expect("valid");
+    let debug = format!("{:?}", loaded.config);
+    for secret in [
+        "tok-123",
+        "0123456789abcdef0123456789abcdef",
+        "xoxb-1",
+        "whsec",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug output");
+    }
+}
+
+/// Invalid configurations and the exact `path: message` fragment each must report.
+const INVALID: &[(&str, &str)] = &[
+    ("rules: []\n", "(top level): unknown key \"rules\""),
+    ("sdkk: {}\n", "(top level): unknown key \"sdkk\" (did you mean \"sdk\"?)"),
+    (
+        "policies:\n  rules:\n    - match: {tool: a}\n      action: allow\n    - match: {tool: b}\n      action: allow\n    - match: {tool: c}\n      action: rate_limit\n      limits: {max_calls: 3, window: 1 hour}\n",
+        "policies.rules[2].limits.window: invalid duration \"1 hour\"",
+    ),
+    ("listen:\n  port: 70000\n", "listen.port: port 70000 is out of range (1-65535)"),
+    ("listen:\n  port: abc\n", "listen.port: expected a port number, found \"abc\""),
+    ("environment: ${NOT_SET_VAR}\n", "environment: environment variable \"NOT_SET_VAR\" is not set"),
+    ("policies:\n  default: maybe\n", "policies.default: invalid value \"maybe\" (expected one of: allow, deny)"),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "policies.rules[0].action: invalid value \"denny\""),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "did you mean \"deny\"?"),
+    ("policies:\n  rules:\n    - action: deny\n", "policies.rules[0].match: missing required key"),
+    ("policies:\n  rules:\n    - match: {toool: x}\n      action: deny\n", "policies.rules[0].match: unknown key \"toool\" (did you mean \"tool\"?)"),
+    ("policies:\n  rules:\n    - match: {input: {amount: {}}}\n      action: deny\n", "policies.rules[0].match.input.amount: at least one condition operator is required"),
+    ("policies:\n  rules:\n    - match: {input: {amount: {regex: \"(a\"}}}\n      action: deny\n", "policies.rules[0].match.input.amount.regex: invalid regex \"(a\""),
+    ("policies:\n  rules:\n    - match: {environment: prod}\n      action: deny\n", "policies.rules[0].match.environment: rule sets match.environment=\"prod\" but top-level `environment` is not configured"),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: rate_limit\n", "policies.rules[0].limits.max_calls: rate_limit rules require limits.max_calls"),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: spend_limit\n", "policies.rules[0].limits.max_spend: spend_limit rules require limits.max_spend"),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: require_approval\n      approval: {channel: nowhere}\n", "policies.rules[0].approval.channel: unknown approval channel \"nowhere\""),
+    ("policies:\n  tool_revalidation: {interval: 5s}\n", "policies.tool_revalidation.interval: tool_revalidation.interval must be at least 10s"),
+    ("listen:\n  allowed_origins: [\"*\"]\n", "listen.allowed_origins[0]: wildcards are not supported"),
+    ("listen:\n  allowed_origins: [\"http://localhost:5173/\"]\n", "did you mean \"http://localhost:5173\"?"),
+    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - tool: x\n        field: amount\n", "budgets[0].contributors[0]: contributor \"tool\" moved under \"match\""),
+    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: session\n    contributors:\n      - match: {tool: x}\n        field: amount\n", "budgets[0].key: window: \"session\" requires key"),
+    ("budgets:\n  - name: \"bad name\"\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].name: budget names may only contain"),
+    ("budgets:\n  - name: b\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].limit: must be greater than zero"),
+    ("budgets:\n  - name: b\n    limit: 1\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].contributors: a budget needs at least one contributor"),
+    ("approval:\n  channels:\n    - type: pager\n", "approval.channels[0].type: invalid value \"pager\""),
+    ("approval:\n  channels:\n    - type: slack\n      name: dashboard\n      bot_token: a\n      signing_secret: b\n      channel: c\n", "approval.channels[0].name: the channel key \"dashboard\" is reserved"),
+    ("sdk:\n  enabled: maybe\n", "sdk.enabled: expected true or false, found \"maybe\""),
+    ("session:\n  identity: []\n", "session.identity: session.identity cannot be empty"),
+    ("session:\n  identity:\n    - source: header\n      name: mcp-session-id\n", "session.identity[0].name: session identity header names must start with \"x-\""),
+    ("audit:\n  storage: postgres\n", "audit.storage: invalid value \"postgres\" (expected one of: sqlite)"),
+];
+
+#[test]
+fn invalid_configs_report_exact_paths() {
+    for (extra, expected) in INVALID {
+        let text = minimal(extra);
+        let found = issues(&text);
+        assert!(
+            found.iter().any(|i| i.contains(expected)),
+            "config:\n{text}\nexpected an issue containing {expected:?}, got {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn upstream_problems() {
+    let cases: &[(&str, &str)] = &[
+        ("upstream:\n  url: \"not a url\"\n", "upstream.url: \"not a url\" is not a valid URL"),
+        ("upstream:\n  url: ftp://x/mcp\n", "upstream.url: \"ftp://x/mcp\" is not an http(s) URL"),
+        ("upstream:\n  url: http://x/mcp\n  request_timout: 5s\n", "upstream: unknown key \"request_timout\" (did you mean \"request_timeout\"?)"),
+        ("upstream:\n  url: http://x/mcp\n  headers:\n    Content-Type: text/plain\n", "upstream.headers.Content-Type: upstream.headers must not set reserved header \"Content-Type\""),
+        ("upstream:\n  url: http://x/mcp\n  headers:\n    Mcp-Session-Id: abc\n", "reserved header \"Mcp-Session-Id\""),
+        ("upstream:\n  url: http://x/mcp\n  forward_headers: [authorization]\n", "upstream.forward_headers[0]: forwarded caller headers must start with \"x-\""),
+        ("upstream:\n  url: http://x/mcp\n  request_timeout: 0s\n", "upstream.request_timeout: must be greater than zero"),
+        ("upstream:\n  url: stdio://\n  transport: stdio\n", "upstream.command: \"command\" is required when transport is \"stdio\""),
+        ("upstream:\n  transport: sse\n", "upstream.url: missing required key"),
+        ("upstream:\n  url: http://x/mcp\n  headers:\n    X-Key: \"${MISSING_KEY}\"\n", "upstream.headers.X-Key: environment variable \"MISSING_KEY\" is not set"),
+    ];
+    for (section, expected) in cases {
+        let text = format!("version: \"1\"\n{section}dashboard:\n  api_secret: {SECRET}\n");
+        let found = issues(&text);
+        assert!(
+            found.iter().any(|i| i.contains(expected)),
+            "config:\n{text}\nexpected {expected:?}, got {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let text = "version: \"2\"\nupstream:\n  url: nope\nlisten:\n  port: 0\nrules: []\npolicies:\n  default: maybe\n";
+    let found = issues(text);
+    for expected in [
+        "version: unsupported version",
+        "upstream.url:",
+        "listen.port: port 0 is out of range",
+        "(top level): unknown key \"rules\"",
+        "policies.default: invalid value \"maybe\"",
+        "dashboard.api_secret: dashboard.api_secret is required",
+    ] {
+        assert!(
+            found.iter().any(|i| i.contains(expected)),
+            "missing {expected:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn dashboard_secret_rules() {
+    let base = "version: \"1\"\nupstream:\n  url: http://x/mcp\n";
+    let no_secret = issues(base);
+    assert!(
+        no_secret
+            .iter()
+            .any(|i| i.starts_with("dashboard.api_secret: ")),
+        "{no_secret:?}"
+    );
+
+    let open_loopback = format!("{base}dashboard:\n  allow_open_mode: true\n");
+    let loaded = parse_text(&open_loopback).expect("open mode on loopback is allowed");
+    assert!(loaded.warnings.iter().any(|w| w.contains("open mode")));
+
+    let open_remote = format!("{base}dashboard:\n  allow_open_mode: true\n  host: 0.0.0.0\n");
+    assert!(issues(&open_remote)
+        .iter()
+        .any(|i| i.starts_with("dashboard.host: ")));
+
+    let disabled = format!("{base}dashboard:\n  enabled: false\n");
+    parse_text(&disabled).expect("no secret needed with the dashboard off");
+
+    let approvals_open = format!(
+        "{base}dashboard:\n  allow_open_mode: true\npolicies:\n  rules:\n    - match: {{tool: x}}\n      action: require_approval\n"
+    );
+    assert!(
+        issues(&approvals_open)
+            .iter()
+            .any(|i| i.contains("required when any rule uses require_approval")),
+        "open mode cannot bypass the approval secret requirement"
+    );
+}
+
+#[test]
+fn yaml_errors_and_empty_documents() {
+    match parse_text("version: \"1\"\n  bad: indentation\n") {
+        Err(ConfigError::Yaml { message, .. }) => assert!(message.contains("line"), "{message}"),
+        other => panic!("expected a YAML error, got {other:?}"),
+    }
+    assert!(issues("").iter().any(|i| i.contains("(top level)")));
+    assert!(issues("- a\n- b\n")
+        .iter()
+        .any(|i| i.contains("(top level): expected a mapping, found a list")));
+}
+
+#[test]
+fn empty_sections_mean_defaults() {
+    let loaded = parse_text(&minimal("policies:\nbudgets:\nlisten:\n")).expect("valid");
+    assert!(loaded.config.policies.rules.is_empty());
+    assert_eq!(loaded.config.listen.port, 3000);
+}
+
+#[test]
+fn x_keys_only_stripped_at_the_root() {
+    parse_text(&minimal("x-anchors: {a: 1}\n")).expect("root x- keys are extension holders");
+    let found = issues(&minimal("listen:\n  x-note: hi\n"));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.contains("listen: unknown key \"x-note\"")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_init_scaffold_is_valid() {
+    let text = scaffold(SECRET);
+    let loaded = match parse(&text, Path::new("helio.yaml"), &|_| None) {
+        Ok(l) => l,
+        Err(e) => panic!("{}", e.report()),
+    };
+    assert_eq!(
+        loaded
+            .config
+            .dashboard
+            .api_secret
+            .as_ref()
+            .map(|s| s.expose().as_str()),
+        Some(SECRET)
+    );
+    // The scaffold's explicit keys must not trip the fail-closed switch.
+    assert!(not_yet_enforced(&loaded.config)
+        .iter()
+        .all(|n| !n.blocks_tool_calls));
+}

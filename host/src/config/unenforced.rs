@@ -1,0 +1,105 @@
+//! Keys Helio accepts (so a configuration written for the original loads
+//! unchanged) but whose behaviour is not built yet. Each one is reported at
+//! start by name. A key that would have *blocked* calls fails closed instead:
+//! every `tools/call` is refused until the behaviour exists, because silently
+//! allowing what the operator meant to restrict is the one thing a
+//! governance gateway must never do.
+
+use super::model::*;
+
+/// One accepted-but-not-yet-enforced key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotYetEnforced {
+    /// The YAML key, e.g. `policies.rules`.
+    pub key: &'static str,
+    /// True when ignoring the key could let through a call the operator meant
+    /// to block; such keys make Helio refuse every `tools/call`.
+    pub blocks_tool_calls: bool,
+}
+
+/// Keys whose behaviour arrives in a later release. A key is reported when
+/// the file sets it explicitly *and* to a value that asks for something
+/// (`rules: []` or `dry_run: false` ask for nothing missing). `restrictive`
+/// says whether the requested behaviour could block or hold a call.
+struct Pending {
+    key: &'static str,
+    requested: fn(&Config) -> bool,
+    restrictive: fn(&Config) -> bool,
+}
+
+const fn pending(key: &'static str) -> Pending {
+    Pending {
+        key,
+        requested: |_| true,
+        restrictive: |_| false,
+    }
+}
+
+const PENDING: &[Pending] = &[
+    Pending {
+        key: "upstream.protocol_version",
+        requested: |c| c.upstream.protocol_version != "auto",
+        restrictive: |_| false,
+    },
+    pending("upstream.command"),
+    pending("upstream.args"),
+    pending("environment"),
+    pending("session"),
+    Pending {
+        key: "policies.default",
+        requested: |c| c.policies.default == DefaultDecision::Deny,
+        restrictive: |_| true,
+    },
+    Pending {
+        key: "policies.rules",
+        requested: |c| !c.policies.rules.is_empty(),
+        restrictive: |_| true,
+    },
+    Pending {
+        key: "policies.flag_destructive",
+        requested: |_| true,
+        restrictive: |c| c.policies.flag_destructive == Some(FlagDestructive::RequireApproval),
+    },
+    pending("policies.on_tool_drift"),
+    pending("policies.tool_revalidation"),
+    Pending {
+        key: "policies.dry_run",
+        requested: |c| c.policies.dry_run,
+        restrictive: |_| true,
+    },
+    Pending {
+        key: "policies.hot_reload",
+        requested: |c| c.policies.hot_reload,
+        restrictive: |_| false,
+    },
+    pending("policies.install"),
+    Pending {
+        key: "budgets",
+        requested: |c| !c.budgets.is_empty(),
+        restrictive: |_| true,
+    },
+    pending("approval"),
+    pending("audit"),
+    pending("dashboard.sse_heartbeat_interval"),
+    pending("sdk.evaluation_ttl"),
+];
+
+/// The accepted-but-not-yet-enforced keys this configuration sets.
+pub fn not_yet_enforced(config: &Config) -> Vec<NotYetEnforced> {
+    PENDING
+        .iter()
+        .filter(|p| is_set(config, p.key) && (p.requested)(config))
+        .map(|p| NotYetEnforced {
+            key: p.key,
+            blocks_tool_calls: (p.restrictive)(config),
+        })
+        .collect()
+}
+
+fn is_set(config: &Config, key: &str) -> bool {
+    config.explicit_keys.iter().any(|k| {
+        k == key
+            || k.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}

@@ -1,0 +1,73 @@
+//! The operator listener (default 127.0.0.1:3100): `/api/health` is open;
+//! every other `/api/*` route sits behind the bearer `api_secret`. The UI and
+//! the operator API routes mount here as they are built.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::header::WWW_AUTHENTICATE;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::auth::BearerSecret;
+use crate::config::Config;
+
+struct Operator {
+    /// `None` only in explicit open mode on a loopback host.
+    secret: Option<BearerSecret>,
+    started: tokio::time::Instant,
+}
+
+pub fn router(config: &Config) -> Router {
+    let state = Arc::new(Operator {
+        secret: config
+            .dashboard
+            .api_secret
+            .as_ref()
+            .map(|s| BearerSecret::new(s.expose())),
+        started: tokio::time::Instant::now(),
+    });
+    let protected = Router::new()
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_secret,
+        ));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": state.started.elapsed().as_secs(),
+    }))
+}
+
+async fn require_secret(
+    State(state): State<Arc<Operator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match &state.secret {
+        Some(secret) if !secret.admits(request.headers()) => (
+            StatusCode::UNAUTHORIZED,
+            [(WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": "Unauthorized" })),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response()
+}

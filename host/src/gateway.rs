@@ -1,0 +1,144 @@
+//! The running gateway: its three listeners, bound up front so a taken port
+//! fails start before anything serves, and shut down together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Transport};
+use crate::{dashboard, mcp, sideband};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        key: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upstream.transport \"{0}\" is accepted in helio.yaml but not supported by this version yet; use streamable-http")]
+    TransportNotSupported(&'static str),
+    #[error(transparent)]
+    Upstream(#[from] mcp::UpstreamSetupError),
+}
+
+/// Listeners bound and ready to serve.
+pub struct Gateway {
+    pub mcp_addr: SocketAddr,
+    pub dashboard_addr: Option<SocketAddr>,
+    pub sdk_addr: Option<SocketAddr>,
+    servers: Vec<(TcpListener, Router)>,
+    shutdown: CancellationToken,
+}
+
+impl Gateway {
+    /// Binds every enabled listener. `sdk_token` is required when
+    /// `sdk.enabled`; the caller decides where it comes from.
+    pub async fn bind(config: &Config, sdk_token: Option<&str>) -> Result<Self, StartError> {
+        if config.upstream.transport != Transport::StreamableHttp {
+            return Err(StartError::TransportNotSupported(
+                config.upstream.transport.as_str(),
+            ));
+        }
+        let shutdown = CancellationToken::new();
+        let mut servers = Vec::new();
+
+        let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
+        let mcp_addr = local_addr(&listener);
+        servers.push((listener, mcp::router(config, shutdown.clone())?));
+
+        let mut dashboard_addr = None;
+        if config.dashboard.enabled {
+            let listener = bind(
+                "dashboard.port",
+                &config.dashboard.host,
+                config.dashboard.port,
+            )
+            .await?;
+            dashboard_addr = Some(local_addr(&listener));
+            servers.push((listener, dashboard::router(config)));
+        }
+
+        let mut sdk_addr = None;
+        if let (true, Some(token)) = (config.sdk.enabled, sdk_token) {
+            let listener = bind("sdk.port", &config.sdk.host, config.sdk.port).await?;
+            sdk_addr = Some(local_addr(&listener));
+            servers.push((listener, sideband::router(token)));
+        }
+
+        Ok(Self {
+            mcp_addr,
+            dashboard_addr,
+            sdk_addr,
+            servers,
+            shutdown,
+        })
+    }
+
+    /// Serves until `signal` resolves, then stops accepting, ends the
+    /// long-lived server-to-client streams, and gives in-flight calls up to
+    /// [`SHUTDOWN_GRACE`] to finish.
+    pub async fn serve(self, signal: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = JoinSet::new();
+        for (listener, router) in self.servers {
+            let token = self.shutdown.clone();
+            tasks.spawn(async move {
+                // Small JSON-RPC replies must not wait on Nagle's algorithm.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "listener failed");
+                }
+            });
+        }
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = signal => {}
+            // A listener that dies on its own takes the gateway down with it.
+            _ = tasks.join_next() => tracing::error!("a listener stopped unexpectedly; shutting down"),
+        }
+        shutdown.cancel();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "in-flight requests did not finish within the shutdown grace period; closing them"
+            );
+            tasks.abort_all();
+        }
+    }
+}
+
+async fn bind(key: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}

@@ -1,0 +1,15 @@
+//! Helio: a governance gateway for MCP tool calls.
+//!
+//! The binary is a thin shell over this library (`cli::run`); the modules map
+//! to the concerns in DESIGN.md and data flows one way through them:
+//! transport (`mcp`) → pipeline → forward → observe. The operator (`dashboard`)
+//! and SDK (`sideband`) listeners never share a port with agents.
+
+mod auth;
+pub mod cli;
+pub mod config;
+mod dashboard;
+pub mod demo;
+pub mod gateway;
+mod mcp;
+mod sideband;

@@ -1,0 +1,399 @@
+//! The streamable-HTTP relay: `POST`, `GET` and `DELETE /mcp`.
+//!
+//! Every message is parsed only as far as needed (its kind, id, method and
+//! target name) and its original bytes are forwarded. Upstream replies are
+//! relayed with their status: JSON bodies whole, `text/event-stream` bodies
+//! chunk by chunk as they arrive, so progress, logging, sampling and
+//! elicitation traffic reaches the client during the call.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
+use super::sse::EventScanner;
+use super::upstream::{
+    stamp_method_headers, Upstream, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
+};
+
+/// Largest JSON-RPC message Helio accepts from a client.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest non-streamed upstream reply Helio buffers.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Upstream response headers relayed to the client; the rest describe the
+/// upstream's connection, not the MCP exchange.
+const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
+    CONTENT_TYPE,
+    CACHE_CONTROL,
+    MCP_SESSION_ID,
+    MCP_PROTOCOL_VERSION,
+    WWW_AUTHENTICATE,
+    RETRY_AFTER,
+];
+
+/// Shared state of the MCP listener.
+pub struct Relay {
+    pub(super) upstream: Upstream,
+    pub(super) allowed_origins: Vec<String>,
+    /// Set when the configuration asks for a restriction this build cannot
+    /// enforce yet: every `tools/call` is then refused with this feedback.
+    pub(super) tool_calls_refused: Option<Refusal>,
+    /// Cancelled at shutdown: ends the long-lived `GET /mcp` streams.
+    pub(super) shutdown: CancellationToken,
+    pub(super) rejected_origins: super::OriginLog,
+}
+
+pub(super) struct Refusal {
+    pub message: String,
+    pub data: serde_json::Value,
+}
+
+pub(super) async fn post(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+            None,
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                code::INVALID_REQUEST,
+                &format!(
+                    "request body is larger than {} MiB",
+                    MAX_REQUEST_BYTES >> 20
+                ),
+                None,
+            )
+        }
+    };
+    let envelope = match Envelope::parse(&bytes) {
+        Ok(envelope) => envelope,
+        Err(EnvelopeError::Parse) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::PARSE_ERROR,
+                "Parse error: invalid JSON",
+                None,
+            )
+        }
+        Err(EnvelopeError::Invalid(why)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!("Invalid Request: {why}"),
+                None,
+            )
+        }
+    };
+    // An id of `null` cannot be answered by id; echo only usable ids.
+    let reply_id: Option<Box<RawValue>> = envelope
+        .id
+        .filter(|id| envelope.kind == Kind::Request && id.get() != "null")
+        .map(ToOwned::to_owned);
+
+    if envelope.method.as_deref() == Some("tools/call") && envelope.kind == Kind::Request {
+        if let Some(refusal) = &relay.tool_calls_refused {
+            return error_response(
+                StatusCode::OK,
+                reply_id.as_deref(),
+                code::BLOCKED,
+                &refusal.message,
+                Some(&refusal.data),
+            );
+        }
+    }
+
+    let mut request = relay.upstream.request(
+        Method::POST,
+        &headers,
+        "application/json, text/event-stream",
+        bytes.clone(),
+    );
+    if let Some(method) = envelope.method.as_deref() {
+        stamp_method_headers(
+            request.headers_mut(),
+            method,
+            envelope.target_name().as_deref(),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + relay.upstream.request_timeout();
+    let response = match relay.upstream.send(request).await {
+        Ok(response) => response,
+        Err(error) => return upstream_failure(reply_id.as_deref(), &error),
+    };
+    relay_reply(&relay, response, reply_id, deadline).await
+}
+
+pub(super) async fn get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    let request = relay
+        .upstream
+        .request(Method::GET, &headers, "text/event-stream", Bytes::new());
+    match relay.upstream.send(request).await {
+        Err(error) => upstream_failure(None, &error),
+        Ok(response) if is_event_stream(response.headers()) => {
+            let (parts, body) = response.into_parts();
+            let shutdown = relay.shutdown.clone();
+            let stream = stream::unfold((body, shutdown), |(mut body, shutdown)| async move {
+                loop {
+                    let frame = tokio::select! {
+                        frame = body.frame() => frame,
+                        () = shutdown.cancelled() => return None,
+                    };
+                    match frame? {
+                        Ok(frame) => match frame.into_data() {
+                            Ok(data) if !data.is_empty() => {
+                                return Some((Ok::<_, Infallible>(data), (body, shutdown)))
+                            }
+                            _ => continue,
+                        },
+                        Err(error) => {
+                            tracing::debug!(%error, "upstream GET stream ended with an error");
+                            return None;
+                        }
+                    }
+                }
+            });
+            build(parts.status, &parts.headers, Body::from_stream(stream))
+        }
+        Ok(response) => {
+            let timeout = relay.upstream.request_timeout();
+            buffered(
+                response,
+                None,
+                timeout,
+                tokio::time::Instant::now() + timeout,
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    let request = relay.upstream.request(
+        Method::DELETE,
+        &headers,
+        "application/json, text/event-stream",
+        Bytes::new(),
+    );
+    let timeout = relay.upstream.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    match relay.upstream.send(request).await {
+        Ok(response) => buffered(response, None, timeout, deadline).await,
+        Err(error) => upstream_failure(None, &error),
+    }
+}
+
+async fn relay_reply(
+    relay: &Relay,
+    response: http::Response<Incoming>,
+    reply_id: Option<Box<RawValue>>,
+    deadline: tokio::time::Instant,
+) -> Response {
+    if !is_event_stream(response.headers()) {
+        return buffered(
+            response,
+            reply_id.as_deref(),
+            relay.upstream.request_timeout(),
+            deadline,
+        )
+        .await;
+    }
+    let (parts, body) = response.into_parts();
+    let stream = event_stream(body, reply_id, relay.upstream.request_timeout());
+    build(parts.status, &parts.headers, Body::from_stream(stream))
+}
+
+/// Relays an SSE reply chunk by chunk. While the final response to the
+/// request is outstanding, a gap longer than `idle` between chunks (or a
+/// broken upstream stream) ends the stream with a JSON-RPC error event for
+/// the request, so the client gets an answer instead of a hang.
+fn event_stream(
+    body: Incoming,
+    reply_id: Option<Box<RawValue>>,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    struct State {
+        body: Incoming,
+        scanner: EventScanner,
+        reply_id: Option<Box<RawValue>>,
+        done: bool,
+    }
+    let state = State {
+        body,
+        scanner: EventScanner::new(),
+        reply_id,
+        done: false,
+    };
+    stream::unfold(state, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let failure = match tokio::time::timeout(idle, st.body.frame()).await {
+                Ok(None) => return None,
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if let Some(id) = &st.reply_id {
+                        let mut answered = false;
+                        st.scanner.feed(&data, |message| {
+                            answered |= jsonrpc::is_response_to(message, id);
+                        });
+                        if answered {
+                            st.reply_id = None;
+                        }
+                    }
+                    return Some((Ok(data), st));
+                }
+                Ok(Some(Err(error))) => UpstreamError::Broken(error.to_string()),
+                Err(_) => UpstreamError::Timeout(idle),
+            };
+            st.done = true;
+            let id = st.reply_id.take()?;
+            tracing::warn!(error = %failure, "upstream event stream failed before the response");
+            return Some((Ok(failure_event(&st.scanner, &id, &failure)), st));
+        }
+    })
+}
+
+/// An SSE event carrying a JSON-RPC error for `id`, terminating any
+/// half-received upstream event first so it parses on its own.
+fn failure_event(scanner: &EventScanner, id: &RawValue, failure: &UpstreamError) -> Bytes {
+    let mut event = Vec::new();
+    if scanner.mid_event() {
+        event.extend_from_slice(b"\n\n");
+    }
+    let data = failure_data(failure);
+    let body = jsonrpc::error_body(
+        Some(id),
+        code::INTERNAL_ERROR,
+        &failure.to_string(),
+        Some(&data),
+    );
+    event.extend_from_slice(b"event: message\ndata: ");
+    event.extend_from_slice(&body);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
+/// Relays a non-streamed reply once it has fully arrived (by `deadline`).
+async fn buffered(
+    response: http::Response<Incoming>,
+    reply_id: Option<&RawValue>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let collected =
+        tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) => {
+            return upstream_failure(reply_id, &UpstreamError::Broken(error.to_string()))
+        }
+        Err(_) => return upstream_failure(reply_id, &UpstreamError::Timeout(timeout)),
+    };
+    build(parts.status, &parts.headers, Body::from(bytes))
+}
+
+fn build(status: StatusCode, upstream_headers: &HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for name in &RELAYED_RESPONSE_HEADERS {
+        for value in upstream_headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+fn failure_data(error: &UpstreamError) -> serde_json::Value {
+    json!({
+        "failure_class": "upstream_forward_error",
+        "failure_reason": error.reason(),
+    })
+}
+
+/// Helio's own answer when the upstream could not be reached or timed out:
+/// a JSON-RPC error the client can read, never a hang or a bare 5xx. A
+/// request gets HTTP 200 with the error under its id; anything else 502.
+fn upstream_failure(reply_id: Option<&RawValue>, error: &UpstreamError) -> Response {
+    tracing::warn!(%error, "upstream request failed");
+    let status = if reply_id.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    error_response(
+        status,
+        reply_id,
+        code::INTERNAL_ERROR,
+        &error.to_string(),
+        Some(&failure_data(error)),
+    )
+}
+
+pub(super) fn error_response(
+    status: StatusCode,
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Response {
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        jsonrpc::error_body(id, code, message, data),
+    )
+        .into_response()
+}
+
+/// The media-type essence must be exactly `application/json`; substring
+/// matches would let CORS-safelisted types through.
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type_is(headers, "application/json")
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    media_type_is(headers, "text/event-stream")
+}
+
+fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run Helio's end-to-end tests. Creates/updates the venv at target/py-venv from
+# tests/e2e/requirements.txt when needed, then runs pytest on tests/e2e.
+#   tests/e2e/run.sh [pytest args...]
+# Set HELIO_BIN=/path/to/helio to include the tests that need the binary.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv="$root/target/py-venv"
+req="$root/tests/e2e/requirements.txt"
+stamp="$venv/.e2e-requirements"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! cmp -s "$req" "$stamp" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+fi
+cd "$root"
+exec "$venv/bin/python" -m pytest tests/e2e "$@"

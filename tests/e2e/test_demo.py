@@ -1,0 +1,55 @@
+"""`helio demo`: the README's "run it" command, driven by the official SDK client."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import mcp_session, port_accepts, wait_until
+
+
+@pytest.fixture
+def demo(helio_bin: Path, tmp_path: Path):
+    if port_accepts("127.0.0.1", 3000) or port_accepts("127.0.0.1", 3100):
+        pytest.skip("ports 3000/3100 are in use; the demo binds the documented defaults")
+    stderr = tmp_path / "demo.stderr"
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen([str(helio_bin), "demo"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        assert wait_until(lambda: "Press Ctrl-C" in stderr.read_text() or proc.poll() is not None, 15)
+        assert proc.poll() is None, stderr.read_text()
+        yield proc, stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, stderr.read_text()
+
+
+@pytest.mark.anyio
+async def test_demo_serves_the_shop_through_helio(demo) -> None:
+    proc, stderr = demo
+    banner = stderr.read_text()
+    assert "http://127.0.0.1:3000/mcp" in banner
+    assert "http://127.0.0.1:3100/api/health" in banner
+
+    async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        assert {"lookup_order", "search_docs", "process_refund", "create_payment", "delete_record"} <= set(tools)
+        assert tools["delete_record"].annotations.destructive_hint is True
+        assert tools["lookup_order"].annotations.read_only_hint is True
+
+        result = await session.call_tool("lookup_order", {"order_id": "ORD-1002"})
+        order = json.loads(result.content[0].text)
+        assert order["customer"] == "Grace Hopper"
+
+        refund = await session.call_tool("process_refund", {"order_id": "ORD-1002", "amount": 10, "reason": "late"})
+        assert json.loads(refund.content[0].text)["status"] == "issued"
+        after = json.loads((await session.call_tool("lookup_order", {"order_id": "ORD-1002"})).content[0].text)
+        assert after["refunded"] == 10
+
+    health = httpx.get("http://127.0.0.1:3100/api/health").json()
+    assert health["status"] == "ok"

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -37,7 +38,7 @@ pub struct Gateway {
     pub mcp_addr: SocketAddr,
     pub dashboard_addr: Option<SocketAddr>,
     pub sdk_addr: Option<SocketAddr>,
-    servers: Vec<(TcpListener, Router)>,
+    servers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
     shutdown: CancellationToken,
 }
 
@@ -51,11 +52,12 @@ impl Gateway {
             ));
         }
         let shutdown = CancellationToken::new();
-        let mut servers = Vec::new();
+        let mut servers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
 
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
-        servers.push((listener, mcp::router(config, shutdown.clone())?));
+        let mcp = mcp::McpServer::new(config, shutdown.clone())?;
+        servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;
         if config.dashboard.enabled {
@@ -66,14 +68,22 @@ impl Gateway {
             )
             .await?;
             dashboard_addr = Some(local_addr(&listener));
-            servers.push((listener, dashboard::router(config)));
+            servers.push(serve_axum(
+                listener,
+                dashboard::router(config),
+                shutdown.clone(),
+            ));
         }
 
         let mut sdk_addr = None;
         if let (true, Some(token)) = (config.sdk.enabled, sdk_token) {
             let listener = bind("sdk.port", &config.sdk.host, config.sdk.port).await?;
             sdk_addr = Some(local_addr(&listener));
-            servers.push((listener, sideband::router(token)));
+            servers.push(serve_axum(
+                listener,
+                sideband::router(token),
+                shutdown.clone(),
+            ));
         }
 
         Ok(Self {
@@ -90,20 +100,8 @@ impl Gateway {
     /// [`SHUTDOWN_GRACE`] to finish.
     pub async fn serve(self, signal: impl Future<Output = ()> + Send + 'static) {
         let mut tasks = JoinSet::new();
-        for (listener, router) in self.servers {
-            let token = self.shutdown.clone();
-            tasks.spawn(async move {
-                // Small JSON-RPC replies must not wait on Nagle's algorithm.
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await;
-                if let Err(error) = served {
-                    tracing::error!(%error, "listener failed");
-                }
-            });
+        for server in self.servers {
+            tasks.spawn(server);
         }
         let shutdown = self.shutdown.clone();
         tokio::select! {
@@ -124,6 +122,25 @@ impl Gateway {
             tasks.abort_all();
         }
     }
+}
+
+fn serve_axum(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        // Small JSON replies must not wait on Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "listener failed");
+        }
+    })
 }
 
 async fn bind(key: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {

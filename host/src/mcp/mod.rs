@@ -3,6 +3,7 @@
 //! never mounted here: this port faces agents.
 
 mod jsonrpc;
+mod listener;
 mod relay;
 mod sse;
 mod upstream;
@@ -11,13 +12,12 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
-use http::header::ORIGIN;
-use http::StatusCode;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::header::ALLOW;
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -26,56 +26,62 @@ use crate::config::{self, Config};
 pub use upstream::UpstreamSetupError;
 
 use relay::{Refusal, Relay};
+use upstream::Link;
 
-/// Builds the MCP listener's router from the configuration.
-pub fn router(config: &Config, shutdown: CancellationToken) -> Result<Router, UpstreamSetupError> {
-    let relay = Arc::new(Relay {
-        upstream: upstream::Upstream::new(&config.upstream)?,
-        allowed_origins: config.listen.allowed_origins.clone(),
-        tool_calls_refused: refusal(config),
-        shutdown,
-        rejected_origins: OriginLog::default(),
-    });
-    let mcp = Router::new()
-        .route(
-            "/mcp",
-            axum::routing::post(relay::post)
-                .get(relay::get)
-                .delete(relay::delete),
-        )
-        .route_layer(middleware::from_fn_with_state(relay.clone(), origin_guard));
-    Ok(Router::new()
-        .merge(mcp)
-        .route("/healthz", get(healthz))
-        .with_state(relay))
+/// The MCP listener, ready to serve.
+pub struct McpServer {
+    relay: Arc<Relay>,
+    upstream: Arc<upstream::Upstream>,
+    shutdown: CancellationToken,
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Refuses any request whose `Origin` is not allowlisted, before it reaches
-/// the transport. MCP clients are not browsers and send no Origin; one that
-/// arrives is a browser page trying to reach a local server (DNS rebinding).
-async fn origin_guard(State(relay): State<Arc<Relay>>, request: Request, next: Next) -> Response {
-    for origin in request.headers().get_all(ORIGIN) {
-        let allowed = origin
-            .to_str()
-            .is_ok_and(|o| relay.allowed_origins.iter().any(|a| a == o));
-        if !allowed {
-            relay
-                .rejected_origins
-                .record(&String::from_utf8_lossy(origin.as_bytes()));
-            return relay::error_response(
-                StatusCode::FORBIDDEN,
-                None,
-                jsonrpc::code::INVALID_REQUEST,
-                "Origin not allowed",
-                None,
-            );
-        }
+impl McpServer {
+    /// Builds the listener from the configuration. `shutdown` stops accepting,
+    /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
+    pub fn new(config: &Config, shutdown: CancellationToken) -> Result<Self, UpstreamSetupError> {
+        let relay = Arc::new(Relay {
+            allowed_origins: config.listen.allowed_origins.clone(),
+            tool_calls_refused: refusal(config),
+            shutdown: shutdown.clone(),
+            rejected_origins: OriginLog::default(),
+        });
+        Ok(Self {
+            relay,
+            upstream: Arc::new(upstream::Upstream::new(&config.upstream)?),
+            shutdown,
+        })
     }
-    next.run(request).await
+
+    pub async fn serve(self, listener: tokio::net::TcpListener) {
+        listener::serve(listener, self.relay, self.upstream, self.shutdown).await;
+    }
+}
+
+/// The listener's two paths. Routed by hand: `/mcp` is the hot path and a
+/// general router would add a layer to every relayed message.
+async fn route(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
+    match request.uri().path() {
+        "/mcp" => {
+            if let Some(refused) = relay.refuse_origin(request.headers()) {
+                return refused;
+            }
+            match *request.method() {
+                Method::POST => relay::post(relay, link, request).await,
+                Method::GET => relay::get(relay, link, request).await,
+                Method::DELETE => relay::delete(link, request).await,
+                _ => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(ALLOW, "GET, POST, DELETE")],
+                    Body::empty(),
+                )
+                    .into_response(),
+            }
+        }
+        "/healthz" if request.method() == Method::GET => {
+            Json(json!({ "status": "ok" })).into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response(),
+    }
 }
 
 /// Logs refused origins without letting a hostile page flood the log: the

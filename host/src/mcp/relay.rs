@@ -7,16 +7,14 @@
 //! elicitation traffic reaches the client during the call.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -26,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::sse::EventScanner;
 use super::upstream::{
-    stamp_method_headers, Upstream, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
+    stamp_method_headers, Link, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
 };
 
 /// Largest JSON-RPC message Helio accepts from a client.
@@ -47,7 +45,6 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
 
 /// Shared state of the MCP listener.
 pub struct Relay {
-    pub(super) upstream: Upstream,
     pub(super) allowed_origins: Vec<String>,
     /// Set when the configuration asks for a restriction this build cannot
     /// enforce yet: every `tools/call` is then refused with this feedback.
@@ -57,17 +54,41 @@ pub struct Relay {
     pub(super) rejected_origins: super::OriginLog,
 }
 
+impl Relay {
+    /// Refuses a request whose `Origin` is not allowlisted, before it reaches
+    /// the transport. MCP clients are not browsers and send no Origin; one
+    /// that arrives is a browser page trying to reach a local server (DNS
+    /// rebinding). Every `/mcp` handler calls this first.
+    pub(super) fn refuse_origin(&self, headers: &HeaderMap) -> Option<Response> {
+        for origin in headers.get_all(ORIGIN) {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| self.allowed_origins.iter().any(|a| a == o));
+            if !allowed {
+                self.rejected_origins
+                    .record(&String::from_utf8_lossy(origin.as_bytes()));
+                return Some(error_response(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    code::INVALID_REQUEST,
+                    "Origin not allowed",
+                    None,
+                ));
+            }
+        }
+        None
+    }
+}
+
 pub(super) struct Refusal {
     pub message: String,
     pub data: serde_json::Value,
 }
 
-pub(super) async fn post(
-    State(relay): State<Arc<Relay>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if !is_json(&headers) {
+pub(super) async fn post(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !is_json(headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             None,
@@ -76,8 +97,8 @@ pub(super) async fn post(
             None,
         );
     }
-    let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(bytes) => bytes,
+    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -130,9 +151,10 @@ pub(super) async fn post(
         }
     }
 
-    let mut request = relay.upstream.request(
+    let upstream = link.upstream();
+    let mut request = upstream.request(
         Method::POST,
-        &headers,
+        headers,
         "application/json, text/event-stream",
         bytes.clone(),
     );
@@ -143,19 +165,29 @@ pub(super) async fn post(
             envelope.target_name().as_deref(),
         );
     }
-    let deadline = tokio::time::Instant::now() + relay.upstream.request_timeout();
-    let response = match relay.upstream.send(request).await {
+    let timeout = upstream.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let response = match link.send(request).await {
         Ok(response) => response,
         Err(error) => return upstream_failure(reply_id.as_deref(), &error),
     };
-    relay_reply(&relay, response, reply_id, deadline).await
+    if !is_event_stream(response.headers()) {
+        return buffered(response, reply_id.as_deref(), timeout, deadline).await;
+    }
+    let (parts, body) = response.into_parts();
+    let stream = event_stream(body, reply_id, timeout);
+    build(parts.status, &parts.headers, Body::from_stream(stream))
 }
 
-pub(super) async fn get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
-    let request = relay
-        .upstream
-        .request(Method::GET, &headers, "text/event-stream", Bytes::new());
-    match relay.upstream.send(request).await {
+pub(super) async fn get(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
+    let upstream = link.upstream();
+    let request = upstream.request(
+        Method::GET,
+        request.headers(),
+        "text/event-stream",
+        Bytes::new(),
+    );
+    match link.send(request).await {
         Err(error) => upstream_failure(None, &error),
         Ok(response) if is_event_stream(response.headers()) => {
             let (parts, body) = response.into_parts();
@@ -183,7 +215,7 @@ pub(super) async fn get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> 
             build(parts.status, &parts.headers, Body::from_stream(stream))
         }
         Ok(response) => {
-            let timeout = relay.upstream.request_timeout();
+            let timeout = upstream.request_timeout();
             buffered(
                 response,
                 None,
@@ -195,39 +227,20 @@ pub(super) async fn get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> 
     }
 }
 
-pub(super) async fn delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
-    let request = relay.upstream.request(
+pub(super) async fn delete(link: &Link, request: Request<Incoming>) -> Response {
+    let upstream = link.upstream();
+    let request = upstream.request(
         Method::DELETE,
-        &headers,
+        request.headers(),
         "application/json, text/event-stream",
         Bytes::new(),
     );
-    let timeout = relay.upstream.request_timeout();
+    let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
-    match relay.upstream.send(request).await {
+    match link.send(request).await {
         Ok(response) => buffered(response, None, timeout, deadline).await,
         Err(error) => upstream_failure(None, &error),
     }
-}
-
-async fn relay_reply(
-    relay: &Relay,
-    response: http::Response<Incoming>,
-    reply_id: Option<Box<RawValue>>,
-    deadline: tokio::time::Instant,
-) -> Response {
-    if !is_event_stream(response.headers()) {
-        return buffered(
-            response,
-            reply_id.as_deref(),
-            relay.upstream.request_timeout(),
-            deadline,
-        )
-        .await;
-    }
-    let (parts, body) = response.into_parts();
-    let stream = event_stream(body, reply_id, relay.upstream.request_timeout());
-    build(parts.status, &parts.headers, Body::from_stream(stream))
 }
 
 /// Relays an SSE reply chunk by chunk. While the final response to the

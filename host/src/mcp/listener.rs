@@ -2,19 +2,15 @@
 //! workers, one per CPU.
 //!
 //! Each downstream connection lives on one worker thread for its whole life,
-//! together with its upstream link (see [`Link`]), so relaying a message never
-//! crosses threads. On a work-stealing runtime every relayed exchange woke a
-//! second worker several times (futex and eventfd calls measured in the relay
-//! benchmark), which cost tens of microseconds per call on a two-core machine.
+//! and that worker owns its own upstream connection pool, so relaying a
+//! message never crosses threads. On a work-stealing runtime every relayed
+//! exchange woke a second worker several times (futex and eventfd calls seen
+//! in the relay benchmark), which cost tens of microseconds per call on a
+//! two-core machine.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::relay::Relay;
-use super::upstream::{ConnectionDriver, Link, Upstream};
-use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,40 +18,26 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::relay::Relay;
+use super::upstream::Pool;
+
 /// An idle keep-alive connection (or one trickling its request head) is
 /// closed after this long, like nginx's `keepalive_timeout`.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
-/// What every connection needs, shared by the workers.
-#[derive(Clone)]
-struct Shared {
-    relay: Arc<Relay>,
-    upstream: Arc<Upstream>,
-    shutdown: CancellationToken,
-}
-
-pub(super) async fn serve(
-    listener: TcpListener,
-    relay: Arc<Relay>,
-    upstream: Arc<Upstream>,
-    shutdown: CancellationToken,
-) {
-    let shared = Shared {
-        relay,
-        upstream,
-        shutdown: shutdown.clone(),
-    };
+pub(super) async fn serve(listener: TcpListener, relay: Arc<Relay>, shutdown: CancellationToken) {
     let count = std::thread::available_parallelism().map_or(1, usize::from);
     let mut workers = Vec::with_capacity(count);
     let mut finished = Vec::with_capacity(count);
     for index in 0..count {
         let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
-        let shared = shared.clone();
+        let relay = relay.clone();
+        let shutdown = shutdown.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("helio-mcp-{index}"))
             .spawn(move || {
-                worker(rx, shared);
+                worker(rx, relay, shutdown);
                 let _ = done_tx.send(());
             });
         match spawned {
@@ -71,7 +53,7 @@ pub(super) async fn serve(
         return;
     }
 
-    let next = AtomicUsize::new(0);
+    let mut next = 0;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -79,9 +61,9 @@ pub(super) async fn serve(
         };
         match accepted.and_then(|(tcp, _)| tcp.into_std()) {
             Ok(tcp) => {
-                let index = next.fetch_add(1, Ordering::Relaxed) % workers.len();
-                if workers[index].send(tcp).is_err() {
-                    tracing::error!(worker = index, "an MCP connection worker has stopped");
+                next = (next + 1) % workers.len();
+                if workers[next].send(tcp).is_err() {
+                    tracing::error!(worker = next, "an MCP connection worker has stopped");
                 }
             }
             Err(error) => {
@@ -100,7 +82,11 @@ pub(super) async fn serve(
 
 /// Runs one worker thread: serves the connections handed to it until the
 /// acceptor goes away, then waits for them to finish.
-fn worker(mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>, shared: Shared) {
+fn worker(
+    mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    relay: Arc<Relay>,
+    shutdown: CancellationToken,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -112,11 +98,17 @@ fn worker(mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>, shared: Sh
         }
     };
     runtime.block_on(async move {
+        let pool = relay.upstream.pool();
         let connections = TaskTracker::new();
         while let Some(tcp) = incoming.recv().await {
             match TcpStream::from_std(tcp) {
                 Ok(tcp) => {
-                    connections.spawn(connection(tcp, shared.clone()));
+                    connections.spawn(connection(
+                        tcp,
+                        relay.clone(),
+                        pool.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(error) => tracing::warn!(%error, "cannot register an accepted connection"),
             }
@@ -126,37 +118,28 @@ fn worker(mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>, shared: Sh
     });
 }
 
-async fn connection(tcp: TcpStream, shared: Shared) {
+async fn connection(tcp: TcpStream, relay: Arc<Relay>, pool: Pool, shutdown: CancellationToken) {
     let _ = tcp.set_nodelay(true);
-    let (drivers_tx, mut drivers_rx) = mpsc::unbounded_channel::<ConnectionDriver>();
-    let link = Arc::new(Link::new(shared.upstream, drivers_tx));
-    let relay = shared.relay;
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let relay = relay.clone();
-        let link = link.clone();
-        async move { Ok::<_, std::convert::Infallible>(super::route(&relay, &link, request).await) }
+        let pool = pool.clone();
+        async move { Ok::<_, std::convert::Infallible>(super::route(&relay, &pool, request).await) }
     });
     let server = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(server);
-    let mut upstream_connections = FuturesUnordered::new();
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            served = server.as_mut() => {
-                if let Err(error) = served {
-                    tracing::debug!(%error, "downstream connection ended with an error");
-                }
-                break;
+    tokio::select! {
+        served = server.as_mut() => {
+            if let Err(error) = served {
+                tracing::debug!(%error, "downstream connection ended with an error");
             }
-            Some(driver) = drivers_rx.recv() => upstream_connections.push(driver),
-            Some(()) = upstream_connections.next(), if !upstream_connections.is_empty() => {}
-            () = shared.shutdown.cancelled(), if !closing => {
-                closing = true;
-                server.as_mut().graceful_shutdown();
-            }
+            return;
         }
+        () = shutdown.cancelled() => server.as_mut().graceful_shutdown(),
+    }
+    if let Err(error) = server.await {
+        tracing::debug!(%error, "downstream connection ended with an error");
     }
 }

@@ -26,12 +26,11 @@ use crate::config::{self, Config};
 pub use upstream::UpstreamSetupError;
 
 use relay::{Refusal, Relay};
-use upstream::Link;
+use upstream::Pool;
 
 /// The MCP listener, ready to serve.
 pub struct McpServer {
     relay: Arc<Relay>,
-    upstream: Arc<upstream::Upstream>,
     shutdown: CancellationToken,
 }
 
@@ -40,35 +39,32 @@ impl McpServer {
     /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
     pub fn new(config: &Config, shutdown: CancellationToken) -> Result<Self, UpstreamSetupError> {
         let relay = Arc::new(Relay {
+            upstream: upstream::Upstream::new(&config.upstream)?,
             allowed_origins: config.listen.allowed_origins.clone(),
             tool_calls_refused: refusal(config),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
         });
-        Ok(Self {
-            relay,
-            upstream: Arc::new(upstream::Upstream::new(&config.upstream)?),
-            shutdown,
-        })
+        Ok(Self { relay, shutdown })
     }
 
     pub async fn serve(self, listener: tokio::net::TcpListener) {
-        listener::serve(listener, self.relay, self.upstream, self.shutdown).await;
+        listener::serve(listener, self.relay, self.shutdown).await;
     }
 }
 
 /// The listener's two paths. Routed by hand: `/mcp` is the hot path and a
 /// general router would add a layer to every relayed message.
-async fn route(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
+async fn route(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
     match request.uri().path() {
         "/mcp" => {
             if let Some(refused) = relay.refuse_origin(request.headers()) {
                 return refused;
             }
             match *request.method() {
-                Method::POST => relay::post(relay, link, request).await,
-                Method::GET => relay::get(relay, link, request).await,
-                Method::DELETE => relay::delete(link, request).await,
+                Method::POST => relay::post(relay, pool, request).await,
+                Method::GET => relay::get(relay, pool, request).await,
+                Method::DELETE => relay::delete(relay, pool, request).await,
                 _ => (
                     StatusCode::METHOD_NOT_ALLOWED,
                     [(ALLOW, "GET, POST, DELETE")],

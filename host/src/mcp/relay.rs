@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::sse::EventScanner;
 use super::upstream::{
-    stamp_method_headers, Link, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
+    stamp_method_headers, Pool, Upstream, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
 };
 
 /// Largest JSON-RPC message Helio accepts from a client.
@@ -45,6 +45,7 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
 
 /// Shared state of the MCP listener.
 pub struct Relay {
+    pub(super) upstream: Upstream,
     pub(super) allowed_origins: Vec<String>,
     /// Set when the configuration asks for a restriction this build cannot
     /// enforce yet: every `tools/call` is then refused with this feedback.
@@ -85,7 +86,7 @@ pub(super) struct Refusal {
     pub data: serde_json::Value,
 }
 
-pub(super) async fn post(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
+pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     if !is_json(headers) {
@@ -151,7 +152,7 @@ pub(super) async fn post(relay: &Relay, link: &Link, request: Request<Incoming>)
         }
     }
 
-    let upstream = link.upstream();
+    let upstream = &relay.upstream;
     let mut request = upstream.request(
         Method::POST,
         headers,
@@ -167,7 +168,7 @@ pub(super) async fn post(relay: &Relay, link: &Link, request: Request<Incoming>)
     }
     let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
-    let response = match link.send(request).await {
+    let response = match upstream.send(pool, request).await {
         Ok(response) => response,
         Err(error) => return upstream_failure(reply_id.as_deref(), &error),
     };
@@ -179,15 +180,15 @@ pub(super) async fn post(relay: &Relay, link: &Link, request: Request<Incoming>)
     build(parts.status, &parts.headers, Body::from_stream(stream))
 }
 
-pub(super) async fn get(relay: &Relay, link: &Link, request: Request<Incoming>) -> Response {
-    let upstream = link.upstream();
+pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+    let upstream = &relay.upstream;
     let request = upstream.request(
         Method::GET,
         request.headers(),
         "text/event-stream",
         Bytes::new(),
     );
-    match link.send(request).await {
+    match upstream.send(pool, request).await {
         Err(error) => upstream_failure(None, &error),
         Ok(response) if is_event_stream(response.headers()) => {
             let (parts, body) = response.into_parts();
@@ -227,8 +228,8 @@ pub(super) async fn get(relay: &Relay, link: &Link, request: Request<Incoming>) 
     }
 }
 
-pub(super) async fn delete(link: &Link, request: Request<Incoming>) -> Response {
-    let upstream = link.upstream();
+pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+    let upstream = &relay.upstream;
     let request = upstream.request(
         Method::DELETE,
         request.headers(),
@@ -237,7 +238,7 @@ pub(super) async fn delete(link: &Link, request: Request<Incoming>) -> Response 
     );
     let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
-    match link.send(request).await {
+    match upstream.send(pool, request).await {
         Ok(response) => buffered(response, None, timeout, deadline).await,
         Err(error) => upstream_failure(None, &error),
     }

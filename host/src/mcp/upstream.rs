@@ -7,22 +7,18 @@
 //! `upstream.headers` win over forwarded ones. `Content-Type`, `Accept`,
 //! `Mcp-Method` and `Mcp-Name` are always Helio's own.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use crate::config;
 
@@ -78,13 +74,8 @@ pub fn humanize(d: Duration) -> String {
 /// The configured upstream: where it is, how to reach it, which headers go.
 pub struct Upstream {
     connector: HttpsConnector<HttpConnector>,
-    /// Absolute URI, for connecting.
     uri: Uri,
-    /// Origin-form URI (`/mcp?x`) and `Host` value, for the request line.
-    path: Uri,
-    host: HeaderValue,
     url: String,
-    connect_timeout: Duration,
     request_timeout: Duration,
     static_headers: Vec<(HeaderName, HeaderValue)>,
     forward_headers: Vec<HeaderName>,
@@ -100,15 +91,10 @@ pub enum UpstreamSetupError {
 
 impl Upstream {
     pub fn new(cfg: &config::Upstream) -> Result<Self, UpstreamSetupError> {
-        let bad_uri = || UpstreamSetupError::Uri(cfg.url.clone());
-        let uri: Uri = cfg.url.parse().map_err(|_| bad_uri())?;
-        let authority = uri.authority().ok_or_else(bad_uri)?;
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad_uri())?;
-        let path: Uri = uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
+        let uri: Uri = cfg
+            .url
             .parse()
-            .map_err(|_| bad_uri())?;
+            .map_err(|_| UpstreamSetupError::Uri(cfg.url.clone()))?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -121,10 +107,7 @@ impl Upstream {
         Ok(Self {
             connector,
             uri,
-            path,
-            host,
             url: cfg.url.clone(),
-            connect_timeout: cfg.connect_timeout,
             request_timeout: cfg.request_timeout,
             static_headers: cfg
                 .headers
@@ -137,6 +120,19 @@ impl Upstream {
 
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    /// A connection pool for the calling thread. Each MCP connection worker
+    /// owns one: its connections are driven by tasks on that worker's
+    /// single-threaded runtime, so a relayed exchange never wakes another
+    /// thread, and keep-alive connections are reused across the downstream
+    /// connections the worker serves.
+    pub fn pool(&self) -> Pool {
+        Pool {
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(self.connector.clone()),
+        }
     }
 
     /// Builds an upstream request carrying the allowed caller headers.
@@ -156,151 +152,40 @@ impl Upstream {
         for (name, value) in &self.static_headers {
             headers.insert(name.clone(), value.clone());
         }
-        headers.insert(HOST, self.host.clone());
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
         if method == Method::POST {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
-        *request.uri_mut() = self.path.clone();
+        *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = headers;
         request
     }
 
-    async fn connect(&self) -> Result<(Sender, Connection), UpstreamError> {
-        let unreachable = |reason: String| UpstreamError::Unreachable {
-            url: self.url.clone(),
-            reason,
-        };
-        let mut connector = self.connector.clone();
-        let connecting = async {
-            let stream = tower_service::Service::call(&mut connector, self.uri.clone())
-                .await
-                .map_err(|e| unreachable(error_chain(e.as_ref())))?;
-            hyper::client::conn::http1::handshake(stream)
-                .await
-                .map_err(|e| unreachable(error_chain(&e)))
-        };
-        match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(result) => result,
-            Err(_) => Err(unreachable(format!(
-                "no connection within upstream.connect_timeout ({})",
-                humanize(self.connect_timeout)
-            ))),
-        }
-    }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-type Connection =
-    hyper::client::conn::http1::Connection<MaybeHttpsStream<TokioIo<TcpStream>>, Full<Bytes>>;
-
-/// A future that drives one upstream connection until it closes.
-pub type ConnectionDriver = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// The upstream connection that belongs to one downstream connection.
-///
-/// A downstream HTTP/1 connection carries one exchange at a time, so it gets
-/// one upstream connection of its own, and both are driven by the same task:
-/// relaying a message then costs no cross-thread wake-ups, which is most of
-/// a shared pool's latency on a small machine. The link reconnects when the
-/// upstream closes the connection.
-pub struct Link {
-    upstream: Arc<Upstream>,
-    sender: Mutex<Option<Sender>>,
-    /// Hands new connections to the downstream connection's task to drive.
-    drivers: mpsc::UnboundedSender<ConnectionDriver>,
-}
-
-impl Link {
-    pub fn new(upstream: Arc<Upstream>, drivers: mpsc::UnboundedSender<ConnectionDriver>) -> Self {
-        Self {
-            upstream,
-            sender: Mutex::new(None),
-            drivers,
-        }
-    }
-
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
-    }
-
-    /// Sends a request; bounded by `request_timeout` up to the response head.
+    /// Sends a request on `pool`; bounded by `request_timeout` up to the
+    /// response head.
     pub async fn send(
         &self,
+        pool: &Pool,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let timeout = self.upstream.request_timeout;
-        match tokio::time::timeout(timeout, self.send_inner(request)).await {
-            Ok(result) => result,
-            Err(_) => Err(UpstreamError::Timeout(timeout)),
+        match tokio::time::timeout(self.request_timeout, pool.client.request(request)).await {
+            Err(_) => Err(UpstreamError::Timeout(self.request_timeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Unreachable {
+                url: self.url.clone(),
+                reason: error_chain(&e),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Broken(error_chain(&e))),
         }
     }
+}
 
-    async fn send_inner(
-        &self,
-        mut request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        // A kept-alive connection the upstream has just closed fails before
-        // the request is written; hyper hands the request back and it is
-        // retried once on a fresh connection. Anything later is not retried:
-        // the upstream may have acted on it.
-        let mut fresh = false;
-        loop {
-            let mut sender = match self.take_sender() {
-                Some(sender) => sender,
-                None => {
-                    fresh = true;
-                    self.open().await?
-                }
-            };
-            if sender.ready().await.is_err() {
-                if fresh {
-                    return Err(UpstreamError::Broken(
-                        "upstream closed the connection".into(),
-                    ));
-                }
-                continue;
-            }
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    self.put_sender(sender);
-                    return Ok(response);
-                }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if !fresh => request = unsent,
-                    _ => return Err(UpstreamError::Broken(error_chain(error.error()))),
-                },
-            }
-        }
-    }
-
-    async fn open(&self) -> Result<Sender, UpstreamError> {
-        let (sender, connection) = self.upstream.connect().await?;
-        let driver = Box::pin(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error_chain(&error), "upstream connection ended");
-            }
-        });
-        if self.drivers.send(driver).is_err() {
-            return Err(UpstreamError::Broken(
-                "downstream connection is closing".into(),
-            ));
-        }
-        Ok(sender)
-    }
-
-    fn take_sender(&self) -> Option<Sender> {
-        let sender = self.sender.lock().ok()?.take()?;
-        (!sender.is_closed()).then_some(sender)
-    }
-
-    fn put_sender(&self, sender: Sender) {
-        if let Ok(mut slot) = self.sender.lock() {
-            *slot = Some(sender);
-        }
-    }
+/// One worker's upstream connections (see [`Upstream::pool`]).
+#[derive(Clone)]
+pub struct Pool {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 /// Stamps the standard `Mcp-Method` and `Mcp-Name` request headers.

@@ -122,6 +122,30 @@ def test_invalid_json_is_400_parse_error(edge_helio: HelioInstance) -> None:
     assert jsonrpc_error(r)["error"]["code"] == -32700
 
 
+def test_oversized_body_is_413_and_not_relayed(edge_helio: HelioInstance, upstream_sse: Upstream) -> None:
+    marker = secrets.token_hex(4)
+    body = {"jsonrpc": "2.0", "id": f"big-{marker}", "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "x" * (5 * 1024 * 1024)}}}
+    r = httpx.post(
+        edge_helio.mcp_url,
+        content=json.dumps(body),
+        headers={"content-type": "application/json", "accept": "application/json, text/event-stream"},
+    )
+    assert r.status_code == 413, r.text[:200]
+    assert jsonrpc_error(r)["error"]["code"] == -32600
+    assert not upstream_sse.find(lambda req: marker in json.dumps(req.get("body"))), "the oversized body was relayed"
+
+
+def test_batch_is_refused(edge_helio: HelioInstance) -> None:
+    r = httpx.post(
+        edge_helio.mcp_url,
+        content=json.dumps([initialize_body(1), initialize_body(2)]),
+        headers={"content-type": "application/json", "accept": "application/json, text/event-stream"},
+    )
+    assert r.status_code == 400, r.text
+    assert jsonrpc_error(r)["error"]["code"] == -32600
+
+
 def test_notification_is_202_with_empty_body(edge_helio: HelioInstance) -> None:
     with RawMcp(edge_helio.mcp_url) as raw:
         raw.initialize()  # sends notifications/initialized and asserts 202 too

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -28,7 +28,7 @@ use super::upstream::{
 };
 
 /// Largest JSON-RPC message Helio accepts from a client.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest non-streamed upstream reply Helio buffers.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -59,7 +59,7 @@ impl Relay {
     /// Refuses a request whose `Origin` is not allowlisted, before it reaches
     /// the transport. MCP clients are not browsers and send no Origin; one
     /// that arrives is a browser page trying to reach a local server (DNS
-    /// rebinding). Every `/mcp` handler calls this first.
+    /// rebinding). Checked before anything else on `/mcp`.
     pub(super) fn refuse_origin(&self, headers: &HeaderMap) -> Option<Response> {
         for origin in headers.get_all(ORIGIN) {
             let allowed = origin
@@ -100,7 +100,7 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     }
     let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+        Err(error) if error.is::<LengthLimitError>() => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 None,
@@ -111,6 +111,16 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
                 ),
                 None,
             )
+        }
+        Err(error) => {
+            tracing::debug!(%error, "reading a request body failed");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "the request body could not be read",
+                None,
+            );
         }
     };
     let envelope = match Envelope::parse(&bytes) {
@@ -188,6 +198,8 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) 
         "text/event-stream",
         Bytes::new(),
     );
+    let timeout = upstream.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
     match upstream.send(pool, request).await {
         Err(error) => upstream_failure(None, &error),
         Ok(response) if is_event_stream(response.headers()) => {
@@ -215,16 +227,7 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) 
             });
             build(parts.status, &parts.headers, Body::from_stream(stream))
         }
-        Ok(response) => {
-            let timeout = upstream.request_timeout();
-            buffered(
-                response,
-                None,
-                timeout,
-                tokio::time::Instant::now() + timeout,
-            )
-            .await
-        }
+        Ok(response) => buffered(response, None, timeout, deadline).await,
     }
 }
 

@@ -1,21 +1,44 @@
 #!/usr/bin/env bash
-# Runs every test Helio has, installing what it needs on the way:
-# formatting and lint gates, Rust unit tests, then the end-to-end suites
-# (Python MCP SDK clients and servers in target/py-venv, the official MCP
-# conformance suite from npm) against the real `helio` binary.
+# Runs every test Helio has, installing what it needs on the way: the
+# wasm32-wasip2 target (policy stages are WebAssembly components), the
+# formatting and lint gates, Rust unit tests of the host and of the
+# components, then the end-to-end suites (Python MCP SDK clients and servers
+# in target/py-venv, the official MCP conformance suite from npm) against the
+# real `helio` binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Component workspaces outside the main one: the built-ins (embedded by
+# host/build.rs), the example plugin, and the end-to-end test fixtures.
+COMPONENTS=(plugins examples/card-guard tests/plugins)
+
+step "rustup target add wasm32-wasip2"
+rustup target add wasm32-wasip2
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
+for ws in "${COMPONENTS[@]}"; do
+  cargo fmt --manifest-path "$ws/Cargo.toml" --all -- --check
+done
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --locked --all-targets -- -D warnings
+for ws in "${COMPONENTS[@]}"; do
+  cargo clippy --locked --manifest-path "$ws/Cargo.toml" --target-dir target/components --all-targets -- -D warnings
+done
 
-step "cargo test (unit tests)"
+step "cargo test (unit tests: host, then component logic natively)"
 cargo test --locked
+for ws in "${COMPONENTS[@]}"; do
+  cargo test --locked --manifest-path "$ws/Cargo.toml" --target-dir target/components
+done
+
+step "build the test and example components (wasm32-wasip2)"
+for ws in examples/card-guard tests/plugins; do
+  cargo build --locked --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
+done
 
 step "cargo build (the binary the end-to-end tests run)"
 cargo build --locked -p helio --bin helio

@@ -4,7 +4,8 @@
 //!     cargo bench -p helio --bench relay [-- --calls N --concurrency 1,32]
 //!
 //! The upstream is the demo MCP server (rmcp, streamable HTTP, SSE replies);
-//! Helio runs in-process with the dashboard off. Upstream, gateway and the
+//! Helio runs in-process with the dashboard off and a four-rule policy
+//! (`POLICY`), so every call goes through the rules stage. Upstream, gateway and the
 //! load generator each get their own Tokio runtime, so the client does not
 //! steal the gateway's workers. Each concurrency level runs direct and
 //! proxied rounds alternately and reports p50, p99 and throughput for both.
@@ -21,6 +22,27 @@ use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The governed path: the call is checked against the demo's kind of policy
+/// by the rules stage (a WebAssembly component) before it is relayed;
+/// `lookup_order` is allowed by the last rule, after three that do not match.
+const POLICY: &str = r#"
+policies:
+  default: deny
+  rules:
+    - name: no-deletes
+      match: { tool: "delete_*" }
+      action: deny
+    - name: large-refunds
+      match: { tool: process_refund, input: { $.amount: { gt: 100 } } }
+      action: deny
+    - name: rehearse-payments
+      match: { tool: create_payment }
+      action: dry_run
+    - name: read-only-tools
+      match: { annotations: { readOnlyHint: true } }
+      action: allow
+"#;
 
 struct Args {
     calls: usize,
@@ -87,13 +109,14 @@ fn main() {
             .unwrap_or(2),
     );
     let helio_url = gateway_rt.block_on(async {
-        let yaml = format!(
-            "version: \"1\"\nupstream:\n  url: {upstream_url}\ndashboard:\n  enabled: false\n"
-        );
+        let yaml = format!("version: \"1\"\nupstream:\n  url: {upstream_url}\ndashboard:\n  enabled: false\n{POLICY}");
         let mut loaded =
             helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("bench config");
         loaded.config.listen.port = 0; // any free port
-        let gateway = helio::gateway::Gateway::bind(&loaded.config, None)
+        let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
+        let pipeline = helio::pipeline::Pipeline::build(&loaded.config, &plugins).expect("pipeline");
+        let active = helio::pipeline::Active::new(pipeline);
+        let gateway = helio::gateway::Gateway::bind(&loaded.config, None, active, plugins)
             .await
             .expect("bind gateway");
         let url = format!("http://{}/mcp", gateway.mcp_addr);

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -13,6 +14,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Transport};
+use crate::pipeline::Active;
+use crate::plugins::Runtime;
 use crate::{dashboard, mcp, sideband};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -44,8 +47,14 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds every enabled listener. `sdk_token` is required when
-    /// `sdk.enabled`; the caller decides where it comes from.
-    pub async fn bind(config: &Config, sdk_token: Option<&str>) -> Result<Self, StartError> {
+    /// `sdk.enabled`; the caller decides where it comes from. `pipeline` is
+    /// the stage chain, which the caller may replace later (hot reload).
+    pub async fn bind(
+        config: &Config,
+        sdk_token: Option<&str>,
+        pipeline: Active,
+        runtime: Arc<Runtime>,
+    ) -> Result<Self, StartError> {
         if config.upstream.transport != Transport::StreamableHttp {
             return Err(StartError::TransportNotSupported(
                 config.upstream.transport.as_str(),
@@ -56,7 +65,7 @@ impl Gateway {
 
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
-        let mcp = mcp::McpServer::new(config, shutdown.clone())?;
+        let mcp = mcp::McpServer::new(config, pipeline, runtime, shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;

@@ -12,4 +12,7 @@ mod dashboard;
 pub mod demo;
 pub mod gateway;
 mod mcp;
+pub mod pipeline;
+pub mod plugins;
+pub mod reload;
 mod sideband;

@@ -5,6 +5,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::demo;
+use crate::pipeline::Pipeline;
+use crate::plugins::Runtime;
 
 /// The example policy the demo runs, shipped in `examples/demo/helio.yaml`.
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo/helio.yaml");
@@ -18,12 +20,24 @@ pub fn run() -> anyhow::Result<()> {
             "HELIO_DEMO_UPSTREAM_URL" => Some(upstream_url.clone()),
             other => std::env::var(other).ok(),
         };
-        let loaded = config::parse(DEMO_CONFIG, Path::new("examples/demo/helio.yaml"), &lookup)
-            .map_err(|e| anyhow::anyhow!(e.report()))?;
+        let source = Path::new("examples/demo/helio.yaml");
+        let loaded = config::parse(DEMO_CONFIG, source, &lookup).map_err(|e| anyhow::anyhow!(e.report()))?;
+        let plugins = Runtime::new()?;
+        let pipeline = Pipeline::build(&loaded.config, &plugins).map_err(|issues| {
+            anyhow::anyhow!(config::ConfigError::Invalid { path: source.to_owned(), issues }.report())
+        })?;
+        let launch = super::start::Launch {
+            config: loaded.config,
+            pipeline,
+            plugins,
+            warnings: loaded.warnings,
+            label: "built-in demo (examples/demo/helio.yaml)".into(),
+            watch: None,
+        };
 
         let stop_upstream = CancellationToken::new();
         let upstream = tokio::spawn(demo::serve(listener, stop_upstream.clone()));
-        let result = super::start::launch(&loaded, "built-in demo (examples/demo/helio.yaml)", false, |gateway| {
+        let result = launch.run(|gateway| {
             let mcp = format!("http://{}/mcp", gateway.mcp_addr);
             eprintln!();
             eprintln!("Helio demo is running in front of a demo shop MCP server.");

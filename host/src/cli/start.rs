@@ -1,20 +1,30 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::generate_token;
-use crate::config::{self, Loaded};
+use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::pipeline::{Active, Pipeline};
+use crate::plugins::Runtime;
+use crate::reload;
 
 pub fn run(path: &Path, no_hot_reload: bool) -> anyhow::Result<()> {
     super::init_logging();
-    let loaded = config::load(path).map_err(|e| anyhow::anyhow!(e.report()))?;
-    runtime()?.block_on(launch(
-        &loaded,
-        &path.display().to_string(),
-        no_hot_reload,
-        |_| {},
-    ))
+    let plugins = Runtime::new()?;
+    let (config, pipeline, warnings) = reload::load(path, &plugins).map_err(anyhow::Error::msg)?;
+    let watch = (!no_hot_reload && config.policies.hot_reload).then(|| path.to_owned());
+    let launch = Launch {
+        config,
+        pipeline,
+        plugins,
+        warnings,
+        label: path.display().to_string(),
+        watch,
+    };
+    runtime()?.block_on(launch.run(|_| {}))
 }
 
 pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -24,70 +34,109 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Binds the listeners, prints the banner, and serves until SIGINT/SIGTERM.
-/// `ready` runs once everything is bound, before serving starts.
-pub(super) async fn launch(
-    loaded: &Loaded,
-    config_label: &str,
-    no_hot_reload: bool,
-    ready: impl FnOnce(&Gateway),
-) -> anyhow::Result<()> {
-    let c = &loaded.config;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let sdk_token = if c.sdk.enabled {
-        Some(sdk_token()?)
-    } else {
-        None
-    };
-    let gateway = Gateway::bind(c, sdk_token.as_ref().map(|t| t.value.as_str())).await?;
+/// A checked configuration with its compiled stage chain, ready to serve.
+pub(super) struct Launch {
+    pub config: Config,
+    pub pipeline: Pipeline,
+    pub plugins: Arc<Runtime>,
+    pub warnings: Vec<String>,
+    /// How the banner names the configuration.
+    pub label: String,
+    /// The file to watch for hot reload, when enabled.
+    pub watch: Option<PathBuf>,
+}
 
-    eprintln!(
-        "Helio {} listening on http://{}/mcp",
-        env!("CARGO_PKG_VERSION"),
-        gateway.mcp_addr
-    );
-    eprintln!(
-        "  Upstream: {} ({})",
-        c.upstream.url,
-        c.upstream.transport.as_str()
-    );
-    eprintln!(
-        "  Policies: {} rules loaded (default: {})",
-        c.policies.rules.len(),
-        c.policies.default.as_str()
-    );
-    match gateway.dashboard_addr {
-        Some(addr) if c.dashboard.api_secret.is_some() => {
-            eprintln!("  Dashboard API listening on http://{addr}/api (bearer api_secret required)")
+impl Launch {
+    /// Binds the listeners, prints the banner, and serves until
+    /// SIGINT/SIGTERM. `ready` runs once everything is bound.
+    pub async fn run(self, ready: impl FnOnce(&Gateway)) -> anyhow::Result<()> {
+        let c = &self.config;
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
         }
-        Some(addr) => eprintln!(
-            "  Dashboard API listening on http://{addr}/api (OPEN MODE: no authentication)"
-        ),
-        None => eprintln!("  Dashboard: disabled"),
-    }
-    if let (Some(addr), Some(token)) = (gateway.sdk_addr, &sdk_token) {
-        eprintln!("  SDK sideband listening on http://{addr}");
-        if token.generated {
-            eprintln!(
-                "  SDK sideband token (export as HELIO_SDK_TOKEN for SDK clients): {}",
-                token.value
-            );
+        let sdk_token = if c.sdk.enabled {
+            Some(sdk_token()?)
         } else {
-            eprintln!("  SDK sideband token: taken from HELIO_SDK_TOKEN");
+            None
+        };
+        let active = Active::new(self.pipeline);
+        let gateway = Gateway::bind(
+            c,
+            sdk_token.as_ref().map(|t| t.value.as_str()),
+            active.clone(),
+            self.plugins.clone(),
+        )
+        .await?;
+
+        eprintln!(
+            "Helio {} listening on http://{}/mcp",
+            env!("CARGO_PKG_VERSION"),
+            gateway.mcp_addr
+        );
+        eprintln!(
+            "  Upstream: {} ({})",
+            c.upstream.url,
+            c.upstream.transport.as_str()
+        );
+        eprintln!(
+            "  Policies: {} rules loaded (default: {}){}",
+            c.policies.rules.len(),
+            c.policies.default.as_str(),
+            if c.policies.dry_run {
+                "; DRY RUN: nothing is forwarded"
+            } else {
+                ""
+            }
+        );
+        for plugin in &c.plugins {
+            eprintln!("  Plugin: {} ({})", plugin.name, plugin.path.display());
         }
+        match gateway.dashboard_addr {
+            Some(addr) if c.dashboard.api_secret.is_some() => {
+                eprintln!(
+                    "  Dashboard API listening on http://{addr}/api (bearer api_secret required)"
+                )
+            }
+            Some(addr) => eprintln!(
+                "  Dashboard API listening on http://{addr}/api (OPEN MODE: no authentication)"
+            ),
+            None => eprintln!("  Dashboard: disabled"),
+        }
+        if let (Some(addr), Some(token)) = (gateway.sdk_addr, &sdk_token) {
+            eprintln!("  SDK sideband listening on http://{addr}");
+            if token.generated {
+                eprintln!(
+                    "  SDK sideband token (export as HELIO_SDK_TOKEN for SDK clients): {}",
+                    token.value
+                );
+            } else {
+                eprintln!("  SDK sideband token: taken from HELIO_SDK_TOKEN");
+            }
+        }
+        eprintln!("  Config: {}", self.label);
+
+        let stop_watching = CancellationToken::new();
+        match &self.watch {
+            Some(path) => {
+                tokio::spawn(reload::watch(
+                    path.clone(),
+                    self.config.clone(),
+                    active,
+                    self.plugins.clone(),
+                    stop_watching.clone(),
+                ));
+                eprintln!("  Watching {} for policy changes", path.display());
+            }
+            None => {
+                eprintln!("  Hot reload: off; configuration changes take effect at the next start")
+            }
+        }
+        ready(&gateway);
+        gateway.serve(super::shutdown_signal()).await;
+        stop_watching.cancel();
+        tracing::info!("stopped");
+        Ok(())
     }
-    eprintln!("  Config: {config_label}");
-    if no_hot_reload || !c.policies.hot_reload {
-        eprintln!("  Hot reload: disabled; configuration changes require a restart");
-    } else {
-        eprintln!("  Hot reload: not available in this version yet; configuration changes require a restart");
-    }
-    ready(&gateway);
-    gateway.serve(super::shutdown_signal()).await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 struct SdkToken {

@@ -1,18 +1,24 @@
 use std::path::Path;
 
-use crate::config;
+use crate::plugins::Runtime;
+use crate::reload;
 
+/// Loads and checks the file, compiles every policy stage it names and runs
+/// their `configure`: what start would do, short of binding ports.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let loaded = config::load(path).map_err(|e| anyhow::anyhow!(e.report()))?;
-    let c = &loaded.config;
+    let runtime = Runtime::new()?;
+    let (config, _pipeline, warnings) = reload::load(path, &runtime).map_err(anyhow::Error::msg)?;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    eprintln!(
-        "Config is valid: {} ({}, {})",
-        path.display(),
-        plural(c.policies.rules.len(), "policy rule"),
-        plural(c.budgets.len(), "budget")
+    let mut summary = format!(
+        "{}, {}",
+        plural(config.policies.rules.len(), "policy rule"),
+        plural(config.budgets.len(), "budget")
     );
-    for warning in &loaded.warnings {
+    if !config.plugins.is_empty() {
+        summary.push_str(&format!(", {}", plural(config.plugins.len(), "plugin")));
+    }
+    eprintln!("Config is valid: {} ({summary})", path.display());
+    for warning in &warnings {
         eprintln!("warning: {warning}");
     }
     Ok(())

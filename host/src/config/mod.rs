@@ -87,7 +87,7 @@ pub fn parse(
 
     let mut r = Reader::new();
     env::interpolate(&mut r, &mut root, &Path::root(), lookup);
-    let config = read::config(&mut r, &root);
+    let config = read::config(&mut r, &root, source);
     if let Some(config) = &config {
         checks::cross_field(&mut r, config);
     }

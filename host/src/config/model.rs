@@ -20,6 +20,14 @@ pub struct Config {
     pub audit: Audit,
     pub dashboard: Dashboard,
     pub sdk: Sdk,
+    /// Third-party policy stages (WebAssembly components).
+    pub plugins: Vec<PluginConfig>,
+    /// The `policies` section as written (after `${VAR}`): the built-in rule
+    /// engine's configuration.
+    pub policies_json: serde_json::Value,
+    /// Digests of the restart-only sections as written, to detect a reload
+    /// that changed one.
+    pub restart_sections: Vec<(&'static str, [u8; 32])>,
     /// Keys the file set explicitly, as dotted paths without list indices
     /// (`policies.rules.action`). Drives the "not yet enforced" report.
     pub explicit_keys: BTreeSet<String>,
@@ -424,7 +432,41 @@ impl<T> fmt::Debug for Secret<T> {
     }
 }
 
+impl Config {
+    /// The restart-only sections that differ between two loads.
+    pub fn restart_required_changes(&self, newer: &Config) -> Vec<&'static str> {
+        self.restart_sections
+            .iter()
+            .zip(&newer.restart_sections)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect()
+    }
+}
+
 /// Hosts the original treats as loopback for open-mode and warning checks.
 pub fn is_loopback_host(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "::1")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginPosition {
+    BeforeRules,
+    AfterRules,
+}
+
+/// A third-party policy stage named in helio.yaml.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub name: String,
+    /// Resolved against the directory of the helio.yaml that named it.
+    pub path: std::path::PathBuf,
+    pub sha256: Option<[u8; 32]>,
+    pub position: PluginPosition,
+    /// Whether its `allow` may replace a stricter decision made before it.
+    pub may_loosen: bool,
+    /// Handed to the plugin's `configure` as JSON.
+    pub config: serde_json::Value,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use sha2::Digest;
 use yaml_serde::Value;
 
 use super::model::*;
@@ -42,12 +43,25 @@ const ROOT_KEYS: &[&str] = &[
     "audit",
     "dashboard",
     "sdk",
+    "plugins",
+];
+
+/// Sections whose changes need a restart: they shape listeners, the
+/// upstream connection and secrets, which are bound at start.
+const RESTART_SECTIONS: &[&str] = &[
+    "upstream",
+    "listen",
+    "session",
+    "approval",
+    "audit",
+    "dashboard",
+    "sdk",
 ];
 
 /// Reads the whole document. Returns `None` only when the root is unusable;
 /// otherwise the model is built from whatever was valid, with defaults filling
 /// the gaps, and the caller decides from the issue list whether to accept it.
-pub fn config(r: &mut Reader, root: &Value) -> Option<Config> {
+pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<Config> {
     let root_path = Path::root();
     let obj = r.object(root, &root_path, ROOT_KEYS)?;
 
@@ -76,6 +90,28 @@ pub fn config(r: &mut Reader, root: &Value) -> Option<Config> {
     let audit = section(r, &obj, "audit", audit).unwrap_or_else(audit_default);
     let dashboard = section(r, &obj, "dashboard", dashboard).unwrap_or_else(dashboard_default);
     let sdk = section(r, &obj, "sdk", sdk).unwrap_or_else(sdk_default);
+    let plugins = match r.field(&obj, "plugins") {
+        Some((value, path)) => plugin_list(r, value, &path, source),
+        None => Vec::new(),
+    };
+    // Sections a reload cannot change, as written, to tell when one did.
+    let restart_sections = RESTART_SECTIONS
+        .iter()
+        .map(|key| {
+            let text = root
+                .get(*key)
+                .and_then(|v| serde_json::to_string(v).ok())
+                .unwrap_or_default();
+            // A digest, not the text: these sections hold secrets.
+            let digest: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
+            (*key, digest)
+        })
+        .collect();
+    // The rule engine reads the section as written (it is its configuration).
+    let policies_json = match root.get("policies") {
+        Some(value) if !value.is_null() => serde_json::to_value(value).unwrap_or_default(),
+        _ => serde_json::Value::Object(Default::default()),
+    };
 
     Some(Config {
         upstream: upstream?,
@@ -88,6 +124,9 @@ pub fn config(r: &mut Reader, root: &Value) -> Option<Config> {
         audit,
         dashboard,
         sdk,
+        plugins,
+        policies_json,
+        restart_sections,
         explicit_keys: Default::default(),
     })
 }
@@ -679,11 +718,12 @@ fn input_condition(r: &mut Reader, value: &Value, path: &Path) -> Option<InputCo
     Some(condition)
 }
 
-/// Regexes run on Rust's linear-time engine, so there is no catastrophic
-/// backtracking to screen for; what remains is a syntax check at load.
+/// Regexes run on regex-lite, a linear-time engine (the same one the rules
+/// stage uses), so there is no catastrophic backtracking to screen for; what
+/// remains is a syntax check at load.
 fn regex_source(r: &mut Reader, value: &Value, path: &Path) -> Option<String> {
     let source = r.string(value, path)?;
-    match regex::Regex::new(&source) {
+    match regex_lite::Regex::new(&source) {
         Ok(_) => Some(source),
         Err(e) => {
             let detail = e.to_string();
@@ -1136,6 +1176,133 @@ fn sdk(r: &mut Reader, value: &Value, path: &Path) -> Option<Sdk> {
         host: opt_string(r, &obj, "host").unwrap_or(d.host),
         evaluation_ttl: opt_duration(r, &obj, "evaluation_ttl").unwrap_or(d.evaluation_ttl),
     })
+}
+
+// --- plugins --------------------------------------------------------------
+
+/// Names a built-in stage already uses.
+const RESERVED_PLUGIN_NAMES: &[&str] = &["rules"];
+
+fn plugin_list(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+    source: &std::path::Path,
+) -> Vec<PluginConfig> {
+    let Some(items) = r.sequence(value, path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PluginConfig> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = path.index(i);
+        if let Some(plugin) = plugin(r, item, &item_path, source) {
+            if out.iter().any(|p| p.name == plugin.name) {
+                r.error(
+                    &item_path.key("name"),
+                    format!("duplicate plugin name \"{}\"", plugin.name),
+                );
+            }
+            out.push(plugin);
+        }
+    }
+    out
+}
+
+fn plugin(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+    source: &std::path::Path,
+) -> Option<PluginConfig> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "name",
+            "path",
+            "sha256",
+            "position",
+            "may_loosen",
+            "config",
+            "limits",
+        ],
+    )?;
+    let name = req_string(r, &obj, "name");
+    if let Some(name) = &name {
+        let valid = name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            r.error(&path.key("name"), "plugin names may only contain lower-case letters, digits, \"-\" and \"_\" (at most 64)");
+        } else if RESERVED_PLUGIN_NAMES.contains(&name.as_str()) {
+            r.error(
+                &path.key("name"),
+                format!("\"{name}\" is the name of a built-in stage; pick another"),
+            );
+        }
+    }
+    let file = req_string(r, &obj, "path").map(|p| crate::plugins::resolve_path(source, &p));
+    let sha256 = opt(r, &obj, "sha256", |r, v, p| {
+        let text = r.string(v, p)?;
+        let pin = crate::plugins::parse_sha256(&text);
+        if pin.is_none() {
+            r.error(
+                p,
+                "expected 64 hexadecimal digits (the output of `sha256sum`)",
+            );
+        }
+        pin
+    });
+    let position = match opt_choice(r, &obj, "position", &["before_rules", "after_rules"]) {
+        Some("before_rules") => PluginPosition::BeforeRules,
+        _ => PluginPosition::AfterRules,
+    };
+    let may_loosen = opt_bool(r, &obj, "may_loosen").unwrap_or(false);
+    let config = match r.field(&obj, "config") {
+        Some((value, cpath)) => match serde_json::to_value(value) {
+            Ok(json) => json,
+            Err(e) => {
+                r.error(
+                    &cpath,
+                    format!("cannot be passed to the plugin as JSON: {e}"),
+                );
+                serde_json::Value::Null
+            }
+        },
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let (timeout, memory_bytes) =
+        opt(r, &obj, "limits", plugin_limits).unwrap_or(DEFAULT_PLUGIN_LIMITS);
+    Some(PluginConfig {
+        name: name?,
+        path: file?,
+        sha256,
+        position,
+        may_loosen,
+        config,
+        timeout,
+        memory_bytes,
+    })
+}
+
+const DEFAULT_PLUGIN_LIMITS: (Duration, usize) = (Duration::from_millis(50), 32 << 20);
+
+fn plugin_limits(r: &mut Reader, value: &Value, path: &Path) -> Option<(Duration, usize)> {
+    let obj = r.object(value, path, &["timeout_ms", "memory_mb"])?;
+    let bounded = |r: &mut Reader, v: &Value, p: &Path, max: u64| {
+        let n = r.positive_integer(v, p)?;
+        if n > max {
+            r.error(p, format!("{n} is above the maximum of {max}"));
+            return None;
+        }
+        Some(n)
+    };
+    let timeout = opt(r, &obj, "timeout_ms", |r, v, p| bounded(r, v, p, 10_000))
+        .map_or(DEFAULT_PLUGIN_LIMITS.0, Duration::from_millis);
+    let memory = opt(r, &obj, "memory_mb", |r, v, p| bounded(r, v, p, 4096))
+        .map_or(DEFAULT_PLUGIN_LIMITS.1, |mb| (mb as usize) << 20);
+    Some((timeout, memory))
 }
 
 #[cfg(test)]

@@ -240,11 +240,13 @@ fn a_full_original_config_loads_unchanged() {
     // Keys whose behaviour is not built yet are reported by name, and the
     // restrictive ones say that calls are refused.
     let unenforced = not_yet_enforced(c);
-    let rules = unenforced
+    let budgets = unenforced
         .iter()
-        .find(|n| n.key == "policies.rules")
-        .expect("rules reported");
-    assert!(rules.blocks_tool_calls);
+        .find(|n| n.key == "budgets")
+        .expect("budgets reported");
+    assert!(budgets.blocks_tool_calls);
+    // Rules are enforced by the rules stage: not reported.
+    assert!(unenforced.iter().all(|n| n.key != "policies.rules"));
     let audit = unenforced
         .iter()
         .find(|n| n.key == "audit")

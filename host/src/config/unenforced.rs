@@ -43,35 +43,9 @@ const PENDING: &[Pending] = &[
     },
     pending("upstream.command"),
     pending("upstream.args"),
-    pending("environment"),
     pending("session"),
-    Pending {
-        key: "policies.default",
-        requested: |c| c.policies.default == DefaultDecision::Deny,
-        restrictive: |_| true,
-    },
-    Pending {
-        key: "policies.rules",
-        requested: |c| !c.policies.rules.is_empty(),
-        restrictive: |_| true,
-    },
-    Pending {
-        key: "policies.flag_destructive",
-        requested: |_| true,
-        restrictive: |c| c.policies.flag_destructive == Some(FlagDestructive::RequireApproval),
-    },
     pending("policies.on_tool_drift"),
     pending("policies.tool_revalidation"),
-    Pending {
-        key: "policies.dry_run",
-        requested: |c| c.policies.dry_run,
-        restrictive: |_| true,
-    },
-    Pending {
-        key: "policies.hot_reload",
-        requested: |c| c.policies.hot_reload,
-        restrictive: |_| false,
-    },
     pending("policies.install"),
     Pending {
         key: "budgets",

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 pub mod code {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
+    pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
     /// Helio's blocked-call code; agents key on `data.blocked` + `data.reason`.
     pub const BLOCKED: i64 = -32001;

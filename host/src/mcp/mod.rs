@@ -4,8 +4,10 @@
 
 mod jsonrpc;
 mod listener;
+mod prime;
 mod relay;
 mod sse;
+mod tools;
 mod upstream;
 
 use std::collections::HashSet;
@@ -21,11 +23,13 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::Config;
+use crate::pipeline::Active;
+use crate::plugins::Runtime;
 
 pub use upstream::UpstreamSetupError;
 
-use relay::{Refusal, Relay};
+use relay::Relay;
 use upstream::Pool;
 
 /// The MCP listener, ready to serve.
@@ -37,18 +41,31 @@ pub struct McpServer {
 impl McpServer {
     /// Builds the listener from the configuration. `shutdown` stops accepting,
     /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
-    pub fn new(config: &Config, shutdown: CancellationToken) -> Result<Self, UpstreamSetupError> {
+    pub fn new(
+        config: &Config,
+        pipeline: Active,
+        runtime: Arc<Runtime>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, UpstreamSetupError> {
         let relay = Arc::new(Relay {
             upstream: upstream::Upstream::new(&config.upstream)?,
             allowed_origins: config.listen.allowed_origins.clone(),
-            tool_calls_refused: refusal(config),
+            pipeline,
+            runtime,
+            tools: Arc::default(),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
         });
         Ok(Self { relay, shutdown })
     }
 
+    /// Serves until shutdown. Alongside, learns the upstream's tools with
+    /// Helio's own `tools/list`, retrying in the background until the
+    /// upstream answers; until then, unseen tools get the MCP default
+    /// annotations (which fail closed).
     pub async fn serve(self, listener: tokio::net::TcpListener) {
+        let (relay, shutdown) = (self.relay.clone(), self.shutdown.clone());
+        tokio::spawn(async move { prime::prime(&relay, &shutdown).await });
         listener::serve(listener, self.relay, self.shutdown).await;
     }
 }
@@ -108,33 +125,4 @@ impl OriginLog {
             );
         }
     }
-}
-
-/// When the configuration asks for a restriction this build cannot enforce
-/// yet, `tools/call` is refused rather than let through unchecked.
-fn refusal(config: &Config) -> Option<Refusal> {
-    let keys: Vec<&str> = config::not_yet_enforced(config)
-        .into_iter()
-        .filter(|n| n.blocks_tool_calls)
-        .map(|n| n.key)
-        .collect();
-    if keys.is_empty() {
-        return None;
-    }
-    let list = keys.join(", ");
-    Some(Refusal {
-        message: format!(
-            "Blocked: helio.yaml configures {list}, which this version of Helio accepts but cannot enforce yet, so tools/call is refused rather than let through unchecked"
-        ),
-        data: json!({
-            "blocked": true,
-            "reason": "not_yet_enforced",
-            "rule": null,
-            "rule_index": null,
-            "action": "deny",
-            "suggestion": format!("An operator must remove {list} from helio.yaml or run a Helio release that enforces it."),
-            "retry_allowed": false,
-            "not_yet_enforced": keys,
-        }),
-    })
 }

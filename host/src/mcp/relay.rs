@@ -21,8 +21,14 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use crate::pipeline::{Active, Outcome};
+use crate::plugins::Runtime;
+
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::sse::EventScanner;
+use super::tools::ToolCatalog;
 use super::upstream::{
     stamp_method_headers, Pool, Upstream, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
 };
@@ -47,9 +53,10 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
 pub struct Relay {
     pub(super) upstream: Upstream,
     pub(super) allowed_origins: Vec<String>,
-    /// Set when the configuration asks for a restriction this build cannot
-    /// enforce yet: every `tools/call` is then refused with this feedback.
-    pub(super) tool_calls_refused: Option<Refusal>,
+    /// The stage chain every `tools/call` passes through.
+    pub(super) pipeline: Active,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) tools: Arc<ToolCatalog>,
     /// Cancelled at shutdown: ends the long-lived `GET /mcp` streams.
     pub(super) shutdown: CancellationToken,
     pub(super) rejected_origins: super::OriginLog,
@@ -79,11 +86,6 @@ impl Relay {
         }
         None
     }
-}
-
-pub(super) struct Refusal {
-    pub message: String,
-    pub data: serde_json::Value,
 }
 
 pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
@@ -150,17 +152,15 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
         .filter(|id| envelope.kind == Kind::Request && id.get() != "null")
         .map(ToOwned::to_owned);
 
-    if envelope.method.as_deref() == Some("tools/call") && envelope.kind == Kind::Request {
-        if let Some(refusal) = &relay.tool_calls_refused {
-            return error_response(
-                StatusCode::OK,
-                reply_id.as_deref(),
-                code::BLOCKED,
-                &refusal.message,
-                Some(&refusal.data),
-            );
+    let is_request = envelope.kind == Kind::Request;
+    if is_request && envelope.method.as_deref() == Some("tools/call") {
+        if let Some(answer) = govern(relay, &envelope, reply_id.as_deref(), headers) {
+            return answer;
         }
     }
+    // Every relayed tools/list teaches Helio the tools' annotations.
+    let catalog = (is_request && envelope.method.as_deref() == Some("tools/list"))
+        .then(|| relay.tools.clone());
 
     let upstream = &relay.upstream;
     let mut request = upstream.request(
@@ -183,11 +183,119 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
         Err(error) => return upstream_failure(reply_id.as_deref(), &error),
     };
     if !is_event_stream(response.headers()) {
-        return buffered(response, reply_id.as_deref(), timeout, deadline).await;
+        let answer = buffered(response, reply_id.as_deref(), timeout, deadline).await;
+        return match catalog {
+            Some(catalog) => observe_buffered(answer, &catalog).await,
+            None => answer,
+        };
     }
     let (parts, body) = response.into_parts();
-    let stream = event_stream(body, reply_id, timeout);
+    let stream = event_stream(body, reply_id, timeout, catalog);
     build(parts.status, &parts.headers, Body::from_stream(stream))
+}
+
+/// Runs the stage chain on a `tools/call`. `None` means relay it; otherwise
+/// the answer to send instead.
+fn govern(
+    relay: &Relay,
+    envelope: &Envelope<'_>,
+    id: Option<&RawValue>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let Some(call) = CallParams::parse(envelope.params) else {
+        return Some(error_response(
+            StatusCode::OK,
+            id,
+            code::INVALID_PARAMS,
+            "Invalid params: tools/call needs params.name, a non-empty string",
+            Some(&json!({ "blocked": true, "reason": "missing_tool_name" })),
+        ));
+    };
+    let annotations = relay.tools.annotations(&call.name);
+    let pipeline = relay.pipeline.current();
+    match pipeline.evaluate(
+        &relay.runtime,
+        call.name.into(),
+        annotations,
+        call.arguments,
+    ) {
+        Outcome::Forward => None,
+        Outcome::Block { message, data } => Some(error_response(
+            StatusCode::OK,
+            id,
+            code::BLOCKED,
+            &message,
+            Some(&data),
+        )),
+        Outcome::DryRun { report } => Some(dry_run_response(id, &report, headers)),
+    }
+}
+
+/// The parts of `tools/call` params governance reads.
+struct CallParams {
+    name: String,
+    arguments: Option<Arc<RawValue>>,
+}
+
+impl CallParams {
+    fn parse(params: Option<&RawValue>) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Wire<'a> {
+            name: Option<serde_json::Value>,
+            #[serde(borrow)]
+            arguments: Option<&'a RawValue>,
+        }
+        let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
+        let name = match wire.name {
+            Some(serde_json::Value::String(name)) if !name.is_empty() => name,
+            _ => return None,
+        };
+        let arguments = wire
+            .arguments
+            .filter(|a| a.get() != "null")
+            .map(|a| Arc::from(a.to_owned()));
+        Some(Self { name, arguments })
+    }
+}
+
+/// A dry run answers with a result, as the tool would, carrying a report of
+/// what would have happened.
+fn dry_run_response(
+    id: Option<&RawValue>,
+    report: &serde_json::Value,
+    headers: &HeaderMap,
+) -> Response {
+    let mut result = json!({ "content": [{ "type": "text", "text": report.to_string() }] });
+    let modern = headers
+        .get(MCP_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').map(str::trim).any(|v| v == "2026-07-28"));
+    if modern {
+        result["resultType"] = json!("complete");
+    }
+    let id: serde_json::Value = id
+        .and_then(|id| serde_json::from_str(id.get()).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let body = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Feeds a buffered `tools/list` reply to the catalog, then sends it on.
+async fn observe_buffered(answer: Response, catalog: &ToolCatalog) -> Response {
+    let (parts, body) = answer.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            catalog.observe(&bytes);
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(_) => Response::from_parts(parts, Body::empty()),
+    }
 }
 
 pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
@@ -255,17 +363,20 @@ fn event_stream(
     body: Incoming,
     reply_id: Option<Box<RawValue>>,
     idle: Duration,
+    catalog: Option<Arc<ToolCatalog>>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct State {
         body: Incoming,
         scanner: EventScanner,
         reply_id: Option<Box<RawValue>>,
+        catalog: Option<Arc<ToolCatalog>>,
         done: bool,
     }
     let state = State {
         body,
         scanner: EventScanner::new(),
         reply_id,
+        catalog,
         done: false,
     };
     stream::unfold(state, move |mut st| async move {
@@ -285,7 +396,12 @@ fn event_stream(
                     if let Some(id) = &st.reply_id {
                         let mut answered = false;
                         st.scanner.feed(&data, |message| {
-                            answered |= jsonrpc::is_response_to(message, id);
+                            if jsonrpc::is_response_to(message, id) {
+                                answered = true;
+                                if let Some(catalog) = &st.catalog {
+                                    catalog.observe(message);
+                                }
+                            }
                         });
                         if answered {
                             st.reply_id = None;

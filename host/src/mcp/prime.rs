@@ -1,0 +1,212 @@
+//! Priming the tool catalog with Helio's own `tools/list`, on a session of
+//! its own (a caller's `Mcp-Session-Id` is never reused for this).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::{BodyExt, Limited};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::jsonrpc;
+use super::relay::Relay;
+use super::sse::EventScanner;
+use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A `tools/list` that pages further than this is cut off (and logged).
+const MAX_PAGES: usize = 100;
+const PROTOCOL_VERSION: &str = "2025-06-18";
+
+pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
+    let pool = relay.upstream.pool();
+    let mut delay = FIRST_RETRY;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match list_tools(relay, &pool).await {
+            Ok(count) => {
+                tracing::info!(
+                    tools = count,
+                    "annotation cache primed from the upstream's tools/list"
+                );
+                return;
+            }
+            Err(error) if attempts == 1 => tracing::warn!(
+                %error,
+                "cannot list the upstream's tools yet; retrying in the background (until then, unseen tools count as destructive)"
+            ),
+            Err(error) => {
+                tracing::debug!(%error, attempts, "priming the annotation cache failed again")
+            }
+        }
+        // Jitter so that many gateways do not retry in step.
+        let jitter = Duration::from_millis(u64::from(attempts.wrapping_mul(37) % 250));
+        tokio::select! {
+            () = tokio::time::sleep(delay + jitter) => {}
+            () = shutdown.cancelled() => return,
+        }
+        delay = (delay * 2).min(MAX_RETRY);
+    }
+}
+
+/// One full priming run: initialize, initialized, every page of
+/// `tools/list`, then end the session.
+async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
+    let init = json!({
+        "jsonrpc": "2.0",
+        "id": "helio-prime-init",
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "helio", "version": env!("CARGO_PKG_VERSION") }
+        }
+    });
+    let (headers, reply) = exchange(relay, pool, &HeaderMap::new(), &init).await?;
+    let reply: Value =
+        serde_json::from_slice(&reply).map_err(|e| format!("initialize reply: {e}"))?;
+    if let Some(error) = reply.get("error") {
+        return Err(format!("initialize was refused: {error}"));
+    }
+    let version = reply["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or(PROTOCOL_VERSION)
+        .to_owned();
+    let mut session = HeaderMap::new();
+    if let Some(id) = headers.get(MCP_SESSION_ID) {
+        session.insert(MCP_SESSION_ID, id.clone());
+    }
+    if let Ok(value) = HeaderValue::from_str(&version) {
+        session.insert(MCP_PROTOCOL_VERSION, value);
+    }
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    notify(relay, pool, &session, &initialized).await?;
+
+    let before = relay.tools.len();
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(cursor) => json!({ "cursor": cursor }),
+            None => json!({}),
+        };
+        let list = json!({ "jsonrpc": "2.0", "id": format!("helio-prime-tools-{page}"), "method": "tools/list", "params": params });
+        let (_, reply) = exchange(relay, pool, &session, &list).await?;
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&reply) {
+            if let Some(error) = map.get("error") {
+                return Err(format!("tools/list was refused: {error}"));
+            }
+        }
+        cursor = relay.tools.observe(&reply);
+        if cursor.is_none() {
+            end_session(relay, pool, &session).await;
+            return Ok(relay.tools.len().max(before));
+        }
+    }
+    end_session(relay, pool, &session).await;
+    tracing::warn!(
+        pages = MAX_PAGES,
+        "the upstream's tools/list pages on and on; priming stopped there"
+    );
+    Ok(relay.tools.len())
+}
+
+/// Sends a request and returns the response headers and the JSON-RPC reply
+/// to it, whether the upstream answered with JSON or an event stream.
+async fn exchange(
+    relay: &Relay,
+    pool: &Pool,
+    session: &HeaderMap,
+    message: &Value,
+) -> Result<(HeaderMap, Vec<u8>), String> {
+    let id: Box<RawValue> =
+        RawValue::from_string(message["id"].to_string()).map_err(|e| e.to_string())?;
+    let response = send(relay, pool, session, message).await?;
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let timeout = relay.upstream.request_timeout();
+    let bytes = tokio::time::timeout(timeout, Limited::new(body, 16 << 20).collect())
+        .await
+        .map_err(|_| format!("no reply within {} s", timeout.as_secs()))?
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        ));
+    }
+    let is_stream = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_stream {
+        return Ok((parts.headers, bytes.to_vec()));
+    }
+    let mut found = None;
+    EventScanner::new().feed(&bytes, |event| {
+        if found.is_none() && jsonrpc::is_response_to(event, &id) {
+            found = Some(event.to_vec());
+        }
+    });
+    let reply = found.ok_or("the event stream ended without a reply")?;
+    Ok((parts.headers, reply))
+}
+
+async fn notify(
+    relay: &Relay,
+    pool: &Pool,
+    session: &HeaderMap,
+    message: &Value,
+) -> Result<(), String> {
+    let response = send(relay, pool, session, message).await?;
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("notifications/initialized got HTTP {status}"))
+    }
+}
+
+async fn end_session(relay: &Relay, pool: &Pool, session: &HeaderMap) {
+    if session.get(MCP_SESSION_ID).is_none() {
+        return;
+    }
+    let request = relay.upstream.request(
+        Method::DELETE,
+        session,
+        "application/json, text/event-stream",
+        Bytes::new(),
+    );
+    if let Ok(response) = relay.upstream.send(pool, request).await {
+        let _ = response.into_body().collect().await;
+    }
+}
+
+async fn send(
+    relay: &Relay,
+    pool: &Pool,
+    session: &HeaderMap,
+    message: &Value,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let body = Bytes::from(message.to_string());
+    let mut request = relay.upstream.request(
+        Method::POST,
+        session,
+        "application/json, text/event-stream",
+        body,
+    );
+    if let Some(method) = message["method"].as_str() {
+        stamp_method_headers(request.headers_mut(), method, None);
+    }
+    relay
+        .upstream
+        .send(pool, request)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,331 @@
+//! The stage chain every `tools/call` passes through, and what its verdict
+//! means for the call.
+//!
+//! Order: plugins with `position: before_rules`, the built-in `rules` stage,
+//! plugins with `position: after_rules`. Verdicts compose by strictness
+//! (deny > require-approval > dry-run > allow); the first deny ends the
+//! chain; a plugin with `may_loosen` can replace a stricter non-deny
+//! decision with its `allow`. A stage that fails (trap, timeout, memory,
+//! malformed verdict) blocks the call with `plugin_error`.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use crate::config::{self, Config, Issue, PluginPosition};
+use crate::plugins::{
+    self, builtin, Annotations, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
+    Verdict,
+};
+
+/// What happens to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Relay it to the upstream.
+    Forward,
+    /// Answer with JSON-RPC error -32001 and this message and `data`.
+    Block { message: String, data: Value },
+    /// Answer with a simulated result carrying this report; do not relay.
+    DryRun { report: Value },
+}
+
+struct ChainStage {
+    stage: Arc<plugins::Stage>,
+    may_loosen: bool,
+}
+
+/// A compiled, configured chain for one version of the configuration.
+pub struct Pipeline {
+    stages: Vec<ChainStage>,
+    dry_run: bool,
+    environment: Option<Arc<str>>,
+    /// Set when the configuration asks for a restriction Helio cannot
+    /// enforce yet (see `config::not_yet_enforced`): every call is blocked.
+    refusal: Option<(String, Value)>,
+    rule_count: usize,
+}
+
+impl Pipeline {
+    /// Loads every stage the configuration names. Problems come back as
+    /// issues located by YAML path, like any other configuration error.
+    pub fn build(config: &Config, runtime: &Runtime) -> Result<Self, Vec<Issue>> {
+        let mut issues = Vec::new();
+        let mut stages = Vec::new();
+        let plugin_stage =
+            |index: usize, plugin: &config::PluginConfig, issues: &mut Vec<Issue>| {
+                let spec = StageSpec {
+                    name: plugin.name.clone(),
+                    source: plugins::Source::File {
+                        path: plugin.path.clone(),
+                        sha256: plugin.sha256,
+                    },
+                    config_json: plugin.config.to_string(),
+                    timeout: plugin.timeout,
+                    memory_bytes: plugin.memory_bytes,
+                };
+                match runtime.load(&spec) {
+                    Ok(stage) => Some(ChainStage {
+                        stage,
+                        may_loosen: plugin.may_loosen,
+                    }),
+                    Err(error) => {
+                        issues.extend(plugin_issues(&format!("plugins[{index}]"), "config", error));
+                        None
+                    }
+                }
+            };
+        for (index, plugin) in config.plugins.iter().enumerate() {
+            if plugin.position == PluginPosition::BeforeRules {
+                stages.extend(plugin_stage(index, plugin, &mut issues));
+            }
+        }
+        let rules = StageSpec {
+            name: "rules".into(),
+            source: plugins::Source::Builtin(builtin::RULES),
+            config_json:
+                json!({ "environment": config.environment, "policies": config.policies_json })
+                    .to_string(),
+            timeout: std::time::Duration::from_millis(50),
+            memory_bytes: 64 << 20,
+        };
+        match runtime.load(&rules) {
+            Ok(stage) => stages.push(ChainStage {
+                stage,
+                may_loosen: false,
+            }),
+            Err(error) => issues.extend(plugin_issues("policies", "", error)),
+        }
+        for (index, plugin) in config.plugins.iter().enumerate() {
+            if plugin.position == PluginPosition::AfterRules {
+                stages.extend(plugin_stage(index, plugin, &mut issues));
+            }
+        }
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Self {
+            stages,
+            dry_run: config.policies.dry_run,
+            environment: config.environment.as_deref().map(Arc::from),
+            refusal: refusal(config),
+            rule_count: config.policies.rules.len(),
+        })
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+
+    /// Runs the chain on one call.
+    pub fn evaluate(
+        &self,
+        runtime: &Runtime,
+        tool: Arc<str>,
+        annotations: Annotations,
+        arguments: Option<Arc<RawValue>>,
+    ) -> Outcome {
+        if let Some((message, data)) = &self.refusal {
+            return Outcome::Block {
+                message: message.clone(),
+                data: data.clone(),
+            };
+        }
+        let call = ToolCall::new(tool, annotations, arguments, self.environment.clone());
+        let mut current: Option<Verdict> = None;
+        for chain_stage in &self.stages {
+            let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
+                Ok(verdict) => verdict,
+                Err(failure) => {
+                    tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
+                    return plugin_error(&chain_stage.stage.name, &failure);
+                }
+            };
+            let replace = match &current {
+                None => true,
+                Some(_) if chain_stage.may_loosen && matches!(verdict, Verdict::Allow(_)) => true,
+                Some(held) => verdict.strictness() > held.strictness(),
+            };
+            let is_deny = matches!(verdict, Verdict::Deny(..));
+            if replace {
+                current = Some(verdict);
+            }
+            if is_deny {
+                break;
+            }
+        }
+        match current {
+            None => Outcome::Forward,
+            Some(verdict) if self.dry_run => dry_run(verdict.decision()),
+            Some(Verdict::Allow(_)) => Outcome::Forward,
+            Some(Verdict::DryRun(decision)) => dry_run(&decision),
+            Some(Verdict::Deny(decision, feedback)) => blocked(&decision, &feedback),
+            Some(Verdict::RequireApproval { decision, .. }) => approval_not_enforced(&decision),
+        }
+    }
+}
+
+fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
+    let at = |suffix: &str| {
+        if suffix.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}.{suffix}")
+        }
+    };
+    match error {
+        LoadError::Config(errors) => errors
+            .into_iter()
+            .map(|(path, message)| {
+                let inner = if config_key.is_empty() {
+                    path
+                } else if path.is_empty() {
+                    config_key.to_owned()
+                } else {
+                    format!("{config_key}.{path}")
+                };
+                Issue {
+                    path: at(&inner),
+                    message,
+                }
+            })
+            .collect(),
+        LoadError::PinMismatch { .. } => vec![Issue {
+            path: at("sha256"),
+            message: error.to_string(),
+        }],
+        other => vec![Issue {
+            path: at(if config_key.is_empty() { "" } else { "path" }),
+            message: other.to_string(),
+        }],
+    }
+}
+
+/// The `data` of a blocked call: the fields agents are coded against, then
+/// the stage's extra fields.
+fn blocked(decision: &Decision, feedback: &Feedback) -> Outcome {
+    let mut data = Map::new();
+    data.insert("blocked".into(), Value::Bool(true));
+    data.insert("reason".into(), feedback.reason.clone().into());
+    data.insert("rule".into(), decision.rule.clone().into());
+    data.insert("rule_index".into(), decision.rule_index.into());
+    data.insert("action".into(), decision.action.clone().into());
+    data.insert("suggestion".into(), feedback.suggestion.clone().into());
+    data.insert("retry_allowed".into(), feedback.retry_allowed.into());
+    for (key, value) in &feedback.extra {
+        data.insert(key.clone(), value.clone());
+    }
+    Outcome::Block {
+        message: feedback.message.clone(),
+        data: Value::Object(data),
+    }
+}
+
+fn plugin_error(plugin: &str, failure: &plugins::Failure) -> Outcome {
+    Outcome::Block {
+        message: format!(
+            "Blocked: policy stage \"{plugin}\" failed ({failure}), so the call is refused rather than let through unchecked"
+        ),
+        data: json!({
+            "blocked": true,
+            "reason": "plugin_error",
+            "rule": null,
+            "rule_index": null,
+            "action": "deny",
+            "plugin": plugin,
+            "suggestion": "The call itself may be fine: a policy stage failed while checking it. Retry later; an operator has been alerted in Helio's log.",
+            "retry_allowed": true,
+        }),
+    }
+}
+
+/// Approvals are not collected yet: a call that needs one is refused.
+fn approval_not_enforced(decision: &Decision) -> Outcome {
+    Outcome::Block {
+        message: format!(
+            "Blocked: {} requires a human approval, which this version of Helio cannot collect yet, so the call is refused rather than let through",
+            decision.explanation
+        ),
+        data: json!({
+            "blocked": true,
+            "reason": "not_yet_enforced",
+            "rule": decision.rule,
+            "rule_index": decision.rule_index,
+            "action": decision.action,
+            "suggestion": "An operator must change this rule or run a Helio release that supports approvals.",
+            "retry_allowed": false,
+            "not_yet_enforced": ["require_approval"],
+        }),
+    }
+}
+
+fn dry_run(decision: &Decision) -> Outcome {
+    Outcome::DryRun {
+        report: json!({
+            "dry_run": true,
+            "would_forward": decision.action == "allow",
+            "policy_decision": decision.action,
+            "matched_rule": decision.rule,
+            "evidence_satisfied": true,
+            "limits_ok": true,
+        }),
+    }
+}
+
+/// When the configuration asks for a restriction this build cannot enforce
+/// yet, every `tools/call` is refused rather than let through unchecked.
+fn refusal(config: &Config) -> Option<(String, Value)> {
+    let keys: Vec<&str> = config::not_yet_enforced(config)
+        .into_iter()
+        .filter(|n| n.blocks_tool_calls)
+        .map(|n| n.key)
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let list = keys.join(", ");
+    Some((
+        format!(
+            "Blocked: helio.yaml configures {list}, which this version of Helio accepts but cannot enforce yet, so tools/call is refused rather than let through unchecked"
+        ),
+        json!({
+            "blocked": true,
+            "reason": "not_yet_enforced",
+            "rule": null,
+            "rule_index": null,
+            "action": "deny",
+            "suggestion": format!("An operator must remove {list} from helio.yaml or run a Helio release that enforces it."),
+            "retry_allowed": false,
+            "not_yet_enforced": keys,
+        }),
+    ))
+}
+
+/// The chain in force, swapped whole on reload: each call takes one
+/// snapshot and uses it throughout.
+#[derive(Clone)]
+pub struct Active(Arc<std::sync::RwLock<Arc<Pipeline>>>);
+
+impl Active {
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(pipeline))))
+    }
+
+    pub fn current(&self) -> Arc<Pipeline> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, pipeline: Pipeline) {
+        let pipeline = Arc::new(pipeline);
+        match self.0.write() {
+            Ok(mut guard) => *guard = pipeline,
+            Err(poisoned) => *poisoned.into_inner() = pipeline,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

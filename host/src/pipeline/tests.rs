@@ -1,0 +1,217 @@
+//! The chain end to end in-process: real config, the real built-in rules
+//! component, real wasmtime.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::*;
+
+fn runtime() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("wasmtime runtime"))
+}
+
+fn pipeline(extra: &str) -> Pipeline {
+    let text = format!(
+        "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  api_secret: 0123456789abcdef0123456789abcdef\n{extra}"
+    );
+    let loaded = match config::parse(&text, Path::new("helio.yaml"), &|_| None) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{}", e.report()),
+    };
+    match Pipeline::build(&loaded.config, runtime()) {
+        Ok(p) => p,
+        Err(issues) => panic!("{issues:?}"),
+    }
+}
+
+fn args(json: Value) -> Option<Arc<RawValue>> {
+    Some(Arc::from(
+        RawValue::from_string(json.to_string()).expect("json"),
+    ))
+}
+
+fn known(read_only: bool, destructive: bool) -> Annotations {
+    Annotations {
+        read_only_hint: read_only,
+        destructive_hint: destructive,
+        idempotent_hint: false,
+        open_world_hint: false,
+        known: true,
+    }
+}
+
+fn run(
+    p: &Pipeline,
+    tool: &str,
+    annotations: Annotations,
+    arguments: Option<Arc<RawValue>>,
+) -> Outcome {
+    p.evaluate(runtime(), tool.into(), annotations, arguments)
+}
+
+fn block_data(outcome: &Outcome) -> &Value {
+    match outcome {
+        Outcome::Block { data, .. } => data,
+        other => panic!("expected a block, got {other:?}"),
+    }
+}
+
+const RULES: &str = r#"
+policies:
+  rules:
+    - name: reads
+      match: { annotations: { readOnlyHint: true } }
+      action: allow
+    - name: big-refunds
+      match:
+        tool: process_refund
+        input: { amount: { gt: 100 } }
+      action: deny
+      feedback:
+        message: Refunds over 100 need a human.
+        suggestion: Split the refund.
+    - name: try-payments
+      match: { tool: "create_*" }
+      action: dry_run
+    - match: { tool: delete_record }
+      action: require_approval
+  default: deny
+"#;
+
+#[test]
+fn first_match_decides() {
+    let p = pipeline(RULES);
+    assert_eq!(
+        run(&p, "lookup_order", known(true, false), None),
+        Outcome::Forward
+    );
+
+    let denied = run(
+        &p,
+        "process_refund",
+        known(false, false),
+        args(json!({ "amount": 250 })),
+    );
+    let Outcome::Block { message, data } = &denied else {
+        panic!("{denied:?}")
+    };
+    assert_eq!(message, "Refunds over 100 need a human.");
+    assert_eq!(data["blocked"], json!(true));
+    assert_eq!(data["reason"], json!("policy_denied"));
+    assert_eq!(data["rule"], json!("big-refunds"));
+    assert_eq!(data["rule_index"], json!(1));
+    assert_eq!(data["action"], json!("deny"));
+    assert_eq!(data["suggestion"], json!("Split the refund."));
+    assert_eq!(data["retry_allowed"], json!(false));
+
+    // Below the threshold the refund rule does not match; the default denies.
+    let small = run(
+        &p,
+        "process_refund",
+        known(false, false),
+        args(json!({ "amount": 20 })),
+    );
+    assert_eq!(block_data(&small)["reason"], json!("policy_denied"));
+    assert_eq!(block_data(&small)["rule"], Value::Null);
+}
+
+#[test]
+fn dry_run_rule_simulates() {
+    let p = pipeline(RULES);
+    let Outcome::DryRun { report } =
+        run(&p, "create_payment", known(false, false), args(json!({})))
+    else {
+        panic!("expected a dry run");
+    };
+    assert_eq!(report["dry_run"], json!(true));
+    assert_eq!(report["would_forward"], json!(false));
+    assert_eq!(report["policy_decision"], json!("dry_run"));
+    assert_eq!(report["matched_rule"], json!("try-payments"));
+}
+
+#[test]
+fn approvals_fail_closed_until_built() {
+    let p = pipeline(RULES);
+    let outcome = run(&p, "delete_record", known(false, true), None);
+    let data = block_data(&outcome);
+    assert_eq!(data["reason"], json!("not_yet_enforced"));
+    assert_eq!(data["action"], json!("require_approval"));
+    assert_eq!(data["rule_index"], json!(3));
+}
+
+#[test]
+fn global_dry_run_reports_the_decision() {
+    let p = pipeline(&format!("{RULES}  dry_run: true\n"));
+    let Outcome::DryRun { report } = run(
+        &p,
+        "process_refund",
+        known(false, false),
+        args(json!({ "amount": 500 })),
+    ) else {
+        panic!("expected a dry run");
+    };
+    assert_eq!(report["would_forward"], json!(false));
+    assert_eq!(report["policy_decision"], json!("deny"));
+    let Outcome::DryRun { report } = run(&p, "lookup_order", known(true, false), None) else {
+        panic!("expected a dry run");
+    };
+    assert_eq!(report["would_forward"], json!(true));
+}
+
+#[test]
+fn unknown_tools_get_the_mcp_defaults() {
+    let p = pipeline(
+        "policies:\n  rules:\n    - name: no-destructive\n      match: { annotations: { destructiveHint: true } }\n      action: deny\n",
+    );
+    // Never listed: destructive by default, so the guard holds.
+    let outcome = run(&p, "mystery", Annotations::UNKNOWN, None);
+    assert_eq!(block_data(&outcome)["rule"], json!("no-destructive"));
+    assert_eq!(
+        run(&p, "mystery", known(false, false), None),
+        Outcome::Forward
+    );
+}
+
+#[test]
+fn environment_rules() {
+    let rule = "policies:\n  rules:\n    - match: { environment: production, tool: deploy }\n      action: deny\n";
+    let prod = pipeline(&format!("environment: production\n{rule}"));
+    assert!(matches!(
+        run(&prod, "deploy", known(false, false), None),
+        Outcome::Block { .. }
+    ));
+    let staging = pipeline(&format!("environment: staging\n{rule}"));
+    assert_eq!(
+        run(&staging, "deploy", known(false, false), None),
+        Outcome::Forward
+    );
+}
+
+#[test]
+fn configured_budgets_refuse_every_call() {
+    let p = pipeline(
+        "budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - match: { tool: \"*\" }\n        field: amount\n",
+    );
+    let outcome = run(&p, "anything", known(true, false), None);
+    assert_eq!(block_data(&outcome)["not_yet_enforced"], json!(["budgets"]));
+}
+
+#[test]
+fn bad_plugin_paths_are_config_issues() {
+    let text = "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  enabled: false\nplugins:\n  - name: missing\n    path: ./no-such.wasm\n";
+    let loaded =
+        config::parse(text, Path::new("/etc/helio/helio.yaml"), &|_| None).expect("schema is fine");
+    let Err(issues) = Pipeline::build(&loaded.config, runtime()) else {
+        panic!("a missing plugin file must fail the build");
+    };
+    assert_eq!(issues[0].path, "plugins[0].path");
+    assert!(
+        issues[0].message.contains("/etc/helio/./no-such.wasm"),
+        "{}",
+        issues[0].message
+    );
+}

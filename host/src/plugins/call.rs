@@ -1,0 +1,119 @@
+//! The `tool-call` resource: one call, parsed once by the host, read by
+//! plugins through narrow accessors.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// MCP tool annotations, with the MCP defaults filled in for what a tool
+/// does not state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Annotations {
+    pub read_only_hint: bool,
+    pub destructive_hint: bool,
+    pub idempotent_hint: bool,
+    pub open_world_hint: bool,
+    /// False when the tool has not been seen in any `tools/list`.
+    pub known: bool,
+}
+
+impl Annotations {
+    /// The MCP defaults, for a tool Helio knows nothing about: it may be
+    /// destructive, so destructive-guarding rules fail closed.
+    pub const UNKNOWN: Annotations = Annotations {
+        read_only_hint: false,
+        destructive_hint: true,
+        idempotent_hint: false,
+        open_world_hint: true,
+        known: false,
+    };
+}
+
+/// A tool call as plugins see it.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub tool: Arc<str>,
+    pub annotations: Annotations,
+    pub session: Option<Arc<str>>,
+    pub environment: Option<Arc<str>>,
+    /// `params.arguments`, as sent; parsed on first use.
+    pub arguments: Option<Arc<RawValue>>,
+    parsed: Arc<OnceLock<Option<Value>>>,
+}
+
+impl ToolCall {
+    pub fn new(
+        tool: Arc<str>,
+        annotations: Annotations,
+        arguments: Option<Arc<RawValue>>,
+        environment: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            tool,
+            annotations,
+            session: None,
+            environment,
+            arguments,
+            parsed: Arc::default(),
+        }
+    }
+
+    /// The argument at `path`: `$` is the whole object, `$.a.b` and `a.b`
+    /// walk keys, numeric segments index arrays. `__proto__`, `constructor`
+    /// and `prototype` never resolve, as in the original Helio.
+    pub fn argument(&self, path: &str) -> Option<&Value> {
+        let root = self
+            .parsed
+            .get_or_init(|| {
+                self.arguments
+                    .as_ref()
+                    .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            })
+            .as_ref()?;
+        let rest = path.strip_prefix('$').unwrap_or(path);
+        let rest = rest.strip_prefix('.').unwrap_or(rest);
+        if rest.is_empty() {
+            return Some(root);
+        }
+        let mut current = root;
+        for segment in rest.split('.') {
+            if matches!(segment, "__proto__" | "constructor" | "prototype") {
+                return None;
+            }
+            current = match current {
+                Value::Object(map) => map.get(segment)?,
+                Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(args: &str) -> ToolCall {
+        let raw: Box<RawValue> = RawValue::from_string(args.into()).expect("json");
+        ToolCall::new("t".into(), Annotations::UNKNOWN, Some(Arc::from(raw)), None)
+    }
+
+    #[test]
+    fn argument_paths() {
+        let c = call(r#"{"a":{"b":[10,{"c":"x"}]},"n":1.5,"constructor":1}"#);
+        assert_eq!(c.argument("$.a.b.0"), Some(&json!(10)));
+        assert_eq!(c.argument("a.b.1.c"), Some(&json!("x")));
+        assert_eq!(c.argument("n"), Some(&json!(1.5)));
+        assert_eq!(c.argument("$").and_then(|v| v.get("n")), Some(&json!(1.5)));
+        assert_eq!(c.argument("a.b.9"), None);
+        assert_eq!(c.argument("a.b.x"), None);
+        assert_eq!(c.argument("n.x"), None);
+        assert_eq!(c.argument("missing"), None);
+        assert_eq!(c.argument("constructor"), None);
+        let none = ToolCall::new("t".into(), Annotations::UNKNOWN, None, None);
+        assert_eq!(none.argument("$"), None);
+    }
+}

@@ -1,0 +1,422 @@
+//! The plugin runtime: loads WebAssembly components built against
+//! `helio:governance` (built-in or third-party, through the same path), and
+//! runs their `evaluate` in a sandbox bounded in time and memory.
+//!
+//! - One `Engine` for the process, with epoch interruption; a ticker thread
+//!   advances the epoch every [`TICK`], and each call gets a deadline.
+//! - Components are compiled at load (cached by content hash, so a reload
+//!   that did not change a plugin does not recompile it), never per call.
+//! - Instances are created lazily per thread and reused; a call that traps,
+//!   times out or runs out of memory discards its instance.
+//! - Plugins get no ambient authority: the host imports in `wit/` and
+//!   nothing else. A component built for `wasm32-wasip2` imports WASI
+//!   interfaces it does not use; those are linked to functions that trap.
+
+mod bindings;
+pub mod builtin;
+mod call;
+mod host_impl;
+mod verdict;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+pub use call::{Annotations, ToolCall};
+pub use verdict::{Decision, Feedback, Verdict};
+
+use bindings::{PolicyStage, PolicyStagePre};
+
+/// How often the epoch advances; call deadlines are counted in ticks.
+const TICK: Duration = Duration::from_millis(2);
+/// Budget for `configure`, which may compile patterns.
+const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The only host interfaces a plugin may import (besides WASI, stubbed).
+const PROVIDED: &[&str] = &[
+    "helio:governance/types@0.1.0",
+    "helio:governance/host@0.1.0",
+];
+
+/// Where a plugin's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Compiled into the binary.
+    Builtin(&'static [u8]),
+    /// A file named in helio.yaml, optionally pinned by SHA-256.
+    File {
+        path: PathBuf,
+        sha256: Option<[u8; 32]>,
+    },
+}
+
+/// Everything needed to load one stage.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub name: String,
+    pub source: Source,
+    /// The stage's configuration, as JSON, for `configure`.
+    pub config_json: String,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sha256 mismatch: the file is {actual}, the pin says {expected}")]
+    PinMismatch { expected: String, actual: String },
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error("{0}")]
+    Imports(String),
+    #[error("does not implement the helio:governance@0.1.0 policy-stage world: {0}")]
+    World(String),
+    #[error("configure failed: {0}")]
+    Trap(String),
+    #[error("rejected its configuration")]
+    Config(Vec<(String, String)>),
+}
+
+/// Why a call could not get a verdict from a plugin. Every one of these
+/// blocks the call (`plugin_error`): a gateway whose check fails open on
+/// error is no gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("exceeded its time limit of {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
+    OutOfMemory(usize),
+    #[error("returned a malformed verdict: {0}")]
+    Malformed(String),
+    #[error("could not be started: {0}")]
+    Instantiate(String),
+}
+
+/// A loaded stage: compiled, linked, and known to accept its configuration.
+pub struct Stage {
+    id: u64,
+    pub name: Arc<str>,
+    pre: PolicyStagePre<StoreState>,
+    config_json: Arc<str>,
+    timeout: Duration,
+    memory_bytes: usize,
+}
+
+/// What a plugin's store holds: the call resources and its limits.
+pub struct StoreState {
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: Arc<str>,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
+}
+
+static NEXT_STAGE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Runtime {
+    pub fn new() -> anyhow::Result<Arc<Self>> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        PolicyStage::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
+            &mut linker,
+            |state| state,
+        )?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("helio-epoch".into())
+            .spawn(move || loop {
+                std::thread::sleep(TICK);
+                match ticker.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            })?;
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            compiled: Mutex::default(),
+        }))
+    }
+
+    /// Compiles (or reuses) the component, links it, and runs `configure`
+    /// once so a bad configuration is reported now, not on the first call.
+    pub fn load(&self, spec: &StageSpec) -> Result<Arc<Stage>, LoadError> {
+        let bytes = match &spec.source {
+            Source::Builtin(bytes) => std::borrow::Cow::Borrowed(*bytes),
+            Source::File { path, sha256 } => {
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                if let Some(expected) = sha256 {
+                    let actual: [u8; 32] = Sha256::digest(&bytes).into();
+                    if &actual != expected {
+                        return Err(LoadError::PinMismatch {
+                            expected: hex::encode(expected),
+                            actual: hex::encode(actual),
+                        });
+                    }
+                }
+                std::borrow::Cow::Owned(bytes)
+            }
+        };
+        let component = self.compile(&bytes)?;
+        check_imports(&component, &self.engine)?;
+        let mut linker = self.linker.clone();
+        provide_hash_seed(&mut linker, &component, &self.engine)?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let pre = PolicyStagePre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let stage = Arc::new(Stage {
+            id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
+            name: spec.name.as_str().into(),
+            pre,
+            config_json: spec.config_json.as_str().into(),
+            timeout: spec.timeout,
+            memory_bytes: spec.memory_bytes,
+        });
+        self.instantiate(&stage).map_err(|e| match e {
+            Instantiated::Config(issues) => LoadError::Config(issues),
+            Instantiated::Failed(failure) => LoadError::Trap(failure.to_string()),
+        })?;
+        Ok(stage)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(component) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(component);
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(key, component.clone());
+        }
+        Ok(component)
+    }
+
+    /// Creates and configures a fresh instance of `stage`.
+    fn instantiate(&self, stage: &Arc<Stage>) -> Result<Instance, Instantiated> {
+        let state = StoreState {
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(stage.memory_bytes)
+                .trap_on_grow_failure(true)
+                .instances(8)
+                .tables(8)
+                .memories(4)
+                .build(),
+            plugin: stage.name.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(ticks(CONFIGURE_TIMEOUT));
+        let bindings = stage.pre.instantiate(&mut store).map_err(|e| {
+            Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes))
+        })?;
+        let configured = bindings
+            .helio_governance_stage()
+            .call_configure(&mut store, &stage.config_json)
+            .map_err(|e| {
+                Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes))
+            })?;
+        if let Err(errors) = configured {
+            return Err(Instantiated::Config(
+                errors.into_iter().map(|e| (e.path, e.message)).collect(),
+            ));
+        }
+        Ok(Instance {
+            stage: Arc::downgrade(stage),
+            id: stage.id,
+            store,
+            bindings,
+        })
+    }
+
+    /// Runs `stage` on `call` on this thread's instance of it.
+    pub fn evaluate(&self, stage: &Arc<Stage>, call: ToolCall) -> Result<Verdict, Failure> {
+        INSTANCES.with(|cell| {
+            let mut instances = cell.borrow_mut();
+            instances.retain(|i| i.stage.strong_count() > 0);
+            let index = match instances.iter().position(|i| i.id == stage.id) {
+                Some(index) => index,
+                None => {
+                    let instance = self.instantiate(stage).map_err(|e| match e {
+                        Instantiated::Failed(failure) => failure,
+                        Instantiated::Config(issues) => Failure::Instantiate(format!(
+                            "configure rejected its configuration: {issues:?}"
+                        )),
+                    })?;
+                    instances.push(instance);
+                    instances.len() - 1
+                }
+            };
+            let outcome = instances[index].evaluate(call, stage);
+            if outcome.is_err() {
+                // A trapped instance is not reused: its state is unknown.
+                instances.swap_remove(index);
+            }
+            outcome
+        })
+    }
+}
+
+thread_local! {
+    static INSTANCES: RefCell<Vec<Instance>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Instance {
+    stage: Weak<Stage>,
+    id: u64,
+    store: Store<StoreState>,
+    bindings: PolicyStage,
+}
+
+enum Instantiated {
+    Config(Vec<(String, String)>),
+    Failed(Failure),
+}
+
+impl Instance {
+    fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Verdict, Failure> {
+        let resource = self
+            .store
+            .data_mut()
+            .table
+            .push(call)
+            .map_err(|e| Failure::Instantiate(e.to_string()))?;
+        let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
+        self.store.set_epoch_deadline(ticks(stage.timeout));
+        let result = self
+            .bindings
+            .helio_governance_stage()
+            .call_evaluate(&mut self.store, handle);
+        let _ = self.store.data_mut().table.delete(resource);
+        match result {
+            Ok(verdict) => Verdict::try_from(verdict).map_err(Failure::Malformed),
+            Err(error) => Err(classify(error, stage.timeout, stage.memory_bytes)),
+        }
+    }
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+fn classify(error: wasmtime::Error, timeout: Duration, memory_bytes: usize) -> Failure {
+    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return Failure::Timeout(timeout);
+    }
+    let text = format!("{error:#}");
+    if text.contains("forcing trap when growing memory")
+        || text.contains("memory allocation failed")
+    {
+        return Failure::OutOfMemory(memory_bytes);
+    }
+    // The first line of a trap is "error while executing at wasm backtrace";
+    // the cause (e.g. "wasm `unreachable` instruction executed") is what helps.
+    Failure::Trap(error.root_cause().to_string())
+}
+
+/// Only the host interfaces Helio provides may be imported (WASI is
+/// stubbed). A plugin that needs an interface this version does not
+/// provide is refused at load rather than trapping on its first call.
+fn check_imports(component: &Component, engine: &Engine) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let mut missing = Vec::new();
+    for (name, _) in ty.imports(engine) {
+        if name.starts_with("wasi:") || PROVIDED.contains(&name) {
+            continue;
+        }
+        missing.push(name.to_owned());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "imports interfaces this version of Helio does not provide: {}",
+        missing.join(", ")
+    );
+    if missing
+        .iter()
+        .any(|m| m.starts_with("helio:governance/state"))
+    {
+        message.push_str(" (governance state for plugins arrives with rate limits and budgets)");
+    }
+    Err(LoadError::Imports(message))
+}
+
+/// Rust's standard library seeds `HashMap` from `wasi:random/insecure-seed`
+/// (regex engines use one). That import alone is given a real answer, a
+/// fresh random seed: it grants no authority and keeps hash maps usable.
+fn provide_hash_seed(
+    linker: &mut Linker<StoreState>,
+    component: &Component,
+    engine: &Engine,
+) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        if !name.starts_with("wasi:random/insecure-seed@") {
+            continue;
+        }
+        linker
+            .instance(name)
+            .and_then(|mut instance| {
+                instance.func_wrap("insecure-seed", |_, (): ()| {
+                    let mut bytes = [0u8; 16];
+                    getrandom::fill(&mut bytes).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+                    let (a, b) = bytes.split_at(8);
+                    let seed =
+                        |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
+                    Ok(((seed(a), seed(b)),))
+                })
+            })
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
+/// The SHA-256 pin format of helio.yaml: 64 hex digits.
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
+/// Resolves a plugin path from helio.yaml against the file's directory.
+pub fn resolve_path(config_file: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    config_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(path)
+}

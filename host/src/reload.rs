@@ -1,0 +1,104 @@
+//! Hot reload: when helio.yaml changes, load and check it in full, compile
+//! the stage chain, and swap it in whole. An invalid edit changes nothing:
+//! the errors are logged and the last good configuration stays in force.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ConfigError};
+use crate::pipeline::{Active, Pipeline};
+use crate::plugins::Runtime;
+
+/// How often the file is checked. Polling works on every filesystem,
+/// including container bind mounts and editors that replace the file.
+const POLL: Duration = Duration::from_millis(500);
+/// An edit must stay unchanged this long before it is read (editors save in
+/// several writes).
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub async fn watch(
+    path: PathBuf,
+    mut current: Config,
+    active: Active,
+    runtime: Arc<Runtime>,
+    shutdown: CancellationToken,
+) {
+    let mut seen = fingerprint(&path);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let now = fingerprint(&path);
+        if now == seen {
+            continue;
+        }
+        tokio::time::sleep(SETTLE).await;
+        let settled = fingerprint(&path);
+        if settled != now {
+            continue;
+        }
+        seen = settled;
+        let (load_path, load_runtime) = (path.clone(), runtime.clone());
+        let built = tokio::task::spawn_blocking(move || load(&load_path, &load_runtime)).await;
+        match built {
+            Ok(Ok((config, pipeline, warnings))) => {
+                let changed = current.restart_required_changes(&config);
+                if !changed.is_empty() {
+                    tracing::warn!(
+                        sections = %changed.join(", "),
+                        "restart required: these sections changed but only take effect at start; their running values are kept"
+                    );
+                }
+                tracing::info!(
+                    rules = pipeline.rule_count(),
+                    default = config.policies.default.as_str(),
+                    plugins = config.plugins.len(),
+                    "policy reloaded"
+                );
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+                active.replace(pipeline);
+                current = config;
+            }
+            Ok(Err(report)) => {
+                tracing::error!(
+                    "config reload failed (keeping the current configuration):\n{report}"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "config reload failed (keeping the current configuration)")
+            }
+        }
+    }
+}
+
+/// Loads, checks and compiles a configuration file: everything a reload or
+/// a start needs before anything changes.
+pub fn load(
+    path: &std::path::Path,
+    runtime: &Runtime,
+) -> Result<(Config, Pipeline, Vec<String>), String> {
+    let loaded = config::load(path).map_err(|e| e.report())?;
+    let pipeline = Pipeline::build(&loaded.config, runtime).map_err(|issues| {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            issues,
+        }
+        .report()
+    })?;
+    Ok((loaded.config, pipeline, loaded.warnings))
+}
+
+/// What identifies a version of the file: its bytes (and of the plugin
+/// files it names, via a reload when the config itself changes).
+fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| Sha256::digest(bytes).into())
+}

@@ -35,7 +35,7 @@ pub use verdict::{Decision, Feedback, Verdict};
 use bindings::{PolicyStage, PolicyStagePre};
 
 /// How often the epoch advances; call deadlines are counted in ticks.
-const TICK: Duration = Duration::from_millis(2);
+const TICK: Duration = Duration::from_millis(10);
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The only host interfaces a plugin may import (besides WASI, stubbed).

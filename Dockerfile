@@ -6,10 +6,14 @@
 # its audit database under /data (audit.path: /data/helio-audit.db).
 
 FROM rust:1.95-slim-bookworm AS build
+# The policy stages are WebAssembly components, built by host/build.rs.
+RUN rustup target add wasm32-wasip2
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY host ./host
-COPY examples ./examples
+COPY wit ./wit
+COPY plugins ./plugins
+COPY examples/demo ./examples/demo
 RUN cargo build --release --locked -p helio --bin helio \
  && install -D target/release/helio /out/helio
 

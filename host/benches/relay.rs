@@ -3,12 +3,15 @@
 //!
 //!     cargo bench -p helio --bench relay [-- --calls N --concurrency 1,32]
 //!
-//! The upstream is the demo MCP server (rmcp, streamable HTTP, SSE replies);
-//! Helio runs in-process with the dashboard off and a four-rule policy
-//! (`POLICY`), so every call goes through the rules stage. Upstream, gateway and the
-//! load generator each get their own Tokio runtime, so the client does not
-//! steal the gateway's workers. Each concurrency level runs direct and
-//! proxied rounds alternately and reports p50, p99 and throughput for both.
+//! The upstream is the demo MCP server (rmcp, streamable HTTP, SSE replies).
+//! Two Helio gateways run in-process with the dashboard off: a transparent one
+//! (no policy, so no stage runs) and a governed one whose rules stage (a
+//! WebAssembly component) checks every call against a realistic 20-rule policy
+//! (`POLICY`). Upstream, gateways and the load generator each get their own
+//! Tokio runtime, so the client does not steal the gateways' workers. Each
+//! concurrency level runs the three modes in alternating rounds and reports
+//! p50, p99 and throughput for each. Then the stage chain alone is timed
+//! in-process, and one component call with no rules to check.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,22 +26,74 @@ use tokio_util::sync::CancellationToken;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// The governed path: the call is checked against the demo's kind of policy
-/// by the rules stage (a WebAssembly component) before it is relayed;
-/// `lookup_order` is allowed by the last rule, after three that do not match.
+/// The governed path: a production policy of the kind operators write for
+/// an agent with payment, database, ticketing and infrastructure tools.
+/// `lookup_order` (read-only) is checked against all twenty rules — globs,
+/// annotation, environment and input conditions, regexes — and allowed by
+/// the last one.
 const POLICY: &str = r#"
+environment: production
 policies:
   default: deny
+  flag_destructive: log
   rules:
     - name: no-deletes
       match: { tool: "delete_*" }
       action: deny
+    - name: no-schema-drops
+      match: { tool: "db.drop_*" }
+      action: deny
+    - name: no-admin-namespace
+      match: { tool: "admin.*" }
+      action: deny
     - name: large-refunds
       match: { tool: process_refund, input: { $.amount: { gt: 100 } } }
+      action: deny
+    - name: foreign-currency-refunds
+      match: { tool: process_refund, input: { $.currency: { neq: "USD" } } }
+      action: deny
+    - name: production-payment-cap
+      match: { tool: create_payment, environment: production, input: { $.amount: { gte: 1000 } } }
+      action: deny
+    - name: card-numbers-in-memos
+      match: { tool: create_payment, input: { $.memo: { regex: "\\b[0-9]{13,16}\\b" } } }
       action: deny
     - name: rehearse-payments
       match: { tool: create_payment }
       action: dry_run
+    - name: international-wires
+      match: { tool: "wire_*", input: { $.destination.country: { neq: "US" } } }
+      action: deny
+    - name: no-ddl
+      match: { tool: db.query, input: { $.sql: { regex: "(?i)\\b(drop|alter|truncate|grant)\\b" } } }
+      action: deny
+    - name: selects-only
+      match: { tool: db.query, input: { $.sql: { regex: "(?i)^\\s*select\\b" } } }
+      action: allow
+    - name: no-personal-mail
+      match: { tool: email.send, input: { $.to: { regex: "@(gmail|yahoo|outlook)\\.com$" } } }
+      action: deny
+    - name: no-closing-prod-incidents
+      match: { tool: "jira.close_*", environment: production }
+      action: deny
+    - name: no-shell
+      match: { tool: "shell.*" }
+      action: deny
+    - name: no-cluster-writes
+      match: { tool: "k8s.*", annotations: { readOnlyHint: false } }
+      action: deny
+    - name: no-open-world-writes
+      match: { tool: "http.*", annotations: { openWorldHint: true, readOnlyHint: false } }
+      action: deny
+    - name: no-wildcard-lookups
+      match: { tool: lookup_order, input: { $.order_id: { contains: "*" } } }
+      action: deny
+    - name: idempotent-updates
+      match: { tool: "update_*", annotations: { idempotentHint: true } }
+      action: allow
+    - name: searches
+      match: { tool: "search_*" }
+      action: allow
     - name: read-only-tools
       match: { annotations: { readOnlyHint: true } }
       action: allow
@@ -90,6 +145,38 @@ fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+fn bench_config(upstream_url: &str, policy: &str) -> helio::config::Config {
+    let yaml = format!(
+        "version: \"1\"\nupstream:\n  url: {upstream_url}\ndashboard:\n  enabled: false\n{policy}"
+    );
+    let mut loaded =
+        helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("bench config");
+    loaded.config.listen.port = 0; // any free port
+    loaded.config
+}
+
+fn build_pipeline(
+    config: &helio::config::Config,
+    plugins: &helio::plugins::Runtime,
+) -> helio::pipeline::Pipeline {
+    helio::pipeline::Pipeline::build(config, plugins)
+        .unwrap_or_else(|issues| panic!("bench pipeline: {issues:?}"))
+}
+
+/// Starts a gateway in front of `upstream_url` with `policy`; returns its MCP URL.
+async fn start_gateway(upstream_url: &str, policy: &str, stop: &CancellationToken) -> String {
+    let config = bench_config(upstream_url, policy);
+    let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
+    let active = helio::pipeline::Active::new(build_pipeline(&config, &plugins));
+    let gateway = helio::gateway::Gateway::bind(&config, None, active, plugins)
+        .await
+        .expect("bind gateway");
+    let url = format!("http://{}/mcp", gateway.mcp_addr);
+    let stop = stop.clone();
+    tokio::spawn(gateway.serve(async move { stop.cancelled().await }));
+    url
+}
+
 fn main() {
     let args = parse_args();
     let stop = CancellationToken::new();
@@ -108,21 +195,11 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2),
     );
-    let helio_url = gateway_rt.block_on(async {
-        let yaml = format!("version: \"1\"\nupstream:\n  url: {upstream_url}\ndashboard:\n  enabled: false\n{POLICY}");
-        let mut loaded =
-            helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("bench config");
-        loaded.config.listen.port = 0; // any free port
-        let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
-        let pipeline = helio::pipeline::Pipeline::build(&loaded.config, &plugins).expect("pipeline");
-        let active = helio::pipeline::Active::new(pipeline);
-        let gateway = helio::gateway::Gateway::bind(&loaded.config, None, active, plugins)
-            .await
-            .expect("bind gateway");
-        let url = format!("http://{}/mcp", gateway.mcp_addr);
-        let stop = stop.clone();
-        tokio::spawn(gateway.serve(async move { stop.cancelled().await }));
-        url
+    let (transparent_url, governed_url) = gateway_rt.block_on(async {
+        (
+            start_gateway(&upstream_url, "", &stop).await,
+            start_gateway(&upstream_url, POLICY, &stop).await,
+        )
     });
 
     let client_rt = runtime("client", 1);
@@ -132,100 +209,123 @@ fn main() {
         let client: HttpClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(256)
             .build(connector);
-        let direct = Target::connect(&client, "direct", &upstream_url).await;
-        let proxied = Target::connect(&client, "helio", &helio_url).await;
+        let targets = [
+            Target::connect(&client, "direct", &upstream_url).await,
+            Target::connect(&client, "transparent", &transparent_url).await,
+            Target::connect(&client, "governed", &governed_url).await,
+        ];
 
         println!(
             "tools/call lookup_order, loopback; {} calls per mode per concurrency level",
             args.calls
         );
         println!(
-            "{:<8} {:>5} {:>10} {:>10} {:>12}",
+            "{:<12} {:>5} {:>10} {:>10} {:>12}",
             "mode", "conc", "p50 µs", "p99 µs", "calls/s"
         );
         for &concurrency in &args.concurrency {
-            // Warm both paths (connections, caches) before measuring.
-            run(&client, &direct, concurrency, 200.max(concurrency * 4)).await;
-            run(&client, &proxied, concurrency, 200.max(concurrency * 4)).await;
+            // Warm every path (connections, caches) before measuring.
+            for target in &targets {
+                run(&client, target, concurrency, 200.max(concurrency * 4)).await;
+            }
             let per_round = (args.calls / args.rounds).max(concurrency);
-            let mut results = [Sample::default(), Sample::default()];
+            let mut results: [Sample; 3] = Default::default();
             for _ in 0..args.rounds {
-                for (i, target) in [&direct, &proxied].into_iter().enumerate() {
+                for (i, target) in targets.iter().enumerate() {
                     let sample = run(&client, target, concurrency, per_round).await;
                     results[i].merge(sample);
                 }
             }
-            let [d, p] = results;
-            d.print("direct", concurrency);
-            p.print("helio", concurrency);
-            println!(
-                "{:<8} {:>5} {:>10.1} {:>10.1} {:>11.1}%",
-                "added",
-                concurrency,
-                p.percentile(0.50) - d.percentile(0.50),
-                p.percentile(0.99) - d.percentile(0.99),
-                (p.throughput() / d.throughput() - 1.0) * 100.0
-            );
+            let [direct, transparent, governed] = &results;
+            for (sample, target) in results.iter().zip(&targets) {
+                sample.print(target.label, concurrency);
+            }
+            print_added("+relay", concurrency, transparent, direct);
+            print_added("+governed", concurrency, governed, direct);
+            print_added("+stages", concurrency, governed, transparent);
         }
     });
     stop.cancel();
-    stage_chain_cost();
+    stage_costs();
+}
+
+fn print_added(label: &str, concurrency: usize, slower: &Sample, faster: &Sample) {
+    println!(
+        "{:<12} {:>5} {:>10.1} {:>10.1} {:>11.1}%",
+        label,
+        concurrency,
+        slower.percentile(0.50) - faster.percentile(0.50),
+        slower.percentile(0.99) - faster.percentile(0.99),
+        (slower.throughput() / faster.throughput() - 1.0) * 100.0
+    );
 }
 
 /// The governance share of the added latency, without sockets: the same
-/// call through the compiled stage chain, in-process, many times.
-fn stage_chain_cost() {
-    use helio::pipeline::{Outcome, Pipeline};
-    use helio::plugins::{Annotations, Runtime};
-    let yaml = format!("version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  enabled: false\n{POLICY}");
-    let loaded =
-        helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("bench config");
-    let plugins = Runtime::new().expect("plugin runtime");
-    let pipeline = Pipeline::build(&loaded.config, &plugins).expect("pipeline");
-    let read_only = Annotations {
+/// call through the compiled stage chain, in-process, many times; then one
+/// component call that has nothing to check (no rules, `default: deny`), the
+/// fixed cost each stage adds.
+fn stage_costs() {
+    use helio::pipeline::Outcome;
+    let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
+    let governed = build_pipeline(&bench_config("http://127.0.0.1:9/mcp", POLICY), &plugins);
+    let bare = build_pipeline(
+        &bench_config("http://127.0.0.1:9/mcp", "policies:\n  default: deny\n"),
+        &plugins,
+    );
+    let read_only = helio::plugins::Annotations {
         read_only_hint: true,
         destructive_hint: false,
         idempotent_hint: true,
         open_world_hint: false,
         known: true,
     };
-    let arguments: std::sync::Arc<serde_json::value::RawValue> =
+    let arguments: Arc<serde_json::value::RawValue> =
         serde_json::value::RawValue::from_string(r#"{"order_id":"ORD-1002"}"#.into())
             .expect("json")
             .into();
-    let mut samples = Vec::with_capacity(100_000);
-    for i in 0..110_000 {
-        let t0 = Instant::now();
-        let outcome = pipeline.evaluate(
-            &plugins,
-            "lookup_order".into(),
-            read_only,
-            Some(arguments.clone()),
-        );
-        let elapsed = t0.elapsed();
-        assert_eq!(outcome, Outcome::Forward);
-        if i >= 10_000 {
-            samples.push(elapsed.as_secs_f64() * 1e6);
+    let time = |pipeline: &helio::pipeline::Pipeline, forwards: bool| {
+        let mut samples = Vec::with_capacity(100_000);
+        for i in 0..110_000 {
+            let t0 = Instant::now();
+            let outcome = pipeline.evaluate(
+                &plugins,
+                "lookup_order".into(),
+                read_only,
+                Some(arguments.clone()),
+            );
+            let elapsed = t0.elapsed();
+            assert_eq!(outcome == Outcome::Forward, forwards, "{outcome:?}");
+            if i >= 10_000 {
+                samples.push(elapsed.as_secs_f64() * 1e6);
+            }
         }
-    }
-    let sample = Sample {
-        latencies_us: samples,
-        elapsed: Duration::ZERO,
+        Sample {
+            latencies_us: samples,
+            elapsed: Duration::ZERO,
+        }
     };
+    let chain = time(&governed, true);
+    let one_call = time(&bare, false);
     println!(
-        "stage chain alone (rules component, 4 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
-        sample.percentile(0.50),
-        sample.percentile(0.99)
+        "stage chain alone (rules component, 20 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
+        chain.percentile(0.50),
+        chain.percentile(0.99)
+    );
+    println!(
+        "one component call, nothing to check (in-process): p50 {:.2} µs, p99 {:.2} µs",
+        one_call.percentile(0.50),
+        one_call.percentile(0.99)
     );
 }
 
 struct Target {
+    label: &'static str,
     url: hyper::Uri,
     session: String,
 }
 
 impl Target {
-    async fn connect(client: &HttpClient, label: &str, url: &str) -> Arc<Self> {
+    async fn connect(client: &HttpClient, label: &'static str, url: &str) -> Arc<Self> {
         let uri: hyper::Uri = url.parse().expect("url");
         let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"relay-bench","version":"1"}}}"#;
         let response = client
@@ -245,7 +345,11 @@ impl Target {
             .await
             .expect("initialized");
         let _ = response.into_body().collect().await;
-        Arc::new(Self { url: uri, session })
+        Arc::new(Self {
+            label,
+            url: uri,
+            session,
+        })
     }
 }
 
@@ -299,7 +403,7 @@ impl Sample {
 
     fn print(&self, mode: &str, concurrency: usize) {
         println!(
-            "{:<8} {:>5} {:>10.1} {:>10.1} {:>12.0}",
+            "{:<12} {:>5} {:>10.1} {:>10.1} {:>12.0}",
             mode,
             concurrency,
             self.percentile(0.50),

@@ -80,21 +80,23 @@ impl Pipeline {
                 stages.extend(plugin_stage(index, plugin, &mut issues));
             }
         }
-        let rules = StageSpec {
-            name: "rules".into(),
-            source: plugins::Source::Builtin(builtin::RULES),
-            config_json:
-                json!({ "environment": config.environment, "policies": config.policies_json })
-                    .to_string(),
-            timeout: std::time::Duration::from_millis(50),
-            memory_bytes: 64 << 20,
-        };
-        match runtime.load(&rules) {
-            Ok(stage) => stages.push(ChainStage {
-                stage,
-                may_loosen: false,
-            }),
-            Err(error) => issues.extend(plugin_issues("policies", "", error)),
+        if rules_can_decide(config) {
+            let rules = StageSpec {
+                name: "rules".into(),
+                source: plugins::Source::Builtin(builtin::RULES),
+                config_json:
+                    json!({ "environment": config.environment, "policies": config.policies_json })
+                        .to_string(),
+                timeout: std::time::Duration::from_millis(50),
+                memory_bytes: 64 << 20,
+            };
+            match runtime.load(&rules) {
+                Ok(stage) => stages.push(ChainStage {
+                    stage,
+                    may_loosen: false,
+                }),
+                Err(error) => issues.extend(plugin_issues("policies", "", error)),
+            }
         }
         for (index, plugin) in config.plugins.iter().enumerate() {
             if plugin.position == PluginPosition::AfterRules {
@@ -111,6 +113,11 @@ impl Pipeline {
             refusal: refusal(config),
             rule_count: config.policies.rules.len(),
         })
+    }
+
+    /// How many stages a call goes through.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
     }
 
     pub fn rule_count(&self) -> usize {
@@ -299,6 +306,17 @@ fn refusal(config: &Config) -> Option<(String, Value)> {
             "not_yet_enforced": keys,
         }),
     ))
+}
+
+/// Without rules, with `default: allow`, no `flag_destructive` and no global
+/// dry run, the rules stage would allow every call: the chain leaves it out
+/// rather than pay a component call for a fixed answer (audit-only mode).
+fn rules_can_decide(config: &Config) -> bool {
+    let p = &config.policies;
+    !p.rules.is_empty()
+        || p.default == config::DefaultDecision::Deny
+        || p.flag_destructive.is_some()
+        || p.dry_run
 }
 
 /// The chain in force, swapped whole on reload: each call takes one

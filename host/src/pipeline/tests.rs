@@ -215,3 +215,36 @@ fn bad_plugin_paths_are_config_issues() {
         issues[0].message
     );
 }
+
+#[test]
+fn rules_stage_is_left_out_only_when_it_could_not_block() {
+    assert_eq!(pipeline("").stage_count(), 0);
+    assert_eq!(
+        run(&pipeline(""), "delete_record", known(false, true), None),
+        Outcome::Forward
+    );
+    for settings in [
+        "policies:\n  default: deny\n",
+        "policies:\n  flag_destructive: log\n",
+        "policies:\n  dry_run: true\n",
+    ] {
+        assert_eq!(pipeline(settings).stage_count(), 1, "{settings}");
+    }
+    assert_eq!(
+        block_data(&run(
+            &pipeline("policies:\n  default: deny\n"),
+            "lookup_order",
+            known(true, false),
+            None
+        ))["reason"],
+        json!("policy_denied")
+    );
+    let Outcome::DryRun { .. } = run(
+        &pipeline("policies:\n  dry_run: true\n"),
+        "lookup_order",
+        known(true, false),
+        None,
+    ) else {
+        panic!("global dry run must still simulate");
+    };
+}

@@ -8,7 +8,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const STAGES: &[&str] = &["helio_rules"];
+const STAGES: &[&str] = &["helio_rules", "helio_budgets"];
 
 fn main() {
     let host =
@@ -24,7 +24,16 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
 
-    for watched in ["Cargo.toml", "Cargo.lock", "rules/Cargo.toml", "rules/src"] {
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "policy-match/Cargo.toml",
+        "policy-match/src",
+        "rules/Cargo.toml",
+        "rules/src",
+        "budgets/Cargo.toml",
+        "budgets/src",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

@@ -4,10 +4,12 @@
 //!     cargo bench -p helio --bench relay [-- --calls N --concurrency 1,32]
 //!
 //! The upstream is the demo MCP server (rmcp, streamable HTTP, SSE replies).
-//! Two Helio gateways run in-process with the dashboard off: a transparent one
-//! (no policy, so no stage runs) and a governed one whose rules stage (a
+//! Three Helio gateways run in-process with the dashboard off: a transparent
+//! one (no policy, so no stage runs), a governed one whose rules stage (a
 //! WebAssembly component) checks every call against a realistic 20-rule policy
-//! (`POLICY`). Upstream, gateways and the load generator each get their own
+//! (`POLICY`), and a stateful one (`STATEFUL_POLICY`) where the same call
+//! engages evidence, a dependency chain, a spend limit, a budget and a rate
+//! limit, with governance state in SQLite. Upstream, gateways and the load generator each get their own
 //! Tokio runtime, so the client does not steal the gateways' workers. Each
 //! concurrency level runs the three modes in alternating rounds and reports
 //! p50, p99 and throughput for each. Then the stage chain alone is timed
@@ -23,6 +25,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
+
+use helio::state::{now_ms, Evidence, LocalStore, StateStore};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -99,6 +103,71 @@ policies:
       action: allow
 "#;
 
+/// The stateful path: the call needs evidence (`ticket_verified`) and an
+/// earlier `search_docs` in its session, charges a spend limit and a budget
+/// (`$.amount`), and takes a rate slot in a second stage (the built-in rules
+/// engine loaded again as an after-rules plugin, since a rule has one
+/// action). Limits are high enough never to block during the run.
+const STATEFUL_POLICY: &str = r#"
+policies:
+  default: deny
+  rules:
+    - name: grounded-spend
+      match: { tool: lookup_order }
+      action: spend_limit
+      evidence: { requires: [ticket_verified] }
+      requires: [search_docs]
+      limits:
+        max_spend: { field: $.amount, limit: 1000000000000, currency: USD, window: 1h, key: session }
+budgets:
+  - name: daily
+    limit: 1000000000000
+    currency: USD
+    window: 1d
+    contributors:
+      - match: { tool: lookup_order }
+        field: $.amount
+"#;
+
+/// The second stage of the stateful chain, appended with the rules
+/// component's path.
+fn stateful_rate_plugin(path: &Path) -> String {
+    format!(
+        r#"
+plugins:
+  - name: per-session-rate
+    path: {}
+    position: after_rules
+    config:
+      policies:
+        default: allow
+        rules:
+          - name: session-rate
+            match: {{ tool: lookup_order }}
+            action: rate_limit
+            limits: {{ max_calls: 1000000000000, window: 1h, key: session }}
+"#,
+        path.display()
+    )
+}
+
+/// Limiter correctness under load: a global bucket of `BURST_LIMIT` calls
+/// hit by `BURST_CALLS` calls, `BURST_IN_FLIGHT` at a time.
+const BURST_POLICY: &str = r#"
+policies:
+  rules:
+    - name: burst
+      match: { tool: lookup_order }
+      action: rate_limit
+      limits: { max_calls: 1000, window: 1h, key: global }
+"#;
+const BURST_LIMIT: usize = 1000;
+const BURST_CALLS: usize = 10_000;
+const BURST_IN_FLIGHT: usize = 500;
+
+/// The session every benchmark call claims.
+const SESSION: &str = "bench-session";
+
 struct Args {
     calls: usize,
     concurrency: Vec<usize>,
@@ -163,10 +232,16 @@ fn build_pipeline(
         .unwrap_or_else(|issues| panic!("bench pipeline: {issues:?}"))
 }
 
-/// Starts a gateway in front of `upstream_url` with `policy`; returns its MCP URL.
-async fn start_gateway(upstream_url: &str, policy: &str, stop: &CancellationToken) -> String {
+/// Starts a gateway in front of `upstream_url` with `policy` and governance
+/// state `state`; returns its MCP URL.
+async fn start_gateway(
+    upstream_url: &str,
+    policy: &str,
+    state: Arc<dyn StateStore>,
+    stop: &CancellationToken,
+) -> String {
     let config = bench_config(upstream_url, policy);
-    let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
+    let plugins = helio::plugins::Runtime::new(state).expect("plugin runtime");
     let active = helio::pipeline::Active::new(build_pipeline(&config, &plugins));
     let gateway = helio::gateway::Gateway::bind(&config, None, active, plugins)
         .await
@@ -195,10 +270,24 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2),
     );
-    let (transparent_url, governed_url) = gateway_rt.block_on(async {
+    let scratch = std::env::temp_dir().join(format!("helio-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let rules_wasm = scratch.join("helio_rules.wasm");
+    std::fs::write(&rules_wasm, helio::plugins::builtin::RULES).expect("write rules component");
+    let state = grounded_state(&scratch.join("state.db"));
+    let stateful_policy = format!("{STATEFUL_POLICY}{}", stateful_rate_plugin(&rules_wasm));
+    let (transparent_url, governed_url, stateful_url, burst_url) = gateway_rt.block_on(async {
         (
-            start_gateway(&upstream_url, "", &stop).await,
-            start_gateway(&upstream_url, POLICY, &stop).await,
+            start_gateway(&upstream_url, "", LocalStore::in_memory(), &stop).await,
+            start_gateway(&upstream_url, POLICY, LocalStore::in_memory(), &stop).await,
+            start_gateway(&upstream_url, &stateful_policy, state, &stop).await,
+            start_gateway(
+                &upstream_url,
+                BURST_POLICY,
+                LocalStore::open(&scratch.join("burst.db"), now_ms()).expect("burst state"),
+                &stop,
+            )
+            .await,
         )
     });
 
@@ -213,10 +302,11 @@ fn main() {
             Target::connect(&client, "direct", &upstream_url).await,
             Target::connect(&client, "transparent", &transparent_url).await,
             Target::connect(&client, "governed", &governed_url).await,
+            Target::connect(&client, "stateful", &stateful_url).await,
         ];
 
         println!(
-            "tools/call lookup_order, loopback; {} calls per mode per concurrency level",
+            "tools/call lookup_order (same body every mode), loopback; {} calls per mode per concurrency level",
             args.calls
         );
         println!(
@@ -229,24 +319,55 @@ fn main() {
                 run(&client, target, concurrency, 200.max(concurrency * 4)).await;
             }
             let per_round = (args.calls / args.rounds).max(concurrency);
-            let mut results: [Sample; 3] = Default::default();
+            let mut results: [Sample; 4] = Default::default();
             for _ in 0..args.rounds {
                 for (i, target) in targets.iter().enumerate() {
                     let sample = run(&client, target, concurrency, per_round).await;
                     results[i].merge(sample);
                 }
             }
-            let [direct, transparent, governed] = &results;
+            let [direct, transparent, governed, stateful] = &results;
             for (sample, target) in results.iter().zip(&targets) {
                 sample.print(target.label, concurrency);
             }
             print_added("+relay", concurrency, transparent, direct);
             print_added("+governed", concurrency, governed, direct);
             print_added("+stages", concurrency, governed, transparent);
+            print_added("+stateful", concurrency, stateful, direct);
+            print_added("+st.stages", concurrency, stateful, transparent);
         }
     });
+    client_rt.block_on(async {
+        let client: HttpClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(BURST_IN_FLIGHT)
+            .build(HttpConnector::new());
+        let target = Target::connect(&client, "burst", &burst_url).await;
+        burst(&client, &target).await;
+    });
     stop.cancel();
-    stage_costs();
+    stage_costs(&stateful_policy, &scratch.join("in-process.db"));
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// SQLite-backed state in which the benchmark session already holds the
+/// evidence and the completed call the stateful policy requires.
+fn grounded_state(path: &Path) -> Arc<dyn StateStore> {
+    let state = LocalStore::open(path, now_ms()).expect("state database");
+    let now = now_ms();
+    state
+        .record_evidence(
+            SESSION,
+            Evidence {
+                key: "ticket_verified".into(),
+                data: serde_json::json!({ "ticket": "T-1" }),
+                tool_name: "lookup_ticket".into(),
+                recorded_ms: now,
+                expires_ms: now + 24 * 3600 * 1000,
+            },
+        )
+        .expect("evidence");
+    state.record_completion(SESSION, "search_docs", true, now);
+    state
 }
 
 fn print_added(label: &str, concurrency: usize, slower: &Sample, faster: &Sample) {
@@ -264,9 +385,9 @@ fn print_added(label: &str, concurrency: usize, slower: &Sample, faster: &Sample
 /// call through the compiled stage chain, in-process, many times; then one
 /// component call that has nothing to check (no rules, `default: deny`), the
 /// fixed cost each stage adds.
-fn stage_costs() {
+fn stage_costs(stateful_policy: &str, database: &Path) {
     use helio::pipeline::Outcome;
-    let plugins = helio::plugins::Runtime::new().expect("plugin runtime");
+    let plugins = helio::plugins::Runtime::new(LocalStore::in_memory()).expect("plugin runtime");
     let governed = build_pipeline(&bench_config("http://127.0.0.1:9/mcp", POLICY), &plugins);
     let bare = build_pipeline(
         &bench_config("http://127.0.0.1:9/mcp", "policies:\n  default: deny\n"),
@@ -280,20 +401,28 @@ fn stage_costs() {
         known: true,
     };
     let arguments: Arc<serde_json::value::RawValue> =
-        serde_json::value::RawValue::from_string(r#"{"order_id":"ORD-1002"}"#.into())
+        serde_json::value::RawValue::from_string(r#"{"order_id":"ORD-1002","amount":5}"#.into())
             .expect("json")
             .into();
-    let time = |pipeline: &helio::pipeline::Pipeline, forwards: bool| {
+    let time = |plugins: &helio::plugins::Runtime,
+                pipeline: &helio::pipeline::Pipeline,
+                session: Option<&str>,
+                forwards: bool| {
         let mut samples = Vec::with_capacity(100_000);
         for i in 0..110_000 {
             let t0 = Instant::now();
-            let outcome = pipeline.evaluate(
-                &plugins,
+            let decided = pipeline.evaluate(
+                plugins,
                 "lookup_order".into(),
                 read_only,
                 Some(arguments.clone()),
+                session.map(Arc::from),
             );
+            if let Some(settlement) = decided.settlement {
+                settlement.settle(helio::state::CallOutcome::Succeeded);
+            }
             let elapsed = t0.elapsed();
+            let outcome = decided.outcome;
             assert_eq!(outcome == Outcome::Forward, forwards, "{outcome:?}");
             if i >= 10_000 {
                 samples.push(elapsed.as_secs_f64() * 1e6);
@@ -304,8 +433,15 @@ fn stage_costs() {
             elapsed: Duration::ZERO,
         }
     };
-    let chain = time(&governed, true);
-    let one_call = time(&bare, false);
+    let chain = time(&plugins, &governed, None, true);
+    let one_call = time(&plugins, &bare, None, false);
+    let stateful_plugins =
+        helio::plugins::Runtime::new(grounded_state(database)).expect("plugin runtime");
+    let stateful = build_pipeline(
+        &bench_config("http://127.0.0.1:9/mcp", stateful_policy),
+        &stateful_plugins,
+    );
+    let stateful = time(&stateful_plugins, &stateful, Some(SESSION), true);
     println!(
         "stage chain alone (rules component, 20 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
         chain.percentile(0.50),
@@ -315,6 +451,11 @@ fn stage_costs() {
         "one component call, nothing to check (in-process): p50 {:.2} µs, p99 {:.2} µs",
         one_call.percentile(0.50),
         one_call.percentile(0.99)
+    );
+    println!(
+        "stateful chain alone (3 stages, holds committed to SQLite, settled): p50 {:.2} µs, p99 {:.2} µs",
+        stateful.percentile(0.50),
+        stateful.percentile(0.99)
     );
 }
 
@@ -364,7 +505,8 @@ fn post(
     if let Some(session) = session {
         builder = builder
             .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-06-18");
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("x-helio-session-id", SESSION);
     }
     builder.body(Full::new(body.into())).expect("request")
 }
@@ -372,7 +514,7 @@ fn post(
 /// A `tools/call` body; ids must be unique among a session's in-flight calls.
 fn call_body(id: u64) -> Bytes {
     Bytes::from(format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lookup_order","arguments":{{"order_id":"ORD-1002"}}}}}}"#
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lookup_order","arguments":{{"order_id":"ORD-1002","amount":5}}}}}}"#
     ))
 }
 
@@ -411,6 +553,52 @@ impl Sample {
             self.throughput()
         );
     }
+}
+
+/// Sends the burst and checks the bucket admitted exactly its limit.
+async fn burst(client: &HttpClient, target: &Arc<Target>) {
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..BURST_IN_FLIGHT {
+        let client = client.clone();
+        let target = target.clone();
+        workers.spawn(async move {
+            let (mut admitted, mut limited) = (0usize, 0usize);
+            for _ in 0..BURST_CALLS / BURST_IN_FLIGHT {
+                let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let response = client
+                    .request(post(&target.url, Some(&target.session), call_body(id)))
+                    .await
+                    .expect("tools/call");
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                if memchr::memmem::find(&body, b"\"result\"").is_some() {
+                    admitted += 1;
+                } else if memchr::memmem::find(&body, b"\"rate_limited\"").is_some() {
+                    limited += 1;
+                } else {
+                    panic!("unexpected reply: {}", String::from_utf8_lossy(&body));
+                }
+            }
+            (admitted, limited)
+        });
+    }
+    let (mut admitted, mut limited) = (0, 0);
+    while let Some(done) = workers.join_next().await {
+        let (a, l) = done.expect("worker");
+        admitted += a;
+        limited += l;
+    }
+    println!(
+        "rate limiter burst: {BURST_CALLS} calls, {BURST_IN_FLIGHT} in flight, limit {BURST_LIMIT}: \
+         {admitted} admitted, {limited} rate_limited ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(admitted, BURST_LIMIT, "the limiter over- or under-admitted");
 }
 
 /// `calls` tool calls from `concurrency` concurrent callers.

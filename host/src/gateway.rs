@@ -65,7 +65,8 @@ impl Gateway {
 
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
-        let mcp = mcp::McpServer::new(config, pipeline, runtime, shutdown.clone())?;
+        let state = runtime.state().clone();
+        let mcp = mcp::McpServer::new(config, pipeline.clone(), runtime, shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;
@@ -90,7 +91,7 @@ impl Gateway {
             sdk_addr = Some(local_addr(&listener));
             servers.push(serve_axum(
                 listener,
-                sideband::router(token),
+                sideband::router(token, state, pipeline),
                 shutdown.clone(),
             ));
         }

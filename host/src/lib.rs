@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod plugins;
 pub mod reload;
 mod sideband;
+pub mod state;

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import mcp_session, port_accepts, wait_until
+from conftest import call_tool_outcome, mcp_session, port_accepts, wait_until
 
 
 @pytest.fixture
@@ -50,6 +50,12 @@ async def test_demo_serves_the_shop_through_helio(demo) -> None:
         assert json.loads(refund.content[0].text)["status"] == "issued"
         after = json.loads((await session.call_tool("lookup_order", {"order_id": "ORD-1002"})).content[0].text)
         assert after["refunded"] == 10
+
+    # A fresh session has not looked anything up: the refund waits for that.
+    async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
+        refund = await call_tool_outcome(session, "process_refund", {"order_id": "ORD-1002", "amount": 5})
+        assert refund["error"]["code"] == -32001, refund
+        assert "Look the order up" in refund["error"]["message"]
 
     health = httpx.get("http://127.0.0.1:3100/api/health").json()
     assert health["status"] == "ok"

@@ -43,6 +43,7 @@ EXPECTED_TOOLS = {
     "sample",
     "elicit",
     "fail",
+    "charge",
     "delete_record",
     "whoami_headers",
 }

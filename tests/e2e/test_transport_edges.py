@@ -481,15 +481,8 @@ def test_sigterm_ends_open_get_streams_promptly(helio: HelioLauncher, upstream_s
 
 def test_unenforced_restrictive_keys_fail_closed(helio: HelioLauncher, upstream_sse: Upstream) -> None:
     """A restriction this build cannot enforce yet must block tools/call, never let it through."""
-    budget = {
-        "name": "payments",
-        "limit": 100,
-        "currency": "USD",
-        "window": "1h",
-        "contributors": [{"match": {"tool": "*"}, "field": "amount"}],
-    }
-    instance = helio({"budgets": [budget]}, upstream=upstream_sse)
-    assert "budgets: accepted but not yet enforced" in instance.stderr
+    instance = helio({"policies": {"on_tool_drift": "block"}}, upstream=upstream_sse)
+    assert "policies.on_tool_drift: accepted but not yet enforced" in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         listed = rpc_result(raw.request("tools/list", {}))
@@ -502,7 +495,7 @@ def test_unenforced_restrictive_keys_fail_closed(helio: HelioLauncher, upstream_
         assert error["code"] == -32001
         assert error["data"]["blocked"] is True
         assert error["data"]["reason"] == "not_yet_enforced"
-        assert error["data"]["not_yet_enforced"] == ["budgets"]
+        assert error["data"]["not_yet_enforced"] == ["policies.on_tool_drift"]
         assert error["data"]["retry_allowed"] is False
         assert not upstream_sse.find(lambda r: jsonrpc_body_matches(r, "tools/call", name="echo")), (
             "a blocked call reached the upstream"
@@ -510,9 +503,9 @@ def test_unenforced_restrictive_keys_fail_closed(helio: HelioLauncher, upstream_
 
 
 def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_sse: Upstream) -> None:
-    instance = helio({"audit": {"retention": "30d"}, "session": {"on_unresolved": "anonymous"}}, upstream=upstream_sse)
+    instance = helio({"audit": {"retention": "30d"}, "policies": {"on_tool_drift": "log"}}, upstream=upstream_sse)
     assert "audit: accepted but not yet enforced" in instance.stderr
-    assert "session: accepted but not yet enforced" in instance.stderr
+    assert "policies.on_tool_drift: accepted but not yet enforced" in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         assert rpc_result(raw.call_tool("echo", {"text": "hi"}, id="ok-1"), "ok-1")["content"]

@@ -7,6 +7,7 @@ use crate::config;
 use crate::demo;
 use crate::pipeline::Pipeline;
 use crate::plugins::Runtime;
+use crate::state::LocalStore;
 
 /// The example policy the demo runs, shipped in `examples/demo/helio.yaml`.
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo/helio.yaml");
@@ -22,7 +23,8 @@ pub fn run() -> anyhow::Result<()> {
         };
         let source = Path::new("examples/demo/helio.yaml");
         let loaded = config::parse(DEMO_CONFIG, source, &lookup).map_err(|e| anyhow::anyhow!(e.report()))?;
-        let plugins = Runtime::new()?;
+        // The demo keeps its state in memory: nothing is written to disk.
+        let plugins = Runtime::new(LocalStore::in_memory())?;
         let pipeline = Pipeline::build(&loaded.config, &plugins).map_err(|issues| {
             anyhow::anyhow!(config::ConfigError::Invalid { path: source.to_owned(), issues }.report())
         })?;
@@ -45,6 +47,9 @@ pub fn run() -> anyhow::Result<()> {
             eprintln!("    Claude Code:     claude mcp add --transport http helio-demo {mcp}");
             eprintln!("    MCP Inspector:   npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)");
             eprintln!("  Tools: lookup_order, search_docs, process_refund, create_payment, delete_record");
+            eprintln!("  Policy: deletes denied; refunds over 100 denied, others only after a lookup_order in the");
+            eprintln!("          same session and within a 500 USD daily budget; payments rehearsed (dry run);");
+            eprintln!("          search_docs limited to 20 calls a minute per session.");
             if let Some(addr) = gateway.dashboard_addr {
                 eprintln!("  Dashboard API: http://{addr}/api/health");
             }

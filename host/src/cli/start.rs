@@ -10,10 +10,23 @@ use crate::gateway::Gateway;
 use crate::pipeline::{Active, Pipeline};
 use crate::plugins::Runtime;
 use crate::reload;
+use crate::state::{now_ms, LocalStore, StateStore};
+
+/// How often aged-out rate windows, spend and evidence are dropped.
+const STATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run(path: &Path, no_hot_reload: bool) -> anyhow::Result<()> {
     super::init_logging();
-    let plugins = Runtime::new()?;
+    // The state database's path is in the file; the full load (with the
+    // stages, which need the state) follows.
+    let database = crate::config::load(path)
+        .map_err(|e| anyhow::anyhow!(e.report()))?
+        .config
+        .audit
+        .path;
+    let state = LocalStore::open(Path::new(&database), now_ms())
+        .with_context(|| format!("cannot open the state database {database} (audit.path)"))?;
+    let plugins = Runtime::new(state)?;
     let (config, pipeline, warnings) = reload::load(path, &plugins).map_err(anyhow::Error::msg)?;
     let watch = (!no_hot_reload && config.policies.hot_reload).then(|| path.to_owned());
     let launch = Launch {
@@ -60,6 +73,7 @@ impl Launch {
             None
         };
         let active = Active::new(self.pipeline);
+        spawn_state_sweep(self.plugins.state().clone());
         let gateway = Gateway::bind(
             c,
             sdk_token.as_ref().map(|t| t.value.as_str()),
@@ -156,4 +170,16 @@ fn sdk_token() -> anyhow::Result<SdkToken> {
             generated: true,
         }),
     }
+}
+
+fn spawn_state_sweep(state: Arc<dyn StateStore>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(STATE_SWEEP_INTERVAL);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let state = state.clone();
+            let _ = tokio::task::spawn_blocking(move || state.sweep(now_ms())).await;
+        }
+    });
 }

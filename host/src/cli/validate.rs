@@ -2,11 +2,13 @@ use std::path::Path;
 
 use crate::plugins::Runtime;
 use crate::reload;
+use crate::state::LocalStore;
 
 /// Loads and checks the file, compiles every policy stage it names and runs
 /// their `configure`: what start would do, short of binding ports.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let runtime = Runtime::new()?;
+    // Validation touches no database: stages get a throwaway state.
+    let runtime = Runtime::new(LocalStore::in_memory())?;
     let (config, _pipeline, warnings) = reload::load(path, &runtime).map_err(anyhow::Error::msg)?;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let mut summary = format!(

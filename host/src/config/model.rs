@@ -25,6 +25,8 @@ pub struct Config {
     /// The `policies` section as written (after `${VAR}`): the built-in rule
     /// engine's configuration.
     pub policies_json: serde_json::Value,
+    /// The `budgets` section as written: the budgets stage's configuration.
+    pub budgets_json: serde_json::Value,
     /// Digests of the restart-only sections as written, to detect a reload
     /// that changed one.
     pub restart_sections: Vec<(&'static str, [u8; 32])>,
@@ -95,6 +97,34 @@ pub enum OnUnresolved {
 pub struct Session {
     pub identity: Vec<IdentitySource>,
     pub on_unresolved: OnUnresolved,
+}
+
+impl Session {
+    /// The identity sources as denial messages name them:
+    /// `header x-helio-session-id, legacy_header (Mcp-Session-Id)`.
+    pub fn describe(sources: &[IdentitySource]) -> String {
+        let names: Vec<String> = sources
+            .iter()
+            .map(|s| match s {
+                IdentitySource::Header(name) => format!("header {name}"),
+                IdentitySource::Meta => "meta (clientInfo)".into(),
+                IdentitySource::LegacyHeader => "legacy_header (Mcp-Session-Id)".into(),
+            })
+            .collect();
+        names.join(", ")
+    }
+
+    /// The part of a stage's configuration that says how to treat calls
+    /// without an identity.
+    pub fn stage_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "on_unresolved": match self.on_unresolved {
+                OnUnresolved::Deny => "deny",
+                OnUnresolved::Anonymous => "anonymous",
+            },
+            "tried": Self::describe(&self.identity),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +280,8 @@ pub struct ApprovalRoute {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKey {
     Tool,
+    /// One bucket for every caller (a Helio addition).
+    Global,
     Agent,
     Session,
     SenderId,

@@ -112,6 +112,11 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         Some(value) if !value.is_null() => serde_json::to_value(value).unwrap_or_default(),
         _ => serde_json::Value::Object(Default::default()),
     };
+    // Likewise the budgets stage.
+    let budgets_json = match root.get("budgets") {
+        Some(value) if !value.is_null() => serde_json::to_value(value).unwrap_or_default(),
+        _ => serde_json::Value::Array(Vec::new()),
+    };
 
     Some(Config {
         upstream: upstream?,
@@ -126,6 +131,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         sdk,
         plugins,
         policies_json,
+        budgets_json,
         restart_sections,
         explicit_keys: Default::default(),
     })
@@ -789,10 +795,11 @@ fn approval_route(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval
     })
 }
 
-const LIMIT_KEYS: &[&str] = &["tool", "agent", "session", "sender_id"];
+const LIMIT_KEYS: &[&str] = &["tool", "session", "global", "agent", "sender_id"];
 
 fn limit_key(name: &str) -> LimitKey {
     match name {
+        "global" => LimitKey::Global,
         "agent" => LimitKey::Agent,
         "session" => LimitKey::Session,
         "sender_id" => LimitKey::SenderId,

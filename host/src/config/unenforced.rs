@@ -43,15 +43,15 @@ const PENDING: &[Pending] = &[
     },
     pending("upstream.command"),
     pending("upstream.args"),
-    pending("session"),
-    pending("policies.on_tool_drift"),
+    Pending {
+        key: "policies.on_tool_drift",
+        requested: |_| true,
+        // Blocking or holding drifted tools is a restriction: until drift
+        // detection exists, asking for it refuses every call.
+        restrictive: |c| c.policies.on_tool_drift != OnToolDrift::Log,
+    },
     pending("policies.tool_revalidation"),
     pending("policies.install"),
-    Pending {
-        key: "budgets",
-        requested: |c| !c.budgets.is_empty(),
-        restrictive: |_| true,
-    },
     pending("approval"),
     pending("audit"),
     pending("dashboard.sse_heartbeat_interval"),

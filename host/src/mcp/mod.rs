@@ -2,6 +2,7 @@
 //! an open `/healthz` for container health checks. Operator endpoints are
 //! never mounted here: this port faces agents.
 
+mod identity;
 mod jsonrpc;
 mod listener;
 mod prime;
@@ -52,6 +53,7 @@ impl McpServer {
             allowed_origins: config.listen.allowed_origins.clone(),
             pipeline,
             runtime,
+            identity: identity::Identity::new(&config.session.identity),
             tools: Arc::default(),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::pipeline::{Active, Outcome};
 use crate::plugins::Runtime;
+use crate::state::{CallOutcome, Settlement};
 
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::sse::EventScanner;
@@ -56,6 +57,8 @@ pub struct Relay {
     /// The stage chain every `tools/call` passes through.
     pub(super) pipeline: Active,
     pub(super) runtime: Arc<Runtime>,
+    /// Resolves each call's governance session.
+    pub(super) identity: super::identity::Identity,
     pub(super) tools: Arc<ToolCatalog>,
     /// Cancelled at shutdown: ends the long-lived `GET /mcp` streams.
     pub(super) shutdown: CancellationToken,
@@ -153,14 +156,17 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
         .map(ToOwned::to_owned);
 
     let is_request = envelope.kind == Kind::Request;
+    let mut observer = None;
     if is_request && envelope.method.as_deref() == Some("tools/call") {
-        if let Some(answer) = govern(relay, &envelope, reply_id.as_deref(), headers) {
-            return answer;
+        match govern(relay, &envelope, reply_id.as_deref(), headers) {
+            Governed::Answer(answer) => return answer,
+            Governed::Forward(settlement) => observer = settlement.map(Observer::ToolCall),
         }
     }
     // Every relayed tools/list teaches Helio the tools' annotations.
-    let catalog = (is_request && envelope.method.as_deref() == Some("tools/list"))
-        .then(|| relay.tools.clone());
+    if is_request && envelope.method.as_deref() == Some("tools/list") {
+        observer = Some(Observer::ToolList(relay.tools.clone()));
+    }
 
     let upstream = &relay.upstream;
     let mut request = upstream.request(
@@ -180,18 +186,54 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     let deadline = tokio::time::Instant::now() + timeout;
     let response = match upstream.send(pool, request).await {
         Ok(response) => response,
-        Err(error) => return upstream_failure(reply_id.as_deref(), &error),
+        Err(error) => {
+            if let (Some(observer), UpstreamError::Unreachable { .. }) = (observer, &error) {
+                // Never delivered: the call did not happen.
+                observer.failed();
+            }
+            return upstream_failure(reply_id.as_deref(), &error);
+        }
     };
     if !is_event_stream(response.headers()) {
-        let answer = buffered(response, reply_id.as_deref(), timeout, deadline).await;
-        return match catalog {
-            Some(catalog) => observe_buffered(answer, &catalog).await,
-            None => answer,
-        };
+        return buffered(response, reply_id.as_deref(), timeout, deadline, observer).await;
     }
     let (parts, body) = response.into_parts();
-    let stream = event_stream(body, reply_id, timeout, catalog);
+    let stream = event_stream(body, reply_id, timeout, observer);
     build(parts.status, &parts.headers, Body::from_stream(stream))
+}
+
+/// What Helio learns from an upstream's answer to a request.
+enum Observer {
+    /// A `tools/list` page: the tools' annotations.
+    ToolList(Arc<ToolCatalog>),
+    /// A forwarded `tools/call`: its outcome settles its governance state.
+    ToolCall(Settlement),
+}
+
+impl Observer {
+    /// The final JSON-RPC response to the request.
+    fn response(self, message: &[u8]) {
+        match self {
+            Observer::ToolList(catalog) => {
+                catalog.observe(message);
+            }
+            Observer::ToolCall(settlement) => settlement.settle(CallOutcome::of_response(message)),
+        }
+    }
+
+    /// The upstream refused the request before running it.
+    fn failed(self) {
+        if let Observer::ToolCall(settlement) = self {
+            settlement.settle(CallOutcome::Failed);
+        }
+    }
+}
+
+enum Governed {
+    /// Answer with this instead of forwarding.
+    Answer(Response),
+    /// Forward; settle this (if anything) when the upstream answers.
+    Forward(Option<Settlement>),
 }
 
 /// Runs the stage chain on a `tools/call`. `None` means relay it; otherwise
@@ -201,9 +243,9 @@ fn govern(
     envelope: &Envelope<'_>,
     id: Option<&RawValue>,
     headers: &HeaderMap,
-) -> Option<Response> {
+) -> Governed {
     let Some(call) = CallParams::parse(envelope.params) else {
-        return Some(error_response(
+        return Governed::Answer(error_response(
             StatusCode::OK,
             id,
             code::INVALID_PARAMS,
@@ -212,22 +254,25 @@ fn govern(
         ));
     };
     let annotations = relay.tools.annotations(&call.name);
+    let session = relay.identity.resolve(headers, envelope.params);
     let pipeline = relay.pipeline.current();
-    match pipeline.evaluate(
+    let decided = pipeline.evaluate(
         &relay.runtime,
         call.name.into(),
         annotations,
         call.arguments,
-    ) {
-        Outcome::Forward => None,
-        Outcome::Block { message, data } => Some(error_response(
+        session,
+    );
+    match decided.outcome {
+        Outcome::Forward => Governed::Forward(decided.settlement),
+        Outcome::Block { message, data } => Governed::Answer(error_response(
             StatusCode::OK,
             id,
             code::BLOCKED,
             &message,
             Some(&data),
         )),
-        Outcome::DryRun { report } => Some(dry_run_response(id, &report, headers)),
+        Outcome::DryRun { report } => Governed::Answer(dry_run_response(id, &report, headers)),
     }
 }
 
@@ -285,16 +330,14 @@ fn dry_run_response(
         .into_response()
 }
 
-/// Feeds a buffered `tools/list` reply to the catalog, then sends it on.
-async fn observe_buffered(answer: Response, catalog: &ToolCatalog) -> Response {
-    let (parts, body) = answer.into_parts();
-    match body.collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            catalog.observe(&bytes);
-            Response::from_parts(parts, Body::from(bytes))
-        }
-        Err(_) => Response::from_parts(parts, Body::empty()),
+/// Shows a buffered reply to its observer. A 4xx the upstream sent without
+/// a JSON-RPC body (an expired session, a rejected request) means the call
+/// did not run.
+fn observe_buffered(observer: Observer, status: StatusCode, body: &[u8]) {
+    if status.is_client_error() && CallOutcome::of_response(body) == CallOutcome::Unknown {
+        observer.failed();
+    } else {
+        observer.response(body);
     }
 }
 
@@ -335,7 +378,7 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) 
             });
             build(parts.status, &parts.headers, Body::from_stream(stream))
         }
-        Ok(response) => buffered(response, None, timeout, deadline).await,
+        Ok(response) => buffered(response, None, timeout, deadline, None).await,
     }
 }
 
@@ -350,7 +393,7 @@ pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<Incoming
     let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
     match upstream.send(pool, request).await {
-        Ok(response) => buffered(response, None, timeout, deadline).await,
+        Ok(response) => buffered(response, None, timeout, deadline, None).await,
         Err(error) => upstream_failure(None, &error),
     }
 }
@@ -363,20 +406,20 @@ fn event_stream(
     body: Incoming,
     reply_id: Option<Box<RawValue>>,
     idle: Duration,
-    catalog: Option<Arc<ToolCatalog>>,
+    observer: Option<Observer>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct State {
         body: Incoming,
         scanner: EventScanner,
         reply_id: Option<Box<RawValue>>,
-        catalog: Option<Arc<ToolCatalog>>,
+        observer: Option<Observer>,
         done: bool,
     }
     let state = State {
         body,
         scanner: EventScanner::new(),
         reply_id,
-        catalog,
+        observer,
         done: false,
     };
     stream::unfold(state, move |mut st| async move {
@@ -398,8 +441,8 @@ fn event_stream(
                         st.scanner.feed(&data, |message| {
                             if jsonrpc::is_response_to(message, id) {
                                 answered = true;
-                                if let Some(catalog) = &st.catalog {
-                                    catalog.observe(message);
+                                if let Some(observer) = st.observer.take() {
+                                    observer.response(message);
                                 }
                             }
                         });
@@ -440,12 +483,15 @@ fn failure_event(scanner: &EventScanner, id: &RawValue, failure: &UpstreamError)
     Bytes::from(event)
 }
 
-/// Relays a non-streamed reply once it has fully arrived (by `deadline`).
+/// Relays a non-streamed reply once it has fully arrived (by `deadline`),
+/// showing it to `observer` first. If it never arrives whole, the observer
+/// is dropped unanswered (an unknown outcome).
 async fn buffered(
     response: http::Response<Incoming>,
     reply_id: Option<&RawValue>,
     timeout: Duration,
     deadline: tokio::time::Instant,
+    observer: Option<Observer>,
 ) -> Response {
     let (parts, body) = response.into_parts();
     let collected =
@@ -457,6 +503,9 @@ async fn buffered(
         }
         Err(_) => return upstream_failure(reply_id, &UpstreamError::Timeout(timeout)),
     };
+    if let Some(observer) = observer {
+        observe_buffered(observer, parts.status, &bytes);
+    }
     build(parts.status, &parts.headers, Body::from(bytes))
 }
 

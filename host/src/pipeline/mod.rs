@@ -8,6 +8,7 @@
 //! decision with its `allow`. A stage that fails (trap, timeout, memory,
 //! malformed verdict) blocks the call with `plugin_error`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -18,6 +19,7 @@ use crate::plugins::{
     self, builtin, Annotations, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
 };
+use crate::state::Settlement;
 
 /// What happens to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,10 @@ struct ChainStage {
     may_loosen: bool,
 }
 
+/// Time and memory bounds of the built-in stages.
+const BUILTIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+const BUILTIN_MEMORY: usize = 64 << 20;
+
 /// A compiled, configured chain for one version of the configuration.
 pub struct Pipeline {
     stages: Vec<ChainStage>,
@@ -44,6 +50,9 @@ pub struct Pipeline {
     /// enforce yet (see `config::not_yet_enforced`): every call is blocked.
     refusal: Option<(String, Value)>,
     rule_count: usize,
+    /// Every key some rule's `evidence.requires` names: the only evidence
+    /// the SDK sideband accepts.
+    evidence_keys: Arc<BTreeSet<String>>,
 }
 
 impl Pipeline {
@@ -80,23 +89,47 @@ impl Pipeline {
                 stages.extend(plugin_stage(index, plugin, &mut issues));
             }
         }
-        if rules_can_decide(config) {
-            let rules = StageSpec {
-                name: "rules".into(),
-                source: plugins::Source::Builtin(builtin::RULES),
-                config_json:
-                    json!({ "environment": config.environment, "policies": config.policies_json })
-                        .to_string(),
-                timeout: std::time::Duration::from_millis(50),
-                memory_bytes: 64 << 20,
+        // The built-in stages: helio.yaml sections, each checked by its own
+        // component; their configuration errors are located in that section.
+        let mut builtin_stage =
+            |name: &str, bytes: &'static [u8], config_json: Value, section: &str| {
+                let spec = StageSpec {
+                    name: name.into(),
+                    source: plugins::Source::Builtin(bytes),
+                    config_json: config_json.to_string(),
+                    timeout: BUILTIN_TIMEOUT,
+                    memory_bytes: BUILTIN_MEMORY,
+                };
+                match runtime.load(&spec) {
+                    Ok(stage) => stages.push(ChainStage {
+                        stage,
+                        may_loosen: false,
+                    }),
+                    Err(error) => issues.extend(plugin_issues(section, "", error)),
+                }
             };
-            match runtime.load(&rules) {
-                Ok(stage) => stages.push(ChainStage {
-                    stage,
-                    may_loosen: false,
+        if rules_can_decide(config) {
+            builtin_stage(
+                "rules",
+                builtin::RULES,
+                json!({
+                    "environment": config.environment,
+                    "policies": config.policies_json,
+                    "session": config.session.stage_json(),
                 }),
-                Err(error) => issues.extend(plugin_issues("policies", "", error)),
-            }
+                "policies",
+            );
+        }
+        if !config.budgets.is_empty() {
+            builtin_stage(
+                "budgets",
+                builtin::BUDGETS,
+                json!({
+                    "budgets": config.budgets_json,
+                    "session": config.session.stage_json(),
+                }),
+                "budgets",
+            );
         }
         for (index, plugin) in config.plugins.iter().enumerate() {
             if plugin.position == PluginPosition::AfterRules {
@@ -112,6 +145,14 @@ impl Pipeline {
             environment: config.environment.as_deref().map(Arc::from),
             refusal: refusal(config),
             rule_count: config.policies.rules.len(),
+            evidence_keys: Arc::new(
+                config
+                    .policies
+                    .rules
+                    .iter()
+                    .flat_map(|rule| rule.evidence_requires.iter().flatten().cloned())
+                    .collect(),
+            ),
         })
     }
 
@@ -120,32 +161,53 @@ impl Pipeline {
         self.stages.len()
     }
 
+    /// The evidence keys the policy uses (the sideband's allowlist).
+    pub fn evidence_keys(&self) -> &Arc<BTreeSet<String>> {
+        &self.evidence_keys
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rule_count
     }
 
-    /// Runs the chain on one call.
+    /// Runs the chain on one call. What the stages took from governance
+    /// state is committed if the call is to be forwarded (the returned
+    /// [`Settlement`] finishes it once the upstream answers) and given back
+    /// otherwise.
     pub fn evaluate(
         &self,
         runtime: &Runtime,
         tool: Arc<str>,
         annotations: Annotations,
         arguments: Option<Arc<RawValue>>,
-    ) -> Outcome {
+        session: Option<Arc<str>>,
+    ) -> Decided {
         if let Some((message, data)) = &self.refusal {
-            return Outcome::Block {
+            return Decided::unsettled(Outcome::Block {
                 message: message.clone(),
                 data: data.clone(),
-            };
+            });
         }
-        let call = ToolCall::new(tool, annotations, arguments, self.environment.clone());
+        let call = ToolCall::new(
+            tool.clone(),
+            annotations,
+            arguments,
+            self.environment.clone(),
+        )
+        .with_session(session.clone());
+        let state = runtime.state();
+        let mut holds = Vec::new();
         let mut current: Option<Verdict> = None;
         for chain_stage in &self.stages {
             let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
-                Ok(verdict) => verdict,
+                Ok(evaluated) => {
+                    holds.extend(evaluated.holds);
+                    evaluated.verdict
+                }
                 Err(failure) => {
                     tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
-                    return plugin_error(&chain_stage.stage.name, &failure);
+                    state.release(&holds);
+                    return Decided::unsettled(plugin_error(&chain_stage.stage.name, &failure));
                 }
             };
             let replace = match &current {
@@ -161,14 +223,66 @@ impl Pipeline {
                 break;
             }
         }
-        match current {
+        let outcome = match current {
             None => Outcome::Forward,
-            Some(verdict) if self.dry_run => dry_run(verdict.decision()),
+            Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => dry_run(&verdict),
             Some(Verdict::Allow(_)) => Outcome::Forward,
-            Some(Verdict::DryRun(decision)) => dry_run(&decision),
+            Some(verdict @ Verdict::DryRun(_)) => dry_run(&verdict),
             Some(Verdict::Deny(decision, feedback)) => blocked(&decision, &feedback),
             Some(Verdict::RequireApproval { decision, .. }) => approval_not_enforced(&decision),
+        };
+        if outcome != Outcome::Forward {
+            state.release(&holds);
+            return Decided::unsettled(outcome);
         }
+        if let Err(error) = state.commit(&holds) {
+            tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
+            return Decided::unsettled(state_write_failed());
+        }
+        Decided {
+            outcome,
+            settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
+        }
+    }
+}
+
+/// The chain's answer for one call.
+pub struct Decided {
+    pub outcome: Outcome,
+    /// For a forwarded call: the state to settle when the upstream answers.
+    pub settlement: Option<Settlement>,
+}
+
+impl Decided {
+    fn unsettled(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            settlement: None,
+        }
+    }
+}
+
+/// A call refused because evidence or dependency rules need a session
+/// identity and none resolved: denied even in a global dry run, as in the
+/// original, since no simulation can say what the session would have held.
+fn is_grounding_refusal(verdict: &Verdict) -> bool {
+    matches!(verdict, Verdict::Deny(_, feedback)
+        if feedback.reason == "policy_denied"
+            && feedback.extra.get("session_unresolved") == Some(&Value::Bool(true)))
+}
+
+fn state_write_failed() -> Outcome {
+    Outcome::Block {
+        message: "Blocked: Helio could not record this call's rate or spend in its state database, so the call is refused rather than let through uncounted".into(),
+        data: json!({
+            "blocked": true,
+            "reason": "state_write_failed",
+            "rule": null,
+            "rule_index": null,
+            "action": "deny",
+            "suggestion": "The call itself may be fine: retry later; an operator has been alerted in Helio's log.",
+            "retry_allowed": true,
+        }),
     }
 }
 
@@ -266,17 +380,34 @@ fn approval_not_enforced(decision: &Decision) -> Outcome {
     }
 }
 
-fn dry_run(decision: &Decision) -> Outcome {
-    Outcome::DryRun {
-        report: json!({
-            "dry_run": true,
-            "would_forward": decision.action == "allow",
-            "policy_decision": decision.action,
-            "matched_rule": decision.rule,
-            "evidence_satisfied": true,
-            "limits_ok": true,
-        }),
+/// The simulated answer: what would have happened, from the verdict that
+/// would have applied. Nothing was forwarded and no state was kept.
+fn dry_run(verdict: &Verdict) -> Outcome {
+    let decision = verdict.decision();
+    let reason = match verdict {
+        Verdict::Deny(_, feedback) => feedback.reason.as_str(),
+        _ => "",
+    };
+    let mut report = json!({
+        "dry_run": true,
+        // A stage may simulate itself, keeping the action that would have applied.
+        "would_forward": match verdict {
+            Verdict::Allow(_) => true,
+            Verdict::DryRun(d) => matches!(d.action.as_str(), "allow" | "rate_limit" | "spend_limit"),
+            _ => false,
+        },
+        "policy_decision": decision.action,
+        "matched_rule": decision.rule,
+        "evidence_satisfied": !matches!(reason, "evidence_missing" | "evidence_expired" | "dependency_missing"),
+        "limits_ok": !matches!(reason, "rate_limited" | "spend_limited" | "budget_exceeded"),
+    });
+    if !reason.is_empty() {
+        report["reason"] = reason.into();
     }
+    if reason == "session_unresolved" {
+        report["session_unresolved"] = true.into();
+    }
+    Outcome::DryRun { report }
 }
 
 /// When the configuration asks for a restriction this build cannot enforce

@@ -11,7 +11,9 @@ use super::*;
 
 fn runtime() -> &'static Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("wasmtime runtime"))
+    RUNTIME.get_or_init(|| {
+        Runtime::new(crate::state::LocalStore::in_memory()).expect("wasmtime runtime")
+    })
 }
 
 fn pipeline(extra: &str) -> Pipeline {
@@ -50,7 +52,8 @@ fn run(
     annotations: Annotations,
     arguments: Option<Arc<RawValue>>,
 ) -> Outcome {
-    p.evaluate(runtime(), tool.into(), annotations, arguments)
+    p.evaluate(runtime(), tool.into(), annotations, arguments, None)
+        .outcome
 }
 
 fn block_data(outcome: &Outcome) -> &Value {
@@ -192,12 +195,18 @@ fn environment_rules() {
 }
 
 #[test]
-fn configured_budgets_refuse_every_call() {
-    let p = pipeline(
-        "budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - match: { tool: \"*\" }\n        field: amount\n",
-    );
+fn requested_drift_blocking_refuses_every_call_until_built() {
+    let p = pipeline("policies:\n  on_tool_drift: block\n");
     let outcome = run(&p, "anything", known(true, false), None);
-    assert_eq!(block_data(&outcome)["not_yet_enforced"], json!(["budgets"]));
+    assert_eq!(
+        block_data(&outcome)["not_yet_enforced"],
+        json!(["policies.on_tool_drift"])
+    );
+    let logged = pipeline("policies:\n  on_tool_drift: log\n");
+    assert_eq!(
+        run(&logged, "anything", known(true, false), None),
+        Outcome::Forward
+    );
 }
 
 #[test]
@@ -247,4 +256,77 @@ fn rules_stage_is_left_out_only_when_it_could_not_block() {
     ) else {
         panic!("global dry run must still simulate");
     };
+}
+
+#[test]
+fn a_later_stage_blocking_gives_back_what_earlier_stages_took() {
+    let p = pipeline(
+        "policies:\n  rules:\n    - name: two\n      match: { tool: add }\n      action: rate_limit\n      limits: { max_calls: 2, window: 1h }\nbudgets:\n  - name: pot\n    limit: 70\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: add }\n        field: a\n",
+    );
+    let session: Option<Arc<str>> = Some("s".into());
+    let call = |a: i64| {
+        p.evaluate(
+            runtime(),
+            "add".into(),
+            known(true, false),
+            args(json!({ "a": a })),
+            session.clone(),
+        )
+    };
+    assert_eq!(call(50).outcome, Outcome::Forward);
+    // Over budget: blocked, and its rate slot is given back...
+    assert_eq!(
+        block_data(&call(30).outcome)["reason"],
+        json!("budget_exceeded")
+    );
+    // ...so the second of two slots is still free.
+    assert_eq!(call(20).outcome, Outcome::Forward);
+    assert_eq!(
+        block_data(&call(0).outcome)["reason"],
+        json!("rate_limited")
+    );
+}
+
+#[test]
+fn limits_and_budgets_hold_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("helio-pipeline-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("state.db");
+    let yaml = "policies:\n  rules:\n    - name: two\n      match: { tool: add }\n      action: rate_limit\n      limits: { max_calls: 2, window: 1h }\nbudgets:\n  - name: pot\n    limit: 70\n    currency: EUR\n    window: session\n    key: session\n    contributors:\n      - match: { tool: add }\n        field: a\n";
+    let session: Option<Arc<str>> = Some("keeper".into());
+    let run_with = |runtime: &Runtime, a: i64| {
+        let p = {
+            let text = format!("version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  enabled: false\n{yaml}");
+            let loaded = config::parse(&text, Path::new("helio.yaml"), &|_| None).expect("config");
+            Pipeline::build(&loaded.config, runtime).expect("pipeline")
+        };
+        let decided = p.evaluate(
+            runtime,
+            "add".into(),
+            known(true, false),
+            args(json!({ "a": a })),
+            session.clone(),
+        );
+        if let Some(s) = decided.settlement {
+            s.settle(crate::state::CallOutcome::Succeeded);
+        }
+        decided.outcome
+    };
+    {
+        let runtime =
+            Runtime::new(crate::state::LocalStore::open(&db, crate::state::now_ms()).expect("db"))
+                .expect("runtime");
+        assert_eq!(run_with(&runtime, 50), Outcome::Forward);
+    }
+    let runtime =
+        Runtime::new(crate::state::LocalStore::open(&db, crate::state::now_ms()).expect("db"))
+            .expect("runtime");
+    let data = block_data(&run_with(&runtime, 30)).clone();
+    assert_eq!(data["reason"], json!("budget_exceeded"), "{data}");
+    assert_eq!(run_with(&runtime, 20), Outcome::Forward);
+    assert_eq!(
+        block_data(&run_with(&runtime, 0))["reason"],
+        json!("rate_limited")
+    );
 }

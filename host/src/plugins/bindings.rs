@@ -4,7 +4,9 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "policy-stage",
+    // The widest stage world: a plain policy stage (no state import) links
+    // against it too.
+    world: "stateful-policy-stage",
     imports: { default: trappable },
     with: {
         "helio:governance/types.tool-call": super::call::ToolCall,

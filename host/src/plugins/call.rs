@@ -59,6 +59,12 @@ impl ToolCall {
         }
     }
 
+    /// The governance session identity, resolved by the transport.
+    pub fn with_session(mut self, session: Option<Arc<str>>) -> Self {
+        self.session = session;
+        self
+    }
+
     /// The argument at `path`: `$` is the whole object, `$.a.b` and `a.b`
     /// walk keys, numeric segments index arrays. `__proto__`, `constructor`
     /// and `prototype` never resolve, as in the original Helio.

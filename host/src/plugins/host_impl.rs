@@ -1,16 +1,22 @@
-//! What the host gives plugins: the `tool-call` accessors, logging and a
-//! clock. Each import reads only the call it was handed.
+//! What the host gives plugins: the `tool-call` accessors, logging, a
+//! clock, and governance state. Each import reads only the call it was
+//! handed; state keys are scoped by plugin name.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::str::FromStr;
 
 use wasmtime::component::Resource;
 
-use super::bindings::helio::governance::{host, types};
+use super::bindings::helio::governance::{host, state, types};
 use super::call::ToolCall;
 use super::StoreState;
+use crate::state::{now_ms, Decimal, EvidenceStatus};
 
 /// Longest log line a plugin may write; the rest is cut.
 const MAX_LOG_LINE: usize = 2048;
+/// Longest state key a plugin may use.
+const MAX_KEY_BYTES: usize = 512;
+/// Most slots and amounts one call may take.
+const MAX_HOLDS_PER_CALL: usize = 64;
 
 impl types::Host for StoreState {}
 
@@ -102,8 +108,128 @@ impl host::Host for StoreState {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        Ok(SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64))
+        Ok(now_ms())
+    }
+}
+
+impl StoreState {
+    /// The plugin's key in the shared store; a trap for an oversized key.
+    fn scoped(&self, key: &str) -> wasmtime::Result<String> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(wasmtime::Error::msg(format!(
+                "state key is {} bytes; the limit is {MAX_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        Ok(format!("{}/{key}", self.plugin))
+    }
+
+    fn room_for_hold(&self) -> wasmtime::Result<()> {
+        if self.holds.len() >= MAX_HOLDS_PER_CALL {
+            return Err(wasmtime::Error::msg(format!(
+                "took more than {MAX_HOLDS_PER_CALL} slots or amounts for one call"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn rate_window(w: crate::state::RateWindow) -> state::RateWindow {
+    state::RateWindow {
+        allowed: w.allowed,
+        current: w.current,
+        limit: w.limit,
+        reset_at_ms: w.reset_at_ms,
+    }
+}
+
+/// A non-negative exact decimal, as the WIT `state` interface passes money.
+fn amount(text: &str, what: &str) -> Result<Decimal, String> {
+    let value = Decimal::from_str(text.trim())
+        .map_err(|_| format!("{what} \"{text}\" is not a decimal number"))?;
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(format!("{what} \"{text}\" is negative"));
+    }
+    Ok(value)
+}
+
+impl state::Host for StoreState {
+    fn rate_peek(
+        &mut self,
+        key: String,
+        limit: u64,
+        window_ms: u64,
+    ) -> wasmtime::Result<state::RateWindow> {
+        let key = self.scoped(&key)?;
+        Ok(rate_window(self.state.rate_peek(
+            &key,
+            limit,
+            window_ms,
+            now_ms(),
+        )))
+    }
+
+    fn rate_take(
+        &mut self,
+        key: String,
+        limit: u64,
+        window_ms: u64,
+    ) -> wasmtime::Result<state::RateWindow> {
+        let key = self.scoped(&key)?;
+        self.room_for_hold()?;
+        let (window, hold) = self.state.rate_take(&key, limit, window_ms, now_ms());
+        self.holds.extend(hold);
+        Ok(rate_window(window))
+    }
+
+    fn spend_reserve(
+        &mut self,
+        key: String,
+        amount_text: String,
+        limit_text: String,
+        window_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<state::SpendWindow, String>> {
+        let key = self.scoped(&key)?;
+        self.room_for_hold()?;
+        let (spend, limit) = match (amount(&amount_text, "amount"), amount(&limit_text, "limit")) {
+            (Ok(a), Ok(l)) => (a, l),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let (window, hold) = self
+            .state
+            .spend_reserve(&key, spend, limit, window_ms, now_ms());
+        self.holds.extend(hold);
+        Ok(Ok(state::SpendWindow {
+            allowed: window.allowed,
+            spent: window.spent.normalize().to_string(),
+            limit: window.limit.normalize().to_string(),
+            reset_at_ms: window.reset_at_ms,
+        }))
+    }
+
+    fn evidence(
+        &mut self,
+        session: String,
+        key: String,
+    ) -> wasmtime::Result<state::EvidenceStatus> {
+        Ok(match self.state.evidence_status(&session, &key, now_ms()) {
+            EvidenceStatus::Present => state::EvidenceStatus::Present,
+            EvidenceStatus::Expired => state::EvidenceStatus::Expired,
+            EvidenceStatus::Missing => state::EvidenceStatus::Missing,
+        })
+    }
+
+    fn completed(
+        &mut self,
+        session: String,
+        tool: String,
+    ) -> wasmtime::Result<Option<state::Completion>> {
+        Ok(self
+            .state
+            .completed(&session, &tool)
+            .map(|c| state::Completion {
+                succeeded: c.succeeded,
+                at_ms: c.at_ms,
+            }))
     }
 }

@@ -32,7 +32,9 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 pub use call::{Annotations, ToolCall};
 pub use verdict::{Decision, Feedback, Verdict};
 
-use bindings::{PolicyStage, PolicyStagePre};
+use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as PolicyStagePre};
+
+use crate::state::{Hold, StateStore};
 
 /// How often the epoch advances; call deadlines are counted in ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -42,6 +44,7 @@ const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROVIDED: &[&str] = &[
     "helio:governance/types@0.1.0",
     "helio:governance/host@0.1.0",
+    "helio:governance/state@0.1.0",
 ];
 
 /// Where a plugin's bytes come from.
@@ -117,23 +120,36 @@ pub struct Stage {
     memory_bytes: usize,
 }
 
-/// What a plugin's store holds: the call resources and its limits.
+/// What a plugin's store holds: the call resources, its limits, and the
+/// governance state it reaches through the `state` imports.
 pub struct StoreState {
     table: ResourceTable,
     limits: StoreLimits,
     plugin: Arc<str>,
+    state: Arc<dyn StateStore>,
+    /// Slots and amounts taken during the current `evaluate`.
+    holds: Vec<Hold>,
 }
 
 pub struct Runtime {
     engine: Engine,
     linker: Linker<StoreState>,
     compiled: Mutex<HashMap<[u8; 32], Component>>,
+    state: Arc<dyn StateStore>,
+}
+
+/// A stage's verdict and what it took from governance state on the way.
+/// The holds must be committed or released by the caller.
+pub struct Evaluated {
+    pub verdict: Verdict,
+    pub holds: Vec<Hold>,
 }
 
 static NEXT_STAGE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Runtime {
-    pub fn new() -> anyhow::Result<Arc<Self>> {
+    /// `state` is the governance state every stage shares.
+    pub fn new(state: Arc<dyn StateStore>) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -157,7 +173,12 @@ impl Runtime {
             engine,
             linker,
             compiled: Mutex::default(),
+            state,
         }))
+    }
+
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
     }
 
     /// Compiles (or reuses) the component, links it, and runs `configure`
@@ -233,6 +254,8 @@ impl Runtime {
                 .memories(4)
                 .build(),
             plugin: stage.name.clone(),
+            state: self.state.clone(),
+            holds: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -259,8 +282,9 @@ impl Runtime {
         })
     }
 
-    /// Runs `stage` on `call` on this thread's instance of it.
-    pub fn evaluate(&self, stage: &Arc<Stage>, call: ToolCall) -> Result<Verdict, Failure> {
+    /// Runs `stage` on `call` on this thread's instance of it. On failure,
+    /// whatever the stage took is already given back.
+    pub fn evaluate(&self, stage: &Arc<Stage>, call: ToolCall) -> Result<Evaluated, Failure> {
         INSTANCES.with(|cell| {
             let mut instances = cell.borrow_mut();
             instances.retain(|i| i.stage.strong_count() > 0);
@@ -304,7 +328,7 @@ enum Instantiated {
 }
 
 impl Instance {
-    fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Verdict, Failure> {
+    fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Evaluated, Failure> {
         let resource = self
             .store
             .data_mut()
@@ -317,10 +341,19 @@ impl Instance {
             .bindings
             .helio_governance_stage()
             .call_evaluate(&mut self.store, handle);
-        let _ = self.store.data_mut().table.delete(resource);
-        match result {
+        let data = self.store.data_mut();
+        let _ = data.table.delete(resource);
+        let holds = std::mem::take(&mut data.holds);
+        let verdict = match result {
             Ok(verdict) => Verdict::try_from(verdict).map_err(Failure::Malformed),
             Err(error) => Err(classify(error, stage.timeout, stage.memory_bytes)),
+        };
+        match verdict {
+            Ok(verdict) => Ok(Evaluated { verdict, holds }),
+            Err(failure) => {
+                data.state.release(&holds);
+                Err(failure)
+            }
         }
     }
 }
@@ -359,17 +392,10 @@ fn check_imports(component: &Component, engine: &Engine) -> Result<(), LoadError
     if missing.is_empty() {
         return Ok(());
     }
-    let mut message = format!(
+    Err(LoadError::Imports(format!(
         "imports interfaces this version of Helio does not provide: {}",
         missing.join(", ")
-    );
-    if missing
-        .iter()
-        .any(|m| m.starts_with("helio:governance/state"))
-    {
-        message.push_str(" (governance state for plugins arrives with rate limits and budgets)");
-    }
-    Err(LoadError::Imports(message))
+    )))
 }
 
 /// Rust's standard library seeds `HashMap` from `wasi:random/insecure-seed`

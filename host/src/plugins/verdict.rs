@@ -9,6 +9,7 @@ const ACTIONS: &[&str] = &[
     "deny",
     "require_approval",
     "rate_limit",
+    "budget",
     "spend_limit",
     "dry_run",
 ];

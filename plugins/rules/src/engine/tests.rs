@@ -1,121 +1,21 @@
-//! Native, table-driven tests of the engine. `Call` stands in for the host's
-//! `tool-call` resource, resolving argument paths the way the host does.
+//! Native, table-driven tests of the engine. [`Call`] stands in for the
+//! host's `tool-call` resource and [`MemoryState`] for its `state`
+//! interface.
 
 mod config_errors;
+mod gates;
+mod limits;
 mod matching;
-mod operators;
 mod verdicts;
 
 use serde_json::{json, Value as Json};
 
-use super::{Annotations, CallView, Engine, Value, Verdict};
+pub(super) use policy_match::{JsonCall as Call, MemoryState};
 
-/// A tool call as the host would present it.
-#[derive(Debug, Clone)]
-pub(super) struct Call {
-    pub tool: String,
-    pub annotations: Annotations,
-    pub environment: Option<String>,
-    pub arguments: Option<Json>,
-    pub metadata: Vec<(String, String)>,
-}
+use super::{Decision, Engine, Verdict};
 
-impl Call {
-    /// An unannotated tool (MCP defaults: destructive) with `{}` arguments.
-    pub fn new(tool: &str) -> Call {
-        Call {
-            tool: tool.into(),
-            annotations: Annotations::default(),
-            environment: None,
-            arguments: Some(json!({})),
-            metadata: Vec::new(),
-        }
-    }
-
-    pub fn args(mut self, arguments: Json) -> Call {
-        self.arguments = Some(arguments);
-        self
-    }
-
-    pub fn no_args(mut self) -> Call {
-        self.arguments = None;
-        self
-    }
-
-    pub fn env(mut self, environment: &str) -> Call {
-        self.environment = Some(environment.into());
-        self
-    }
-
-    pub fn annotated(mut self, annotations: Annotations) -> Call {
-        self.annotations = annotations;
-        self
-    }
-
-    pub fn read_only(self) -> Call {
-        self.annotated(Annotations {
-            read_only_hint: true,
-            destructive_hint: false,
-            idempotent_hint: true,
-            open_world_hint: false,
-        })
-    }
-
-    pub fn meta(mut self, key: &str, value: &str) -> Call {
-        self.metadata.push((key.into(), value.into()));
-        self
-    }
-}
-
-impl CallView for Call {
-    fn tool(&self) -> &str {
-        &self.tool
-    }
-
-    fn annotations(&self) -> Annotations {
-        self.annotations
-    }
-
-    fn environment(&self) -> Option<&str> {
-        self.environment.as_deref()
-    }
-
-    fn has_arguments(&self) -> bool {
-        self.arguments.is_some()
-    }
-
-    /// `$` is the whole object; `$.a.b` and `a.b` walk keys; numeric
-    /// segments index arrays.
-    fn argument(&self, path: &str) -> Option<Value> {
-        let mut at = self.arguments.as_ref()?;
-        let rest = if path == "$" {
-            ""
-        } else {
-            path.strip_prefix("$.").unwrap_or(path)
-        };
-        for segment in rest.split('.').filter(|s| !s.is_empty()) {
-            at = match at {
-                Json::Object(map) => map.get(segment)?,
-                Json::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(match at {
-            Json::Null => Value::Null,
-            Json::Bool(b) => Value::Bool(*b),
-            Json::Number(n) => Value::Number(n.as_f64().unwrap()),
-            Json::String(s) => Value::Text(s.clone()),
-            other => Value::Structured(other.to_string()),
-        })
-    }
-
-    fn metadata(&self, key: &str) -> Option<String> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    }
-}
+/// The clock every test state starts at: 2026-11-23T00:00:00.000Z.
+pub(super) const NOW: u64 = 1_795_392_000_000;
 
 /// Compiles `policies` (with no environment), panicking on config errors.
 pub(super) fn engine(policies: Json) -> Engine {
@@ -123,48 +23,49 @@ pub(super) fn engine(policies: Json) -> Engine {
 }
 
 pub(super) fn engine_in(environment: Option<&str>, policies: Json) -> Engine {
-    let config = json!({ "environment": environment, "policies": policies });
+    compile(json!({ "environment": environment, "policies": policies }))
+}
+
+/// Compiles a whole stage configuration, panicking on config errors.
+pub(super) fn compile(config: Json) -> Engine {
     Engine::from_json(&config.to_string())
         .unwrap_or_else(|errors| panic!("config rejected: {errors:?}\n{config:#}"))
 }
 
-/// The verdict for `call`.
+/// The verdict for `call`, against an empty state.
 pub(super) fn decide(engine: &Engine, call: &Call) -> Verdict {
-    engine.evaluate(call).verdict.clone()
+    decide_in(engine, call, &mut MemoryState::at(NOW))
+}
+
+/// The verdict for `call` against `state`.
+pub(super) fn decide_in(engine: &Engine, call: &Call, state: &mut MemoryState) -> Verdict {
+    engine.evaluate(call, state).verdict.into_owned()
 }
 
 /// The index of the rule that decided, if any.
 pub(super) fn matched(engine: &Engine, call: &Call) -> Option<u32> {
-    engine.evaluate(call).verdict.decision().rule_index
+    decide(engine, call).decision().rule_index
 }
 
-#[test]
-fn durations_follow_the_helio_yaml_grammar() {
-    use super::config::parse_duration_ms;
-    let cases: &[(&str, Option<u64>)] = &[
-        ("30s", Some(30_000)),
-        ("5m", Some(300_000)),
-        ("1h", Some(3_600_000)),
-        ("2d", Some(172_800_000)),
-        ("0s", Some(0)),
-        ("", None),
-        ("s", None),
-        ("10", None),
-        ("10ms", None),
-        ("1.5h", None),
-        ("-1s", None),
-        (" 1s", None),
-        ("1w", None),
-        ("1é", None),
-        ("99999999999999999999d", None),
-    ];
-    for (text, want) in cases {
-        assert_eq!(parse_duration_ms(text), *want, "{text:?}");
+pub(super) fn decision(
+    action: &str,
+    rule: Option<&str>,
+    index: Option<u32>,
+    explanation: &str,
+) -> Decision {
+    Decision {
+        action: action.into(),
+        rule: rule.map(Into::into),
+        rule_index: index,
+        explanation: explanation.into(),
     }
 }
 
-#[test]
-fn annotation_defaults_are_the_mcp_defaults() {
-    let a = Annotations::default();
-    assert!(!a.read_only_hint && a.destructive_hint && !a.idempotent_hint && a.open_world_hint);
+/// The extra-json of a deny, parsed.
+pub(super) fn extra(verdict: &Verdict) -> Json {
+    let text = verdict
+        .feedback()
+        .and_then(|f| f.extra_json.as_deref())
+        .unwrap_or_else(|| panic!("no extra-json in {verdict:?}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("extra-json {text:?}: {e}"))
 }

@@ -125,6 +125,48 @@ fn rejected_configurations() {
         (one(json!({ "match": {}, "action": "deny", "feedback": { "suggestion": "x" } })), vec![("rules[0].feedback.message", "missing required key")]),
         (one(json!({ "match": {}, "action": "deny", "feedback": "no" })), vec![("rules[0].feedback", "expected a mapping")]),
         (one(json!({ "match": {}, "action": "rate_limit", "limits": 5 })), vec![("rules[0].limits", "expected a mapping")]),
+        (
+            one(json!({ "match": {}, "action": "rate_limit" })),
+            vec![
+                ("rules[0].limits.max_calls", "rate_limit rules require limits.max_calls"),
+                ("rules[0].limits.window", "rate_limit rules require limits.window"),
+            ],
+        ),
+        (
+            one(json!({ "match": {}, "action": "rate_limit", "limits": { "max_calls": 0, "window": "1 minute" } })),
+            vec![
+                ("rules[0].limits.max_calls", "expected a positive integer, found 0"),
+                ("rules[0].limits.window", "invalid duration \"1 minute\""),
+            ],
+        ),
+        (
+            one(json!({ "match": {}, "action": "rate_limit", "limits": { "max_calls": 1.5, "window": "1m", "key": "user" } })),
+            vec![
+                ("rules[0].limits.max_calls", "expected a positive integer, found 1.5"),
+                ("rules[0].limits.key", "invalid value \"user\" (expected one of: tool, session, global, agent, sender_id)"),
+            ],
+        ),
+        (
+            one(json!({ "match": {}, "action": "spend_limit", "limits": { "max_calls": 5, "window": "1m" } })),
+            vec![("rules[0].limits.max_spend", "spend_limit rules require limits.max_spend")],
+        ),
+        (
+            one(json!({ "match": {}, "action": "spend_limit", "limits": { "max_spend": { "limit": -1, "window": "1d", "key": "tool", "cap": 1 } } })),
+            vec![
+                ("rules[0].limits.max_spend", "unknown key \"cap\""),
+                ("rules[0].limits.max_spend.field", "missing required key"),
+                ("rules[0].limits.max_spend.limit", "must not be negative"),
+                ("rules[0].limits.max_spend.currency", "missing required key"),
+            ],
+        ),
+        (
+            one(json!({ "match": {}, "action": "spend_limit", "limits": { "max_spend": { "field": "amount", "limit": "100", "currency": "USD", "window": "1d" } } })),
+            vec![("rules[0].limits.max_spend.limit", "expected a number, found a string")],
+        ),
+        (
+            one(json!({ "match": {}, "action": "allow", "limits": { "max_calls": 5, "windows": "1m" } })),
+            vec![("rules[0].limits", "unknown key \"windows\"")],
+        ),
         (one(json!("deny everything")), vec![("rules[0]", "expected a mapping, found a string")]),
         (json!({ "policies": { "default": "block" } }), vec![("default", "invalid value \"block\" (expected one of: allow, deny)")]),
         (json!({ "policies": { "flag_destructive": "deny" } }), vec![("flag_destructive", "expected one of: log, require_approval")]),
@@ -133,6 +175,7 @@ fn rejected_configurations() {
         (json!({ "policies": [] }), vec![("", "policies: expected a mapping")]),
         (json!({ "environment": 3, "policies": {} }), vec![("", "environment must be a string or null")]),
         (json!([]), vec![("", "must be a JSON object")]),
+        (json!({ "session": { "on_unresolved": "allow" } }), vec![("session.on_unresolved", "expected one of: deny, anonymous")]),
         // Every problem is reported, in document order.
         (
             json!({ "policies": { "default": "nope", "rules": [
@@ -186,10 +229,16 @@ fn accepted_shapes() {
         one(json!({ "match": { "metadata": { "channel_id": null } }, "action": "deny" })),
         one(json!({ "match": {}, "action": "allow", "requires_success": "false" })),
         json!({ "policies": { "dry_run": "true", "flag_destructive": null } }),
-        // `limits` is only shape-checked: its stage is not built yet.
         one(
             json!({ "match": {}, "action": "rate_limit", "limits": { "max_calls": 3, "window": "1m", "key": "session" } }),
         ),
+        // A spend limit of zero blocks every positive amount.
+        one(
+            json!({ "match": {}, "action": "spend_limit", "limits": { "max_spend": { "field": "a", "limit": 0, "currency": "USD", "window": "1h", "key": "global" } } }),
+        ),
+        // Limits on other actions are checked, not required.
+        one(json!({ "match": {}, "action": "allow", "limits": { "max_calls": 3 } })),
+        json!({ "policies": {}, "session": { "on_unresolved": "anonymous", "tried": "header x-helio-session-id" } }),
         // regex-lite syntax the host's regex also accepts.
         one(
             json!({ "match": { "input": { "x": { "regex": "(?i)^[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}$" } } }, "action": "deny" }),

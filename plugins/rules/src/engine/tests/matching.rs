@@ -2,63 +2,24 @@
 
 use serde_json::{json, Value as Json};
 
-use super::{engine, engine_in, matched, Call};
+use super::{decide, engine, engine_in, matched, Call};
 use crate::engine::Annotations;
 
 fn rule(m: Json) -> crate::engine::Engine {
     engine(json!({ "rules": [ { "match": m, "action": "allow" } ] }))
 }
 
+/// Glob semantics are tested with `policy_match::Glob`; this checks the
+/// rule's `match.tool` uses them.
 #[test]
-fn tool_globs() {
+fn tool_globs_select_rules() {
     let cases: &[(&str, &str, bool)] = &[
-        // Exact names, case-sensitive.
         ("send_email", "send_email", true),
         ("send_email", "send_emails", false),
-        ("send_email", "Send_Email", false),
-        ("send_email", "", false),
-        // `*` matches any name (dots included), but not across `/`.
-        ("*", "anything", true),
-        ("*", "stripe.refund", true),
-        ("*", "a/b", false),
-        ("**", "a/b", true),
-        // Prefixes and suffixes.
         ("send_*", "send_email", true),
-        ("send_*", "send_", true),
-        ("send_*", "send", false),
-        ("send_*", "resend_email", false),
-        ("*_delete", "db_delete", true),
-        ("*_delete", "db_delete_all", false),
-        // `.` is literal: `stripe.*` is not `stripe_*`.
-        ("stripe.*", "stripe.refund", true),
-        ("stripe.*", "stripe.", true),
         ("stripe.*", "stripe_refund", false),
-        ("stripe.*", "stripe", false),
-        ("stripe.*", "xstripe.refund", false),
-        // `?` is exactly one character.
-        ("file_?", "file_1", true),
-        ("file_?", "file_12", false),
-        ("file_?", "file_", false),
-        // Character classes.
-        ("[abc]_x", "a_x", true),
-        ("[abc]_x", "d_x", false),
-        ("[a-c]_x", "b_x", true),
-        ("[!abc]_x", "d_x", true),
-        ("[!abc]_x", "a_x", false),
-        // Braces.
-        ("{send,read}_email", "send_email", true),
         ("{send,read}_email", "read_email", true),
-        ("{send,read}_email", "delete_email", false),
-        ("{stripe,paypal}.*", "paypal.refund", true),
-        ("{stripe,paypal}.*", "square.refund", false),
-        // Leading `!` negates.
-        ("!delete_*", "read_file", true),
         ("!delete_*", "delete_file", false),
-        // Escapes make glob characters literal.
-        ("\\*", "*", true),
-        ("\\*", "a", false),
-        // A stray `}` outside braces is a literal.
-        ("a}", "a}", true),
     ];
     for (glob, tool, want) in cases {
         let e = rule(json!({ "tool": glob }));
@@ -267,7 +228,7 @@ fn first_match_wins() {
         ("read_file", json!({}), 4, "dry_run"),
     ];
     for (tool, arguments, index, action) in cases {
-        let verdict = e.evaluate(&Call::new(tool).args(arguments.clone())).verdict;
+        let verdict = decide(&e, &Call::new(tool).args(arguments.clone()));
         let d = verdict.decision();
         assert_eq!(
             (d.rule_index, d.action.as_str()),

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 
-use super::{decide, engine, Call};
+use super::{decide, decide_in, engine, Call, MemoryState, NOW};
 use crate::engine::{ApprovalRequest, Decision, Feedback, Verdict};
 
 fn decision(action: &str, rule: Option<&str>, index: Option<u32>, explanation: &str) -> Decision {
@@ -354,7 +354,7 @@ fn flag_destructive() {
     ];
     for (policies, call, action, explanation, want_warning) in cases {
         let e = engine(policies.clone());
-        let evaluation = e.evaluate(*call);
+        let evaluation = e.evaluate(*call, &mut MemoryState::at(NOW));
         let d = evaluation.verdict.decision();
         assert_eq!(
             (d.action.as_str(), d.explanation.as_str()),
@@ -380,186 +380,58 @@ fn flag_destructive() {
     );
 }
 
+/// Global `dry_run` is the host's business: the stage returns the verdicts
+/// of a real run (and takes from the state as in a real run; the host gives
+/// it back).
 #[test]
-fn global_dry_run_simulates_every_verdict_keeping_its_action() {
-    let policies = json!({
-        "dry_run": true,
-        "flag_destructive": "require_approval",
-        "rules": [
-            { "name": "ok", "match": { "tool": "ok" }, "action": "allow" },
-            { "name": "no", "match": { "tool": "no" }, "action": "deny" },
-            { "name": "hold", "match": { "tool": "hold" }, "action": "require_approval" },
-            { "name": "sim", "match": { "tool": "sim" }, "action": "dry_run" },
-            { "name": "rate", "match": { "tool": "rate" }, "action": "rate_limit" },
-            { "name": "gated", "match": { "tool": "gated" }, "action": "allow", "evidence": { "requires": ["ticket"] } },
-        ]
-    });
-    let e = engine(policies.clone());
-    let cases: &[(Call, Decision)] = &[
-        (
-            Call::new("ok"),
-            decision("allow", Some("ok"), Some(0), "Matched \"ok\" -> allow"),
-        ),
-        (
-            Call::new("no"),
-            decision("deny", Some("no"), Some(1), "Matched \"no\" -> deny"),
-        ),
-        (
-            Call::new("hold"),
-            decision(
-                "require_approval",
-                Some("hold"),
-                Some(2),
-                "Matched \"hold\" -> require_approval",
-            ),
-        ),
-        (
-            Call::new("sim"),
-            decision(
-                "dry_run",
-                Some("sim"),
-                Some(3),
-                "Matched \"sim\" -> dry_run",
-            ),
-        ),
-        (
-            Call::new("rate"),
-            decision(
-                "rate_limit",
-                Some("rate"),
-                Some(4),
-                "Matched \"rate\" -> rate_limit; refused: rate_limit not enforced yet",
-            ),
-        ),
-        (
-            Call::new("gated"),
-            decision(
-                "deny",
-                Some("gated"),
-                Some(5),
-                "Matched \"gated\" -> allow; refused: evidence not enforced yet",
-            ),
-        ),
-        (
-            Call::new("unmatched"),
-            decision(
-                "require_approval",
-                None,
-                None,
-                "No matching rule; destructive tool flagged for approval",
-            ),
-        ),
-        (
-            Call::new("unmatched").read_only(),
-            decision(
-                "allow",
-                None,
-                None,
-                "No matching rule; applied default policy: allow",
-            ),
-        ),
-    ];
-    for (call, d) in cases {
+fn global_dry_run_returns_real_verdicts() {
+    let rules = json!([
+        { "name": "ok", "match": { "tool": "ok" }, "action": "allow" },
+        { "name": "no", "match": { "tool": "no" }, "action": "deny" },
+        { "name": "hold", "match": { "tool": "hold" }, "action": "require_approval" },
+        { "name": "sim", "match": { "tool": "sim" }, "action": "dry_run" },
+        { "name": "rate", "match": { "tool": "rate" }, "action": "rate_limit",
+          "limits": { "max_calls": 1, "window": "1m" } },
+    ]);
+    let live = engine(json!({ "flag_destructive": "require_approval", "rules": rules }));
+    let simulated =
+        engine(json!({ "dry_run": true, "flag_destructive": "require_approval", "rules": rules }));
+    assert!(simulated.dry_run() && !live.dry_run());
+    for tool in ["ok", "no", "hold", "sim", "unmatched"] {
         assert_eq!(
-            decide(&e, call),
-            Verdict::DryRun(d.clone()),
-            "{}",
-            call.tool
+            decide(&simulated, &Call::new(tool)),
+            decide(&live, &Call::new(tool)),
+            "{tool}"
         );
     }
-    let mut deny_default = policies;
-    deny_default["default"] = json!("deny");
-    let e = engine(deny_default);
-    assert_eq!(
-        decide(&e, &Call::new("unmatched")),
-        Verdict::DryRun(decision(
-            "deny",
-            None,
-            None,
-            "No matching rule; applied default policy: deny"
-        ))
+    assert!(matches!(
+        decide(&simulated, &Call::new("ok")),
+        Verdict::Allow(_)
+    ));
+    assert!(matches!(
+        decide(&simulated, &Call::new("no")),
+        Verdict::Deny(..)
+    ));
+    assert!(matches!(
+        decide(&simulated, &Call::new("hold")),
+        Verdict::RequireApproval(_)
+    ));
+    assert!(matches!(
+        decide(&simulated, &Call::new("sim")),
+        Verdict::DryRun(_)
+    ));
+    let mut state = MemoryState::at(NOW);
+    let first = decide_in(&simulated, &Call::new("rate"), &mut state);
+    assert!(
+        matches!(&first, Verdict::Allow(d) if d.action == "rate_limit"),
+        "{first:?}"
     );
-    // Without dry_run, the same rules do not simulate.
-    let live = engine(json!({ "dry_run": false, "rules": [ { "match": {}, "action": "allow" } ] }));
-    assert!(matches!(decide(&live, &Call::new("t")), Verdict::Allow(_)));
-}
-
-/// (tool, decision action, rule name, rule index, features named).
-type NotYetEnforcedCase<'a> = (&'a str, &'a str, Option<&'a str>, u32, &'a [&'a str]);
-
-#[test]
-fn unenforceable_features_fail_closed() {
-    let e = engine(json!({ "rules": [
-        { "name": "calls", "match": { "tool": "a" }, "action": "rate_limit",
-          "limits": { "max_calls": 5, "window": "1m" }, "feedback": { "message": "slow down" } },
-        { "match": { "tool": "b" }, "action": "spend_limit",
-          "limits": { "max_spend": { "field": "amount", "limit": 100, "currency": "USD", "window": "1d" } } },
-        { "name": "grounded", "match": { "tool": "c" }, "action": "allow", "evidence": { "requires": ["ticket"] } },
-        { "name": "chained", "match": { "tool": "d" }, "action": "require_approval", "requires": ["lookup"] },
-        { "name": "both", "match": { "tool": "e" }, "action": "dry_run",
-          "evidence": { "requires": ["ticket"] }, "requires": ["lookup"], "requires_success": false },
-        { "name": "everything", "match": { "tool": "f" }, "action": "rate_limit",
-          "evidence": { "requires": ["ticket"] }, "requires": ["lookup"] },
-    ] }));
-    let cases: &[NotYetEnforcedCase] = &[
-        ("a", "rate_limit", Some("calls"), 0, &["rate_limit"]),
-        ("b", "spend_limit", None, 1, &["spend_limit"]),
-        ("c", "deny", Some("grounded"), 2, &["evidence"]),
-        ("d", "deny", Some("chained"), 3, &["requires"]),
-        ("e", "deny", Some("both"), 4, &["evidence", "requires"]),
-        (
-            "f",
-            "deny",
-            Some("everything"),
-            5,
-            &["evidence", "requires", "rate_limit"],
-        ),
-    ];
-    let actions = [
-        "rate_limit",
-        "spend_limit",
-        "allow",
-        "require_approval",
-        "dry_run",
-        "rate_limit",
-    ];
-    for (tool, action, name, index, features) in cases {
-        let Verdict::Deny(d, f) = decide(&e, &Call::new(tool)) else {
-            panic!("{tool}: not denied");
-        };
-        let label = name.map_or(format!("rules[{index}]"), |n| format!("\"{n}\""));
-        let quoted = name.map_or(format!("rules[{index}]"), str::to_owned);
-        let list = match features {
-            [one] => (*one).to_owned(),
-            [a, b] => format!("{a} and {b}"),
-            [a, b, c] => format!("{a}, {b} and {c}"),
-            _ => unreachable!(),
-        };
-        let rule_action = actions[*index as usize];
-        assert_eq!(
-            d,
-            decision(
-                action,
-                *name,
-                Some(*index),
-                &format!("Matched {label} -> {rule_action}; refused: {list} not enforced yet")
-            ),
-            "{tool}"
-        );
-        assert_eq!(f.reason, "not_yet_enforced", "{tool}");
-        assert_eq!(
-            f.message,
-            format!("Blocked: rule \"{quoted}\" uses {list}, which this version of Helio cannot enforce yet, so the call is refused rather than let through"),
-            "{tool}"
-        );
-        assert!(!f.retry_allowed, "{tool}");
-        assert!(f.suggestion.is_some_and(|s| !s.is_empty()), "{tool}");
-        assert_eq!(
-            f.extra_json,
-            extra(json!({ "not_yet_enforced": features })),
-            "{tool}"
-        );
-    }
+    assert_eq!(state.log.len(), 1, "{:?}", state.log);
+    let second = decide_in(&simulated, &Call::new("rate"), &mut state);
+    assert!(
+        matches!(&second, Verdict::Deny(_, f) if f.reason == "rate_limited"),
+        "{second:?}"
+    );
 }
 
 #[test]

@@ -1,15 +1,23 @@
-//! One table per `match.input` operator. Each row: the operators on path
-//! `x`, the call's arguments, and whether the rule matches.
+//! One table per `input` operator. Each row: the operators on path `x`,
+//! the call's arguments, and whether the condition holds.
 
 use serde_json::{json, Value as Json};
 
-use super::{engine, matched, Call};
+use crate::{inputs_match, JsonCall, Parser};
 
-/// Whether `{input: {x: ops}}` matches a call with `arguments`.
+/// Whether `{x: ops}` holds for a call with `arguments`.
 fn input_matches(ops: &Json, arguments: &Json) -> bool {
-    let e =
-        engine(json!({ "rules": [ { "match": { "input": { "x": ops } }, "action": "allow" } ] }));
-    matched(&e, &Call::new("t").args(arguments.clone())) == Some(0)
+    inputs_match(
+        &compile(&json!({ "x": ops })),
+        &JsonCall::new("t").args(arguments.clone()),
+    )
+}
+
+fn compile(input: &Json) -> Vec<crate::InputCondition> {
+    let mut p = Parser::default();
+    let conditions = p.input(input, "input");
+    assert!(p.errors.is_empty(), "{input}: {:?}", p.errors);
+    conditions
 }
 
 fn run(table: &[(Json, Json, bool)]) {
@@ -274,20 +282,19 @@ fn paths_reach_nested_values_and_array_items() {
         ("a.b", json!({"a": 1}), false),
     ];
     for (path, arguments, want) in cases {
-        let e = engine(
-            json!({ "rules": [ { "match": { "input": { *path: {"eq": 1} } }, "action": "allow" } ] }),
-        );
-        let got = matched(&e, &Call::new("t").args(arguments.clone())) == Some(0);
+        let conditions = compile(&json!({ *path: {"eq": 1} }));
+        let got = inputs_match(&conditions, &JsonCall::new("t").args(arguments.clone()));
         assert_eq!(got, *want, "{path} in {arguments}");
     }
-    let whole = engine(
-        json!({ "rules": [ { "match": { "input": { "$": {"eq": {"a": 1}} } }, "action": "allow" } ] }),
-    );
-    assert_eq!(
-        matched(&whole, &Call::new("t").args(json!({"a": 1}))),
-        Some(0)
-    );
-    assert_eq!(matched(&whole, &Call::new("t").args(json!({"a": 2}))), None);
+    let whole = compile(&json!({ "$": {"eq": {"a": 1}} }));
+    assert!(inputs_match(
+        &whole,
+        &JsonCall::new("t").args(json!({"a": 1}))
+    ));
+    assert!(!inputs_match(
+        &whole,
+        &JsonCall::new("t").args(json!({"a": 2}))
+    ));
 }
 
 #[test]
@@ -301,14 +308,13 @@ fn input_requires_arguments() {
         (json!({}), true, true),
     ];
     for (input, has_arguments, want) in cases {
-        let e = engine(json!({ "rules": [ { "match": { "input": input }, "action": "allow" } ] }));
         let call = if *has_arguments {
-            Call::new("t")
+            JsonCall::new("t")
         } else {
-            Call::new("t").no_args()
+            JsonCall::new("t").no_args()
         };
         assert_eq!(
-            matched(&e, &call) == Some(0),
+            inputs_match(&compile(input), &call),
             *want,
             "{input} with arguments: {has_arguments}"
         );
@@ -317,10 +323,7 @@ fn input_requires_arguments() {
 
 #[test]
 fn every_input_path_must_hold() {
-    let e = engine(json!({ "rules": [ {
-        "match": { "input": { "to": {"contains": "@example.com"}, "amount": {"gt": 100} } },
-        "action": "deny"
-    } ] }));
+    let conditions = compile(&json!({ "to": {"contains": "@example.com"}, "amount": {"gt": 100} }));
     let cases: &[(Json, bool)] = &[
         (json!({"to": "a@example.com", "amount": 101}), true),
         (json!({"to": "a@example.com", "amount": 100}), false),
@@ -329,7 +332,7 @@ fn every_input_path_must_hold() {
     ];
     for (arguments, want) in cases {
         assert_eq!(
-            matched(&e, &Call::new("t").args(arguments.clone())) == Some(0),
+            inputs_match(&conditions, &JsonCall::new("t").args(arguments.clone())),
             *want,
             "{arguments}"
         );

@@ -1,0 +1,162 @@
+//! Governance state: rate windows, spend ledgers and budget pots, evidence,
+//! completed calls. It lives in the host, behind [`StateStore`], so it is
+//! shared by every connection and plugin, updated atomically, and kept
+//! across restarts; stages reach it only through the WIT `state` imports.
+//!
+//! Rate slots and spend are taken as **holds** tied to the call under
+//! evaluation. Other calls see a hold at once (so 64 calls racing for the
+//! last slot admit exactly one), but it only becomes permanent when the
+//! pipeline commits it, right before the call is forwarded; a call that is
+//! blocked or simulated gives its holds back. After the upstream answers,
+//! spend held by a call that failed definitively is refunded
+//! ([`Settlement`]).
+//!
+//! [`LocalStore`] is the single-node implementation: the working set in
+//! memory, every change written through to SQLite before the call proceeds.
+//! A shared backend (Redis, PostgreSQL) implements the same trait; the stages
+//! do not change.
+
+mod local;
+mod persist;
+mod settle;
+
+use std::sync::Arc;
+
+pub use local::LocalStore;
+pub use persist::PersistError;
+pub use rust_decimal::Decimal;
+pub use settle::{CallOutcome, Settlement};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A slot or an amount held for one call until it is committed or released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub key: Arc<str>,
+    pub id: u64,
+    pub kind: HoldKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// A rate-window slot: kept once the call is forwarded, whatever the
+    /// upstream answers (the upstream was called).
+    Rate,
+    /// Spend against a limit or budget: refunded if the upstream reports a
+    /// definitive failure.
+    Spend,
+}
+
+/// A rate window after a peek or take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateWindow {
+    pub allowed: bool,
+    pub current: u64,
+    pub limit: u64,
+    pub reset_at_ms: u64,
+}
+
+/// A spend ledger after a reserve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendWindow {
+    pub allowed: bool,
+    pub spent: Decimal,
+    pub limit: Decimal,
+    pub reset_at_ms: Option<u64>,
+}
+
+/// Evidence status for one key in one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceStatus {
+    Present,
+    Expired,
+    Missing,
+}
+
+/// A piece of evidence attested over the SDK sideband.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub key: String,
+    pub data: serde_json::Value,
+    pub tool_name: String,
+    pub recorded_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// The latest completed call of a tool in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// Sticky: once a call of the tool succeeded, it stays true.
+    pub succeeded: bool,
+    pub at_ms: u64,
+}
+
+/// Everything held for one session, for `GET /session/:id/state`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionState {
+    pub evidence: Vec<Evidence>,
+    pub context: Vec<(String, serde_json::Value)>,
+    pub completed: Vec<(String, Completion)>,
+}
+
+/// The one interface to governance state.
+pub trait StateStore: Send + Sync {
+    /// Counts window `key` without taking a slot.
+    fn rate_peek(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> RateWindow;
+
+    /// Holds one slot of window `key` if it fits (`limit` per sliding
+    /// `window_ms`). Check and hold are one atomic step.
+    fn rate_take(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        now: u64,
+    ) -> (RateWindow, Option<Hold>);
+
+    /// Holds `amount` against ledger `key` if `spent + amount <= limit`
+    /// (sliding `window_ms`, or none: a pot that never replenishes).
+    fn spend_reserve(
+        &self,
+        key: &str,
+        amount: Decimal,
+        limit: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> (SpendWindow, Option<Hold>);
+
+    /// Makes holds permanent (durably, before the call is forwarded). On
+    /// error nothing is committed and the holds are released.
+    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError>;
+
+    /// Gives holds back, committed or not.
+    fn release(&self, holds: &[Hold]);
+
+    /// Records evidence for `session`, replacing the same key.
+    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError>;
+
+    fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus;
+
+    /// Stores a session context value (informational; policy never reads it).
+    fn set_context(
+        &self,
+        session: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<(), PersistError>;
+
+    /// Records that `session` completed a call of `tool`.
+    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64);
+
+    fn completed(&self, session: &str, tool: &str) -> Option<Completion>;
+
+    fn session_state(&self, session: &str, now: u64) -> SessionState;
+
+    /// Drops what has aged out (windows, long-expired evidence).
+    fn sweep(&self, now: u64);
+}

@@ -1,0 +1,293 @@
+//! SQLite persistence for [`super::LocalStore`]: WAL mode, one short
+//! transaction per change, in the same database file as the audit trail.
+//!
+//! `synchronous = NORMAL` under WAL: a committed change survives a crash of
+//! the Helio process (it is in the WAL, in the OS page cache); a power loss
+//! may lose the last changes before the next checkpoint.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use rusqlite::{params, Connection};
+
+use super::{Completion, Decimal, Evidence};
+
+#[derive(Debug, thiserror::Error)]
+#[error("governance state database: {0}")]
+pub struct PersistError(#[from] rusqlite::Error);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS state_ledger (
+    key TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    window_ms INTEGER,
+    expires_ms INTEGER,
+    amount TEXT NOT NULL,
+    PRIMARY KEY (key, id)
+);
+CREATE INDEX IF NOT EXISTS state_ledger_expiry ON state_ledger (expires_ms);
+CREATE TABLE IF NOT EXISTS state_evidence (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    tool_name TEXT NOT NULL,
+    recorded_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (session, key)
+);
+CREATE TABLE IF NOT EXISTS state_context (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (session, key)
+);
+CREATE TABLE IF NOT EXISTS state_completed (
+    session TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (session, tool)
+);
+";
+
+/// One committed ledger entry (a rate slot or an amount).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Row {
+    pub key: String,
+    pub id: u64,
+    pub at_ms: u64,
+    pub window_ms: Option<u64>,
+    pub amount: Decimal,
+}
+
+#[derive(Default)]
+pub(super) struct Loaded {
+    pub entries: Vec<Row>,
+    pub evidence: Vec<(String, Evidence)>,
+    pub context: Vec<(String, String, serde_json::Value)>,
+    pub completed: Vec<(String, String, Completion)>,
+}
+
+pub(super) struct Persist {
+    db: Connection,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Persist {
+    pub fn open(path: &Path) -> Result<Self, PersistError> {
+        let db = Connection::open(path)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self { db })
+    }
+
+    /// Everything still live at `now`.
+    pub fn load(&self, now: u64) -> Result<Loaded, PersistError> {
+        let mut loaded = Loaded::default();
+        let mut rows = self.db.prepare(
+            "SELECT key, id, at_ms, window_ms, amount FROM state_ledger
+             WHERE expires_ms IS NULL OR expires_ms > ?1",
+        )?;
+        let entries = rows.query_map([to_i64(now)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for entry in entries {
+            let (key, id, at_ms, window_ms, amount) = entry?;
+            let Ok(amount) = Decimal::from_str(&amount) else {
+                tracing::warn!(
+                    key,
+                    id,
+                    amount,
+                    "skipping a ledger row with an unreadable amount"
+                );
+                continue;
+            };
+            loaded.entries.push(Row {
+                key,
+                id: to_u64(id),
+                at_ms: to_u64(at_ms),
+                window_ms: window_ms.map(to_u64),
+                amount,
+            });
+        }
+        let mut rows = self.db.prepare(
+            "SELECT session, key, data, tool_name, recorded_ms, expires_ms FROM state_evidence",
+        )?;
+        let evidence = rows.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Evidence {
+                    key: r.get(1)?,
+                    data: serde_json::from_str(&r.get::<_, String>(2)?)
+                        .unwrap_or(serde_json::Value::Null),
+                    tool_name: r.get(3)?,
+                    recorded_ms: to_u64(r.get(4)?),
+                    expires_ms: to_u64(r.get(5)?),
+                },
+            ))
+        })?;
+        for e in evidence {
+            loaded.evidence.push(e?);
+        }
+        let mut rows = self
+            .db
+            .prepare("SELECT session, key, value FROM state_context")?;
+        let context = rows.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(serde_json::Value::Null),
+            ))
+        })?;
+        for c in context {
+            loaded.context.push(c?);
+        }
+        let mut rows = self
+            .db
+            .prepare("SELECT session, tool, succeeded, at_ms FROM state_completed")?;
+        let completed = rows.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                Completion {
+                    succeeded: r.get::<_, i64>(2)? != 0,
+                    at_ms: to_u64(r.get(3)?),
+                },
+            ))
+        })?;
+        for c in completed {
+            loaded.completed.push(c?);
+        }
+        Ok(loaded)
+    }
+
+    pub fn insert_entries(&mut self, rows: &[Row]) -> Result<(), PersistError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for row in rows {
+                insert.execute(params![
+                    row.key,
+                    to_i64(row.id),
+                    to_i64(row.at_ms),
+                    row.window_ms.map(to_i64),
+                    row.window_ms.map(|w| to_i64(row.at_ms.saturating_add(w))),
+                    row.amount.to_string(),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_entries(&mut self, entries: &[(String, u64)]) -> Result<(), PersistError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.transaction()?;
+        {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM state_ledger WHERE key = ?1 AND id = ?2")?;
+            for (key, id) in entries {
+                delete.execute(params![key, to_i64(*id)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn upsert_evidence(&mut self, session: &str, e: &Evidence) -> Result<(), PersistError> {
+        self.db
+            .prepare_cached(
+                "INSERT OR REPLACE INTO state_evidence
+                 (session, key, data, tool_name, recorded_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                session,
+                e.key,
+                e.data.to_string(),
+                e.tool_name,
+                to_i64(e.recorded_ms),
+                to_i64(e.expires_ms)
+            ])?;
+        Ok(())
+    }
+
+    pub fn upsert_context(
+        &mut self,
+        session: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), PersistError> {
+        self.db
+            .prepare_cached(
+                "INSERT OR REPLACE INTO state_context (session, key, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![session, key, value.to_string()])?;
+        Ok(())
+    }
+
+    pub fn upsert_completion(
+        &mut self,
+        session: &str,
+        tool: &str,
+        c: Completion,
+    ) -> Result<(), PersistError> {
+        self.db
+            .prepare_cached(
+                "INSERT OR REPLACE INTO state_completed (session, tool, succeeded, at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                session,
+                tool,
+                i64::from(c.succeeded),
+                to_i64(c.at_ms)
+            ])?;
+        Ok(())
+    }
+
+    /// Deletes ledger rows out of their window and evidence that expired
+    /// before `evidence_before`.
+    pub fn sweep(&mut self, now: u64, evidence_before: u64) -> Result<(), PersistError> {
+        self.db.execute(
+            "DELETE FROM state_ledger WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
+            [to_i64(now)],
+        )?;
+        self.db.execute(
+            "DELETE FROM state_evidence WHERE expires_ms <= ?1",
+            [to_i64(evidence_before)],
+        )?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn ledger_rows(&self) -> Result<i64, PersistError> {
+        Ok(self
+            .db
+            .query_row("SELECT COUNT(*) FROM state_ledger", [], |r| r.get(0))?)
+    }
+}

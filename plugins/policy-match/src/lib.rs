@@ -1,0 +1,38 @@
+//! What Helio's built-in policy stages (`rules`, `budgets`) share, so both
+//! match calls and read their configuration the same way:
+//!
+//! - the engine-side view of the WIT contract: [`CallView`] (the
+//!   `tool-call` resource), [`State`] (the `state` interface) and the
+//!   verdict records ([`Verdict`], [`Decision`], [`Feedback`], …);
+//! - matching: tool [`Glob`]s and `input` conditions ([`InputCondition`]);
+//! - configuration parsing with paths ([`Parser`]), including `tool` globs,
+//!   `input` conditions, durations and the `session` block;
+//! - small text helpers for feedback: JSON objects with exact decimals,
+//!   ISO-8601 timestamps, decimal arithmetic, fingerprints.
+//!
+//! Nothing here depends on WebAssembly or wit-bindgen, so it is tested
+//! natively. [`wit_glue!`] generates the adapters from the wit-bindgen types
+//! inside each stage's component module.
+
+#![deny(unsafe_code)]
+
+mod call;
+mod config;
+mod glob;
+mod glue;
+mod input;
+mod state;
+pub mod text;
+mod verdict;
+
+pub use call::{argument_at, spend_amount, Annotations, CallView, Value};
+pub use config::{join, kind, parse_duration_ms, present, ConfigError, Parser, SessionPolicy};
+pub use glob::Glob;
+pub use input::{inputs_match, json_eq, Expected, InputCondition, Operators};
+pub use state::{Completion, EvidenceStatus, RateWindow, SpendWindow, State};
+pub use verdict::{ApprovalRequest, Decision, Feedback, Verdict};
+
+#[cfg(any(test, feature = "testing"))]
+pub use call::JsonCall;
+#[cfg(any(test, feature = "testing"))]
+pub use state::MemoryState;

@@ -172,6 +172,8 @@ struct Args {
     calls: usize,
     concurrency: Vec<usize>,
     rounds: usize,
+    /// Only the in-process stage costs (for profiling).
+    stages_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -179,10 +181,12 @@ fn parse_args() -> Args {
         calls: 4000,
         concurrency: vec![1, 32],
         rounds: 4,
+        stages_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
+            "--stages-only" => args.stages_only = true,
             "--calls" => args.calls = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.calls),
             "--rounds" => {
                 args.rounds = it
@@ -255,6 +259,16 @@ async fn start_gateway(
 fn main() {
     let args = parse_args();
     let stop = CancellationToken::new();
+    let scratch = std::env::temp_dir().join(format!("helio-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let rules_wasm = scratch.join("helio_rules.wasm");
+    std::fs::write(&rules_wasm, helio::plugins::builtin::RULES).expect("write rules component");
+    let stateful_policy = format!("{STATEFUL_POLICY}{}", stateful_rate_plugin(&rules_wasm));
+    if args.stages_only {
+        stage_costs(&stateful_policy, &scratch.join("in-process.db"));
+        let _ = std::fs::remove_dir_all(&scratch);
+        return;
+    }
 
     let upstream_rt = runtime("upstream", 1);
     let upstream_url = upstream_rt.block_on(async {
@@ -270,12 +284,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2),
     );
-    let scratch = std::env::temp_dir().join(format!("helio-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).expect("scratch dir");
-    let rules_wasm = scratch.join("helio_rules.wasm");
-    std::fs::write(&rules_wasm, helio::plugins::builtin::RULES).expect("write rules component");
     let state = grounded_state(&scratch.join("state.db"));
-    let stateful_policy = format!("{STATEFUL_POLICY}{}", stateful_rate_plugin(&rules_wasm));
     let (transparent_url, governed_url, stateful_url, burst_url) = gateway_rt.block_on(async {
         (
             start_gateway(&upstream_url, "", LocalStore::in_memory(), &stop).await,

@@ -148,6 +148,15 @@ impl Launch {
         ready(&gateway);
         gateway.serve(super::shutdown_signal()).await;
         stop_watching.cancel();
+        // Every call has finished: write what the last ones changed.
+        let state = self.plugins.state().clone();
+        match tokio::task::spawn_blocking(move || state.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "governance state not fully saved at shutdown")
+            }
+            Err(error) => tracing::error!(%error, "governance state not fully saved at shutdown"),
+        }
         tracing::info!("stopped");
         Ok(())
     }

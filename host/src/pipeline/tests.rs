@@ -318,6 +318,8 @@ fn limits_and_budgets_hold_across_a_restart() {
             Runtime::new(crate::state::LocalStore::open(&db, crate::state::now_ms()).expect("db"))
                 .expect("runtime");
         assert_eq!(run_with(&runtime, 50), Outcome::Forward);
+        // What a graceful shutdown does.
+        runtime.state().flush().expect("flush");
     }
     let runtime =
         Runtime::new(crate::state::LocalStore::open(&db, crate::state::now_ms()).expect("db"))

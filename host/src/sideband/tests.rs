@@ -505,6 +505,10 @@ impl StateStore for FailingWrites {
     fn sweep(&self, now: u64) {
         self.0.sweep(now)
     }
+
+    fn flush(&self) -> Result<(), PersistError> {
+        Err(write_error())
+    }
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! Single-node governance state: the working set in memory (one lock per
-//! kind of state, held for microseconds), written through to SQLite.
+//! kind of state, held for microseconds), persisted to SQLite by a writer
+//! thread (see `persist`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use super::persist::{Persist, PersistError, Row};
+use super::persist::{Change, Persist, PersistError, Row, Writer};
 use super::*;
 
 /// Evidence that expired is still reported as expired (not missing) for
@@ -21,28 +22,68 @@ struct Entry {
     committed: bool,
 }
 
+/// A pot without a window keeps at most this many entries one by one; older
+/// committed ones are folded into a single amount. (Entries are kept so a
+/// call's own charge can be refunded when its upstream fails; that happens
+/// within one call's lifetime, long before thousands of later charges.)
+const UNFOLDED_ENTRIES: usize = 4096;
+
+/// One rate window or spend ledger: a sliding log of entries, oldest first,
+/// with its running total (so checking a call costs the same however busy
+/// the window is).
 #[derive(Debug, Default)]
 struct Window {
     /// None: a pot that never replenishes.
     window_ms: Option<u64>,
     entries: VecDeque<Entry>,
+    /// The sum of `entries` and `folded`.
+    total: Decimal,
+    /// Old committed entries of a pot without a window, summed.
+    folded: Decimal,
 }
 
 impl Window {
     fn prune(&mut self, now: u64) {
         if let Some(window) = self.window_ms {
-            while self
+            while let Some(e) = self
                 .entries
                 .front()
-                .is_some_and(|e| e.at_ms.saturating_add(window) <= now)
+                .filter(|e| e.at_ms.saturating_add(window) <= now)
             {
+                self.total -= e.amount;
                 self.entries.pop_front();
             }
         }
     }
 
+    fn push(&mut self, entry: Entry) {
+        self.total += entry.amount;
+        self.entries.push_back(entry);
+        if self.window_ms.is_none() {
+            while self.entries.len() > UNFOLDED_ENTRIES
+                && self.entries.front().is_some_and(|e| e.committed)
+            {
+                if let Some(old) = self.entries.pop_front() {
+                    self.folded += old.amount;
+                }
+            }
+        }
+    }
+
+    /// Holds are settled soon after they are taken: search from the newest.
+    fn find_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.entries.iter_mut().rev().find(|e| e.id == id)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let at = self.entries.iter().rposition(|e| e.id == id)?;
+        let entry = self.entries.remove(at)?;
+        self.total -= entry.amount;
+        Some(entry)
+    }
+
     fn total(&self) -> Decimal {
-        self.entries.iter().map(|e| e.amount).sum()
+        self.total
     }
 
     fn reset_at(&self, now: u64) -> Option<u64> {
@@ -66,7 +107,7 @@ struct Sessions {
 pub struct LocalStore {
     windows: Mutex<HashMap<Arc<str>, Window>>,
     sessions: RwLock<Sessions>,
-    persist: Option<Mutex<Persist>>,
+    writer: Option<Writer>,
     next_id: AtomicU64,
 }
 
@@ -77,7 +118,7 @@ impl LocalStore {
         Arc::new(Self {
             windows: Mutex::default(),
             sessions: RwLock::default(),
-            persist: None,
+            writer: None,
             next_id: AtomicU64::new(1),
         })
     }
@@ -101,7 +142,11 @@ impl LocalStore {
             });
         }
         for window in windows.values_mut() {
-            window.entries.make_contiguous().sort_by_key(|e| e.at_ms);
+            let mut entries = std::mem::take(&mut window.entries);
+            entries.make_contiguous().sort_by_key(|e| (e.at_ms, e.id));
+            for entry in entries {
+                window.push(entry);
+            }
             window.prune(now);
         }
         let mut sessions = Sessions::default();
@@ -129,7 +174,7 @@ impl LocalStore {
         Ok(Arc::new(Self {
             windows: Mutex::new(windows),
             sessions: RwLock::new(sessions),
-            persist: Some(Mutex::new(persist)),
+            writer: Some(Writer::start(persist)?),
             next_id: AtomicU64::new(max_id + 1),
         }))
     }
@@ -140,14 +185,19 @@ impl LocalStore {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(
-        &self,
-        write: impl FnOnce(&mut Persist) -> Result<(), PersistError>,
-    ) -> Result<(), PersistError> {
-        match &self.persist {
+    /// Queues a change for the database (nothing to do in memory-only mode).
+    fn persist(&self, change: Change) -> Result<(), PersistError> {
+        match &self.writer {
             None => Ok(()),
-            Some(persist) => write(&mut persist.lock().unwrap_or_else(|p| p.into_inner())),
+            Some(writer) => writer.send(change),
         }
+    }
+
+    /// Queues a change and waits until it is written, for callers that
+    /// must report a failed write (the SDK sideband).
+    fn persist_now(&self, change: Change) -> Result<(), PersistError> {
+        self.persist(change)?;
+        self.flush()
     }
 
     fn hold(
@@ -164,7 +214,7 @@ impl LocalStore {
         window.prune(now);
         let id = fits(window).then(|| {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            window.entries.push_back(Entry {
+            window.push(Entry {
                 id,
                 at_ms: now,
                 amount,
@@ -252,32 +302,30 @@ impl StateStore for LocalStore {
             return Ok(());
         }
         let rows: Vec<Row> = {
-            let windows = self.windows();
+            let mut windows = self.windows();
             holds
                 .iter()
                 .filter_map(|hold| {
-                    let window = windows.get(&hold.key)?;
-                    let entry = window.entries.iter().find(|e| e.id == hold.id)?;
+                    let window = windows.get_mut(&hold.key)?;
+                    let window_ms = window.window_ms;
+                    let entry = window.find_mut(hold.id)?;
                     Some(Row {
                         key: hold.key.to_string(),
                         id: hold.id,
                         at_ms: entry.at_ms,
-                        window_ms: window.window_ms,
+                        window_ms,
                         amount: entry.amount,
                     })
                 })
                 .collect()
         };
-        if let Err(error) = self.persist(|p| p.insert_entries(&rows)) {
+        if let Err(error) = self.persist(Change::Entries(rows)) {
             self.release(holds);
             return Err(error);
         }
         let mut windows = self.windows();
         for hold in holds {
-            if let Some(entry) = windows
-                .get_mut(&hold.key)
-                .and_then(|w| w.entries.iter_mut().find(|e| e.id == hold.id))
-            {
+            if let Some(entry) = windows.get_mut(&hold.key).and_then(|w| w.find_mut(hold.id)) {
                 entry.committed = true;
             }
         }
@@ -295,15 +343,23 @@ impl StateStore for LocalStore {
                 let Some(window) = windows.get_mut(&hold.key) else {
                     continue;
                 };
-                if let Some(at) = window.entries.iter().position(|e| e.id == hold.id) {
-                    if window.entries[at].committed {
+                match window.remove(hold.id) {
+                    Some(entry) if entry.committed => {
                         committed.push((hold.key.to_string(), hold.id));
                     }
-                    window.entries.remove(at);
+                    Some(_) => {}
+                    // Aged out of its window, or folded into an old pot's
+                    // total: the charge stays (the safe side).
+                    None => {
+                        tracing::debug!(key = %hold.key, "a hold to give back was no longer held")
+                    }
                 }
             }
         }
-        if let Err(error) = self.persist(|p| p.delete_entries(&committed)) {
+        if committed.is_empty() {
+            return;
+        }
+        if let Err(error) = self.persist(Change::Refunds(committed)) {
             // The refund is applied in memory; on disk the charge stays until
             // it ages out. Charging too much is the safe side of a failure.
             tracing::error!(%error, "could not persist a refund; the charge stays on disk");
@@ -311,7 +367,7 @@ impl StateStore for LocalStore {
     }
 
     fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError> {
-        self.persist(|p| p.upsert_evidence(session, &evidence))?;
+        self.persist_now(Change::Evidence(session.to_owned(), evidence.clone()))?;
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         sessions
             .evidence
@@ -336,7 +392,11 @@ impl StateStore for LocalStore {
         key: &str,
         value: serde_json::Value,
     ) -> Result<(), PersistError> {
-        self.persist(|p| p.upsert_context(session, key, &value))?;
+        self.persist_now(Change::Context(
+            session.to_owned(),
+            key.to_owned(),
+            value.clone(),
+        ))?;
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         sessions
             .context
@@ -362,7 +422,8 @@ impl StateStore for LocalStore {
             slot.at_ms = now;
             *slot
         };
-        if let Err(error) = self.persist(|p| p.upsert_completion(session, tool, completion)) {
+        let change = Change::Completion(session.to_owned(), tool.to_owned(), completion);
+        if let Err(error) = self.persist(change) {
             tracing::error!(%error, tool, "could not persist a completed call; it holds until restart");
         }
     }
@@ -409,10 +470,19 @@ impl StateStore for LocalStore {
                 !keys.is_empty()
             });
         }
-        if let Err(error) =
-            self.persist(|p| p.sweep(now, now.saturating_sub(EXPIRED_EVIDENCE_KEPT_MS)))
-        {
+        let sweep = Change::Sweep {
+            now,
+            evidence_before: now.saturating_sub(EXPIRED_EVIDENCE_KEPT_MS),
+        };
+        if let Err(error) = self.persist(sweep) {
             tracing::warn!(%error, "state sweep failed; retrying at the next one");
+        }
+    }
+
+    fn flush(&self) -> Result<(), PersistError> {
+        match &self.writer {
+            None => Ok(()),
+            Some(writer) => writer.flush(),
         }
     }
 }

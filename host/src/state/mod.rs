@@ -12,7 +12,8 @@
 //! ([`Settlement`]).
 //!
 //! [`LocalStore`] is the single-node implementation: the working set in
-//! memory, every change written through to SQLite before the call proceeds.
+//! memory, every change persisted to SQLite by a writer thread, off the
+//! request path, and drained at shutdown.
 //! A shared backend (Redis, PostgreSQL) implements the same trait; the stages
 //! do not change.
 
@@ -130,8 +131,8 @@ pub trait StateStore: Send + Sync {
         now: u64,
     ) -> (SpendWindow, Option<Hold>);
 
-    /// Makes holds permanent (durably, before the call is forwarded). On
-    /// error nothing is committed and the holds are released.
+    /// Makes holds permanent, before the call is forwarded. On error nothing
+    /// is committed and the holds are released.
     fn commit(&self, holds: &[Hold]) -> Result<(), PersistError>;
 
     /// Gives holds back, committed or not.
@@ -159,4 +160,7 @@ pub trait StateStore: Send + Sync {
 
     /// Drops what has aged out (windows, long-expired evidence).
     fn sweep(&self, now: u64);
+
+    /// Waits until every change so far is durable (at shutdown).
+    fn flush(&self) -> Result<(), PersistError>;
 }

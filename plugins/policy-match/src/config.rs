@@ -104,6 +104,24 @@ pub struct Parser {
     pub errors: Vec<ConfigError>,
 }
 
+/// A stage's configuration text, parsed: it must be a JSON object.
+pub fn stage_root(config_json: &str) -> Result<Map<String, Json>, Vec<ConfigError>> {
+    let error = |message: String| {
+        vec![ConfigError {
+            path: String::new(),
+            message,
+        }]
+    };
+    match serde_json::from_str(config_json) {
+        Ok(Json::Object(root)) => Ok(root),
+        Ok(other) => Err(error(format!(
+            "stage configuration must be a JSON object, found {}",
+            kind(&other)
+        ))),
+        Err(e) => Err(error(format!("stage configuration is not valid JSON: {e}"))),
+    }
+}
+
 impl Parser {
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {

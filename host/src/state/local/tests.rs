@@ -147,8 +147,8 @@ fn committed_state_survives_reopening_and_holds_do_not() {
         store.record_completion("s1", "lookup_order", true, 10);
         store.record_completion("s1", "lookup_order", false, 20);
         // On disk: the two commits; not the bare hold, not the refund.
-        let persist = store.persist.as_ref().expect("persisted store");
-        let rows = persist.lock().expect("lock").ledger_rows().expect("count");
+        store.flush().expect("flush");
+        let rows = super::super::persist::ledger_rows(&path).expect("count");
         assert_eq!(rows, 2);
     }
     let store = LocalStore::open(&path, 1000).expect("reopen");
@@ -197,4 +197,23 @@ fn evidence_expires_then_is_forgotten() {
         store.evidence_status("s", "k", 300_000 + EXPIRED_EVIDENCE_KEPT_MS),
         EvidenceStatus::Missing
     );
+}
+
+#[test]
+fn busy_pots_keep_exact_totals_and_recent_refunds() {
+    let store = LocalStore::in_memory();
+    let mut last = None;
+    for i in 0..(UNFOLDED_ENTRIES as u64 + 500) {
+        let (w, hold) = store.spend_reserve("pot", dec("0.01"), dec("1000"), None, i);
+        assert!(w.allowed);
+        let hold = hold.expect("held");
+        store.commit(std::slice::from_ref(&hold)).expect("commit");
+        last = Some(hold);
+    }
+    let (w, _) = store.spend_reserve("pot", dec("0"), dec("1000"), None, 0);
+    assert_eq!(w.spent, dec("45.96"));
+    // The newest charge is refundable even after older ones were folded.
+    store.release(&[last.expect("a hold")]);
+    let (w, _) = store.spend_reserve("pot", dec("0"), dec("1000"), None, 0);
+    assert_eq!(w.spent, dec("45.95"));
 }

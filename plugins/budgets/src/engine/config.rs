@@ -3,30 +3,15 @@
 //! (with paths from the root, e.g. `budgets[0].contributors[1].match.tool`),
 //! so what it cannot compile is reported instead of ignored.
 
-use policy_match::{join, kind, present, text, ConfigError, Parser};
+use policy_match::{join, kind, present, stage_root, text, ConfigError, Parser};
 use serde_json::{json, Map, Value as Json};
 
 use super::budget::{Approval, Budget, BudgetKey, Contributor, OnExceed, Window};
 use super::Engine;
 
 pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
-    let root: Json = serde_json::from_str(config_json).map_err(|e| {
-        vec![ConfigError {
-            path: String::new(),
-            message: format!("stage configuration is not valid JSON: {e}"),
-        }]
-    })?;
+    let root = &stage_root(config_json)?;
     let mut p = Parser::default();
-    let Json::Object(root) = &root else {
-        p.error(
-            "",
-            format!(
-                "stage configuration must be a JSON object, found {}",
-                kind(&root)
-            ),
-        );
-        return Err(p.errors);
-    };
     let session = p.session(root);
     let mut budgets = Vec::new();
     let mut warnings = Vec::new();

@@ -7,7 +7,7 @@
 //! absent, as in the host (except the `eq`/`neq` operators, where null is a
 //! value).
 
-use policy_match::{join, kind, present, text, ConfigError, Parser};
+use policy_match::{join, kind, present, stage_root, text, ConfigError, Parser};
 use serde_json::{Map, Value as Json};
 
 use super::conditions::{AnnotationConditions, Conditions, MetadataCondition};
@@ -20,23 +20,8 @@ use super::{DefaultPolicy, Engine, FlagDestructive};
 const LIMIT_KEYS: &[&str] = &["tool", "session", "global", "agent", "sender_id"];
 
 pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
-    let root: Json = serde_json::from_str(config_json).map_err(|e| {
-        vec![ConfigError {
-            path: String::new(),
-            message: format!("stage configuration is not valid JSON: {e}"),
-        }]
-    })?;
+    let root = &stage_root(config_json)?;
     let mut p = Parser::default();
-    let Json::Object(root) = &root else {
-        p.error(
-            "",
-            format!(
-                "stage configuration must be a JSON object, found {}",
-                kind(&root)
-            ),
-        );
-        return Err(p.errors);
-    };
     let environment = match present(root, "environment") {
         None => None,
         Some(Json::String(s)) => Some(s.clone()),

@@ -26,6 +26,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
+use helio::audit::Audit;
 use helio::state::{now_ms, Evidence, LocalStore, StateStore};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -242,12 +243,13 @@ async fn start_gateway(
     upstream_url: &str,
     policy: &str,
     state: Arc<dyn StateStore>,
+    audit: Arc<helio::audit::Audit>,
     stop: &CancellationToken,
 ) -> String {
     let config = bench_config(upstream_url, policy);
     let plugins = helio::plugins::Runtime::new(state).expect("plugin runtime");
     let active = helio::pipeline::Active::new(build_pipeline(&config, &plugins));
-    let gateway = helio::gateway::Gateway::bind(&config, None, active, plugins)
+    let gateway = helio::gateway::Gateway::bind(&config, None, active, plugins, audit)
         .await
         .expect("bind gateway");
     let url = format!("http://{}/mcp", gateway.mcp_addr);
@@ -266,6 +268,7 @@ fn main() {
     let stateful_policy = format!("{STATEFUL_POLICY}{}", stateful_rate_plugin(&rules_wasm));
     if args.stages_only {
         stage_costs(&stateful_policy, &scratch.join("in-process.db"));
+        audit_throughput(&scratch);
         let _ = std::fs::remove_dir_all(&scratch);
         return;
     }
@@ -285,20 +288,51 @@ fn main() {
             .unwrap_or(2),
     );
     let state = grounded_state(&scratch.join("state.db"));
-    let (transparent_url, governed_url, stateful_url, burst_url) = gateway_rt.block_on(async {
-        (
-            start_gateway(&upstream_url, "", LocalStore::in_memory(), &stop).await,
-            start_gateway(&upstream_url, POLICY, LocalStore::in_memory(), &stop).await,
-            start_gateway(&upstream_url, &stateful_policy, state, &stop).await,
-            start_gateway(
-                &upstream_url,
-                BURST_POLICY,
-                LocalStore::open(&scratch.join("burst.db"), now_ms()).expect("burst state"),
-                &stop,
+    let (transparent_url, governed_url, audited_url, stateful_url, burst_url) = gateway_rt
+        .block_on(async {
+            (
+                start_gateway(
+                    &upstream_url,
+                    "",
+                    LocalStore::in_memory(),
+                    Audit::disabled(),
+                    &stop,
+                )
+                .await,
+                start_gateway(
+                    &upstream_url,
+                    POLICY,
+                    LocalStore::in_memory(),
+                    Audit::disabled(),
+                    &stop,
+                )
+                .await,
+                start_gateway(
+                    &upstream_url,
+                    POLICY,
+                    LocalStore::in_memory(),
+                    audited(&scratch, "governed-audit.db"),
+                    &stop,
+                )
+                .await,
+                start_gateway(
+                    &upstream_url,
+                    &stateful_policy,
+                    state,
+                    audited(&scratch, "stateful-audit.db"),
+                    &stop,
+                )
+                .await,
+                start_gateway(
+                    &upstream_url,
+                    BURST_POLICY,
+                    LocalStore::open(&scratch.join("burst.db"), now_ms()).expect("burst state"),
+                    Audit::disabled(),
+                    &stop,
+                )
+                .await,
             )
-            .await,
-        )
-    });
+        });
 
     let client_rt = runtime("client", 1);
     client_rt.block_on(async {
@@ -311,6 +345,7 @@ fn main() {
             Target::connect(&client, "direct", &upstream_url).await,
             Target::connect(&client, "transparent", &transparent_url).await,
             Target::connect(&client, "governed", &governed_url).await,
+            Target::connect(&client, "+audit", &audited_url).await,
             Target::connect(&client, "stateful", &stateful_url).await,
         ];
 
@@ -328,20 +363,21 @@ fn main() {
                 run(&client, target, concurrency, 200.max(concurrency * 4)).await;
             }
             let per_round = (args.calls / args.rounds).max(concurrency);
-            let mut results: [Sample; 4] = Default::default();
+            let mut results: [Sample; 5] = Default::default();
             for _ in 0..args.rounds {
                 for (i, target) in targets.iter().enumerate() {
                     let sample = run(&client, target, concurrency, per_round).await;
                     results[i].merge(sample);
                 }
             }
-            let [direct, transparent, governed, stateful] = &results;
+            let [direct, transparent, governed, audited, stateful] = &results;
             for (sample, target) in results.iter().zip(&targets) {
                 sample.print(target.label, concurrency);
             }
             print_added("+relay", concurrency, transparent, direct);
             print_added("+governed", concurrency, governed, direct);
             print_added("+stages", concurrency, governed, transparent);
+            print_added("+audit", concurrency, audited, governed);
             print_added("+stateful", concurrency, stateful, direct);
             print_added("+st.stages", concurrency, stateful, transparent);
         }
@@ -355,7 +391,61 @@ fn main() {
     });
     stop.cancel();
     stage_costs(&stateful_policy, &scratch.join("in-process.db"));
+    audit_throughput(&scratch);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// How many records per second the audit writer sustains, with 1 KiB
+/// upstream responses stored (`include_responses: true`).
+fn audit_throughput(scratch: &Path) {
+    const RECORDS: usize = 200_000;
+    let audit = audited(scratch, "throughput.db");
+    let response = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{}"}}]}}}}"#,
+        "x".repeat(1024)
+    );
+    let template = helio::audit::AuditRecord {
+        timestamp: "2026-11-23T00:00:00.000Z".into(),
+        session_id: Some("bench".into()),
+        session_source: Some("header"),
+        tool_name: "lookup_order".into(),
+        tool_input: r#"{"order_id":"ORD-1002","amount":5}"#.into(),
+        policy_decision: "allow".into(),
+        matched_rule: Some("read-only-tools".into()),
+        matched_rule_index: Some(19),
+        upstream_response: Some(response),
+        upstream_http_status: Some(200),
+        upstream_latency_ms: Some(0.2),
+        total_duration_ms: 0.3,
+        proxy_compute_ms: 0.1,
+        record_kind: "tool_call",
+        origin: "mcp",
+        ..Default::default()
+    };
+    let started = Instant::now();
+    for _ in 0..RECORDS {
+        let mut record = template.clone();
+        record.id = helio::audit::new_id();
+        audit.record(record);
+    }
+    audit.flush().expect("audit flush");
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "audit writer: {RECORDS} records with 1 KiB responses in {elapsed:.2} s = {:.0} records/s sustained ({} waits for a full queue)",
+        RECORDS as f64 / elapsed,
+        audit.full_waits()
+    );
+}
+
+/// The stateful gateway records every call, as a production one does.
+fn audited(scratch: &Path, file: &str) -> Arc<Audit> {
+    let yaml = format!(
+        "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  enabled: false\naudit:\n  path: {}\n",
+        scratch.join(file).display()
+    );
+    let loaded =
+        helio::config::parse(&yaml, Path::new("bench.yaml"), &|_| None).expect("audit config");
+    Audit::open(&loaded.config).expect("audit database")
 }
 
 /// SQLite-backed state in which the benchmark session already holds the

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::config::{Config, Transport};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
@@ -54,6 +55,7 @@ impl Gateway {
         sdk_token: Option<&str>,
         pipeline: Active,
         runtime: Arc<Runtime>,
+        audit: Arc<Audit>,
     ) -> Result<Self, StartError> {
         if config.upstream.transport != Transport::StreamableHttp {
             return Err(StartError::TransportNotSupported(
@@ -66,7 +68,7 @@ impl Gateway {
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
-        let mcp = mcp::McpServer::new(config, pipeline.clone(), runtime, shutdown.clone())?;
+        let mcp = mcp::McpServer::new(config, pipeline.clone(), runtime, audit, shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;

@@ -5,7 +5,9 @@
 //! transport (`mcp`) → pipeline → forward → observe. The operator (`dashboard`)
 //! and SDK (`sideband`) listeners never share a port with agents.
 
+pub mod audit;
 mod auth;
+mod batch;
 pub mod cli;
 pub mod config;
 mod dashboard;
@@ -17,3 +19,4 @@ pub mod plugins;
 pub mod reload;
 mod sideband;
 pub mod state;
+mod time;

@@ -504,7 +504,7 @@ def test_unenforced_restrictive_keys_fail_closed(helio: HelioLauncher, upstream_
 
 def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_sse: Upstream) -> None:
     instance = helio({"audit": {"retention": "30d"}, "policies": {"on_tool_drift": "log"}}, upstream=upstream_sse)
-    assert "audit: accepted but not yet enforced" in instance.stderr
+    assert "audit: accepted but not yet enforced" not in instance.stderr
     assert "policies.on_tool_drift: accepted but not yet enforced" in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()

@@ -32,6 +32,8 @@ pub fn run() -> anyhow::Result<()> {
             config: loaded.config,
             pipeline,
             plugins,
+            // The demo writes nothing to disk; its calls are not recorded.
+            audit: crate::audit::Audit::disabled(),
             warnings: loaded.warnings,
             label: "built-in demo (examples/demo/helio.yaml)".into(),
             watch: None,

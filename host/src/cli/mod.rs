@@ -1,6 +1,7 @@
 //! The `helio` command line: a drop-in for the original's commands and flags.
 
 mod demo;
+mod export;
 mod init;
 mod start;
 mod validate;
@@ -47,6 +48,8 @@ enum Command {
     },
     /// Run Helio in front of a built-in demo MCP server with an example policy.
     Demo,
+    /// Export audit records (or a budget's ledger) as JSON or CSV.
+    Export(Box<export::ExportArgs>),
 }
 
 /// Parses the command line, runs the command, and maps the outcome to the
@@ -61,6 +64,7 @@ pub fn run() -> ExitCode {
             no_hot_reload,
         } => start::run(&config, no_hot_reload),
         Command::Demo => demo::run(),
+        Command::Export(args) => export::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

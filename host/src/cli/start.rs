@@ -4,6 +4,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::auth::generate_token;
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -11,6 +12,9 @@ use crate::pipeline::{Active, Pipeline};
 use crate::plugins::Runtime;
 use crate::reload;
 use crate::state::{now_ms, LocalStore, StateStore};
+
+/// How often records past `audit.retention` are deleted (also at start).
+const AUDIT_RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How often aged-out rate windows, spend and evidence are dropped.
 const STATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -28,11 +32,18 @@ pub fn run(path: &Path, no_hot_reload: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the state database {database} (audit.path)"))?;
     let plugins = Runtime::new(state)?;
     let (config, pipeline, warnings) = reload::load(path, &plugins).map_err(anyhow::Error::msg)?;
+    let audit = Audit::open(&config).with_context(|| {
+        format!(
+            "cannot open the audit database {} (audit.path)",
+            config.audit.path
+        )
+    })?;
     let watch = (!no_hot_reload && config.policies.hot_reload).then(|| path.to_owned());
     let launch = Launch {
         config,
         pipeline,
         plugins,
+        audit,
         warnings,
         label: path.display().to_string(),
         watch,
@@ -52,6 +63,8 @@ pub(super) struct Launch {
     pub config: Config,
     pub pipeline: Pipeline,
     pub plugins: Arc<Runtime>,
+    /// Where call records go.
+    pub audit: Arc<Audit>,
     pub warnings: Vec<String>,
     /// How the banner names the configuration.
     pub label: String,
@@ -74,11 +87,17 @@ impl Launch {
         };
         let active = Active::new(self.pipeline);
         spawn_state_sweep(self.plugins.state().clone());
+        crate::audit::retention::spawn(
+            c.audit.path.clone().into(),
+            c.audit.retention,
+            AUDIT_RETENTION_SWEEP,
+        );
         let gateway = Gateway::bind(
             c,
             sdk_token.as_ref().map(|t| t.value.as_str()),
             active.clone(),
             self.plugins.clone(),
+            self.audit.clone(),
         )
         .await?;
 
@@ -148,14 +167,24 @@ impl Launch {
         ready(&gateway);
         gateway.serve(super::shutdown_signal()).await;
         stop_watching.cancel();
-        // Every call has finished: write what the last ones changed.
+        // Every call has finished: write what the last ones changed and
+        // recorded.
         let state = self.plugins.state().clone();
-        match tokio::task::spawn_blocking(move || state.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, "governance state not fully saved at shutdown")
+        let audit = self.audit.clone();
+        let drained = tokio::task::spawn_blocking(move || {
+            (state.flush().map_err(|e| e.to_string()), audit.flush())
+        })
+        .await;
+        match drained {
+            Ok((state, audit)) => {
+                if let Err(error) = state {
+                    tracing::error!(%error, "governance state not fully saved at shutdown");
+                }
+                if let Err(error) = audit {
+                    tracing::error!(%error, "audit records not fully saved at shutdown");
+                }
             }
-            Err(error) => tracing::error!(%error, "governance state not fully saved at shutdown"),
+            Err(error) => tracing::error!(%error, "state and audit not fully saved at shutdown"),
         }
         tracing::info!("stopped");
         Ok(())

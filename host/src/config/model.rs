@@ -424,6 +424,8 @@ pub struct Audit {
     pub path: String,
     pub retention: Duration,
     pub include_responses: bool,
+    /// Argument paths whose values are masked before they are stored.
+    pub redact: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

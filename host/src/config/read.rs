@@ -1107,6 +1107,7 @@ fn audit_default() -> Audit {
         path: "./helio-audit.db".into(),
         retention: secs(90 * 86_400),
         include_responses: true,
+        redact: Vec::new(),
     }
 }
 
@@ -1114,7 +1115,13 @@ fn audit(r: &mut Reader, value: &Value, path: &Path) -> Option<Audit> {
     let obj = r.object(
         value,
         path,
-        &["storage", "path", "retention", "include_responses"],
+        &[
+            "storage",
+            "path",
+            "retention",
+            "include_responses",
+            "redact",
+        ],
     )?;
     let d = audit_default();
     opt_choice(r, &obj, "storage", &["sqlite"]);
@@ -1122,7 +1129,24 @@ fn audit(r: &mut Reader, value: &Value, path: &Path) -> Option<Audit> {
         path: opt_string(r, &obj, "path").unwrap_or(d.path),
         retention: opt_duration(r, &obj, "retention").unwrap_or(d.retention),
         include_responses: opt_bool(r, &obj, "include_responses").unwrap_or(true),
+        redact: opt(r, &obj, "redact", redact_paths).unwrap_or_default(),
     })
+}
+
+/// `audit.redact`: argument paths (`$.card.number`, `password`, `items.*.cvv`).
+fn redact_paths(r: &mut Reader, value: &Value, path: &Path) -> Option<Vec<String>> {
+    let paths = r.string_list(value, path)?;
+    for (i, p) in paths.iter().enumerate() {
+        let rest = p.strip_prefix('$').unwrap_or(p);
+        let rest = rest.strip_prefix('.').unwrap_or(rest);
+        if rest.split('.').any(str::is_empty) && !rest.is_empty() {
+            r.error(
+                &path.index(i),
+                format!("\"{p}\" is not an argument path (expected e.g. $.card.number, password or items.*.cvv)"),
+            );
+        }
+    }
+    Some(paths)
 }
 
 fn dashboard_default() -> Dashboard {

@@ -1,6 +1,9 @@
 //! The operator listener (default 127.0.0.1:3100): `/api/health` is open;
 //! every other `/api/*` route sits behind the bearer `api_secret`. The UI and
-//! the operator API routes mount here as they are built.
+//! the operator API routes mount here as they are built. Errors are JSON
+//! `{error, code}`.
+
+mod audit;
 
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use http::header::WWW_AUTHENTICATE;
 use http::StatusCode;
 use serde_json::json;
 
+use crate::audit::query::AuditReader;
 use crate::auth::BearerSecret;
 use crate::config::Config;
 
@@ -20,6 +24,8 @@ struct Operator {
     /// `None` only in explicit open mode on a loopback host.
     secret: Option<BearerSecret>,
     started: tokio::time::Instant,
+    /// Read-only access to the audit trail at `audit.path`.
+    audit: Arc<AuditReader>,
 }
 
 pub fn router(config: &Config) -> Router {
@@ -30,9 +36,11 @@ pub fn router(config: &Config) -> Router {
             .as_ref()
             .map(|s| BearerSecret::new(s.expose())),
         started: tokio::time::Instant::now(),
+        audit: Arc::new(AuditReader::new(&config.audit.path)),
     });
     let protected = Router::new()
         .route("/api/{*rest}", axum::routing::any(not_found))
+        .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_secret,
@@ -61,7 +69,7 @@ async fn require_secret(
         Some(secret) if !secret.admits(request.headers()) => (
             StatusCode::UNAUTHORIZED,
             [(WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({ "error": "Unauthorized" })),
+            Json(json!({ "error": "Unauthorized", "code": "unauthorized" })),
         )
             .into_response(),
         _ => next.run(request).await,
@@ -69,5 +77,9 @@ async fn require_secret(
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "Not found", "code": "not_found" })),
+    )
+        .into_response()
 }

@@ -30,13 +30,20 @@ impl Identity {
         }
     }
 
-    /// The identity of a call with these headers and `params`.
-    pub fn resolve(&self, headers: &HeaderMap, params: Option<&RawValue>) -> Option<Arc<str>> {
+    /// The identity of a call with these headers and `params`, and the
+    /// source it came from (`header`, `meta`, `legacy_header`).
+    pub fn resolve(
+        &self,
+        headers: &HeaderMap,
+        params: Option<&RawValue>,
+    ) -> Option<(Arc<str>, &'static str)> {
         for source in &self.sources {
-            let candidate = match source {
-                IdentitySource::Header(name) => header(headers, name),
-                IdentitySource::LegacyHeader => header(headers, MCP_SESSION_ID.as_str()),
-                IdentitySource::Meta => client_info(params),
+            let (candidate, label) = match source {
+                IdentitySource::Header(name) => (header(headers, name), "header"),
+                IdentitySource::LegacyHeader => {
+                    (header(headers, MCP_SESSION_ID.as_str()), "legacy_header")
+                }
+                IdentitySource::Meta => (client_info(params), "meta"),
             };
             let Some(candidate) = candidate else { continue };
             let trimmed = candidate.trim();
@@ -48,7 +55,7 @@ impl Identity {
                 }
                 continue;
             }
-            return Some(Arc::from(trimmed));
+            return Some((Arc::from(trimmed), label));
         }
         None
     }
@@ -110,22 +117,28 @@ mod tests {
             r#"{"name":"t","_meta":{"io.modelcontextprotocol/clientInfo":{"name":"agent","version":"2.1"}}}"#,
         );
         assert_eq!(
-            identity.resolve(&headers, Some(&meta)).as_deref(),
+            identity
+                .resolve(&headers, Some(&meta))
+                .map(|(s, _)| s)
+                .as_deref(),
             Some("clientinfo:agent@2.1")
         );
         assert_eq!(
-            identity.resolve(&headers, None).as_deref(),
+            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
             Some("legacy-1")
         );
         headers.insert("X-Helio-Session-Id", HeaderValue::from_static("  run-7  "));
         assert_eq!(
-            identity.resolve(&headers, Some(&meta)).as_deref(),
+            identity
+                .resolve(&headers, Some(&meta))
+                .map(|(s, _)| s)
+                .as_deref(),
             Some("run-7")
         );
         // Empty and oversized values are skipped, not used.
         headers.insert("x-helio-session-id", HeaderValue::from_static("   "));
         assert_eq!(
-            identity.resolve(&headers, None).as_deref(),
+            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
             Some("legacy-1")
         );
         let long = "a".repeat(257);
@@ -134,7 +147,7 @@ mod tests {
             HeaderValue::from_str(&long).expect("header"),
         );
         assert_eq!(
-            identity.resolve(&headers, None).as_deref(),
+            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
             Some("legacy-1")
         );
         let exactly = "b".repeat(256);
@@ -143,7 +156,7 @@ mod tests {
             HeaderValue::from_str(&exactly).expect("header"),
         );
         assert_eq!(
-            identity.resolve(&headers, None).as_deref(),
+            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
             Some(exactly.as_str())
         );
     }
@@ -154,12 +167,18 @@ mod tests {
         let params = raw(
             r#"{"name":"t","arguments":{"x-helio-session-id":"forged","session_id":"forged"}}"#,
         );
-        assert_eq!(identity.resolve(&HeaderMap::new(), Some(&params)), None);
+        assert_eq!(
+            identity
+                .resolve(&HeaderMap::new(), Some(&params))
+                .map(|(s, _)| s),
+            None
+        );
         let meta_only = Identity::new(&[IdentitySource::Meta]);
         let versionless = raw(r#"{"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"a"}}}"#);
         assert_eq!(
             meta_only
                 .resolve(&HeaderMap::new(), Some(&versionless))
+                .map(|(s, _)| s)
                 .as_deref(),
             Some("clientinfo:a@unknown")
         );

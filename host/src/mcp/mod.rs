@@ -6,6 +6,7 @@ mod identity;
 mod jsonrpc;
 mod listener;
 mod prime;
+mod recording;
 mod relay;
 mod sse;
 mod tools;
@@ -24,6 +25,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
@@ -46,6 +48,7 @@ impl McpServer {
         config: &Config,
         pipeline: Active,
         runtime: Arc<Runtime>,
+        audit: Arc<Audit>,
         shutdown: CancellationToken,
     ) -> Result<Self, UpstreamSetupError> {
         let relay = Arc::new(Relay {
@@ -54,6 +57,8 @@ impl McpServer {
             pipeline,
             runtime,
             identity: identity::Identity::new(&config.session.identity),
+            audit,
+            environment: config.environment.clone(),
             tools: Arc::default(),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),

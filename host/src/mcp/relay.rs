@@ -23,11 +23,15 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
+use crate::audit::Audit;
 use crate::pipeline::{Active, Outcome};
 use crate::plugins::Runtime;
 use crate::state::{CallOutcome, Settlement};
 
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
+use super::recording::{self, CallAudit, CallFacts};
 use super::sse::EventScanner;
 use super::tools::ToolCatalog;
 use super::upstream::{
@@ -59,6 +63,9 @@ pub struct Relay {
     pub(super) runtime: Arc<Runtime>,
     /// Resolves each call's governance session.
     pub(super) identity: super::identity::Identity,
+    pub(super) audit: Arc<Audit>,
+    /// helio.yaml's `environment`, for audit records.
+    pub(super) environment: Option<String>,
     pub(super) tools: Arc<ToolCatalog>,
     /// Cancelled at shutdown: ends the long-lived `GET /mcp` streams.
     pub(super) shutdown: CancellationToken,
@@ -78,6 +85,14 @@ impl Relay {
             if !allowed {
                 self.rejected_origins
                     .record(&String::from_utf8_lossy(origin.as_bytes()));
+                recording::rejected(
+                    &self.audit,
+                    Instant::now(),
+                    headers,
+                    "<origin_rejected>",
+                    "origin_not_allowed",
+                    json!({ "origin": String::from_utf8_lossy(origin.as_bytes()) }).to_string(),
+                );
                 return Some(error_response(
                     StatusCode::FORBIDDEN,
                     None,
@@ -92,6 +107,7 @@ impl Relay {
 }
 
 pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     if !is_json(headers) {
@@ -158,9 +174,9 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     let is_request = envelope.kind == Kind::Request;
     let mut observer = None;
     if is_request && envelope.method.as_deref() == Some("tools/call") {
-        match govern(relay, &envelope, reply_id.as_deref(), headers) {
+        match govern(relay, &envelope, reply_id.as_deref(), headers, started) {
             Governed::Answer(answer) => return answer,
-            Governed::Forward(settlement) => observer = settlement.map(Observer::ToolCall),
+            Governed::Forward(call) => observer = Some(Observer::ToolCall(call)),
         }
     }
     // Every relayed tools/list teaches Helio the tools' annotations.
@@ -187,13 +203,15 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     let response = match upstream.send(pool, request).await {
         Ok(response) => response,
         Err(error) => {
-            if let (Some(observer), UpstreamError::Unreachable { .. }) = (observer, &error) {
-                // Never delivered: the call did not happen.
-                observer.failed();
+            if let Some(observer) = observer {
+                observer.no_response(&error);
             }
             return upstream_failure(reply_id.as_deref(), &error);
         }
     };
+    if let Some(observer) = &mut observer {
+        observer.head(response.status());
+    }
     if !is_event_stream(response.headers()) {
         return buffered(response, reply_id.as_deref(), timeout, deadline, observer).await;
     }
@@ -206,25 +224,60 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
 enum Observer {
     /// A `tools/list` page: the tools' annotations.
     ToolList(Arc<ToolCatalog>),
-    /// A forwarded `tools/call`: its outcome settles its governance state.
-    ToolCall(Settlement),
+    /// A forwarded `tools/call`: its outcome settles its governance state
+    /// and completes its audit record.
+    ToolCall(Box<Forwarded>),
+}
+
+struct Forwarded {
+    settlement: Option<Settlement>,
+    audit: CallAudit,
+    status: StatusCode,
 }
 
 impl Observer {
+    /// The upstream's response head arrived.
+    fn head(&mut self, status: StatusCode) {
+        if let Observer::ToolCall(call) = self {
+            call.status = status;
+        }
+    }
+
     /// The final JSON-RPC response to the request.
     fn response(self, message: &[u8]) {
         match self {
             Observer::ToolList(catalog) => {
                 catalog.observe(message);
             }
-            Observer::ToolCall(settlement) => settlement.settle(CallOutcome::of_response(message)),
+            Observer::ToolCall(call) => {
+                if let Some(settlement) = call.settlement {
+                    settlement.settle(CallOutcome::of_response(message));
+                }
+                call.audit.answered(call.status, message);
+            }
         }
     }
 
-    /// The upstream refused the request before running it.
-    fn failed(self) {
-        if let Observer::ToolCall(settlement) = self {
-            settlement.settle(CallOutcome::Failed);
+    /// The upstream refused the request before running it (`body` is what
+    /// it said).
+    fn refused(self, body: &[u8]) {
+        if let Observer::ToolCall(call) = self {
+            if let Some(settlement) = call.settlement {
+                settlement.settle(CallOutcome::Failed);
+            }
+            call.audit.answered(call.status, body);
+        }
+    }
+
+    /// No answer came. Unreachable means never delivered, so the call did
+    /// not happen; anything else leaves the outcome unknown.
+    fn no_response(self, error: &UpstreamError) {
+        if let Observer::ToolCall(call) = self {
+            if let (Some(settlement), UpstreamError::Unreachable { .. }) = (call.settlement, error)
+            {
+                settlement.settle(CallOutcome::Failed);
+            }
+            call.audit.failed(&error.to_string());
         }
     }
 }
@@ -232,8 +285,8 @@ impl Observer {
 enum Governed {
     /// Answer with this instead of forwarding.
     Answer(Response),
-    /// Forward; settle this (if anything) when the upstream answers.
-    Forward(Option<Settlement>),
+    /// Forward; settle and record this when the upstream answers.
+    Forward(Box<Forwarded>),
 }
 
 /// Runs the stage chain on a `tools/call`. `None` means relay it; otherwise
@@ -243,8 +296,20 @@ fn govern(
     envelope: &Envelope<'_>,
     id: Option<&RawValue>,
     headers: &HeaderMap,
+    started: Instant,
 ) -> Governed {
     let Some(call) = CallParams::parse(envelope.params) else {
+        let raw_params = envelope
+            .params
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
+        recording::rejected(
+            &relay.audit,
+            started,
+            headers,
+            "<nameless>",
+            "missing_tool_name",
+            json!({ "raw_params": raw_params }).to_string(),
+        );
         return Governed::Answer(error_response(
             StatusCode::OK,
             id,
@@ -256,23 +321,48 @@ fn govern(
     let annotations = relay.tools.annotations(&call.name);
     let session = relay.identity.resolve(headers, envelope.params);
     let pipeline = relay.pipeline.current();
+    let mut audit = CallAudit::begin(
+        &relay.audit,
+        started,
+        headers,
+        CallFacts {
+            tool: &call.name,
+            arguments: call.arguments.as_deref().map(RawValue::get),
+            session: session.as_ref().map(|(s, source)| (&**s, *source)),
+            environment: relay.environment.as_deref(),
+            stages: pipeline.stage_names(),
+        },
+    );
     let decided = pipeline.evaluate(
         &relay.runtime,
         call.name.into(),
         annotations,
         call.arguments,
-        session,
+        session.map(|(s, _)| s),
     );
     match decided.outcome {
-        Outcome::Forward => Governed::Forward(decided.settlement),
-        Outcome::Block { message, data } => Governed::Answer(error_response(
-            StatusCode::OK,
-            id,
-            code::BLOCKED,
-            &message,
-            Some(&data),
-        )),
-        Outcome::DryRun { report } => Governed::Answer(dry_run_response(id, &report, headers)),
+        Outcome::Forward => {
+            audit.forwarding(decided.decision.as_ref());
+            Governed::Forward(Box::new(Forwarded {
+                settlement: decided.settlement,
+                audit,
+                status: StatusCode::OK,
+            }))
+        }
+        Outcome::Block { message, data } => {
+            audit.blocked(&data);
+            Governed::Answer(error_response(
+                StatusCode::OK,
+                id,
+                code::BLOCKED,
+                &message,
+                Some(&data),
+            ))
+        }
+        Outcome::DryRun { report } => {
+            audit.simulated(&report);
+            Governed::Answer(dry_run_response(id, &report, headers))
+        }
     }
 }
 
@@ -335,7 +425,7 @@ fn dry_run_response(
 /// did not run.
 fn observe_buffered(observer: Observer, status: StatusCode, body: &[u8]) {
     if status.is_client_error() && CallOutcome::of_response(body) == CallOutcome::Unknown {
-        observer.failed();
+        observer.refused(body);
     } else {
         observer.response(body);
     }

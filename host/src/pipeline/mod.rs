@@ -53,6 +53,8 @@ pub struct Pipeline {
     /// Every key some rule's `evidence.requires` names: the only evidence
     /// the SDK sideband accepts.
     evidence_keys: Arc<BTreeSet<String>>,
+    /// `["rules","budgets",…]`.
+    stage_names: String,
 }
 
 impl Pipeline {
@@ -139,7 +141,15 @@ impl Pipeline {
         if !issues.is_empty() {
             return Err(issues);
         }
+        let stage_names = Value::from(
+            stages
+                .iter()
+                .map(|s| s.stage.name.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
         Ok(Self {
+            stage_names,
             stages,
             dry_run: config.policies.dry_run,
             environment: config.environment.as_deref().map(Arc::from),
@@ -223,6 +233,7 @@ impl Pipeline {
                 break;
             }
         }
+        let decision = current.as_ref().map(|v| v.decision().clone());
         let outcome = match current {
             None => Outcome::Forward,
             Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => dry_run(&verdict),
@@ -242,7 +253,13 @@ impl Pipeline {
         Decided {
             outcome,
             settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
+            decision,
         }
+    }
+
+    /// The names of the chain's stages, as a JSON list (for the audit trail).
+    pub fn stage_names(&self) -> &str {
+        &self.stage_names
     }
 }
 
@@ -251,6 +268,9 @@ pub struct Decided {
     pub outcome: Outcome,
     /// For a forwarded call: the state to settle when the upstream answers.
     pub settlement: Option<Settlement>,
+    /// For a forwarded call: the decision that let it through (none when no
+    /// stage ran).
+    pub decision: Option<Decision>,
 }
 
 impl Decided {
@@ -258,6 +278,7 @@ impl Decided {
         Self {
             outcome,
             settlement: None,
+            decision: None,
         }
     }
 }

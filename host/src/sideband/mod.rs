@@ -10,7 +10,6 @@
 
 mod body;
 mod routes;
-mod time;
 
 use std::sync::Arc;
 

@@ -15,8 +15,8 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::body::{self, ApiError, Fields};
-use super::time::iso_utc;
 use crate::state::{now_ms, Evidence, SessionState, StateStore};
+use crate::time::iso_utc;
 
 /// How many allowed keys an allowlist rejection lists.
 const ALLOWLIST_PREVIEW: usize = 20;

@@ -16,6 +16,7 @@ use crate::state::{
     Completion, Decimal, Evidence, EvidenceStatus, Hold, LocalStore, PersistError, RateWindow,
     SessionState, SpendWindow,
 };
+use crate::time;
 
 const TOKEN: &str = "test-token";
 

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use super::persist::{Change, Persist, PersistError, Row, Writer};
+use super::persist::{Change, Persist, PersistError, Row, BATCHING};
 use super::*;
+use crate::batch::BatchWriter;
 
 /// Evidence that expired is still reported as expired (not missing) for
 /// this long, then forgotten.
@@ -107,7 +108,7 @@ struct Sessions {
 pub struct LocalStore {
     windows: Mutex<HashMap<Arc<str>, Window>>,
     sessions: RwLock<Sessions>,
-    writer: Option<Writer>,
+    writer: Option<BatchWriter<Change>>,
     next_id: AtomicU64,
 }
 
@@ -174,7 +175,9 @@ impl LocalStore {
         Ok(Arc::new(Self {
             windows: Mutex::new(windows),
             sessions: RwLock::new(sessions),
-            writer: Some(Writer::start(persist)?),
+            writer: Some(BatchWriter::start("state", persist, BATCHING).map_err(|e| {
+                PersistError::Write(format!("cannot start the writer thread: {e}"))
+            })?),
             next_id: AtomicU64::new(max_id + 1),
         }))
     }
@@ -189,7 +192,7 @@ impl LocalStore {
     fn persist(&self, change: Change) -> Result<(), PersistError> {
         match &self.writer {
             None => Ok(()),
-            Some(writer) => writer.send(change),
+            Some(writer) => Ok(writer.send(change)?),
         }
     }
 
@@ -482,7 +485,7 @@ impl StateStore for LocalStore {
     fn flush(&self) -> Result<(), PersistError> {
         match &self.writer {
             None => Ok(()),
-            Some(writer) => writer.flush(),
+            Some(writer) => writer.flush().map_err(PersistError::Write),
         }
     }
 }

@@ -2,43 +2,43 @@
 //! the audit trail, written behind the request path.
 //!
 //! A SQLite transaction costs 50–100 µs of I/O on a small VM, more than the
-//! whole governance chain; so changes go to a [`Writer`] thread over a
-//! channel, and it writes whatever has queued up in one transaction (one
-//! change alone when idle, hundreds under load). The in-memory state is
+//! whole governance chain; so changes go to a batch writer thread
+//! ([`crate::batch`]), which writes whatever has gathered in one transaction. The in-memory state is
 //! authoritative while Helio runs; the database is what a restart loads.
-//! A graceful shutdown drains the queue ([`Writer::flush`]); a crash of the
+//! A graceful shutdown drains the queue (`flush`); a crash of the
 //! process loses only changes still queued (typically the last few calls'),
 //! and `synchronous = NORMAL` under WAL means a power loss may lose the last
 //! changes before a checkpoint. Checkpoints run on the writer thread when idle.
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, Transaction};
 
 use super::{Completion, Decimal, Evidence};
+use crate::batch::{Batching, Sink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("governance state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("governance state database: the writer has stopped")]
-    Stopped,
+    #[error("governance state database: {0}")]
+    Stopped(#[from] crate::batch::Stopped),
     #[error("governance state database: a write failed: {0}")]
     Write(String),
 }
 
-/// The most changes written in one transaction.
-const MAX_BATCH: usize = 4096;
-/// How long the writer gathers changes after the first one before writing
-/// them together. Each transaction costs tens of microseconds of I/O on
-/// the cores the relay shares; gathering for a few milliseconds turns one
-/// per call into one per many calls (and bounds what a crash can lose).
-const GATHER: Duration = Duration::from_millis(5);
-/// How often the idle writer folds the write-ahead log into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How the state writer batches (see [`crate::batch`]). Each SQLite
+/// transaction costs tens of microseconds of I/O on the cores the relay
+/// shares; gathering for a few milliseconds turns one per call into one per
+/// many calls (and bounds what a crash can lose).
+pub(super) const BATCHING: Batching = Batching {
+    capacity: 65_536,
+    gather: Duration::from_millis(5),
+    max_batch: 4096,
+    idle_after: Duration::from_secs(1),
+};
 
 /// One change to persist.
 pub(super) enum Change {
@@ -50,64 +50,21 @@ pub(super) enum Change {
     Sweep { now: u64, evidence_before: u64 },
 }
 
-enum Message {
-    Change(Change),
-    /// Answered once everything sent before it is written.
-    Flush(mpsc::SyncSender<Result<(), String>>),
-}
+impl Sink for Persist {
+    type Item = Change;
 
-/// The thread that owns the database connection and writes changes in
-/// batches.
-pub(super) struct Writer {
-    queue: Mutex<Option<mpsc::Sender<Message>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Writer {
-    pub fn start(persist: Persist) -> Result<Self, PersistError> {
-        let (queue, inbox) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("helio-state-writer".into())
-            .spawn(move || persist.run(&inbox))
-            .map_err(|e| PersistError::Write(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self {
-            queue: Mutex::new(Some(queue)),
-            thread: Mutex::new(Some(thread)),
-        })
+    fn write(&mut self, batch: Vec<Change>) -> Result<(), String> {
+        self.write_changes(&batch).map_err(|e| e.to_string())
     }
 
-    /// Queues a change; it is written shortly after.
-    pub fn send(&self, change: Change) -> Result<(), PersistError> {
-        self.message(Message::Change(change))
-    }
-
-    /// Waits until every change queued so far is written.
-    pub fn flush(&self) -> Result<(), PersistError> {
-        let (done, wait) = mpsc::sync_channel(1);
-        self.message(Message::Flush(done))?;
-        match wait.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(PersistError::Write(error)),
-            Err(_) => Err(PersistError::Stopped),
-        }
-    }
-
-    fn message(&self, message: Message) -> Result<(), PersistError> {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue
-            .as_ref()
-            .ok_or(PersistError::Stopped)?
-            .send(message)
-            .map_err(|_| PersistError::Stopped)
-    }
-}
-
-impl Drop for Writer {
-    /// Closes the queue and waits for the writer to drain it.
-    fn drop(&mut self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
+    /// PASSIVE never waits for readers; what it cannot copy now it copies
+    /// next time.
+    fn idle(&mut self) {
+        if let Err(error) = self
+            .db
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "state database checkpoint failed; retrying");
         }
     }
 }
@@ -188,53 +145,7 @@ impl Persist {
         Ok(Self { db })
     }
 
-    /// Writes what arrives until the queue closes: each wake-up takes
-    /// everything queued (up to [`MAX_BATCH`]) into one transaction.
-    fn run(mut self, inbox: &mpsc::Receiver<Message>) {
-        loop {
-            let first = match inbox.recv_timeout(CHECKPOINT_EVERY) {
-                Ok(message) => message,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // PASSIVE never waits for readers; what it cannot copy now
-                    // it copies next time.
-                    if let Err(error) =
-                        self.db
-                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(%error, "state database checkpoint failed; retrying");
-                    }
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            };
-            // Sleeping (rather than waiting on the channel) while changes
-            // gather means senders never have to wake this thread.
-            if matches!(first, Message::Change(_)) {
-                std::thread::sleep(GATHER);
-            }
-            let mut changes = Vec::new();
-            let mut flushes = Vec::new();
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Change(change) => changes.push(change),
-                    Message::Flush(done) => flushes.push(done),
-                }
-                if changes.len() < MAX_BATCH {
-                    next = inbox.try_recv().ok();
-                }
-            }
-            let written = self.write(&changes).map_err(|error| {
-                tracing::error!(%error, changes = changes.len(), "could not write governance state; these changes hold until restart only");
-                error.to_string()
-            });
-            for done in flushes {
-                let _ = done.send(written.clone());
-            }
-        }
-    }
-
-    fn write(&mut self, changes: &[Change]) -> Result<(), PersistError> {
+    fn write_changes(&mut self, changes: &[Change]) -> Result<(), PersistError> {
         if changes.is_empty() {
             return Ok(());
         }

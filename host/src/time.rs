@@ -1,11 +1,11 @@
-//! ISO-8601 timestamps for the session-state payload, in the exact form
+//! ISO-8601 timestamps (session state, audit records), in the exact form
 //! JavaScript's `Date.prototype.toISOString` produces (the original Helio's
 //! format, which SDK users may parse): `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC.
 
 /// Formats milliseconds since the Unix epoch as an ISO-8601 UTC timestamp
 /// with millisecond precision. Years past 9999 use the expanded
 /// `+YYYYYY` form, as JavaScript does.
-pub(super) fn iso_utc(ms: u64) -> String {
+pub fn iso_utc(ms: u64) -> String {
     let millis = ms % 1000;
     let secs = ms / 1000;
     let (hour, minute, second) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);

@@ -1,0 +1,149 @@
+//! The audit trail: one record per governed call, written to SQLite by a
+//! batch writer off the request path (see [`crate::batch`]), in the same
+//! database as the governance state (`audit.path`).
+//!
+//! - Back-pressure, not loss: when the writer's queue is full, the call
+//!   that wants to record waits, and the wait is counted
+//!   ([`Audit::full_waits`]).
+//! - A graceful shutdown drains the queue ([`Audit::flush`]).
+//! - Secrets never reach the store: argument paths in `audit.redact` are
+//!   masked first, and no request header is recorded.
+
+pub mod query;
+mod record;
+pub mod retention;
+pub mod schema;
+mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::batch::{BatchWriter, Batching};
+use crate::config::Config;
+
+pub use record::{new_id, redact, AuditRecord, REDACTED};
+pub use store::AuditError;
+
+/// Upstream responses longer than this are cut, with `response_truncated`.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How the audit writer batches: up to 100 ms of gathering would delay the
+/// live feed; 10 ms keeps read-after-write short and transactions few.
+const BATCHING: Batching = Batching {
+    capacity: 16_384,
+    gather: Duration::from_millis(10),
+    max_batch: 8192,
+    idle_after: Duration::from_secs(1),
+};
+
+pub struct Audit {
+    writer: Option<BatchWriter<AuditRecord>>,
+    redact: Vec<String>,
+    include_responses: bool,
+}
+
+impl Audit {
+    /// Opens (or creates) the audit table at `audit.path` and starts the
+    /// writer.
+    pub fn open(config: &Config) -> Result<Arc<Self>, AuditError> {
+        let sink = store::AuditStore::open(Path::new(&config.audit.path))?;
+        let writer = BatchWriter::start("audit", sink, BATCHING).map_err(AuditError::Thread)?;
+        Ok(Arc::new(Self {
+            writer: Some(writer),
+            redact: config.audit.redact.clone(),
+            include_responses: config.audit.include_responses,
+        }))
+    }
+
+    /// An audit trail that records nothing (benchmarks of the bare relay,
+    /// `helio validate`).
+    pub fn disabled() -> Arc<Self> {
+        Arc::new(Self {
+            writer: None,
+            redact: Vec::new(),
+            include_responses: false,
+        })
+    }
+
+    /// Queues a record; waits if the writer is behind.
+    pub fn record(&self, record: AuditRecord) {
+        if let Some(writer) = &self.writer {
+            if let Err(error) = writer.send(record) {
+                tracing::error!(%error, "an audit record could not be queued");
+            }
+        }
+    }
+
+    /// Waits until every record so far is written.
+    pub fn flush(&self) -> Result<(), String> {
+        match &self.writer {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// How many records had to wait for room in the writer's queue.
+    pub fn full_waits(&self) -> u64 {
+        self.writer.as_ref().map_or(0, BatchWriter::full_waits)
+    }
+
+    /// The call's arguments as stored: redacted JSON text (`{}` when absent).
+    pub fn tool_input(&self, arguments: Option<&str>) -> String {
+        let Some(text) = arguments else {
+            return "{}".into();
+        };
+        if self.redact.is_empty() {
+            return text.to_owned();
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(mut value) => {
+                redact(&mut value, &self.redact);
+                value.to_string()
+            }
+            // Not JSON (cannot happen for a parsed call): store nothing of it.
+            Err(_) => format!("\"{REDACTED}\""),
+        }
+    }
+
+    /// The upstream's response as stored: the body (cut at
+    /// [`MAX_RESPONSE_BYTES`]) with `include_responses`, else a summary.
+    pub fn response(&self, body: &[u8]) -> (Option<String>, bool) {
+        if !self.include_responses {
+            return (Some(summary(body).to_string()), false);
+        }
+        let text = String::from_utf8_lossy(body);
+        if text.len() <= MAX_RESPONSE_BYTES {
+            return (Some(text.into_owned()), false);
+        }
+        let mut cut = MAX_RESPONSE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Cut text is no longer JSON: store it as a JSON string.
+        (
+            Some(Value::String(text[..cut].to_owned()).to_string()),
+            true,
+        )
+    }
+}
+
+/// `{success, has_error, error_code, content_types, content_count}`.
+fn summary(body: &[u8]) -> Value {
+    let message: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = message.get("error");
+    let content = message.pointer("/result/content").and_then(Value::as_array);
+    let is_error = message
+        .pointer("/result/isError")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    serde_json::json!({
+        "success": error.is_none() && !is_error && message.get("result").is_some(),
+        "has_error": error.is_some() || is_error,
+        "error_code": error.and_then(|e| e.get("code")).cloned(),
+        "content_types": content.map(|c| c.iter().filter_map(|i| i.get("type").cloned()).collect::<Vec<_>>()),
+        "content_count": content.map(Vec::len),
+    })
+}

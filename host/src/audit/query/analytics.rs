@@ -1,0 +1,331 @@
+//! `GET /api/analytics`: counts by decision, block reason and tool over a
+//! time range, and a time series of records per minute or hour.
+
+use std::collections::HashMap;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::params::{quoted, to_sql_int, ParamError, Params};
+use super::{when, Filter};
+
+/// The range when a request names none: the last 24 hours.
+const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
+/// Most points in one series: a week of minutes, or 420 days of hours.
+pub const MAX_BUCKETS: i64 = 10_080;
+/// Tools listed in `top_tools` unless `top` says otherwise.
+const DEFAULT_TOP: u64 = 10;
+
+/// The width of a time-series point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Minute,
+    Hour,
+}
+
+impl Bucket {
+    /// `bucket`: `hour` (the default) or `minute`.
+    pub fn take(params: &mut Params) -> Result<Self, ParamError> {
+        match params.take("bucket").as_deref() {
+            None | Some("hour") => Ok(Self::Hour),
+            Some("minute") => Ok(Self::Minute),
+            Some(other) => Err(ParamError::new(
+                "bucket",
+                format!("must be minute or hour, got {}", quoted(other)),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+        }
+    }
+
+    fn width_ms(self) -> i64 {
+        match self {
+            Self::Minute => 60_000,
+            Self::Hour => 3_600_000,
+        }
+    }
+
+    /// How much of a stored time names its bucket: `YYYY-MM-DDTHH:MM` or
+    /// `YYYY-MM-DDTHH`.
+    fn prefix_len(self) -> usize {
+        match self {
+            Self::Minute => 16,
+            Self::Hour => 13,
+        }
+    }
+}
+
+/// What an analytics request asks for besides its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub bucket: Bucket,
+    /// How many tools `top_tools` lists.
+    pub top: u64,
+}
+
+impl Request {
+    /// `bucket` and `top` (1..=100, default 10).
+    pub fn take(params: &mut Params) -> Result<Self, ParamError> {
+        Ok(Self {
+            bucket: Bucket::take(params)?,
+            top: params.integer("top", 1, 100)?.unwrap_or(DEFAULT_TOP),
+        })
+    }
+}
+
+/// The instants summarised, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl Range {
+    /// The filter's range, completed to the last 24 hours up to `now_ms`
+    /// where it leaves an end open.
+    pub fn of(filter: &Filter, now_ms: i64) -> Self {
+        match (filter.from_ms, filter.to_ms) {
+            (Some(from_ms), Some(to_ms)) => Self { from_ms, to_ms },
+            (Some(from_ms), None) => Self {
+                from_ms,
+                to_ms: now_ms.max(from_ms),
+            },
+            (None, Some(to_ms)) => Self {
+                from_ms: to_ms - DEFAULT_RANGE_MS,
+                to_ms,
+            },
+            (None, None) => Self {
+                from_ms: now_ms - DEFAULT_RANGE_MS,
+                to_ms: now_ms,
+            },
+        }
+    }
+
+    /// The start of every bucket the range touches; an error if there are
+    /// more than [`MAX_BUCKETS`].
+    fn buckets(self, bucket: Bucket) -> Result<Vec<i64>, ParamError> {
+        let width = bucket.width_ms();
+        let first = self.from_ms.max(0).div_euclid(width) * width;
+        let last = self.to_ms.max(0).div_euclid(width) * width;
+        let count = (last - first) / width + 1;
+        if count > MAX_BUCKETS {
+            return Err(ParamError::new(
+                "bucket",
+                format!(
+                    "from..to spans {count} {}s; a series has at most {MAX_BUCKETS} points \
+                     (use bucket=hour or a shorter range)",
+                    bucket.as_str()
+                ),
+            ));
+        }
+        Ok((0..count).map(|i| first + i * width).collect())
+    }
+}
+
+/// The summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analytics {
+    pub range: Range,
+    pub bucket: Bucket,
+    pub total: u64,
+    /// Decided `allow`, not blocked, not a dry run.
+    pub allowed_total: u64,
+    /// With a block reason.
+    pub blocked_total: u64,
+    pub dry_run_total: u64,
+    /// `(decision, count)`, most first.
+    pub by_decision: Vec<(String, u64)>,
+    /// `(block reason, count)`, most first.
+    pub by_block_reason: Vec<(String, u64)>,
+    /// `(tool, count)` of tool calls (not drift events or transport
+    /// rejections, whose names are sentinels), most first.
+    pub top_tools: Vec<(String, u64)>,
+    /// `(bucket start, count)` for every bucket in the range, empty ones
+    /// included, oldest first.
+    pub series: Vec<(String, u64)>,
+}
+
+impl Analytics {
+    pub fn to_json(&self) -> Value {
+        let pairs = |list: &[(String, u64)], name: &str| -> Vec<Value> {
+            list.iter()
+                .map(|(key, count)| json!({ name: key, "count": count }))
+                .collect()
+        };
+        json!({
+            "from": when::stored_form(self.range.from_ms),
+            "to": when::stored_form(self.range.to_ms),
+            "bucket": self.bucket.as_str(),
+            "total": self.total,
+            "allowed_total": self.allowed_total,
+            "blocked_total": self.blocked_total,
+            "dry_run_total": self.dry_run_total,
+            "by_decision": pairs(&self.by_decision, "decision"),
+            "by_block_reason": pairs(&self.by_block_reason, "reason"),
+            "top_tools": pairs(&self.top_tools, "tool_name"),
+            "series": pairs(&self.series, "bucket"),
+        })
+    }
+}
+
+/// Checks the request and the size of its series before any reading.
+pub fn plan(
+    filter: &Filter,
+    request: Request,
+    now_ms: i64,
+) -> Result<(Filter, Range, Vec<i64>), ParamError> {
+    let range = Range::of(filter, now_ms);
+    let starts = range.buckets(request.bucket)?;
+    let bounded = Filter {
+        from_ms: Some(range.from_ms),
+        to_ms: Some(range.to_ms),
+        ..filter.clone()
+    };
+    Ok((bounded, range, starts))
+}
+
+/// Runs the counts in one read transaction (so they agree with each other).
+pub fn compute(
+    db: &Connection,
+    filter: &Filter,
+    range: Range,
+    request: Request,
+    starts: &[i64],
+) -> Result<Analytics, rusqlite::Error> {
+    let tx = db.unchecked_transaction()?;
+    let (total, allowed_total, blocked_total, dry_run_total) = totals(&tx, filter)?;
+    let analytics = Analytics {
+        range,
+        bucket: request.bucket,
+        total,
+        allowed_total,
+        blocked_total,
+        dry_run_total,
+        by_decision: grouped(&tx, filter, "policy_decision", "", None)?,
+        by_block_reason: grouped(
+            &tx,
+            filter,
+            "block_reason",
+            " AND block_reason IS NOT NULL",
+            None,
+        )?,
+        top_tools: grouped(
+            &tx,
+            filter,
+            "tool_name",
+            " AND record_kind = 'tool_call' AND policy_decision != 'rejected'",
+            Some(request.top),
+        )?,
+        series: series(&tx, filter, request.bucket, starts)?,
+    };
+    tx.finish()?;
+    Ok(analytics)
+}
+
+/// An analytics answer with nothing counted (no table yet).
+pub fn empty(range: Range, request: Request, starts: &[i64]) -> Analytics {
+    Analytics {
+        range,
+        bucket: request.bucket,
+        total: 0,
+        allowed_total: 0,
+        blocked_total: 0,
+        dry_run_total: 0,
+        by_decision: Vec::new(),
+        by_block_reason: Vec::new(),
+        top_tools: Vec::new(),
+        series: starts.iter().map(|&s| (when::stored_form(s), 0)).collect(),
+    }
+}
+
+fn totals(db: &Connection, filter: &Filter) -> Result<(u64, u64, u64, u64), rusqlite::Error> {
+    let clause = filter.clause();
+    let sql = format!(
+        "SELECT COUNT(*),
+                COALESCE(SUM(policy_decision = 'allow' AND block_reason IS NULL AND dry_run = 0), 0),
+                COALESCE(SUM(block_reason IS NOT NULL), 0),
+                COALESCE(SUM(dry_run != 0), 0)
+         FROM audit_records{}",
+        clause.sql
+    );
+    db.prepare_cached(&sql)?
+        .query_row(rusqlite::params_from_iter(&clause.values), |r| {
+            Ok((
+                count(r.get(0)?),
+                count(r.get(1)?),
+                count(r.get(2)?),
+                count(r.get(3)?),
+            ))
+        })
+}
+
+/// `(value of column, count)` groups, most first; `extra` is a constant
+/// condition appended to the filter's.
+fn grouped(
+    db: &Connection,
+    filter: &Filter,
+    column: &'static str,
+    extra: &'static str,
+    limit: Option<u64>,
+) -> Result<Vec<(String, u64)>, rusqlite::Error> {
+    let mut clause = filter.clause();
+    let mut sql = format!("SELECT {column}, COUNT(*) FROM audit_records{}", clause.sql);
+    if !extra.is_empty() {
+        // The filter always has a time range here, so there is a WHERE.
+        sql.push_str(extra);
+    }
+    sql.push_str(&format!(" GROUP BY {column} ORDER BY 2 DESC, 1"));
+    if let Some(limit) = limit {
+        sql.push_str(" LIMIT ?");
+        clause.values.push(to_sql_int(limit));
+    }
+    let mut statement = db.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(&clause.values), |r| {
+        Ok((
+            r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            count(r.get(1)?),
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Counts per bucket, zeros included.
+fn series(
+    db: &Connection,
+    filter: &Filter,
+    bucket: Bucket,
+    starts: &[i64],
+) -> Result<Vec<(String, u64)>, rusqlite::Error> {
+    let clause = filter.clause();
+    let sql = format!(
+        "SELECT substr(created_at, 1, ?), COUNT(*) FROM audit_records{} GROUP BY 1",
+        clause.sql
+    );
+    let mut values = vec![SqlValue::Integer(bucket.prefix_len() as i64)];
+    values.extend(clause.values);
+    let mut statement = db.prepare_cached(&sql)?;
+    let counts = statement
+        .query_map(rusqlite::params_from_iter(&values), |r| {
+            Ok((r.get::<_, String>(0)?, count(r.get(1)?)))
+        })?
+        .collect::<Result<HashMap<_, _>, _>>()?;
+    Ok(starts
+        .iter()
+        .map(|&start| {
+            let label = when::stored_form(start);
+            let key = label.get(..bucket.prefix_len()).unwrap_or(&label);
+            let n = counts.get(key).copied().unwrap_or(0);
+            (label, n)
+        })
+        .collect())
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

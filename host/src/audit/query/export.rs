@@ -1,0 +1,178 @@
+//! Exports: records oldest first, read a chunk at a time and encoded as a
+//! JSON array or CSV, so an export of any size needs memory for one chunk.
+//!
+//! Chunks are read by keyset (`(created_at, id)` after the last row sent),
+//! each in its own short read, rather than with `OFFSET` (which rereads
+//! everything skipped, so a large export would cost quadratic time) or with
+//! one long statement (which would hold a read snapshot, and so keep the
+//! write-ahead log from being checkpointed, for as long as a slow client
+//! takes to download).
+
+use std::sync::Arc;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+
+use super::filter::Clause;
+use super::params::{quoted, to_sql_int, ParamError, Params};
+use super::rows::{kind, record_from_row, SELECT_COLUMNS};
+use super::{csv, AuditReader, Filter, QueryError, Record};
+
+/// Records read (and encoded) at a time.
+pub const CHUNK_ROWS: u64 = 500;
+
+/// The encoding of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A JSON array of records, one per line.
+    Json,
+    /// RFC 4180 CSV with a header line (see [`super::csv`]).
+    Csv,
+}
+
+impl ExportFormat {
+    /// `format`: `json` (the default) or `csv`.
+    pub fn take(params: &mut Params) -> Result<Self, ParamError> {
+        match params.take("format").as_deref() {
+            None | Some("json") => Ok(Self::Json),
+            Some("csv") => Ok(Self::Csv),
+            Some(other) => Err(ParamError::new(
+                "format",
+                format!("must be json or csv, got {}", quoted(other)),
+            )),
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// What comes before the first record: `[` or the header line.
+    pub fn start(self, columns: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Self::Json => out.push(b'['),
+            Self::Csv => csv::write_header(&mut out, columns),
+        }
+        out
+    }
+
+    /// Appends `records`; `first` says whether any came before them.
+    pub fn write(self, out: &mut Vec<u8>, columns: &[&str], records: &[Record], first: bool) {
+        for (i, record) in records.iter().enumerate() {
+            match self {
+                Self::Json => {
+                    out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
+                    // A map of JSON values always serialises.
+                    if let Ok(text) = serde_json::to_vec(record) {
+                        out.extend_from_slice(&text);
+                    }
+                }
+                Self::Csv => csv::write_record(out, columns, kind, record),
+            }
+        }
+    }
+
+    /// What comes after the last record.
+    pub fn end(self, any: bool) -> Vec<u8> {
+        match (self, any) {
+            (Self::Json, true) => b"\n]\n".to_vec(),
+            (Self::Json, false) => b"]\n".to_vec(),
+            (Self::Csv, _) => Vec::new(),
+        }
+    }
+}
+
+/// Reads up to `limit` matching records, oldest first, [`CHUNK_ROWS`] at a
+/// time. Each [`next_chunk`](Self::next_chunk) is a short blocking read.
+pub struct ExportCursor {
+    reader: Arc<AuditReader>,
+    clause: Clause,
+    remaining: u64,
+    /// `(created_at, id)` of the last record returned.
+    after: Option<(String, String)>,
+    done: bool,
+}
+
+impl ExportCursor {
+    pub fn new(reader: Arc<AuditReader>, filter: &Filter, limit: u64) -> Self {
+        Self {
+            reader,
+            clause: filter.clause(),
+            remaining: limit,
+            after: None,
+            done: limit == 0,
+        }
+    }
+
+    /// The next records, or `None` once the export is complete.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<Record>>, QueryError> {
+        if self.done {
+            return Ok(None);
+        }
+        let want = self.remaining.min(CHUNK_ROWS);
+        let chunk = self
+            .reader
+            .with_table(Vec::new(), |db| self.read(db, want))?;
+        self.remaining -= chunk.len() as u64;
+        if (chunk.len() as u64) < want || self.remaining == 0 {
+            self.done = true;
+        }
+        self.after = chunk.last().and_then(key_of);
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(chunk))
+    }
+
+    fn read(&self, db: &Connection, want: u64) -> Result<Vec<Record>, rusqlite::Error> {
+        let mut clause = self.clause.clone();
+        if let Some((created_at, id)) = &self.after {
+            clause.and(
+                "(created_at > ? OR (created_at = ? AND id > ?))",
+                [
+                    SqlValue::Text(created_at.clone()),
+                    SqlValue::Text(created_at.clone()),
+                    SqlValue::Text(id.clone()),
+                ],
+            );
+        }
+        clause.values.push(to_sql_int(want));
+        let sql = format!(
+            "SELECT {} FROM audit_records{} ORDER BY created_at ASC, id ASC LIMIT ?",
+            *SELECT_COLUMNS, clause.sql
+        );
+        let mut statement = db.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(&clause.values))?;
+        let mut chunk = Vec::new();
+        while let Some(row) = rows.next()? {
+            chunk.push(record_from_row(row)?);
+        }
+        Ok(chunk)
+    }
+}
+
+impl Iterator for ExportCursor {
+    type Item = Result<Vec<Record>, QueryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_chunk().transpose()
+    }
+}
+
+/// The keyset position of a record.
+fn key_of(record: &Record) -> Option<(String, String)> {
+    let created_at = record.get("created_at")?.as_str()?;
+    let id = record.get("id")?.as_str()?;
+    Some((created_at.to_owned(), id.to_owned()))
+}

@@ -1,0 +1,94 @@
+//! A few read-only connections to one database file, kept for reuse:
+//! opening a connection costs more than most dashboard queries.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Idle connections kept; a burst beyond this opens extra ones and closes
+/// them afterwards.
+const MAX_IDLE: usize = 4;
+/// Readers in WAL mode rarely wait, but opening a database while the writer
+/// recovers or checkpoints it can briefly report it busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `read` on a connection when `table` exists; `empty` when the
+    /// file or the table does not exist yet. The connection goes back to
+    /// the pool afterwards, unless the read failed (it may be the
+    /// connection that is broken).
+    pub fn with_table<T>(
+        &self,
+        table: &str,
+        empty: T,
+        read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, rusqlite::Error> {
+        let Some(db) = self.take()? else {
+            return Ok(empty);
+        };
+        let outcome = if has_table(&db, table)? {
+            read(&db)
+        } else {
+            Ok(empty)
+        };
+        if outcome.is_ok() {
+            self.give_back(db);
+        }
+        outcome
+    }
+
+    /// A pooled connection, or a fresh one; none if the file is missing.
+    pub fn take(&self) -> Result<Option<Connection>, rusqlite::Error> {
+        if let Some(db) = self.lock().pop() {
+            return Ok(Some(db));
+        }
+        // Read-only opening never creates the file; check first so a missing
+        // database reads as empty rather than as "unable to open".
+        if !self.path.is_file() {
+            return Ok(None);
+        }
+        let db = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        db.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Some(db))
+    }
+
+    pub fn give_back(&self, db: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(db);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock leaves a valid Vec behind.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether `table` exists in the database.
+pub(super) fn has_table(db: &Connection, table: &str) -> Result<bool, rusqlite::Error> {
+    let mut statement =
+        db.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    statement.exists([table])
+}

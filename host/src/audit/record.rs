@@ -1,0 +1,178 @@
+//! One audit record: what happened to one call, as a row of `audit_records`.
+
+use serde_json::Value;
+
+/// A governed call's record. JSON-valued fields hold JSON text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditRecord {
+    /// A UUID v7 (time-ordered), assigned when the record is made.
+    pub id: String,
+    /// When the request arrived (ISO-8601 UTC).
+    pub timestamp: String,
+    pub session_id: Option<String>,
+    pub session_source: Option<&'static str>,
+    pub environment: Option<String>,
+    pub tool_name: String,
+    /// The call's arguments (JSON), after redaction.
+    pub tool_input: String,
+    /// `allow`, `deny`, `rate_limit`, `spend_limit`, `dry_run`,
+    /// `require_approval`, `rejected`, …
+    pub policy_decision: String,
+    /// Set exactly when the call was blocked.
+    pub block_reason: Option<String>,
+    pub matched_rule: Option<String>,
+    pub matched_rule_index: Option<u32>,
+    /// The block's `data`, or the dry run's report (JSON).
+    pub evidence_chain: Option<String>,
+    /// The upstream's response (JSON), cut at `MAX_RESPONSE_BYTES`.
+    pub upstream_response: Option<String>,
+    pub response_truncated: bool,
+    pub upstream_error: Option<String>,
+    pub upstream_http_status: Option<u16>,
+    pub upstream_latency_ms: Option<f64>,
+    pub total_duration_ms: f64,
+    /// Time spent in Helio itself (total − upstream).
+    pub proxy_compute_ms: f64,
+    pub flagged_destructive: bool,
+    pub dry_run: bool,
+    /// `tool_call` for calls and transport rejections.
+    pub record_kind: &'static str,
+    /// `mcp` on the MCP door.
+    pub origin: &'static str,
+    /// The client's `MCP-Protocol-Version` header.
+    pub protocol_version: Option<String>,
+    /// Names of the policy stages that ran (JSON list).
+    pub plugins: Option<String>,
+}
+
+/// A fresh UUID v7 in its canonical text form: the millisecond it was made,
+/// then a counter (so ids made in the same millisecond still sort in the
+/// order they were made), then random bits. Sorting records by id sorts them
+/// by arrival, which breaks ties between records written in one batch.
+pub fn new_id() -> String {
+    static LAST: std::sync::Mutex<(u64, u16)> = std::sync::Mutex::new((0, 0));
+    let (ms, seq) = {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let now = crate::state::now_ms();
+        if now > last.0 {
+            *last = (now, 0);
+        } else if last.1 < 0x0fff {
+            last.1 += 1;
+        } else {
+            // 4096 ids in one millisecond: borrow the next one.
+            *last = (last.0 + 1, 0);
+        }
+        *last
+    };
+    let mut bytes = [0u8; 16];
+    // Without the OS random source the time and counter still make ids
+    // unique within this process.
+    let _ = getrandom::fill(&mut bytes[8..]);
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70 | ((seq >> 8) as u8 & 0x0f);
+    bytes[7] = (seq & 0xff) as u8;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Masks the values at `paths` (`$.card.number`, `password`, `items.0.cvv`)
+/// in a call's arguments, so secrets never reach the audit store.
+pub fn redact(arguments: &mut Value, paths: &[String]) {
+    for path in paths {
+        let rest = path.strip_prefix('$').unwrap_or(path);
+        let rest = rest.strip_prefix('.').unwrap_or(rest);
+        if rest.is_empty() {
+            *arguments = Value::String(REDACTED.into());
+            continue;
+        }
+        let segments: Vec<&str> = rest.split('.').collect();
+        mask(arguments, &segments);
+    }
+}
+
+/// What a redacted value is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+fn mask(value: &mut Value, segments: &[&str]) {
+    let Some((first, rest)) = segments.split_first() else {
+        *value = Value::String(REDACTED.into());
+        return;
+    };
+    let child = match value {
+        // `*` masks every member: `cards.*.number`.
+        Value::Object(map) if *first == "*" => {
+            for child in map.values_mut() {
+                mask(child, rest);
+            }
+            return;
+        }
+        Value::Array(items) if *first == "*" => {
+            for child in items {
+                mask(child, rest);
+            }
+            return;
+        }
+        Value::Object(map) => map.get_mut(*first),
+        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+        _ => None,
+    };
+    if let Some(child) = child {
+        mask(child, rest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_are_uuid_v7_and_sort_in_the_order_made() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 36);
+            assert_eq!(&id[14..15], "7");
+            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids, "unique and already in order");
+    }
+
+    #[test]
+    fn redaction_masks_paths_and_wildcards() {
+        let mut args = json!({
+            "card": {"number": "4111111111111111", "exp": "12/30"},
+            "password": "hunter2",
+            "items": [{"cvv": "123"}, {"cvv": "456"}],
+            "note": "keep"
+        });
+        redact(
+            &mut args,
+            &[
+                "$.card.number".into(),
+                "password".into(),
+                "items.*.cvv".into(),
+                "$.absent.path".into(),
+            ],
+        );
+        assert_eq!(
+            args,
+            json!({
+                "card": {"number": REDACTED, "exp": "12/30"},
+                "password": REDACTED,
+                "items": [{"cvv": REDACTED}, {"cvv": REDACTED}],
+                "note": "keep"
+            })
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The writer side of the audit table: one transaction per batch.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+
+use super::record::AuditRecord;
+use super::schema::SCHEMA;
+use crate::batch::Sink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the audit writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+pub(super) struct AuditStore {
+    db: Connection,
+}
+
+impl AuditStore {
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let db = Connection::open(path)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self { db })
+    }
+
+    fn insert(&mut self, batch: &[AuditRecord]) -> Result<(), rusqlite::Error> {
+        let created_at = crate::time::iso_utc(crate::state::now_ms());
+        let tx = self.db.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO audit_records (
+                    id, timestamp, session_id, session_source, agent_id, environment,
+                    tool_name, tool_input, policy_decision, block_reason, matched_rule,
+                    matched_rule_index, evidence_chain, approval_status, approved_by,
+                    upstream_response, upstream_error, upstream_http_status,
+                    upstream_latency_ms, total_duration_ms, approval_wait_ms,
+                    proxy_compute_ms, flagged_destructive, dry_run, record_kind, origin,
+                    metadata, protocol_version, created_at, plugins, response_truncated
+                ) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL,
+                          ?13, ?14, ?15, ?16, ?17, 0, ?18, ?19, ?20, ?21, ?22, NULL, ?23, ?24,
+                          ?25, ?26)",
+            )?;
+            for r in batch {
+                insert.execute(params![
+                    r.id,
+                    r.timestamp,
+                    r.session_id,
+                    r.session_source,
+                    r.environment,
+                    r.tool_name,
+                    r.tool_input,
+                    r.policy_decision,
+                    r.block_reason,
+                    r.matched_rule,
+                    r.matched_rule_index,
+                    r.evidence_chain,
+                    r.upstream_response,
+                    r.upstream_error,
+                    r.upstream_http_status,
+                    r.upstream_latency_ms,
+                    r.total_duration_ms,
+                    r.proxy_compute_ms,
+                    r.flagged_destructive,
+                    r.dry_run,
+                    r.record_kind,
+                    r.origin,
+                    r.protocol_version,
+                    created_at,
+                    r.plugins,
+                    r.response_truncated,
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+impl Sink for AuditStore {
+    type Item = AuditRecord;
+
+    fn write(&mut self, batch: Vec<AuditRecord>) -> Result<(), String> {
+        self.insert(&batch).map_err(|e| e.to_string())
+    }
+
+    fn idle(&mut self) {
+        if let Err(error) = self
+            .db
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(%error, "audit database checkpoint failed; retrying");
+        }
+    }
+}

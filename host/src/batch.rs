@@ -1,0 +1,224 @@
+//! A writer thread that persists items in batches, off the request path:
+//! the governance state and the audit trail both use one.
+//!
+//! Items go through a bounded queue. When it is full the sender waits
+//! (back-pressure: a burst slows callers down rather than losing records or
+//! growing memory without bound) and the wait is counted. The thread sleeps
+//! a moment after the first item so that what arrives meanwhile is written
+//! in the same transaction; [`BatchWriter::flush`] waits until everything
+//! sent before it is written, and dropping the writer drains the queue.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+/// Where a batch goes.
+pub trait Sink: Send + 'static {
+    type Item: Send + 'static;
+    /// Writes one batch (one transaction). An error is logged by the caller
+    /// and reported to flush waiters.
+    fn write(&mut self, batch: Vec<Self::Item>) -> Result<(), String>;
+    /// Called when the queue has been empty for a while (e.g. checkpoints).
+    fn idle(&mut self) {}
+}
+
+/// How a [`BatchWriter`] gathers items.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Items the queue holds before senders wait.
+    pub capacity: usize,
+    /// How long to gather after the first item before writing.
+    pub gather: Duration,
+    /// The most items in one batch.
+    pub max_batch: usize,
+    /// How long the queue may stay empty before [`Sink::idle`].
+    pub idle_after: Duration,
+}
+
+enum Message<T> {
+    Item(T),
+    Flush(mpsc::SyncSender<Result<(), String>>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the {0} writer has stopped")]
+pub struct Stopped(pub &'static str);
+
+pub struct BatchWriter<T> {
+    name: &'static str,
+    queue: Mutex<Option<mpsc::SyncSender<Message<T>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    full_waits: AtomicU64,
+}
+
+impl<T: Send + 'static> BatchWriter<T> {
+    pub fn start<S: Sink<Item = T>>(
+        name: &'static str,
+        sink: S,
+        batching: Batching,
+    ) -> std::io::Result<Self> {
+        let (queue, inbox) = mpsc::sync_channel(batching.capacity);
+        let thread = std::thread::Builder::new()
+            .name(format!("helio-{name}-writer"))
+            .spawn(move || run(name, sink, &inbox, batching))?;
+        Ok(Self {
+            name,
+            queue: Mutex::new(Some(queue)),
+            thread: Mutex::new(Some(thread)),
+            full_waits: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues an item; waits while the queue is full.
+    pub fn send(&self, item: T) -> Result<(), Stopped> {
+        self.message(Message::Item(item))
+    }
+
+    /// Waits until everything sent so far is written.
+    pub fn flush(&self) -> Result<(), String> {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.message(Message::Flush(done))
+            .map_err(|e| e.to_string())?;
+        wait.recv()
+            .unwrap_or_else(|_| Err(Stopped(self.name).to_string()))
+    }
+
+    /// How many sends found the queue full and had to wait.
+    pub fn full_waits(&self) -> u64 {
+        self.full_waits.load(Ordering::Relaxed)
+    }
+
+    fn message(&self, message: Message<T>) -> Result<(), Stopped> {
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Stopped(self.name))?;
+        match queue.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(message)) => {
+                self.full_waits.fetch_add(1, Ordering::Relaxed);
+                queue.send(message).map_err(|_| Stopped(self.name))
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(Stopped(self.name)),
+        }
+    }
+}
+
+impl<T> Drop for BatchWriter<T> {
+    /// Closes the queue and waits for the thread to drain it.
+    fn drop(&mut self) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run<S: Sink>(
+    name: &'static str,
+    mut sink: S,
+    inbox: &mpsc::Receiver<Message<S::Item>>,
+    batching: Batching,
+) {
+    loop {
+        let first = match inbox.recv_timeout(batching.idle_after) {
+            Ok(message) => message,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                sink.idle();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        // Sleeping (rather than waiting on the queue) while items gather
+        // means senders never have to wake this thread.
+        if matches!(first, Message::Item(_)) && !batching.gather.is_zero() {
+            std::thread::sleep(batching.gather);
+        }
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Item(item) => batch.push(item),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < batching.max_batch {
+                next = inbox.try_recv().ok();
+            }
+        }
+        let count = batch.len();
+        let written = if batch.is_empty() {
+            Ok(())
+        } else {
+            sink.write(batch)
+        };
+        if let Err(error) = &written {
+            tracing::error!(writer = name, %error, items = count, "a batch could not be written");
+        }
+        for done in flushes {
+            let _ = done.send(written.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Collect(Arc<Mutex<Vec<Vec<u32>>>>);
+
+    impl Sink for Collect {
+        type Item = u32;
+        fn write(&mut self, batch: Vec<u32>) -> Result<(), String> {
+            self.0.lock().map_err(|e| e.to_string())?.push(batch);
+            Ok(())
+        }
+    }
+
+    fn batching(capacity: usize) -> Batching {
+        Batching {
+            capacity,
+            gather: Duration::from_millis(20),
+            max_batch: 1000,
+            idle_after: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn items_sent_together_are_written_together_and_drop_drains() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let writer =
+            BatchWriter::start("test", Collect(seen.clone()), batching(100)).expect("start");
+        for i in 0..50 {
+            writer.send(i).expect("send");
+        }
+        writer.flush().expect("flush");
+        for i in 50..60 {
+            writer.send(i).expect("send");
+        }
+        drop(writer);
+        let batches = seen.lock().expect("lock").clone();
+        let all: Vec<u32> = batches.iter().flatten().copied().collect();
+        assert_eq!(all, (0..60).collect::<Vec<_>>(), "in order, none lost");
+        assert!(
+            batches.len() <= 3,
+            "gathered into few batches: {}",
+            batches.len()
+        );
+    }
+
+    #[test]
+    fn a_full_queue_makes_senders_wait_and_is_counted() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let writer = BatchWriter::start("test", Collect(seen.clone()), batching(4)).expect("start");
+        for i in 0..40 {
+            writer.send(i).expect("send");
+        }
+        assert!(writer.full_waits() > 0);
+        writer.flush().expect("flush");
+        assert_eq!(seen.lock().expect("lock").iter().flatten().count(), 40);
+    }
+}

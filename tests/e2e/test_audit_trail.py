@@ -1,0 +1,193 @@
+"""The audit trail's write side through the real binary: one record per
+governed call (allowed, blocked, simulated, failed upstream, rejected at the
+transport), secrets redacted, and nothing lost when Helio is stopped with
+SIGTERM in the middle of a load.
+
+Records are read straight from the SQLite database (audit.path) with Python's
+sqlite3, as an operator's own tooling would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import HelioLauncher, RawMcp, Upstream, wait_until
+
+
+def rows(db: Path, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f"SELECT * FROM audit_records WHERE {where} ORDER BY created_at", params)]
+
+
+def call(raw: RawMcp, tool: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    request_id = f"call-{secrets.token_hex(4)}"
+    final = raw.call_tool(tool, arguments or {}, id=request_id).final(request_id)
+    assert final is not None
+    return final
+
+
+def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    instance = helio(
+        {
+            "environment": "staging",
+            "audit": {"path": str(db), "redact": ["$.card.number", "password"]},
+            "policies": {
+                "rules": [
+                    {"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny"},
+                    {"name": "rehearse", "match": {"tool": "add"}, "action": "dry_run"},
+                ]
+            },
+        },
+        upstream=upstream_sse,
+    )
+    marker = secrets.token_hex(4)
+    with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "audited"}) as raw:
+        raw.initialize()
+        call(raw, "echo", {"text": marker, "card": {"number": "4111111111111111"}, "password": "hunter2"})
+        call(raw, "delete_record", {"id": marker})
+        call(raw, "add", {"a": 1, "b": 2})
+        call(raw, "fail")
+        nameless = raw.request("tools/call", {"arguments": {"x": marker}}, id="nameless")
+        assert nameless.final("nameless")["error"]["code"] == -32602
+    origin = httpx.post(instance.mcp_url, json={}, headers={"origin": "https://evil.example"})
+    assert origin.status_code == 403
+    assert instance.terminate() == 0
+
+    records = rows(db)
+    by_tool = {r["tool_name"]: r for r in records}
+    assert len(records) == 6, [r["tool_name"] for r in records]
+
+    echo = by_tool["echo"]
+    assert echo["policy_decision"] == "allow" and echo["block_reason"] is None
+    assert echo["session_id"] == "audited" and echo["session_source"] == "header"
+    assert echo["environment"] == "staging" and echo["origin"] == "mcp" and echo["record_kind"] == "tool_call"
+    stored = json.loads(echo["tool_input"])
+    assert stored["text"] == marker
+    assert stored["card"]["number"] == "[REDACTED]" and stored["password"] == "[REDACTED]"
+    assert "4111111111111111" not in json.dumps(records) and "hunter2" not in json.dumps(records)
+    assert marker in echo["upstream_response"] and echo["upstream_http_status"] == 200
+    assert echo["total_duration_ms"] >= echo["upstream_latency_ms"] > 0
+    assert json.loads(echo["plugins"]) == ["rules"]
+
+    deny = by_tool["delete_record"]
+    assert deny["policy_decision"] == "deny" and deny["block_reason"] == "policy_denied"
+    assert deny["matched_rule"] == "no-deletes" and deny["matched_rule_index"] == 0
+    assert deny["upstream_response"] is None and json.loads(deny["evidence_chain"])["blocked"] is True
+
+    dry = by_tool["add"]
+    assert dry["policy_decision"] == "dry_run" and dry["dry_run"] == 1 and dry["upstream_response"] is None
+
+    failed = by_tool["fail"]
+    assert failed["policy_decision"] == "allow"
+    assert "deliberate failure" in failed["upstream_response"]
+
+    assert by_tool["<nameless>"]["block_reason"] == "missing_tool_name"
+    assert marker in by_tool["<nameless>"]["tool_input"]
+    assert by_tool["<origin_rejected>"]["block_reason"] == "origin_not_allowed"
+    assert all(r["policy_decision"] == "rejected" for r in (by_tool["<nameless>"], by_tool["<origin_rejected>"]))
+
+
+def test_an_unreachable_upstream_is_recorded(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    # Pointed at a closed port: the call fails at the transport.
+    dead = helio({"audit": {"path": str(db)}, "upstream": {"url": "http://127.0.0.1:9/mcp"}}, upstream=upstream_sse)
+    reply = httpx.post(
+        dead.mcp_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}},
+        headers={"accept": "application/json, text/event-stream"},
+    )
+    assert reply.json()["error"]["data"]["failure_reason"] == "unreachable"
+    assert dead.terminate() == 0
+    (record,) = rows(db)
+    assert record["tool_name"] == "echo" and "unreachable" in record["upstream_error"]
+    assert record["upstream_response"] is None
+
+
+def test_sigterm_under_load_loses_no_record(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    db = tmp_path / "audit.db"
+    instance = helio({"audit": {"path": str(db), "include_responses": False}}, upstream=upstream_sse)
+    answered: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(n: int) -> None:
+        with RawMcp(instance.mcp_url, timeout=10) as raw:
+            raw.initialize()
+            i = 0
+            while not stop.is_set() and i < 2000:
+                marker = f"w{n}-{i}"
+                i += 1
+                try:
+                    final = call(raw, "echo", {"text": marker})
+                except Exception:
+                    return  # the server went away mid-request: no answer, no claim
+                if "result" in final:
+                    with lock:
+                        answered.append(marker)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    assert wait_until(lambda: len(answered) >= 3000, timeout=90), len(answered)
+    instance.proc.send_signal(signal.SIGTERM)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert instance.proc.wait(timeout=20) == 0
+    instance.expected_exit = None
+
+    recorded = {json.loads(r["tool_input"])["text"] for r in rows(db, "tool_name = 'echo'")}
+    missing = [m for m in answered if m not in recorded]
+    assert not missing, f"{len(missing)} answered calls have no record, e.g. {missing[:5]}"
+    summary = json.loads(rows(db, "tool_name = 'echo'")[0]["upstream_response"])
+    assert summary["success"] is True and summary["content_types"] == ["text"]
+
+
+def test_records_of_real_calls_are_served_by_the_operator_api(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    db = tmp_path / "audit.db"
+    instance = helio(
+        {
+            "audit": {"path": str(db)},
+            # A rule name a spreadsheet would run as a formula.
+            "policies": {"rules": [{"name": "=SUM(A1)", "match": {"tool": "delete_record"}, "action": "deny"}]},
+        },
+        upstream=upstream_sse,
+    )
+    marker = secrets.token_hex(4)
+    with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "api"}) as raw:
+        raw.initialize()
+        call(raw, "echo", {"text": marker})
+        call(raw, "delete_record", {"id": "row-1"})
+    api = httpx.Client(base_url=instance.dashboard_url, headers={"authorization": f"Bearer {instance.api_secret}"})
+
+    def listed() -> dict[str, Any]:
+        return api.get("/api/audit", params={"session": "api"}).json()
+
+    # Records are written within milliseconds, behind the request path.
+    assert wait_until(lambda: listed()["total"] == 2, timeout=5), listed()
+    page = api.get("/api/audit", params={"decision": "deny"}).json()
+    (denied,) = page["data"]
+    assert denied["block_reason"] == "policy_denied" and denied["matched_rule"] == "=SUM(A1)"
+    one = api.get(f"/api/audit/{denied['id']}").json()["data"]
+    assert one["tool_input"] == {"id": "row-1"}
+
+    exported = api.get("/api/audit/export", params={"format": "csv"})
+    table = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["tool_name"] for r in table] == ["echo", "delete_record"]
+    assert marker in table[0]["upstream_response"]
+    assert table[1]["matched_rule"] == "'=SUM(A1)", "formula-looking cells are neutralised"
+    assert httpx.get(instance.dashboard_url + "/api/audit").status_code == 401
+    api.close()

@@ -68,7 +68,13 @@ impl Gateway {
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
-        let mcp = mcp::McpServer::new(config, pipeline.clone(), runtime, audit, shutdown.clone())?;
+        let mcp = mcp::McpServer::new(
+            config,
+            pipeline.clone(),
+            runtime,
+            audit.clone(),
+            shutdown.clone(),
+        )?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;
@@ -82,7 +88,7 @@ impl Gateway {
             dashboard_addr = Some(local_addr(&listener));
             servers.push(serve_axum(
                 listener,
-                dashboard::router(config),
+                dashboard::router(config, audit, state.clone(), shutdown.clone()),
                 shutdown.clone(),
             ));
         }

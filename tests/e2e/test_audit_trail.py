@@ -191,3 +191,59 @@ def test_records_of_real_calls_are_served_by_the_operator_api(helio: HelioLaunch
     assert table[1]["matched_rule"] == "'=SUM(A1)", "formula-looking cells are neutralised"
     assert httpx.get(instance.dashboard_url + "/api/audit").status_code == 401
     api.close()
+
+
+def test_live_events_and_limits(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = helio(
+        {
+            "audit": {"path": str(tmp_path / "audit.db")},
+            "dashboard": {"sse_heartbeat_interval": "1s"},
+            "policies": {
+                "rules": [
+                    {"name": "echo-rate", "match": {"tool": "echo"}, "action": "rate_limit",
+                     "limits": {"max_calls": 5, "window": "1m", "key": "session"}},
+                ]
+            },
+        },
+        upstream=upstream_sse,
+    )
+    auth = {"authorization": f"Bearer {instance.api_secret}"}
+    assert httpx.get(instance.dashboard_url + "/api/events").status_code == 401
+    assert httpx.get(instance.dashboard_url + "/api/limits").status_code == 401
+
+    events: list[tuple[str, str]] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", instance.dashboard_url + "/api/events", headers=auth, timeout=15) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = ""
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    connected.set()
+                elif line.startswith("event: "):
+                    kind = line[len("event: "):]
+                elif line.startswith("data: "):
+                    events.append((kind, line[len("data: "):]))
+                    if kind == "audit" or len(events) > 20:
+                        return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert connected.wait(10)
+    marker = secrets.token_hex(4)
+    with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "live"}) as raw:
+        raw.initialize()
+        # Heartbeats arrive while nothing happens.
+        assert wait_until(lambda: any(k == "heartbeat" for k, _ in events), timeout=5), events
+        call(raw, "echo", {"text": marker})
+        call(raw, "echo", {"text": "again"})
+    listener.join(timeout=15)
+    audits = [json.loads(data) for kind, data in events if kind == "audit"]
+    assert audits and audits[0]["tool_input"] == {"text": marker}, events
+    assert audits[0]["policy_decision"] == "rate_limit" and audits[0]["session_id"] == "live"
+
+    limits = httpx.get(instance.dashboard_url + "/api/limits", headers=auth).json()
+    (rate,) = limits["rate_limits"]
+    assert rate["rule"] == "echo-rate" and rate["bucket"] == "session:live" and rate["current_calls"] == 2
+    assert rate["window_seconds"] == 60 and rate["reset_at"].endswith("Z")

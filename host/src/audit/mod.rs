@@ -39,8 +39,12 @@ const BATCHING: Batching = Batching {
     idle_after: Duration::from_secs(1),
 };
 
+/// Records the live feed holds for a slow subscriber before it skips.
+const LIVE_BACKLOG: usize = 1024;
+
 pub struct Audit {
     writer: Option<BatchWriter<AuditRecord>>,
+    live: tokio::sync::broadcast::Sender<Arc<str>>,
     redact: Vec<String>,
     include_responses: bool,
 }
@@ -49,10 +53,12 @@ impl Audit {
     /// Opens (or creates) the audit table at `audit.path` and starts the
     /// writer.
     pub fn open(config: &Config) -> Result<Arc<Self>, AuditError> {
-        let sink = store::AuditStore::open(Path::new(&config.audit.path))?;
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_BACKLOG);
+        let sink = store::AuditStore::open(Path::new(&config.audit.path), live.clone())?;
         let writer = BatchWriter::start("audit", sink, BATCHING).map_err(AuditError::Thread)?;
         Ok(Arc::new(Self {
             writer: Some(writer),
+            live,
             redact: config.audit.redact.clone(),
             include_responses: config.audit.include_responses,
         }))
@@ -63,6 +69,7 @@ impl Audit {
     pub fn disabled() -> Arc<Self> {
         Arc::new(Self {
             writer: None,
+            live: tokio::sync::broadcast::channel(1).0,
             redact: Vec::new(),
             include_responses: false,
         })
@@ -83,6 +90,11 @@ impl Audit {
             Some(writer) => writer.flush(),
             None => Ok(()),
         }
+    }
+
+    /// Each record (as the API's JSON) once it is written.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.live.subscribe()
     }
 
     /// How many records had to wait for room in the writer's queue.

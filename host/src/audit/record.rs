@@ -45,6 +45,50 @@ pub struct AuditRecord {
     pub plugins: Option<String>,
 }
 
+impl AuditRecord {
+    /// The record as the operator API shows it (JSON columns parsed,
+    /// booleans as booleans), with the time it was written.
+    pub fn to_json(&self, created_at: &str) -> Value {
+        let json = |text: &Option<String>| {
+            text.as_deref()
+                .map(|t| serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_owned())))
+        };
+        serde_json::json!({
+            "id": self.id,
+            "timestamp": self.timestamp,
+            "session_id": self.session_id,
+            "session_source": self.session_source,
+            "agent_id": null,
+            "environment": self.environment,
+            "tool_name": self.tool_name,
+            "tool_input": serde_json::from_str::<Value>(&self.tool_input).unwrap_or(Value::Null),
+            "policy_decision": self.policy_decision,
+            "block_reason": self.block_reason,
+            "matched_rule": self.matched_rule,
+            "matched_rule_index": self.matched_rule_index,
+            "evidence_chain": json(&self.evidence_chain),
+            "approval_status": null,
+            "approved_by": null,
+            "upstream_response": json(&self.upstream_response),
+            "upstream_error": self.upstream_error,
+            "upstream_http_status": self.upstream_http_status,
+            "upstream_latency_ms": self.upstream_latency_ms,
+            "total_duration_ms": self.total_duration_ms,
+            "approval_wait_ms": 0,
+            "proxy_compute_ms": self.proxy_compute_ms,
+            "flagged_destructive": self.flagged_destructive,
+            "dry_run": self.dry_run,
+            "record_kind": self.record_kind,
+            "origin": self.origin,
+            "metadata": null,
+            "protocol_version": self.protocol_version,
+            "created_at": created_at,
+            "plugins": json(&self.plugins),
+            "response_truncated": self.response_truncated,
+        })
+    }
+}
+
 /// A fresh UUID v7 in its canonical text form: the millisecond it was made,
 /// then a counter (so ids made in the same millisecond still sort in the
 /// order they were made), then random bits. Sorting records by id sorts them

@@ -1,6 +1,7 @@
 //! The writer side of the audit table: one transaction per batch.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
@@ -18,19 +19,25 @@ pub enum AuditError {
 
 pub(super) struct AuditStore {
     db: Connection,
+    /// Subscribers of the live feed (`GET /api/events`) get each record
+    /// once it is written.
+    live: tokio::sync::broadcast::Sender<Arc<str>>,
 }
 
 impl AuditStore {
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
+    pub fn open(
+        path: &Path,
+        live: tokio::sync::broadcast::Sender<Arc<str>>,
+    ) -> Result<Self, AuditError> {
         let db = Connection::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db })
+        Ok(Self { db, live })
     }
 
-    fn insert(&mut self, batch: &[AuditRecord]) -> Result<(), rusqlite::Error> {
+    fn insert(&mut self, batch: &[AuditRecord]) -> Result<String, rusqlite::Error> {
         let created_at = crate::time::iso_utc(crate::state::now_ms());
         let tx = self.db.transaction()?;
         {
@@ -78,7 +85,20 @@ impl AuditStore {
                 ])?;
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(created_at)
+    }
+
+    /// Sends the written records to live subscribers, if there are any.
+    fn publish(&self, batch: &[AuditRecord], created_at: &str) {
+        if self.live.receiver_count() == 0 {
+            return;
+        }
+        for record in batch {
+            let _ = self
+                .live
+                .send(Arc::from(record.to_json(created_at).to_string()));
+        }
     }
 }
 
@@ -86,7 +106,9 @@ impl Sink for AuditStore {
     type Item = AuditRecord;
 
     fn write(&mut self, batch: Vec<AuditRecord>) -> Result<(), String> {
-        self.insert(&batch).map_err(|e| e.to_string())
+        let created_at = self.insert(&batch).map_err(|e| e.to_string())?;
+        self.publish(&batch, &created_at);
+        Ok(())
     }
 
     fn idle(&mut self) {

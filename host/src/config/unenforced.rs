@@ -53,7 +53,6 @@ const PENDING: &[Pending] = &[
     pending("policies.tool_revalidation"),
     pending("policies.install"),
     pending("approval"),
-    pending("dashboard.sse_heartbeat_interval"),
     pending("sdk.evaluation_ttl"),
 ];
 

@@ -4,6 +4,7 @@
 //! `{error, code}`.
 
 mod audit;
+mod live;
 
 use std::sync::Arc;
 
@@ -16,9 +17,13 @@ use http::header::WWW_AUTHENTICATE;
 use http::StatusCode;
 use serde_json::json;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::audit::query::AuditReader;
+use crate::audit::Audit;
 use crate::auth::BearerSecret;
 use crate::config::Config;
+use crate::state::StateStore;
 
 struct Operator {
     /// `None` only in explicit open mode on a loopback host.
@@ -26,9 +31,24 @@ struct Operator {
     started: tokio::time::Instant,
     /// Read-only access to the audit trail at `audit.path`.
     audit: Arc<AuditReader>,
+    /// The records being written, for the live feed.
+    live: Arc<Audit>,
+    /// Governance state, for `/api/limits`.
+    state: Arc<dyn StateStore>,
+    /// `dashboard.sse_heartbeat_interval`.
+    heartbeat: std::time::Duration,
+    /// Ends live streams at shutdown.
+    shutdown: CancellationToken,
 }
 
-pub fn router(config: &Config) -> Router {
+/// The operator routes. `audit` is the writer whose records the live feed
+/// sends; `state` is what `/api/limits` shows; `shutdown` ends live streams.
+pub fn router(
+    config: &Config,
+    audit: Arc<Audit>,
+    state: Arc<dyn StateStore>,
+    shutdown: CancellationToken,
+) -> Router {
     let state = Arc::new(Operator {
         secret: config
             .dashboard
@@ -37,10 +57,15 @@ pub fn router(config: &Config) -> Router {
             .map(|s| BearerSecret::new(s.expose())),
         started: tokio::time::Instant::now(),
         audit: Arc::new(AuditReader::new(&config.audit.path)),
+        live: audit,
+        state,
+        heartbeat: config.dashboard.sse_heartbeat_interval,
+        shutdown,
     });
     let protected = Router::new()
         .route("/api/{*rest}", axum::routing::any(not_found))
         .merge(audit::routes())
+        .merge(live::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_secret,

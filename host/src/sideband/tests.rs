@@ -507,6 +507,10 @@ impl StateStore for FailingWrites {
         self.0.sweep(now)
     }
 
+    fn windows(&self, now: u64) -> Vec<crate::state::WindowSnapshot> {
+        self.0.windows(now)
+    }
+
     fn flush(&self) -> Result<(), PersistError> {
         Err(write_error())
     }

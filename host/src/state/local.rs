@@ -482,6 +482,24 @@ impl StateStore for LocalStore {
         }
     }
 
+    fn windows(&self, now: u64) -> Vec<WindowSnapshot> {
+        let mut windows = self.windows();
+        let mut out: Vec<WindowSnapshot> = windows
+            .iter_mut()
+            .filter_map(|(key, window)| {
+                window.prune(now);
+                (!window.entries.is_empty()).then(|| WindowSnapshot {
+                    key: key.to_string(),
+                    window_ms: window.window_ms,
+                    total: window.total(),
+                    reset_at_ms: window.reset_at(now),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
     fn flush(&self) -> Result<(), PersistError> {
         match &self.writer {
             None => Ok(()),

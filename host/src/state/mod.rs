@@ -105,6 +105,19 @@ pub struct SessionState {
     pub completed: Vec<(String, Completion)>,
 }
 
+/// One rate window, spend ledger or budget pot as it stands, for the
+/// operator API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSnapshot {
+    /// The store key (`<plugin>/<plugin's key>`).
+    pub key: String,
+    /// None: a pot that never replenishes.
+    pub window_ms: Option<u64>,
+    /// Calls counted (rate) or amount spent (spend, budgets), holds included.
+    pub total: Decimal,
+    pub reset_at_ms: Option<u64>,
+}
+
 /// The one interface to governance state.
 pub trait StateStore: Send + Sync {
     /// Counts window `key` without taking a slot.
@@ -160,6 +173,9 @@ pub trait StateStore: Send + Sync {
 
     /// Drops what has aged out (windows, long-expired evidence).
     fn sweep(&self, now: u64);
+
+    /// Every live window, ledger and pot.
+    fn windows(&self, now: u64) -> Vec<WindowSnapshot>;
 
     /// Waits until every change so far is durable (at shutdown).
     fn flush(&self) -> Result<(), PersistError>;

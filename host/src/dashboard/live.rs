@@ -1,0 +1,166 @@
+//! The live operator routes: `GET /api/events` (each audit record as a
+//! server-sent event once it is written, with heartbeats) and
+//! `GET /api/limits` (the rate windows, spend ledgers and budget pots as
+//! they stand).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Operator;
+use crate::state::{now_ms, WindowSnapshot};
+use crate::time::iso_utc;
+
+pub(super) fn routes() -> Router<Arc<Operator>> {
+    Router::new()
+        .route("/api/events", get(events))
+        .route("/api/limits", get(limits))
+}
+
+async fn events(State(op): State<Arc<Operator>>) -> Response {
+    let records = op.live.subscribe();
+    let mut heartbeat = tokio::time::interval(op.heartbeat);
+    heartbeat.reset(); // the first beat after one interval, not at once
+    let connected =
+        stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": connected\n\n")) });
+    let rest = stream::unfold(
+        (records, heartbeat, op.shutdown.clone()),
+        |(mut records, mut heartbeat, shutdown)| async move {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                _ = heartbeat.tick() => Bytes::from_static(b"event: heartbeat\ndata: {}\n\n"),
+                received = records.recv() => match received {
+                    Ok(record) => Bytes::from(format!("event: audit\ndata: {record}\n\n")),
+                    // A subscriber too slow for the backlog is told how many
+                    // records it missed (they are in /api/audit).
+                    Err(RecvError::Lagged(missed)) => Bytes::from(format!(
+                        "event: lagged\ndata: {}\n\n",
+                        json!({ "missed": missed })
+                    )),
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            Some((Ok(event), (records, heartbeat, shutdown)))
+        },
+    );
+    (
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(connected.chain(rest)),
+    )
+        .into_response()
+}
+
+async fn limits(State(op): State<Arc<Operator>>) -> Json<Value> {
+    let now = now_ms();
+    let mut rate = Vec::new();
+    let mut spend = Vec::new();
+    let mut budgets = Vec::new();
+    let mut other = Vec::new();
+    for window in op.state.windows(now) {
+        match describe(&window) {
+            Some(("rate", entry)) => rate.push(entry),
+            Some(("spend", entry)) => spend.push(entry),
+            Some(("budget", entry)) => budgets.push(entry),
+            _ => other.push(json!({
+                "key": window.key,
+                "total": number(&window),
+                "window_seconds": window.window_ms.map(|w| w / 1000),
+                "reset_at": window.reset_at_ms.map(iso_utc),
+            })),
+        }
+    }
+    Json(json!({
+        "rate_limits": rate,
+        "spend_limits": spend,
+        "budgets": budgets,
+        "other": other,
+    }))
+}
+
+/// Reads the built-in stages' keys: `rules/rate:<rule>:<fp>:<bucket>`,
+/// `rules/spend:…`, `budgets/budget:<name>:<fp>:<bucket>`.
+fn describe(window: &WindowSnapshot) -> Option<(&'static str, Value)> {
+    let (plugin, key) = window.key.split_once('/')?;
+    let (kind, rest) = key.split_once(':')?;
+    let (name, rest) = rest.split_once(':')?;
+    let (_fingerprint, bucket) = rest.split_once(':')?;
+    let kind = match (plugin, kind) {
+        (_, "rate") => "rate",
+        (_, "spend") => "spend",
+        ("budgets", "budget") => "budget",
+        _ => return None,
+    };
+    let label = if kind == "budget" { "name" } else { "rule" };
+    let amount = if kind == "rate" {
+        "current_calls"
+    } else {
+        "spent"
+    };
+    Some((
+        kind,
+        json!({
+            label: name,
+            "stage": plugin,
+            "bucket": bucket,
+            amount: number(window),
+            "window_seconds": window.window_ms.map(|w| w / 1000),
+            "reset_at": window.reset_at_ms.map(iso_utc),
+        }),
+    ))
+}
+
+/// A window's total as a JSON number written from the exact decimal.
+fn number(window: &WindowSnapshot) -> Value {
+    serde_json::from_str(&window.total.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Decimal;
+
+    fn window(key: &str, total: &str) -> WindowSnapshot {
+        WindowSnapshot {
+            key: key.into(),
+            window_ms: Some(60_000),
+            total: total.parse::<Decimal>().expect("decimal"),
+            reset_at_ms: Some(0),
+        }
+    }
+
+    #[test]
+    fn built_in_keys_are_described() {
+        let (kind, entry) = describe(&window(
+            "rules/rate:echo-rate:0123456789abcdef:tool:echo",
+            "3",
+        ))
+        .expect("rate");
+        assert_eq!(kind, "rate");
+        assert_eq!(entry["rule"], "echo-rate");
+        assert_eq!(entry["bucket"], "tool:echo");
+        assert_eq!(entry["current_calls"], 3);
+        let (kind, entry) = describe(&window(
+            "budgets/budget:daily:fedcba9876543210:session:a:b",
+            "12.50",
+        ))
+        .expect("budget");
+        assert_eq!(kind, "budget");
+        assert_eq!(entry["name"], "daily");
+        assert_eq!(entry["bucket"], "session:a:b");
+        assert_eq!(entry["spent"], 12.5);
+        assert!(describe(&window("card-guard/custom-key", "1")).is_none());
+    }
+}

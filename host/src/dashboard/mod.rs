@@ -82,6 +82,9 @@ async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": state.started.elapsed().as_secs(),
+        // Times a call waited for room in the audit writer's queue (the
+        // writer fell behind); records are never dropped.
+        "audit": { "queue_full_waits": state.live.full_waits() },
     }))
 }
 

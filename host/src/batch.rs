@@ -9,7 +9,7 @@
 //! sent before it is written, and dropping the writer drains the queue.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// Where a batch goes.
@@ -46,8 +46,9 @@ pub struct Stopped(pub &'static str);
 
 pub struct BatchWriter<T> {
     name: &'static str,
-    queue: Mutex<Option<mpsc::SyncSender<Message<T>>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Taken (closing the queue) only when the writer is dropped.
+    queue: Option<mpsc::SyncSender<Message<T>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     full_waits: AtomicU64,
 }
 
@@ -63,8 +64,8 @@ impl<T: Send + 'static> BatchWriter<T> {
             .spawn(move || run(name, sink, &inbox, batching))?;
         Ok(Self {
             name,
-            queue: Mutex::new(Some(queue)),
-            thread: Mutex::new(Some(thread)),
+            queue: Some(queue),
+            thread: Some(thread),
             full_waits: AtomicU64::new(0),
         })
     }
@@ -89,12 +90,7 @@ impl<T: Send + 'static> BatchWriter<T> {
     }
 
     fn message(&self, message: Message<T>) -> Result<(), Stopped> {
-        let queue = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or(Stopped(self.name))?;
+        let queue = self.queue.as_ref().ok_or(Stopped(self.name))?;
         match queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::TrySendError::Full(message)) => {
@@ -109,8 +105,8 @@ impl<T: Send + 'static> BatchWriter<T> {
 impl<T> Drop for BatchWriter<T> {
     /// Closes the queue and waits for the thread to drain it.
     fn drop(&mut self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
@@ -166,7 +162,7 @@ fn run<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     struct Collect(Arc<Mutex<Vec<Vec<u32>>>>);
 

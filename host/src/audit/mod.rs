@@ -64,8 +64,8 @@ impl Audit {
         }))
     }
 
-    /// An audit trail that records nothing (benchmarks of the bare relay,
-    /// `helio validate`).
+    /// An audit trail that records nothing (`helio demo`, which writes
+    /// nothing to disk, and benchmarks of the bare relay).
     pub fn disabled() -> Arc<Self> {
         Arc::new(Self {
             writer: None,

@@ -99,11 +99,7 @@ impl CallAudit {
     /// The upstream answered with `status` and the JSON-RPC `message`.
     pub fn answered(mut self, status: StatusCode, message: &[u8]) {
         let (response, truncated) = self.audit.response(message);
-        let error = serde_json::from_slice::<Value>(message).ok().and_then(|m| {
-            m.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        let error = error_message(message);
         let r = &mut self.record;
         r.upstream_http_status = Some(status.as_u16());
         r.upstream_response = response;
@@ -172,6 +168,23 @@ pub(super) fn rejected(
         protocol_version: protocol_version(headers),
         ..AuditRecord::default()
     });
+}
+
+/// The JSON-RPC error's `message`, if the response is an error. Read
+/// without building the whole (possibly large) response as a `Value`.
+fn error_message(message: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Response<'a> {
+        #[serde(borrow)]
+        error: Option<ErrorObject<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorObject<'a> {
+        #[serde(borrow)]
+        message: Option<std::borrow::Cow<'a, str>>,
+    }
+    let response: Response<'_> = serde_json::from_slice(message).ok()?;
+    Some(response.error?.message?.into_owned())
 }
 
 fn text(value: &Value, key: &str) -> Option<String> {

@@ -19,7 +19,7 @@ use crate::plugins::{
     self, builtin, Annotations, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
 };
-use crate::state::Settlement;
+use crate::state::{Hold, Settlement, StateStore};
 
 /// What happens to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,25 +233,29 @@ impl Pipeline {
                 break;
             }
         }
-        let decision = current.as_ref().map(|v| v.decision().clone());
-        let outcome = match current {
-            None => Outcome::Forward,
-            Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => dry_run(&verdict),
-            Some(Verdict::Allow(_)) => Outcome::Forward,
-            Some(verdict @ Verdict::DryRun(_)) => dry_run(&verdict),
-            Some(Verdict::Deny(decision, feedback)) => blocked(&decision, &feedback),
-            Some(Verdict::RequireApproval { decision, .. }) => approval_not_enforced(&decision),
+        // Only an allowed call goes on; its decision is kept for the audit.
+        let decision = match current {
+            None => None,
+            Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => {
+                return unforwarded(state, &holds, dry_run(&verdict));
+            }
+            Some(Verdict::Allow(decision)) => Some(decision),
+            Some(verdict @ Verdict::DryRun(_)) => {
+                return unforwarded(state, &holds, dry_run(&verdict));
+            }
+            Some(Verdict::Deny(decision, feedback)) => {
+                return unforwarded(state, &holds, blocked(&decision, &feedback));
+            }
+            Some(Verdict::RequireApproval { decision, .. }) => {
+                return unforwarded(state, &holds, approval_not_enforced(&decision));
+            }
         };
-        if outcome != Outcome::Forward {
-            state.release(&holds);
-            return Decided::unsettled(outcome);
-        }
         if let Err(error) = state.commit(&holds) {
             tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
             return Decided::unsettled(state_write_failed());
         }
         Decided {
-            outcome,
+            outcome: Outcome::Forward,
             settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
             decision,
         }
@@ -261,6 +265,12 @@ impl Pipeline {
     pub fn stage_names(&self) -> &str {
         &self.stage_names
     }
+}
+
+/// A call that is not forwarded gives back everything the stages took.
+fn unforwarded(state: &Arc<dyn StateStore>, holds: &[Hold], outcome: Outcome) -> Decided {
+    state.release(holds);
+    Decided::unsettled(outcome)
 }
 
 /// The chain's answer for one call.

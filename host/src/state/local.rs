@@ -212,7 +212,13 @@ impl LocalStore {
         fits: impl FnOnce(&Window) -> bool,
     ) -> (Option<u64>, Decimal, Option<u64>) {
         let mut windows = self.windows();
-        let window = windows.entry(Arc::from(key)).or_default();
+        // Only a new key pays for its `Arc`; the usual case is a lookup.
+        if !windows.contains_key(key) {
+            windows.insert(Arc::from(key), Window::default());
+        }
+        let Some(window) = windows.get_mut(key) else {
+            return (None, Decimal::ZERO, None);
+        };
         window.window_ms = window_ms;
         window.prune(now);
         let id = fits(window).then(|| {

@@ -11,6 +11,7 @@ mod batch;
 pub mod cli;
 pub mod config;
 mod dashboard;
+mod database;
 pub mod demo;
 pub mod gateway;
 mod mcp;

@@ -82,10 +82,16 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     deny = by_tool["delete_record"]
     assert deny["policy_decision"] == "deny" and deny["block_reason"] == "policy_denied"
     assert deny["matched_rule"] == "no-deletes" and deny["matched_rule_index"] == 0
-    assert deny["upstream_response"] is None and json.loads(deny["evidence_chain"])["blocked"] is True
+    assert deny["upstream_response"] is None
+    chain = json.loads(deny["evidence_chain"])
+    assert chain["blocked"]["reason"] == "policy_denied" and chain["blocked"]["rule"] == "no-deletes", chain
 
     dry = by_tool["add"]
     assert dry["policy_decision"] == "dry_run" and dry["dry_run"] == 1 and dry["upstream_response"] is None
+    report = json.loads(dry["evidence_chain"])["dry_run"]
+    assert report["dry_run"] is True and report["would_forward"] is False and report["matched_rule"] == "rehearse"
+    # Nothing was checked in governance state, so an allowed call has no chain.
+    assert echo["evidence_chain"] is None
 
     failed = by_tool["fail"]
     assert failed["policy_decision"] == "allow"
@@ -95,6 +101,68 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     assert marker in by_tool["<nameless>"]["tool_input"]
     assert by_tool["<origin_rejected>"]["block_reason"] == "origin_not_allowed"
     assert all(r["policy_decision"] == "rejected" for r in (by_tool["<nameless>"], by_tool["<origin_rejected>"]))
+
+
+def test_records_say_what_was_checked_and_flag_unguarded_destructive_tools(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    db = tmp_path / "audit.db"
+    instance = helio(
+        {
+            "audit": {"path": str(db)},
+            "policies": {
+                "flag_destructive": "log",
+                "rules": [
+                    {"name": "reads", "match": {"annotations": {"readOnlyHint": True}}, "action": "allow"},
+                    {
+                        "name": "paced-charges",
+                        "match": {"tool": "charge"},
+                        "action": "rate_limit",
+                        "requires": ["add"],
+                        "limits": {"max_calls": 5, "window": "1m", "key": "session"},
+                    },
+                ],
+            },
+            "budgets": [
+                {
+                    "name": "card-pot",
+                    "limit": 100,
+                    "currency": "USD",
+                    "window": "1h",
+                    "contributors": [{"match": {"tool": "charge"}, "field": "$.amount"}],
+                }
+            ],
+        },
+        upstream=upstream_sse,
+    )
+    with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "checked"}) as raw:
+        raw.initialize()
+        assert "error" in call(raw, "charge", {"amount": 30})
+        call(raw, "add", {"a": 1, "b": 2})
+        assert "result" in call(raw, "charge", {"amount": 30})
+        call(raw, "wipe_everything", {})  # never listed: destructive by the MCP default
+    assert instance.terminate() == 0
+
+    first, second = rows(db, "tool_name = 'charge'")
+    blocked = json.loads(first["evidence_chain"])
+    assert blocked["blocked"]["reason"] == "dependency_missing", blocked
+    assert blocked["dependencies"] == {"completed": [], "failed": [], "missing": ["add"]}, blocked
+
+    allowed = json.loads(second["evidence_chain"])
+    assert second["policy_decision"] == "rate_limit" and second["matched_rule"] == "paced-charges"
+    assert "blocked" not in allowed
+    assert allowed["dependencies"]["completed"] == ["add"], allowed
+    (rate,) = allowed["rate_limits"]
+    assert rate["rule"] == "paced-charges" and rate["bucket"] == "session:checked", rate
+    assert (rate["allowed"], rate["current"], rate["limit"], rate["window_ms"]) == (True, 1, 5, 60_000), rate
+    (pot,) = allowed["budgets"]
+    assert pot["name"] == "card-pot" and (pot["amount"], pot["spent"], pot["limit"]) == (30, 30, 100), pot
+
+    (unguarded,) = rows(db, "tool_name = 'wipe_everything'")
+    assert unguarded["flagged_destructive"] == 1 and unguarded["matched_rule"] is None
+    (read,) = rows(db, "tool_name = 'add'")
+    assert read["flagged_destructive"] == 0 and read["matched_rule"] == "reads"
+    assert all(r["flagged_destructive"] == 0 for r in (first, second))
 
 
 def test_an_unreachable_upstream_is_recorded(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,30 @@ async def test_demo_serves_the_shop_through_helio(demo) -> None:
 
     health = httpx.get("http://127.0.0.1:3100/api/health").json()
     assert health["status"] == "ok"
+
+    # Every call is in the audit trail, read back through the operator API.
+    banner = stderr.read_text()
+    assert "http://127.0.0.1:3100/api/audit" in banner
+
+    def audit() -> list[dict]:
+        return httpx.get("http://127.0.0.1:3100/api/audit", params={"limit": 50}).json()["data"]
+
+    assert wait_until(lambda: len(audit()) >= 4, 5), audit()
+    records = audit()
+    refunds = [r for r in records if r["tool_name"] == "process_refund"]
+    assert {bool(r["block_reason"]) for r in refunds} == {True, False}, refunds
+    blocked = next(r for r in refunds if r["block_reason"])
+    assert blocked["block_reason"] == "dependency_missing"
+    assert blocked["evidence_chain"]["dependencies"]["missing"] == ["lookup_order"]
+    issued = next(r for r in refunds if not r["block_reason"])
+    assert issued["evidence_chain"]["budgets"][0]["name"] == "daily-refunds"
+    assert all(r["environment"] == "demo" for r in records)
+
+
+def test_demo_removes_its_audit_database_when_it_stops(demo) -> None:
+    proc, _stderr = demo
+    scratch = Path(tempfile.gettempdir()) / f"helio-demo-{proc.pid}"
+    assert (scratch / "audit.db").is_file()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+    assert not scratch.exists()

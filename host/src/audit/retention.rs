@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
-
 use super::store::AuditError;
 
 /// Rows deleted per transaction.
@@ -14,8 +12,7 @@ const CHUNK: i64 = 1000;
 
 /// Deletes records created before `cutoff` (ISO-8601); returns how many.
 pub fn sweep(path: &Path, cutoff: &str) -> Result<usize, AuditError> {
-    let db = Connection::open(path)?;
-    db.busy_timeout(Duration::from_secs(5))?;
+    let db = crate::database::open(path)?;
     let mut deleted = 0;
     loop {
         let n = db.execute(
@@ -57,6 +54,7 @@ pub fn spawn(path: std::path::PathBuf, retention: Duration, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     #[test]
     fn deletes_only_what_is_older_than_the_cutoff_in_chunks() {

@@ -3,7 +3,8 @@
 //! original Helio's `audit_records`, so exports and queries written for it
 //! keep working; Helio's additions come last.
 
-/// The table and its indexes. Columns that are nearly always the same
+/// The table and its indexes. There is no index on `tool_name`: its
+/// filter is a substring match, which no index serves. Columns that are nearly always the same
 /// (`block_reason` null, `record_kind` `tool_call`, `origin` `mcp`) get
 /// partial indexes over the rare values: a filter for the rare values uses
 /// them, the common value is most of the table anyway, and the writer does
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS audit_records (
     response_truncated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audit_created_at ON audit_records (created_at);
-CREATE INDEX IF NOT EXISTS audit_tool_name ON audit_records (tool_name);
+DROP INDEX IF EXISTS audit_tool_name;
 CREATE INDEX IF NOT EXISTS audit_policy_decision ON audit_records (policy_decision);
 CREATE INDEX IF NOT EXISTS audit_session_id ON audit_records (session_id);
 CREATE INDEX IF NOT EXISTS audit_block_reason ON audit_records (block_reason)

@@ -5,20 +5,26 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
+/// Log frames after which the writer checkpoints by itself (256 MiB with
+/// 16 KiB pages): reached only if the checkpointer falls far behind.
+const SAFETY_CHECKPOINT_FRAMES: i64 = 16 * 1024;
+
 use super::record::AuditRecord;
 use super::schema::SCHEMA;
 use crate::batch::Sink;
+use crate::database::{checkpoint, Checkpointer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot start the audit writer thread: {0}")]
+    #[error("cannot start an audit thread: {0}")]
     Thread(std::io::Error),
 }
 
 pub(super) struct AuditStore {
     db: Connection,
+    checkpointer: Checkpointer,
     /// Subscribers of the live feed (`GET /api/events`) get each record
     /// once it is written.
     live: tokio::sync::broadcast::Sender<Arc<str>>,
@@ -29,12 +35,17 @@ impl AuditStore {
         path: &Path,
         live: tokio::sync::broadcast::Sender<Arc<str>>,
     ) -> Result<Self, AuditError> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
+        let db = crate::database::open(path)?;
+        // Checkpoints are the checkpointer's job; this only bounds the log
+        // should that thread ever stop.
+        db.pragma_update(None, "wal_autocheckpoint", SAFETY_CHECKPOINT_FRAMES)?;
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db, live })
+        let checkpointer = Checkpointer::start(path).map_err(AuditError::Thread)?;
+        Ok(Self {
+            db,
+            checkpointer,
+            live,
+        })
     }
 
     fn insert(&mut self, batch: &[AuditRecord]) -> Result<String, rusqlite::Error> {
@@ -108,14 +119,14 @@ impl Sink for AuditStore {
     fn write(&mut self, batch: Vec<AuditRecord>) -> Result<(), String> {
         let created_at = self.insert(&batch).map_err(|e| e.to_string())?;
         self.publish(&batch, &created_at);
+        if self.checkpointer.catch_up() {
+            self.idle();
+        }
         Ok(())
     }
 
     fn idle(&mut self) {
-        if let Err(error) = self
-            .db
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        {
+        if let Err(error) = checkpoint(&self.db) {
             tracing::warn!(%error, "audit database checkpoint failed; retrying");
         }
     }

@@ -22,8 +22,12 @@ pub fn run() -> anyhow::Result<()> {
             other => std::env::var(other).ok(),
         };
         let source = Path::new("examples/demo/helio.yaml");
-        let loaded = config::parse(DEMO_CONFIG, source, &lookup).map_err(|e| anyhow::anyhow!(e.report()))?;
-        // The demo keeps its state in memory: nothing is written to disk.
+        let mut loaded = config::parse(DEMO_CONFIG, source, &lookup).map_err(|e| anyhow::anyhow!(e.report()))?;
+        // The demo keeps its state in memory and its audit trail in a
+        // temporary database, removed when it stops.
+        let scratch = Scratch::create()?;
+        loaded.config.audit.path = scratch.0.join("audit.db").display().to_string();
+        let audit = crate::audit::Audit::open(&loaded.config).context("cannot open the demo's audit database")?;
         let plugins = Runtime::new(LocalStore::in_memory())?;
         let pipeline = Pipeline::build(&loaded.config, &plugins).map_err(|issues| {
             anyhow::anyhow!(config::ConfigError::Invalid { path: source.to_owned(), issues }.report())
@@ -32,8 +36,7 @@ pub fn run() -> anyhow::Result<()> {
             config: loaded.config,
             pipeline,
             plugins,
-            // The demo writes nothing to disk; its calls are not recorded.
-            audit: crate::audit::Audit::disabled(),
+            audit,
             warnings: loaded.warnings,
             label: "built-in demo (examples/demo/helio.yaml)".into(),
             watch: None,
@@ -54,6 +57,7 @@ pub fn run() -> anyhow::Result<()> {
             eprintln!("          search_docs limited to 20 calls a minute per session.");
             if let Some(addr) = gateway.dashboard_addr {
                 eprintln!("  Dashboard API: http://{addr}/api/health");
+                eprintln!("  Audit trail:   http://{addr}/api/audit   (live: /api/events; kept until the demo stops)");
             }
             eprintln!("  The demo server directly (for comparison): {upstream_url}");
             eprintln!("Press Ctrl-C to stop.");
@@ -63,4 +67,28 @@ pub fn run() -> anyhow::Result<()> {
         let _ = upstream.await;
         result
     })
+}
+
+/// A private temporary directory, removed (with the demo's audit database)
+/// when the demo stops.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn create() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("helio-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .with_context(|| format!("cannot create the demo's directory {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

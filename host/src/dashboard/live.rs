@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Operator;
+use crate::plugins::checks::{decimal_json, LimitKey};
 use crate::state::{now_ms, WindowSnapshot};
 use crate::time::iso_utc;
 
@@ -90,41 +91,26 @@ async fn limits(State(op): State<Arc<Operator>>) -> Json<Value> {
     }))
 }
 
-/// Reads the built-in stages' keys: `rules/rate:<rule>:<fp>:<bucket>`,
-/// `rules/spend:…`, `budgets/budget:<name>:<fp>:<bucket>`.
+/// A built-in stage's window, described by the rule or budget it belongs to.
 fn describe(window: &WindowSnapshot) -> Option<(&'static str, Value)> {
-    let (plugin, key) = window.key.split_once('/')?;
-    let (kind, rest) = key.split_once(':')?;
-    let (name, rest) = rest.split_once(':')?;
-    let (_fingerprint, bucket) = rest.split_once(':')?;
-    let kind = match (plugin, kind) {
-        (_, "rate") => "rate",
-        (_, "spend") => "spend",
-        ("budgets", "budget") => "budget",
-        _ => return None,
-    };
-    let label = if kind == "budget" { "name" } else { "rule" };
-    let amount = if kind == "rate" {
+    let key = LimitKey::read(&window.key)?;
+    let amount = if key.kind == "rate" {
         "current_calls"
     } else {
         "spent"
     };
-    Some((
-        kind,
-        json!({
-            label: name,
-            "stage": plugin,
-            "bucket": bucket,
-            amount: number(window),
-            "window_seconds": window.window_ms.map(|w| w / 1000),
-            "reset_at": window.reset_at_ms.map(iso_utc),
-        }),
-    ))
+    let mut entry = key.describe();
+    entry.insert(amount.into(), number(window));
+    entry.insert(
+        "window_seconds".into(),
+        window.window_ms.map(|w| w / 1000).into(),
+    );
+    entry.insert("reset_at".into(), window.reset_at_ms.map(iso_utc).into());
+    Some((key.kind, entry.into()))
 }
 
-/// A window's total as a JSON number written from the exact decimal.
 fn number(window: &WindowSnapshot) -> Value {
-    serde_json::from_str(&window.total.normalize().to_string()).unwrap_or(Value::Null)
+    decimal_json(&window.total)
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::audit::{new_id, Audit, AuditRecord};
-use crate::plugins::Decision;
+use crate::plugins::{checks, Check, Decision};
 
 use super::upstream::MCP_PROTOCOL_VERSION;
 
@@ -17,6 +17,9 @@ use super::upstream::MCP_PROTOCOL_VERSION;
 pub(super) struct CallAudit {
     audit: Arc<Audit>,
     record: AuditRecord,
+    /// The `evidence_chain` in the making: what the stages checked, then
+    /// the block or the dry-run report.
+    chain: Map<String, Value>,
     started: Instant,
     upstream_started: Option<Instant>,
     done: bool,
@@ -56,14 +59,25 @@ impl CallAudit {
         Self {
             audit: audit.clone(),
             record,
+            chain: Map::new(),
             started,
             upstream_started: None,
             done: false,
         }
     }
 
+    /// What the stages checked in governance state, and whether the call
+    /// is flagged as destructive (the rest of the decision follows).
+    pub fn checked(&mut self, checks: &[Check], flagged_destructive: bool) {
+        self.record.flagged_destructive = flagged_destructive;
+        if self.audit.is_enabled() {
+            self.chain = checks::chain_sections(checks);
+        }
+    }
+
     /// The chain blocked the call with this error `data`.
     pub fn blocked(mut self, data: &Value) {
+        self.chain.insert("blocked".into(), data.clone());
         let r = &mut self.record;
         r.policy_decision = text(data, "action").unwrap_or_else(|| "deny".into());
         r.block_reason = text(data, "reason");
@@ -72,17 +86,16 @@ impl CallAudit {
             .get("rule_index")
             .and_then(Value::as_u64)
             .and_then(|i| u32::try_from(i).ok());
-        r.evidence_chain = Some(data.to_string());
         self.finish();
     }
 
     /// The call was simulated; `report` is what the agent got.
     pub fn simulated(mut self, report: &Value) {
+        self.chain.insert("dry_run".into(), report.clone());
         let r = &mut self.record;
         r.policy_decision = "dry_run".into();
         r.dry_run = true;
         r.matched_rule = text(report, "matched_rule");
-        r.evidence_chain = Some(report.to_string());
         self.finish();
     }
 
@@ -127,6 +140,9 @@ impl CallAudit {
         r.total_duration_ms = total;
         r.upstream_latency_ms = upstream;
         r.proxy_compute_ms = (total - upstream.unwrap_or(0.0)).max(0.0);
+        if !self.chain.is_empty() {
+            r.evidence_chain = Some(Value::Object(std::mem::take(&mut self.chain)).to_string());
+        }
         self.audit.record(std::mem::take(&mut self.record));
     }
 }

@@ -16,10 +16,10 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{self, Config, Issue, PluginPosition};
 use crate::plugins::{
-    self, builtin, Annotations, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
+    self, builtin, Annotations, Check, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
 };
-use crate::state::{Hold, Settlement, StateStore};
+use crate::state::Settlement;
 
 /// What happens to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,8 @@ pub enum Outcome {
 struct ChainStage {
     stage: Arc<plugins::Stage>,
     may_loosen: bool,
+    /// The built-in rule engine (whose verdict says whether a rule matched).
+    is_rules: bool,
 }
 
 /// Time and memory bounds of the built-in stages.
@@ -45,6 +47,9 @@ const BUILTIN_MEMORY: usize = 64 << 20;
 pub struct Pipeline {
     stages: Vec<ChainStage>,
     dry_run: bool,
+    /// `flag_destructive: log`: a destructive tool that no rule matched is
+    /// flagged in its audit record.
+    flag_destructive: bool,
     environment: Option<Arc<str>>,
     /// Set when the configuration asks for a restriction Helio cannot
     /// enforce yet (see `config::not_yet_enforced`): every call is blocked.
@@ -79,6 +84,7 @@ impl Pipeline {
                     Ok(stage) => Some(ChainStage {
                         stage,
                         may_loosen: plugin.may_loosen,
+                        is_rules: false,
                     }),
                     Err(error) => {
                         issues.extend(plugin_issues(&format!("plugins[{index}]"), "config", error));
@@ -106,6 +112,7 @@ impl Pipeline {
                     Ok(stage) => stages.push(ChainStage {
                         stage,
                         may_loosen: false,
+                        is_rules: name == "rules",
                     }),
                     Err(error) => issues.extend(plugin_issues(section, "", error)),
                 }
@@ -152,6 +159,8 @@ impl Pipeline {
             stage_names,
             stages,
             dry_run: config.policies.dry_run,
+            flag_destructive: config.policies.flag_destructive
+                == Some(config::FlagDestructive::Log),
             environment: config.environment.as_deref().map(Arc::from),
             refusal: refusal(config),
             rule_count: config.policies.rules.len(),
@@ -198,6 +207,7 @@ impl Pipeline {
                 data: data.clone(),
             });
         }
+        let destructive = annotations.destructive_hint;
         let call = ToolCall::new(
             tool.clone(),
             annotations,
@@ -207,19 +217,26 @@ impl Pipeline {
         .with_session(session.clone());
         let state = runtime.state();
         let mut holds = Vec::new();
+        let mut checks = Vec::new();
+        let mut flagged_destructive = false;
         let mut current: Option<Verdict> = None;
         for chain_stage in &self.stages {
             let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
                 Ok(evaluated) => {
                     holds.extend(evaluated.holds);
+                    checks.extend(evaluated.checks);
                     evaluated.verdict
                 }
                 Err(failure) => {
                     tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
                     state.release(&holds);
-                    return Decided::unsettled(plugin_error(&chain_stage.stage.name, &failure));
+                    return Decided::unsettled(plugin_error(&chain_stage.stage.name, &failure))
+                        .with(checks, flagged_destructive);
                 }
             };
+            if chain_stage.is_rules && self.flag_destructive && destructive {
+                flagged_destructive = verdict.decision().rule_index.is_none();
+            }
             let replace = match &current {
                 None => true,
                 Some(_) if chain_stage.may_loosen && matches!(verdict, Verdict::Allow(_)) => true,
@@ -234,30 +251,35 @@ impl Pipeline {
             }
         }
         // Only an allowed call goes on; its decision is kept for the audit.
-        let decision = match current {
+        let not_forwarded = match &current {
             None => None,
-            Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => {
-                return unforwarded(state, &holds, dry_run(&verdict));
+            Some(verdict) if self.dry_run && !is_grounding_refusal(verdict) => {
+                Some(dry_run(verdict))
             }
-            Some(Verdict::Allow(decision)) => Some(decision),
-            Some(verdict @ Verdict::DryRun(_)) => {
-                return unforwarded(state, &holds, dry_run(&verdict));
-            }
-            Some(Verdict::Deny(decision, feedback)) => {
-                return unforwarded(state, &holds, blocked(&decision, &feedback));
-            }
+            Some(Verdict::Allow(_)) => None,
+            Some(verdict @ Verdict::DryRun(_)) => Some(dry_run(verdict)),
+            Some(Verdict::Deny(decision, feedback)) => Some(blocked(decision, feedback)),
             Some(Verdict::RequireApproval { decision, .. }) => {
-                return unforwarded(state, &holds, approval_not_enforced(&decision));
+                Some(approval_not_enforced(decision))
             }
         };
+        if let Some(outcome) = not_forwarded {
+            state.release(&holds);
+            return Decided::unsettled(outcome).with(checks, flagged_destructive);
+        }
         if let Err(error) = state.commit(&holds) {
             tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
-            return Decided::unsettled(state_write_failed());
+            return Decided::unsettled(state_write_failed()).with(checks, flagged_destructive);
         }
         Decided {
             outcome: Outcome::Forward,
             settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
-            decision,
+            decision: match current {
+                Some(Verdict::Allow(decision)) => Some(decision),
+                _ => None,
+            },
+            checks,
+            flagged_destructive,
         }
     }
 
@@ -265,12 +287,6 @@ impl Pipeline {
     pub fn stage_names(&self) -> &str {
         &self.stage_names
     }
-}
-
-/// A call that is not forwarded gives back everything the stages took.
-fn unforwarded(state: &Arc<dyn StateStore>, holds: &[Hold], outcome: Outcome) -> Decided {
-    state.release(holds);
-    Decided::unsettled(outcome)
 }
 
 /// The chain's answer for one call.
@@ -281,6 +297,11 @@ pub struct Decided {
     /// For a forwarded call: the decision that let it through (none when no
     /// stage ran).
     pub decision: Option<Decision>,
+    /// What the stages read or took from governance state (the audit's
+    /// `evidence_chain`), whatever the outcome.
+    pub checks: Vec<Check>,
+    /// A destructive tool no rule matched, under `flag_destructive: log`.
+    pub flagged_destructive: bool,
 }
 
 impl Decided {
@@ -289,7 +310,15 @@ impl Decided {
             outcome,
             settlement: None,
             decision: None,
+            checks: Vec::new(),
+            flagged_destructive: false,
         }
+    }
+
+    fn with(mut self, checks: Vec<Check>, flagged_destructive: bool) -> Self {
+        self.checks = checks;
+        self.flagged_destructive = flagged_destructive;
+        self
     }
 }
 

@@ -332,3 +332,77 @@ fn limits_and_budgets_hold_across_a_restart() {
         json!("rate_limited")
     );
 }
+
+#[test]
+fn the_decision_reports_what_the_stages_checked_allowed_or_blocked() {
+    let p = pipeline(
+        "policies:\n  rules:\n    - name: paced\n      match: { tool: checked_pay }\n      action: rate_limit\n      requires: [checked_lookup]\n      limits: { max_calls: 1, window: 1h, key: session }\nbudgets:\n  - name: checked-pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: checked_pay }\n        field: a\n",
+    );
+    let state = runtime().state();
+    state.record_completion("checker", "checked_lookup", true, crate::state::now_ms());
+    let call = || {
+        p.evaluate(
+            runtime(),
+            "checked_pay".into(),
+            known(false, false),
+            args(json!({ "a": 30 })),
+            Some("checker".into()),
+        )
+    };
+    let sections =
+        |decided: &Decided| Value::Object(crate::plugins::checks::chain_sections(&decided.checks));
+
+    let allowed = call();
+    assert_eq!(allowed.outcome, Outcome::Forward);
+    let chain = sections(&allowed);
+    assert_eq!(
+        chain["dependencies"]["completed"],
+        json!(["checked_lookup"]),
+        "{chain}"
+    );
+    assert_eq!(chain["rate_limits"][0]["rule"], json!("paced"), "{chain}");
+    assert_eq!(chain["rate_limits"][0]["current"], json!(1), "{chain}");
+    assert_eq!(chain["budgets"][0]["name"], json!("checked-pot"), "{chain}");
+    assert_eq!(chain["budgets"][0]["spent"], json!(30), "{chain}");
+
+    // The second call is over the rate: blocked, and the chain says why.
+    let blocked = call();
+    assert_eq!(
+        block_data(&blocked.outcome)["reason"],
+        json!("rate_limited")
+    );
+    let chain = sections(&blocked);
+    assert_eq!(chain["rate_limits"][0]["allowed"], json!(false), "{chain}");
+    assert_eq!(chain["rate_limits"][0]["limit"], json!(1), "{chain}");
+}
+
+#[test]
+fn destructive_tools_no_rule_matched_are_flagged_under_flag_destructive_log() {
+    let p = pipeline(
+        "policies:\n  flag_destructive: log\n  rules:\n    - name: deletes-ok\n      match: { tool: delete_draft }\n      action: allow\n",
+    );
+    let flagged = |tool: &str, annotations: Annotations| {
+        p.evaluate(runtime(), tool.into(), annotations, None, None)
+            .flagged_destructive
+    };
+    assert!(flagged("drop_table", known(false, true)));
+    // Unknown tools look destructive (the MCP default).
+    assert!(flagged("never_listed", Annotations::UNKNOWN));
+    assert!(!flagged("read_table", known(true, false)));
+    assert!(
+        !flagged("delete_draft", known(false, true)),
+        "a rule matched"
+    );
+    let quiet = pipeline("policies:\n  rules: []\n  default: deny\n");
+    assert!(
+        !quiet
+            .evaluate(
+                runtime(),
+                "drop_table".into(),
+                known(false, true),
+                None,
+                None
+            )
+            .flagged_destructive
+    );
+}

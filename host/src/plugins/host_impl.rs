@@ -8,6 +8,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::helio::governance::{host, state, types};
 use super::call::ToolCall;
+use super::checks::Check;
 use super::StoreState;
 use crate::state::{now_ms, Decimal, EvidenceStatus};
 
@@ -17,6 +18,8 @@ const MAX_LOG_LINE: usize = 2048;
 const MAX_KEY_BYTES: usize = 512;
 /// Most slots and amounts one call may take.
 const MAX_HOLDS_PER_CALL: usize = 64;
+/// Most state reads one call's audit record lists (a stage may read more).
+const MAX_CHECKS_PER_CALL: usize = 256;
 
 impl types::Host for StoreState {}
 
@@ -124,6 +127,12 @@ impl StoreState {
         Ok(format!("{}/{key}", self.plugin))
     }
 
+    fn checked(&mut self, check: Check) {
+        if self.checks.len() < MAX_CHECKS_PER_CALL {
+            self.checks.push(check);
+        }
+    }
+
     fn room_for_hold(&self) -> wasmtime::Result<()> {
         if self.holds.len() >= MAX_HOLDS_PER_CALL {
             return Err(wasmtime::Error::msg(format!(
@@ -161,12 +170,15 @@ impl state::Host for StoreState {
         window_ms: u64,
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
-        Ok(rate_window(self.state.rate_peek(
-            &key,
-            limit,
+        let window = self.state.rate_peek(&key, limit, window_ms, now_ms());
+        let result = rate_window(window.clone());
+        self.checked(Check::Rate {
+            key,
+            took: false,
             window_ms,
-            now_ms(),
-        )))
+            window,
+        });
+        Ok(result)
     }
 
     fn rate_take(
@@ -179,7 +191,14 @@ impl state::Host for StoreState {
         self.room_for_hold()?;
         let (window, hold) = self.state.rate_take(&key, limit, window_ms, now_ms());
         self.holds.extend(hold);
-        Ok(rate_window(window))
+        let result = rate_window(window.clone());
+        self.checked(Check::Rate {
+            key,
+            took: true,
+            window_ms,
+            window,
+        });
+        Ok(result)
     }
 
     fn spend_reserve(
@@ -199,12 +218,19 @@ impl state::Host for StoreState {
             .state
             .spend_reserve(&key, spend, limit, window_ms, now_ms());
         self.holds.extend(hold);
-        Ok(Ok(state::SpendWindow {
+        let result = state::SpendWindow {
             allowed: window.allowed,
             spent: window.spent.normalize().to_string(),
             limit: window.limit.normalize().to_string(),
             reset_at_ms: window.reset_at_ms,
-        }))
+        };
+        self.checked(Check::Spend {
+            key,
+            amount: spend,
+            window_ms,
+            window,
+        });
+        Ok(Ok(result))
     }
 
     fn evidence(
@@ -212,7 +238,9 @@ impl state::Host for StoreState {
         session: String,
         key: String,
     ) -> wasmtime::Result<state::EvidenceStatus> {
-        Ok(match self.state.evidence_status(&session, &key, now_ms()) {
+        let status = self.state.evidence_status(&session, &key, now_ms());
+        self.checked(Check::Evidence { key, status });
+        Ok(match status {
             EvidenceStatus::Present => state::EvidenceStatus::Present,
             EvidenceStatus::Expired => state::EvidenceStatus::Expired,
             EvidenceStatus::Missing => state::EvidenceStatus::Missing,
@@ -224,12 +252,11 @@ impl state::Host for StoreState {
         session: String,
         tool: String,
     ) -> wasmtime::Result<Option<state::Completion>> {
-        Ok(self
-            .state
-            .completed(&session, &tool)
-            .map(|c| state::Completion {
-                succeeded: c.succeeded,
-                at_ms: c.at_ms,
-            }))
+        let found = self.state.completed(&session, &tool);
+        self.checked(Check::Completion { tool, found });
+        Ok(found.map(|c| state::Completion {
+            succeeded: c.succeeded,
+            at_ms: c.at_ms,
+        }))
     }
 }

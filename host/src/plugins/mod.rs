@@ -15,6 +15,7 @@
 mod bindings;
 pub mod builtin;
 mod call;
+pub mod checks;
 mod host_impl;
 mod verdict;
 
@@ -30,6 +31,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 pub use call::{Annotations, ToolCall};
+pub use checks::Check;
 pub use verdict::{Decision, Feedback, Verdict};
 
 use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as PolicyStagePre};
@@ -129,6 +131,8 @@ pub struct StoreState {
     state: Arc<dyn StateStore>,
     /// Slots and amounts taken during the current `evaluate`.
     holds: Vec<Hold>,
+    /// What the call under evaluation read or took, for the audit trail.
+    checks: Vec<Check>,
 }
 
 pub struct Runtime {
@@ -143,6 +147,7 @@ pub struct Runtime {
 pub struct Evaluated {
     pub verdict: Verdict,
     pub holds: Vec<Hold>,
+    pub checks: Vec<Check>,
 }
 
 static NEXT_STAGE_ID: AtomicU64 = AtomicU64::new(1);
@@ -256,6 +261,7 @@ impl Runtime {
             plugin: stage.name.clone(),
             state: self.state.clone(),
             holds: Vec::new(),
+            checks: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -344,12 +350,17 @@ impl Instance {
         let data = self.store.data_mut();
         let _ = data.table.delete(resource);
         let holds = std::mem::take(&mut data.holds);
+        let checks = std::mem::take(&mut data.checks);
         let verdict = match result {
             Ok(verdict) => Verdict::try_from(verdict).map_err(Failure::Malformed),
             Err(error) => Err(classify(error, stage.timeout, stage.memory_bytes)),
         };
         match verdict {
-            Ok(verdict) => Ok(Evaluated { verdict, holds }),
+            Ok(verdict) => Ok(Evaluated {
+                verdict,
+                holds,
+                checks,
+            }),
             Err(failure) => {
                 data.state.release(&holds);
                 Err(failure)

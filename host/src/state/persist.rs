@@ -60,10 +60,7 @@ impl Sink for Persist {
     /// PASSIVE never waits for readers; what it cannot copy now it copies
     /// next time.
     fn idle(&mut self) {
-        if let Err(error) = self
-            .db
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        {
+        if let Err(error) = crate::database::checkpoint(&self.db) {
             tracing::warn!(%error, "state database checkpoint failed; retrying");
         }
     }
@@ -136,10 +133,7 @@ fn to_u64(v: i64) -> u64 {
 
 impl Persist {
     pub fn open(path: &Path) -> Result<Self, PersistError> {
-        let db = Connection::open(path)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
+        let db = crate::database::open(path)?;
         db.pragma_update(None, "wal_autocheckpoint", 0)?;
         db.execute_batch(SCHEMA)?;
         Ok(Self { db })

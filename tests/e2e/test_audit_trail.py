@@ -71,6 +71,8 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     assert echo["policy_decision"] == "allow" and echo["block_reason"] is None
     assert echo["session_id"] == "audited" and echo["session_source"] == "header"
     assert echo["environment"] == "staging" and echo["origin"] == "mcp" and echo["record_kind"] == "tool_call"
+    # The agent, as it introduced itself in `initialize` (clientInfo), for every call of its session.
+    assert {r["agent_id"] for r in records if not r["tool_name"].startswith("<")} == {"helio-e2e-raw@0.0.1"}
     stored = json.loads(echo["tool_input"])
     assert stored["text"] == marker
     assert stored["card"]["number"] == "[REDACTED]" and stored["password"] == "[REDACTED]"
@@ -141,6 +143,9 @@ def test_records_say_what_was_checked_and_flag_unguarded_destructive_tools(
         call(raw, "add", {"a": 1, "b": 2})
         assert "result" in call(raw, "charge", {"amount": 30})
         call(raw, "wipe_everything", {})  # never listed: destructive by the MCP default
+        # A call's own `_meta` clientInfo names its agent, over the session's.
+        meta = {"io.modelcontextprotocol/clientInfo": {"name": "sub-agent", "version": "2"}}
+        raw.request("tools/call", {"name": "echo", "arguments": {"text": "x"}, "_meta": meta}, id="meta").final("meta")
     assert instance.terminate() == 0
 
     first, second = rows(db, "tool_name = 'charge'")
@@ -157,6 +162,9 @@ def test_records_say_what_was_checked_and_flag_unguarded_destructive_tools(
     assert (rate["allowed"], rate["current"], rate["limit"], rate["window_ms"]) == (True, 1, 5, 60_000), rate
     (pot,) = allowed["budgets"]
     assert pot["name"] == "card-pot" and (pot["amount"], pot["spent"], pot["limit"]) == (30, 30, 100), pot
+
+    (sub_agent,) = rows(db, "tool_name = 'echo'")
+    assert sub_agent["agent_id"] == "sub-agent@2" and first["agent_id"] == "helio-e2e-raw@0.0.1"
 
     (unguarded,) = rows(db, "tool_name = 'wipe_everything'")
     assert unguarded["flagged_destructive"] == 1 and unguarded["matched_rule"] is None

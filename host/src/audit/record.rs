@@ -11,6 +11,8 @@ pub struct AuditRecord {
     pub timestamp: String,
     pub session_id: Option<String>,
     pub session_source: Option<&'static str>,
+    /// The client's `clientInfo` (`name@version`), when known.
+    pub agent_id: Option<String>,
     pub environment: Option<String>,
     pub tool_name: String,
     /// The call's arguments (JSON), after redaction.
@@ -22,7 +24,8 @@ pub struct AuditRecord {
     pub block_reason: Option<String>,
     pub matched_rule: Option<String>,
     pub matched_rule_index: Option<u32>,
-    /// The block's `data`, or the dry run's report (JSON).
+    /// What the stages checked, and the block's `data` or the dry run's
+    /// report (JSON).
     pub evidence_chain: Option<String>,
     /// The upstream's response (JSON), cut at `MAX_RESPONSE_BYTES`.
     pub upstream_response: Option<String>,
@@ -58,7 +61,7 @@ impl AuditRecord {
             "timestamp": self.timestamp,
             "session_id": self.session_id,
             "session_source": self.session_source,
-            "agent_id": null,
+            "agent_id": self.agent_id,
             "environment": self.environment,
             "tool_name": self.tool_name,
             "tool_input": serde_json::from_str::<Value>(&self.tool_input).unwrap_or(Value::Null),

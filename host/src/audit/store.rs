@@ -61,7 +61,7 @@ impl AuditStore {
                     upstream_latency_ms, total_duration_ms, approval_wait_ms,
                     proxy_compute_ms, flagged_destructive, dry_run, record_kind, origin,
                     metadata, protocol_version, created_at, plugins, response_truncated
-                ) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL,
+                ) VALUES (?1, ?2, ?3, ?4, ?27, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL,
                           ?13, ?14, ?15, ?16, ?17, 0, ?18, ?19, ?20, ?21, ?22, NULL, ?23, ?24,
                           ?25, ?26)",
             )?;
@@ -93,6 +93,7 @@ impl AuditStore {
                     created_at,
                     r.plugins,
                     r.response_truncated,
+                    r.agent_id,
                 ])?;
             }
         }

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::IdentitySource;
@@ -70,23 +69,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// `clientinfo:<name>@<version|unknown>` from `params._meta`.
 fn client_info(params: Option<&RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Params {
-        #[serde(rename = "_meta")]
-        meta: Option<Meta>,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(rename = "io.modelcontextprotocol/clientInfo")]
-        client_info: Option<ClientInfo>,
-    }
-    #[derive(Deserialize)]
-    struct ClientInfo {
-        name: Option<String>,
-        version: Option<String>,
-    }
-    let params: Params = serde_json::from_str(params?.get()).ok()?;
-    let info = params.meta?.client_info?;
+    let info = super::agents::meta_client_info(params)?;
     let name = info.name.filter(|n| !n.trim().is_empty())?;
     let version = info
         .version

@@ -2,6 +2,7 @@
 //! an open `/healthz` for container health checks. Operator endpoints are
 //! never mounted here: this port faces agents.
 
+mod agents;
 mod identity;
 mod jsonrpc;
 mod listener;
@@ -57,6 +58,7 @@ impl McpServer {
             pipeline,
             runtime,
             identity: identity::Identity::new(&config.session.identity),
+            agents: agents::Agents::default(),
             audit,
             environment: config.environment.clone(),
             tools: Arc::default(),

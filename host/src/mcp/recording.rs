@@ -30,6 +30,8 @@ pub(super) struct CallFacts<'a> {
     pub tool: &'a str,
     pub arguments: Option<&'a str>,
     pub session: Option<(&'a str, &'static str)>,
+    /// The client's `clientInfo`, when known.
+    pub agent: Option<&'a str>,
     pub environment: Option<&'a str>,
     pub stages: &'a str,
 }
@@ -46,6 +48,7 @@ impl CallAudit {
             timestamp: iso_at(started),
             session_id: facts.session.map(|(s, _)| s.to_owned()),
             session_source: facts.session.map(|(_, source)| source),
+            agent_id: facts.agent.map(str::to_owned),
             environment: facts.environment.map(str::to_owned),
             tool_name: facts.tool.to_owned(),
             tool_input: audit.tool_input(facts.arguments),

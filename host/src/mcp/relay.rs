@@ -63,6 +63,8 @@ pub struct Relay {
     pub(super) runtime: Arc<Runtime>,
     /// Resolves each call's governance session.
     pub(super) identity: super::identity::Identity,
+    /// Which agent each MCP session belongs to, for the audit trail.
+    pub(super) agents: super::agents::Agents,
     pub(super) audit: Arc<Audit>,
     /// helio.yaml's `environment`, for audit records.
     pub(super) environment: Option<String>,
@@ -183,6 +185,9 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     if is_request && envelope.method.as_deref() == Some("tools/list") {
         observer = Some(Observer::ToolList(relay.tools.clone()));
     }
+    let introduced = (is_request && envelope.method.as_deref() == Some("initialize"))
+        .then(|| super::agents::of_initialize(envelope.params))
+        .flatten();
 
     let upstream = &relay.upstream;
     let mut request = upstream.request(
@@ -211,6 +216,9 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
     };
     if let Some(observer) = &mut observer {
         observer.head(response.status());
+    }
+    if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
+        relay.agents.remember(session, agent);
     }
     if !is_event_stream(response.headers()) {
         return buffered(response, reply_id.as_deref(), timeout, deadline, observer).await;
@@ -329,6 +337,7 @@ fn govern(
             tool: &call.name,
             arguments: call.arguments.as_deref().map(RawValue::get),
             session: session.as_ref().map(|(s, source)| (&**s, *source)),
+            agent: relay.agents.of_call(headers, envelope.params).as_deref(),
             environment: relay.environment.as_deref(),
             stages: pipeline.stage_names(),
         },
@@ -474,6 +483,7 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) 
 }
 
 pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+    relay.agents.forget(request.headers());
     let upstream = &relay.upstream;
     let request = upstream.request(
         Method::DELETE,

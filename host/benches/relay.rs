@@ -541,11 +541,11 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
     let one_call = time(&plugins, &bare, None, false);
     let stateful_plugins =
         helio::plugins::Runtime::new(grounded_state(database)).expect("plugin runtime");
-    let stateful = build_pipeline(
+    let stateful_pipeline = build_pipeline(
         &bench_config("http://127.0.0.1:9/mcp", stateful_policy),
         &stateful_plugins,
     );
-    let stateful = time(&stateful_plugins, &stateful, Some(SESSION), true);
+    let stateful = time(&stateful_plugins, &stateful_pipeline, Some(SESSION), true);
     println!(
         "stage chain alone (rules component, 20 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
         chain.percentile(0.50),
@@ -560,6 +560,35 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
         "stateful chain alone (3 stages, holds committed to SQLite, settled): p50 {:.2} µs, p99 {:.2} µs",
         stateful.percentile(0.50),
         stateful.percentile(0.99)
+    );
+
+    // The audit's view of that call: what the stages checked, as JSON text
+    // (written by the audit writer thread, off the request path).
+    let decided = stateful_pipeline.evaluate(
+        &stateful_plugins,
+        "lookup_order".into(),
+        read_only,
+        Some(arguments.clone()),
+        Some(SESSION.into()),
+    );
+    let mut chain = Vec::with_capacity(20_000);
+    let mut bytes = 0;
+    for _ in 0..20_000 {
+        let t0 = Instant::now();
+        let text =
+            helio::plugins::checks::evidence_chain(&decided.checks, None).unwrap_or_default();
+        chain.push(t0.elapsed().as_secs_f64() * 1e6);
+        bytes = text.len();
+    }
+    let chain = Sample {
+        latencies_us: chain,
+        elapsed: Duration::ZERO,
+    };
+    println!(
+        "its audit evidence_chain ({} checks, {bytes} bytes of JSON): p50 {:.2} µs, p99 {:.2} µs",
+        decided.checks.len(),
+        chain.percentile(0.50),
+        chain.percentile(0.99)
     );
 }
 

@@ -75,11 +75,6 @@ impl Audit {
         })
     }
 
-    /// Whether records are kept (not `helio demo`'s or a bare benchmark's).
-    pub fn is_enabled(&self) -> bool {
-        self.writer.is_some()
-    }
-
     /// Queues a record; waits if the writer is behind.
     pub fn record(&self, record: AuditRecord) {
         if let Some(writer) = &self.writer {

@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::plugins::checks::{evidence_chain, Check};
+
 /// A governed call's record. JSON-valued fields hold JSON text.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditRecord {
@@ -25,8 +27,12 @@ pub struct AuditRecord {
     pub matched_rule: Option<String>,
     pub matched_rule_index: Option<u32>,
     /// What the stages checked, and the block's `data` or the dry run's
-    /// report (JSON).
+    /// report (JSON): built by the writer from `checks` and `outcome`.
     pub evidence_chain: Option<String>,
+    /// What the stages read or took in governance state.
+    pub checks: Vec<Check>,
+    /// `("blocked", data)` or `("dry_run", report)`.
+    pub outcome: Option<(&'static str, Value)>,
     /// The upstream's response (JSON), cut at `MAX_RESPONSE_BYTES`.
     pub upstream_response: Option<String>,
     pub response_truncated: bool,
@@ -49,6 +55,15 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// Writes `evidence_chain` from `checks` and `outcome` (on the writer
+    /// thread, off the request path).
+    pub fn finish_chain(&mut self) {
+        if self.evidence_chain.is_none() {
+            let outcome = self.outcome.as_ref().map(|(name, value)| (*name, value));
+            self.evidence_chain = evidence_chain(&self.checks, outcome);
+        }
+    }
+
     /// The record as the operator API shows it (JSON columns parsed,
     /// booleans as booleans), with the time it was written.
     pub fn to_json(&self, created_at: &str) -> Value {

@@ -117,7 +117,10 @@ impl AuditStore {
 impl Sink for AuditStore {
     type Item = AuditRecord;
 
-    fn write(&mut self, batch: Vec<AuditRecord>) -> Result<(), String> {
+    fn write(&mut self, mut batch: Vec<AuditRecord>) -> Result<(), String> {
+        for record in &mut batch {
+            record.finish_chain();
+        }
         let created_at = self.insert(&batch).map_err(|e| e.to_string())?;
         self.publish(&batch, &created_at);
         if self.checkpointer.catch_up() {

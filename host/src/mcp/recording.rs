@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::audit::{new_id, Audit, AuditRecord};
-use crate::plugins::{checks, Check, Decision};
+use crate::plugins::{Check, Decision};
 
 use super::upstream::MCP_PROTOCOL_VERSION;
 
@@ -17,9 +17,6 @@ use super::upstream::MCP_PROTOCOL_VERSION;
 pub(super) struct CallAudit {
     audit: Arc<Audit>,
     record: AuditRecord,
-    /// The `evidence_chain` in the making: what the stages checked, then
-    /// the block or the dry-run report.
-    chain: Map<String, Value>,
     started: Instant,
     upstream_started: Option<Instant>,
     done: bool,
@@ -62,7 +59,6 @@ impl CallAudit {
         Self {
             audit: audit.clone(),
             record,
-            chain: Map::new(),
             started,
             upstream_started: None,
             done: false,
@@ -71,16 +67,14 @@ impl CallAudit {
 
     /// What the stages checked in governance state, and whether the call
     /// is flagged as destructive (the rest of the decision follows).
-    pub fn checked(&mut self, checks: &[Check], flagged_destructive: bool) {
+    pub fn checked(&mut self, checks: Vec<Check>, flagged_destructive: bool) {
         self.record.flagged_destructive = flagged_destructive;
-        if self.audit.is_enabled() {
-            self.chain = checks::chain_sections(checks);
-        }
+        self.record.checks = checks;
     }
 
     /// The chain blocked the call with this error `data`.
     pub fn blocked(mut self, data: &Value) {
-        self.chain.insert("blocked".into(), data.clone());
+        self.record.outcome = Some(("blocked", data.clone()));
         let r = &mut self.record;
         r.policy_decision = text(data, "action").unwrap_or_else(|| "deny".into());
         r.block_reason = text(data, "reason");
@@ -94,7 +88,7 @@ impl CallAudit {
 
     /// The call was simulated; `report` is what the agent got.
     pub fn simulated(mut self, report: &Value) {
-        self.chain.insert("dry_run".into(), report.clone());
+        self.record.outcome = Some(("dry_run", report.clone()));
         let r = &mut self.record;
         r.policy_decision = "dry_run".into();
         r.dry_run = true;
@@ -143,9 +137,6 @@ impl CallAudit {
         r.total_duration_ms = total;
         r.upstream_latency_ms = upstream;
         r.proxy_compute_ms = (total - upstream.unwrap_or(0.0)).max(0.0);
-        if !self.chain.is_empty() {
-            r.evidence_chain = Some(Value::Object(std::mem::take(&mut self.chain)).to_string());
-        }
         self.audit.record(std::mem::take(&mut self.record));
     }
 }

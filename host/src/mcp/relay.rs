@@ -349,7 +349,7 @@ fn govern(
         call.arguments,
         session.map(|(s, _)| s),
     );
-    audit.checked(&decided.checks, decided.flagged_destructive);
+    audit.checked(decided.checks, decided.flagged_destructive);
     match decided.outcome {
         Outcome::Forward => {
             audit.forwarding(decided.decision.as_ref());

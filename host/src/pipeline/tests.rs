@@ -349,8 +349,10 @@ fn the_decision_reports_what_the_stages_checked_allowed_or_blocked() {
             Some("checker".into()),
         )
     };
-    let sections =
-        |decided: &Decided| Value::Object(crate::plugins::checks::chain_sections(&decided.checks));
+    let sections = |decided: &Decided| -> Value {
+        let text = crate::plugins::checks::evidence_chain(&decided.checks, None).expect("checks");
+        serde_json::from_str(&text).expect("JSON")
+    };
 
     let allowed = call();
     assert_eq!(allowed.outcome, Outcome::Forward);

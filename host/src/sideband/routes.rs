@@ -128,7 +128,7 @@ pub(super) async fn post_context(
     let value = fields.take_value("value")?;
     sideband
         .blocking("/context", move |state| {
-            state.set_context(&session, &key, value)
+            state.set_context(&session, &key, value, crate::state::now_ms())
         })
         .await?
         .map_err(|error| write_failed("/context", &error))?;

@@ -491,7 +491,7 @@ impl StateStore for FailingWrites {
     fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus {
         self.0.evidence_status(session, key, now)
     }
-    fn set_context(&self, _: &str, _: &str, _: Value) -> Result<(), PersistError> {
+    fn set_context(&self, _: &str, _: &str, _: Value, _: u64) -> Result<(), PersistError> {
         Err(write_error())
     }
     fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {

@@ -15,6 +15,13 @@ use crate::batch::BatchWriter;
 /// this long, then forgotten.
 const EXPIRED_EVIDENCE_KEPT_MS: u64 = 60 * 60 * 1000;
 
+/// A session with no activity (evidence or context written, a call
+/// completed) for this long and no unexpired evidence is forgotten: its
+/// completed calls and context go, as in the original Helio (a dependency
+/// chain lives with its session). Without this, every session an agent
+/// ever used would stay in memory and on disk.
+pub(super) const SESSION_IDLE_MS: u64 = 60 * 60 * 1000;
+
 #[derive(Debug, Clone)]
 struct Entry {
     id: u64,
@@ -103,6 +110,43 @@ struct Sessions {
     evidence: HashMap<String, HashMap<String, Evidence>>,
     context: HashMap<String, HashMap<String, serde_json::Value>>,
     completed: HashMap<String, HashMap<String, Completion>>,
+    /// When each session last did something.
+    active_ms: HashMap<String, u64>,
+}
+
+impl Sessions {
+    fn touch(&mut self, session: &str, at: u64) {
+        match self.active_ms.get_mut(session) {
+            Some(last) => *last = (*last).max(at),
+            None => {
+                self.active_ms.insert(session.to_owned(), at);
+            }
+        }
+    }
+
+    /// Removes the sessions idle since before `now - SESSION_IDLE_MS` that
+    /// hold no unexpired evidence; returns them.
+    fn forget_idle(&mut self, now: u64) -> Vec<String> {
+        let evidence = &self.evidence;
+        let idle: Vec<String> = self
+            .active_ms
+            .iter()
+            .filter(|(session, at)| {
+                at.saturating_add(SESSION_IDLE_MS) <= now
+                    && !evidence
+                        .get(*session)
+                        .is_some_and(|keys| keys.values().any(|e| e.expires_ms > now))
+            })
+            .map(|(session, _)| session.clone())
+            .collect();
+        for session in &idle {
+            self.active_ms.remove(session);
+            self.evidence.remove(session);
+            self.context.remove(session);
+            self.completed.remove(session);
+        }
+        idle
+    }
 }
 
 pub struct LocalStore {
@@ -152,6 +196,7 @@ impl LocalStore {
         }
         let mut sessions = Sessions::default();
         for (session, evidence) in loaded.evidence {
+            sessions.touch(&session, evidence.recorded_ms);
             sessions
                 .evidence
                 .entry(session)
@@ -159,6 +204,8 @@ impl LocalStore {
                 .insert(evidence.key.clone(), evidence);
         }
         for (session, key, value) in loaded.context {
+            // Context carries no time: it counts as fresh at start.
+            sessions.touch(&session, now);
             sessions
                 .context
                 .entry(session)
@@ -166,6 +213,7 @@ impl LocalStore {
                 .insert(key, value);
         }
         for (session, tool, completion) in loaded.completed {
+            sessions.touch(&session, completion.at_ms);
             sessions
                 .completed
                 .entry(session)
@@ -378,6 +426,7 @@ impl StateStore for LocalStore {
     fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError> {
         self.persist_now(Change::Evidence(session.to_owned(), evidence.clone()))?;
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        sessions.touch(session, evidence.recorded_ms);
         sessions
             .evidence
             .entry(session.to_owned())
@@ -400,6 +449,7 @@ impl StateStore for LocalStore {
         session: &str,
         key: &str,
         value: serde_json::Value,
+        now: u64,
     ) -> Result<(), PersistError> {
         self.persist_now(Change::Context(
             session.to_owned(),
@@ -407,6 +457,7 @@ impl StateStore for LocalStore {
             value.clone(),
         ))?;
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        sessions.touch(session, now);
         sessions
             .context
             .entry(session.to_owned())
@@ -418,6 +469,7 @@ impl StateStore for LocalStore {
     fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
         let completion = {
             let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+            sessions.touch(session, now);
             let slot = sessions
                 .completed
                 .entry(session.to_owned())
@@ -472,16 +524,21 @@ impl StateStore for LocalStore {
             window.prune(now);
             !window.entries.is_empty()
         });
-        {
+        let forgotten = {
             let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
             sessions.evidence.retain(|_, keys| {
                 keys.retain(|_, e| e.expires_ms.saturating_add(EXPIRED_EVIDENCE_KEPT_MS) > now);
                 !keys.is_empty()
             });
+            sessions.forget_idle(now)
+        };
+        if !forgotten.is_empty() {
+            tracing::debug!(sessions = forgotten.len(), "forgot idle sessions");
         }
         let sweep = Change::Sweep {
             now,
             evidence_before: now.saturating_sub(EXPIRED_EVIDENCE_KEPT_MS),
+            forgotten,
         };
         if let Err(error) = self.persist(sweep) {
             tracing::warn!(%error, "state sweep failed; retrying at the next one");

@@ -162,6 +162,7 @@ pub trait StateStore: Send + Sync {
         session: &str,
         key: &str,
         value: serde_json::Value,
+        now: u64,
     ) -> Result<(), PersistError>;
 
     /// Records that `session` completed a call of `tool`.
@@ -171,7 +172,8 @@ pub trait StateStore: Send + Sync {
 
     fn session_state(&self, session: &str, now: u64) -> SessionState;
 
-    /// Drops what has aged out (windows, long-expired evidence).
+    /// Drops what has aged out: windows, long-expired evidence, and idle
+    /// sessions (their completed calls and context).
     fn sweep(&self, now: u64);
 
     /// Every live window, ledger and pot.

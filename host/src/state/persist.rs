@@ -47,7 +47,12 @@ pub(super) enum Change {
     Evidence(String, Evidence),
     Context(String, String, serde_json::Value),
     Completion(String, String, Completion),
-    Sweep { now: u64, evidence_before: u64 },
+    Sweep {
+        now: u64,
+        evidence_before: u64,
+        /// Idle sessions whose context and completed calls go.
+        forgotten: Vec<String>,
+    },
 }
 
 impl Sink for Persist {
@@ -156,7 +161,8 @@ impl Persist {
                 Change::Sweep {
                     now,
                     evidence_before,
-                } => sweep(&tx, *now, *evidence_before)?,
+                    forgotten,
+                } => sweep(&tx, *now, *evidence_before, forgotten)?,
             }
         }
         tx.commit()?;
@@ -325,9 +331,20 @@ fn upsert_completion(
     Ok(())
 }
 
-/// Deletes ledger rows out of their window and evidence that expired
-/// before `evidence_before`.
-fn sweep(tx: &Transaction<'_>, now: u64, evidence_before: u64) -> Result<(), PersistError> {
+/// Deletes ledger rows out of their window, evidence that expired before
+/// `evidence_before`, and what the `forgotten` sessions held.
+fn sweep(
+    tx: &Transaction<'_>,
+    now: u64,
+    evidence_before: u64,
+    forgotten: &[String],
+) -> Result<(), PersistError> {
+    for table in ["state_context", "state_completed", "state_evidence"] {
+        let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE session = ?1"))?;
+        for session in forgotten {
+            delete.execute([session])?;
+        }
+    }
     tx.execute(
         "DELETE FROM state_ledger WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
         [to_i64(now)],

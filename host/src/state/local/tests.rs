@@ -217,3 +217,51 @@ fn busy_pots_keep_exact_totals_and_recent_refunds() {
     let (w, _) = store.spend_reserve("pot", dec("0"), dec("1000"), None, 0);
     assert_eq!(w.spent, dec("45.95"));
 }
+
+#[test]
+fn idle_sessions_are_forgotten_with_their_completed_calls_and_context() {
+    let path = temp_db("idle");
+    let store = LocalStore::open(&path, 0).expect("open");
+    store.record_completion("idle", "lookup_order", true, 1_000);
+    store
+        .set_context("idle", "ticket", serde_json::json!("T-1"), 2_000)
+        .expect("context");
+    store.record_completion("busy", "lookup_order", true, 1_000);
+    store.record_completion("busy", "lookup_order", true, SESSION_IDLE_MS);
+    // Idle, but holding evidence that has not expired: kept.
+    store
+        .record_evidence(
+            "grounded",
+            Evidence {
+                key: "ticket".into(),
+                data: serde_json::Value::Null,
+                tool_name: "t".into(),
+                recorded_ms: 0,
+                expires_ms: 10 * SESSION_IDLE_MS,
+            },
+        )
+        .expect("evidence");
+    store.record_completion("grounded", "lookup_order", true, 0);
+
+    store.sweep(2_000 + SESSION_IDLE_MS - 1);
+    assert!(store.completed("idle", "lookup_order").is_some());
+
+    let later = 2_000 + SESSION_IDLE_MS;
+    store.sweep(later);
+    assert_eq!(store.completed("idle", "lookup_order"), None);
+    assert_eq!(store.session_state("idle", later), SessionState::default());
+    assert!(store.completed("busy", "lookup_order").is_some());
+    assert!(store.completed("grounded", "lookup_order").is_some());
+    store.flush().expect("flush");
+    drop(store);
+
+    // Forgotten on disk too.
+    let store = LocalStore::open(&path, later).expect("reopen");
+    assert_eq!(store.completed("idle", "lookup_order"), None);
+    assert_eq!(store.session_state("idle", later), SessionState::default());
+    assert!(store.completed("busy", "lookup_order").is_some());
+    // A session active again starts a new idle period.
+    store.record_completion("idle", "lookup_order", false, later);
+    store.sweep(later + SESSION_IDLE_MS - 1);
+    assert!(store.completed("idle", "lookup_order").is_some());
+}

@@ -86,7 +86,7 @@ impl Launch {
             None
         };
         let active = Active::new(self.pipeline);
-        spawn_state_sweep(self.plugins.state().clone());
+        spawn_state_sweep(self.plugins.state().clone(), active.clone());
         crate::audit::retention::spawn(
             c.audit.path.clone().into(),
             c.audit.retention,
@@ -210,14 +210,22 @@ fn sdk_token() -> anyhow::Result<SdkToken> {
     }
 }
 
-fn spawn_state_sweep(state: Arc<dyn StateStore>) {
+/// Every minute: what left its window, long-expired evidence, idle
+/// sessions, and idle session pots (by the current policy's `idle_ttl`).
+fn spawn_state_sweep(state: Arc<dyn StateStore>, active: Active) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(STATE_SWEEP_INTERVAL);
         every.tick().await;
         loop {
             every.tick().await;
             let state = state.clone();
-            let _ = tokio::task::spawn_blocking(move || state.sweep(now_ms())).await;
+            let pipeline = active.current();
+            let _ = tokio::task::spawn_blocking(move || {
+                let now = now_ms();
+                state.sweep(now);
+                state.forget_idle_pots(now, &|key| pipeline.pot_idle_ms(key));
+            })
+            .await;
         }
     });
 }

@@ -54,8 +54,6 @@ const PENDING: &[Pending] = &[
     pending("policies.install"),
     pending("approval"),
     pending("sdk.evaluation_ttl"),
-    // Not collecting an idle session's pot keeps its spend: the strict side.
-    pending("budgets.idle_ttl"),
 ];
 
 /// The accepted-but-not-yet-enforced keys this configuration sets.

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::config::{self, Config, Issue, PluginPosition};
+use crate::plugins::checks::LimitKey;
 use crate::plugins::{
     self, builtin, Annotations, Check, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
@@ -39,6 +40,9 @@ struct ChainStage {
     is_rules: bool,
 }
 
+/// `budgets[].idle_ttl` when the file does not set it (the original's).
+pub const DEFAULT_POT_IDLE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 /// Time and memory bounds of the built-in stages.
 const BUILTIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 const BUILTIN_MEMORY: usize = 64 << 20;
@@ -60,6 +64,8 @@ pub struct Pipeline {
     evidence_keys: Arc<BTreeSet<String>>,
     /// `["rules","budgets",…]`.
     stage_names: String,
+    /// `budgets[].idle_ttl` of `window: session` budgets, by name (ms).
+    pot_idle_ms: std::collections::HashMap<String, u64>,
 }
 
 impl Pipeline {
@@ -164,6 +170,18 @@ impl Pipeline {
             environment: config.environment.as_deref().map(Arc::from),
             refusal: refusal(config),
             rule_count: config.policies.rules.len(),
+            pot_idle_ms: config
+                .budgets
+                .iter()
+                .filter(|b| b.window == config::BudgetWindow::Session)
+                .map(|b| {
+                    let ttl = b.idle_ttl.unwrap_or(DEFAULT_POT_IDLE_TTL);
+                    (
+                        b.name.clone(),
+                        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+                    )
+                })
+                .collect(),
             evidence_keys: Arc::new(
                 config
                     .policies
@@ -281,6 +299,24 @@ impl Pipeline {
             checks,
             flagged_destructive,
         }
+    }
+
+    /// How long a pot of governance state may sit idle before it is
+    /// collected (`StateStore::forget_idle_pots`): a budgets-stage pot of one
+    /// session (`budgets/budget:<name>:<fp>:session:<id>`) after its
+    /// budget's `idle_ttl`, or [`DEFAULT_POT_IDLE_TTL`] when that budget is no
+    /// longer configured or no longer per session (its pots only go stale).
+    /// Other pots are kept.
+    pub fn pot_idle_ms(&self, scoped_key: &str) -> Option<u64> {
+        let key = LimitKey::read(scoped_key)?;
+        if key.kind != "budget" || !key.bucket.starts_with("session:") {
+            return None;
+        }
+        Some(
+            self.pot_idle_ms.get(key.name).copied().unwrap_or_else(|| {
+                u64::try_from(DEFAULT_POT_IDLE_TTL.as_millis()).unwrap_or(u64::MAX)
+            }),
+        )
     }
 
     /// The names of the chain's stages, as a JSON list (for the audit trail).

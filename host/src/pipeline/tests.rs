@@ -408,3 +408,26 @@ fn destructive_tools_no_rule_matched_are_flagged_under_flag_destructive_log() {
             .flagged_destructive
     );
 }
+
+#[test]
+fn session_pots_are_collected_after_their_budgets_idle_ttl() {
+    let p = pipeline(
+        "budgets:\n  - name: per-run\n    limit: 10\n    currency: EUR\n    window: session\n    key: session\n    idle_ttl: 2h\n    contributors:\n      - match: { tool: pay }\n        field: a\n  - name: hourly\n    limit: 10\n    currency: EUR\n    window: 1h\n    key: session\n    contributors:\n      - match: { tool: pay }\n        field: a\n",
+    );
+    assert_eq!(
+        p.pot_idle_ms("budgets/budget:per-run:0a1b:session:s1"),
+        Some(2 * 3_600_000)
+    );
+    // A budget no longer configured per session: its pots only go stale.
+    assert_eq!(
+        p.pot_idle_ms("budgets/budget:retired:0a1b:session:s1"),
+        Some(DEFAULT_POT_IDLE_TTL.as_millis() as u64)
+    );
+    assert_eq!(
+        p.pot_idle_ms("budgets/budget:hourly:0a1b:session:s1"),
+        Some(DEFAULT_POT_IDLE_TTL.as_millis() as u64)
+    );
+    assert_eq!(p.pot_idle_ms("budgets/budget:per-run:0a1b:global"), None);
+    assert_eq!(p.pot_idle_ms("rules/spend:cap:0a1b:session:s1"), None);
+    assert_eq!(p.pot_idle_ms("card-guard/exposure"), None);
+}

@@ -507,6 +507,10 @@ impl StateStore for FailingWrites {
         self.0.sweep(now)
     }
 
+    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
+        self.0.forget_idle_pots(now, idle_after)
+    }
+
     fn windows(&self, now: u64) -> Vec<crate::state::WindowSnapshot> {
         self.0.windows(now)
     }

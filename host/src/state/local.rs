@@ -545,6 +545,34 @@ impl StateStore for LocalStore {
         }
     }
 
+    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
+        let mut forgotten = Vec::new();
+        self.windows().retain(|key, window| {
+            if window.window_ms.is_some() || window.entries.iter().any(|e| !e.committed) {
+                return true;
+            }
+            let Some(idle) = idle_after(key) else {
+                return true;
+            };
+            let last = window.entries.back().map_or(0, |e| e.at_ms);
+            let keep = last.saturating_add(idle) > now;
+            if !keep {
+                forgotten.push(key.to_string());
+            }
+            keep
+        });
+        let count = forgotten.len();
+        if count > 0 {
+            tracing::debug!(pots = count, "forgot idle pots");
+            if let Err(error) = self.persist(Change::ForgetKeys(forgotten)) {
+                // Forgotten in memory; on disk they come back at a restart
+                // and are collected again. Keeping spend is the safe side.
+                tracing::warn!(%error, "could not remove idle pots from disk");
+            }
+        }
+        count
+    }
+
     fn windows(&self, now: u64) -> Vec<WindowSnapshot> {
         let mut windows = self.windows();
         let mut out: Vec<WindowSnapshot> = windows

@@ -176,6 +176,11 @@ pub trait StateStore: Send + Sync {
     /// sessions (their completed calls and context).
     fn sweep(&self, now: u64);
 
+    /// Collects pots that never replenish (no window) once idle: a pot is
+    /// forgotten when `idle_after(key)` gives a duration and its last charge
+    /// is older than that (and no call holds part of it). Returns how many.
+    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize;
+
     /// Every live window, ledger and pot.
     fn windows(&self, now: u64) -> Vec<WindowSnapshot>;
 

@@ -47,6 +47,8 @@ pub(super) enum Change {
     Evidence(String, Evidence),
     Context(String, String, serde_json::Value),
     Completion(String, String, Completion),
+    /// Pots collected as idle: every ledger row of these keys goes.
+    ForgetKeys(Vec<String>),
     Sweep {
         now: u64,
         evidence_before: u64,
@@ -158,6 +160,7 @@ impl Persist {
                 Change::Completion(session, tool, completion) => {
                     upsert_completion(&tx, session, tool, *completion)?
                 }
+                Change::ForgetKeys(keys) => forget_keys(&tx, keys)?,
                 Change::Sweep {
                     now,
                     evidence_before,
@@ -328,6 +331,14 @@ fn upsert_completion(
         i64::from(c.succeeded),
         to_i64(c.at_ms)
     ])?;
+    Ok(())
+}
+
+fn forget_keys(tx: &Transaction<'_>, keys: &[String]) -> Result<(), PersistError> {
+    let mut delete = tx.prepare_cached("DELETE FROM state_ledger WHERE key = ?1")?;
+    for key in keys {
+        delete.execute([key])?;
+    }
     Ok(())
 }
 

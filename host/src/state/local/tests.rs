@@ -265,3 +265,38 @@ fn idle_sessions_are_forgotten_with_their_completed_calls_and_context() {
     store.sweep(later + SESSION_IDLE_MS - 1);
     assert!(store.completed("idle", "lookup_order").is_some());
 }
+
+#[test]
+fn idle_pots_are_collected_in_memory_and_on_disk() {
+    let path = temp_db("pots");
+    let idle = "budgets/budget:trip:fp:session:idle";
+    let held = "budgets/budget:trip:fp:session:held";
+    let global = "budgets/budget:trip:fp:global";
+    let idle_after = |key: &str| key.contains(":session:").then_some(10_000);
+    {
+        let store = LocalStore::open(&path, 0).expect("open");
+        for key in [idle, held, global] {
+            let (_, hold) = store.spend_reserve(key, dec("30"), dec("100"), None, 1_000);
+            store.commit(&[hold.expect("hold")]).expect("commit");
+        }
+        // A call is in flight on `held`: its pot is not collected under it.
+        let (_, in_flight) = store.spend_reserve(held, dec("1"), dec("100"), None, 1_000);
+        assert!(in_flight.is_some());
+
+        assert_eq!(store.forget_idle_pots(10_999, &idle_after), 0);
+        assert_eq!(store.forget_idle_pots(11_000, &idle_after), 1);
+        let (w, _) = store.spend_reserve(idle, dec("0"), dec("100"), None, 11_000);
+        assert_eq!(w.spent, dec("0"), "a returning session starts a fresh pot");
+        store.flush().expect("flush");
+    }
+    let store = LocalStore::open(&path, 11_000).expect("reopen");
+    let spent = |key: &str| {
+        store
+            .spend_reserve(key, dec("0"), dec("100"), None, 11_000)
+            .0
+            .spent
+    };
+    assert_eq!(spent(idle), dec("0"), "gone from disk too");
+    assert_eq!(spent(held), dec("30"));
+    assert_eq!(spent(global), dec("30"), "no idle rule for it: kept");
+}

@@ -72,7 +72,7 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     assert echo["session_id"] == "audited" and echo["session_source"] == "header"
     assert echo["environment"] == "staging" and echo["origin"] == "mcp" and echo["record_kind"] == "tool_call"
     # The agent, as it introduced itself in `initialize` (clientInfo), for every call of its session.
-    assert {r["agent_id"] for r in records if not r["tool_name"].startswith("<")} == {"helio-e2e-raw@0.0.1"}
+    assert {r["agent_id"] for r in records if r["tool_name"] != "<origin_rejected>"} == {"helio-e2e-raw@0.0.1"}
     stored = json.loads(echo["tool_input"])
     assert stored["text"] == marker
     assert stored["card"]["number"] == "[REDACTED]" and stored["password"] == "[REDACTED]"
@@ -100,6 +100,7 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     assert "deliberate failure" in failed["upstream_response"]
 
     assert by_tool["<nameless>"]["block_reason"] == "missing_tool_name"
+    assert by_tool["<nameless>"]["session_id"] == "audited"
     assert marker in by_tool["<nameless>"]["tool_input"]
     assert by_tool["<origin_rejected>"]["block_reason"] == "origin_not_allowed"
     assert all(r["policy_decision"] == "rejected" for r in (by_tool["<nameless>"], by_tool["<origin_rejected>"]))

@@ -155,18 +155,31 @@ impl Drop for CallAudit {
 
 /// A request refused before any policy ran (a disallowed Origin, a
 /// `tools/call` without a tool name).
-pub(super) fn rejected(
-    audit: &Audit,
-    started: Instant,
-    headers: &HeaderMap,
-    tool_name: &str,
-    reason: &str,
-    tool_input: String,
-) {
+pub(super) struct Rejection<'a> {
+    pub tool_name: &'a str,
+    pub reason: &'a str,
+    pub tool_input: String,
+    /// The governance session, when it resolved.
+    pub session: Option<(&'a str, &'static str)>,
+    /// The client's `clientInfo`, when known.
+    pub agent: Option<&'a str>,
+}
+
+pub(super) fn rejected(audit: &Audit, started: Instant, headers: &HeaderMap, r: Rejection<'_>) {
+    let Rejection {
+        tool_name,
+        reason,
+        tool_input,
+        session,
+        agent,
+    } = r;
     let total = started.elapsed().as_secs_f64() * 1e3;
     audit.record(AuditRecord {
         id: new_id(),
         timestamp: iso_at(started),
+        session_id: session.map(|(s, _)| s.to_owned()),
+        session_source: session.map(|(_, source)| source),
+        agent_id: agent.map(str::to_owned),
         tool_name: tool_name.into(),
         tool_input,
         policy_decision: "rejected".into(),

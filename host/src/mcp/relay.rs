@@ -31,7 +31,7 @@ use crate::plugins::Runtime;
 use crate::state::{CallOutcome, Settlement};
 
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
-use super::recording::{self, CallAudit, CallFacts};
+use super::recording::{self, CallAudit, CallFacts, Rejection};
 use super::sse::EventScanner;
 use super::tools::ToolCatalog;
 use super::upstream::{
@@ -91,9 +91,14 @@ impl Relay {
                     &self.audit,
                     Instant::now(),
                     headers,
-                    "<origin_rejected>",
-                    "origin_not_allowed",
-                    json!({ "origin": String::from_utf8_lossy(origin.as_bytes()) }).to_string(),
+                    Rejection {
+                        tool_name: "<origin_rejected>",
+                        reason: "origin_not_allowed",
+                        tool_input: json!({ "origin": String::from_utf8_lossy(origin.as_bytes()) })
+                            .to_string(),
+                        session: None,
+                        agent: self.agents.of_call(headers, None).as_deref(),
+                    },
                 );
                 return Some(error_response(
                     StatusCode::FORBIDDEN,
@@ -310,13 +315,18 @@ fn govern(
         let raw_params = envelope
             .params
             .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
+        let session = relay.identity.resolve(headers, envelope.params);
         recording::rejected(
             &relay.audit,
             started,
             headers,
-            "<nameless>",
-            "missing_tool_name",
-            json!({ "raw_params": raw_params }).to_string(),
+            Rejection {
+                tool_name: "<nameless>",
+                reason: "missing_tool_name",
+                tool_input: json!({ "raw_params": raw_params }).to_string(),
+                session: session.as_ref().map(|(s, source)| (&**s, *source)),
+                agent: relay.agents.of_call(headers, envelope.params).as_deref(),
+            },
         );
         return Governed::Answer(error_response(
             StatusCode::OK,

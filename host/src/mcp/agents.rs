@@ -59,18 +59,20 @@ impl ClientInfo {
     }
 }
 
-/// The `clientInfo` a call carries in `params._meta`
+/// A request's `params._meta`, as far as Helio reads it.
+#[derive(Deserialize)]
+pub(super) struct Meta {
+    #[serde(rename = "io.modelcontextprotocol/clientInfo")]
+    pub client_info: Option<ClientInfo>,
+}
+
+/// The `clientInfo` a request carries in `params._meta`
 /// (`io.modelcontextprotocol/clientInfo`), if any.
 pub(super) fn meta_client_info(params: Option<&RawValue>) -> Option<ClientInfo> {
     #[derive(Deserialize)]
     struct Params {
         #[serde(rename = "_meta")]
         meta: Option<Meta>,
-    }
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(rename = "io.modelcontextprotocol/clientInfo")]
-        client_info: Option<ClientInfo>,
     }
     let params: Params = serde_json::from_str(params?.get()).ok()?;
     params.meta?.client_info
@@ -116,10 +118,10 @@ impl Agents {
         }
     }
 
-    /// The agent making a call: its own `_meta` first, then its session's
-    /// `initialize`.
-    pub fn of_call(&self, headers: &HeaderMap, params: Option<&RawValue>) -> Option<Arc<str>> {
-        if let Some(label) = meta_client_info(params).and_then(|info| info.label()) {
+    /// The agent making a call: what the call itself states (`_meta`)
+    /// first, then its session's `initialize`.
+    pub fn of_call(&self, headers: &HeaderMap, stated: Option<&ClientInfo>) -> Option<Arc<str>> {
+        if let Some(label) = stated.and_then(ClientInfo::label) {
             return Some(label);
         }
         let session = session_of(headers)?;
@@ -172,8 +174,11 @@ mod tests {
         let meta = raw(
             r#"{"name":"t","_meta":{"io.modelcontextprotocol/clientInfo":{"name":"  bot ","version":""}}}"#,
         );
+        let stated = meta_client_info(Some(&meta));
         assert_eq!(
-            agents.of_call(&with_session("s"), Some(&meta)).as_deref(),
+            agents
+                .of_call(&with_session("s"), stated.as_ref())
+                .as_deref(),
             Some("bot")
         );
         let long = format!(r#"{{"clientInfo":{{"name":"{}"}}}}"#, "x".repeat(500));

@@ -30,6 +30,7 @@ use crate::pipeline::{Active, Outcome};
 use crate::plugins::Runtime;
 use crate::state::{CallOutcome, Settlement};
 
+use super::agents::meta_client_info;
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::recording::{self, CallAudit, CallFacts, Rejection};
 use super::sse::EventScanner;
@@ -325,7 +326,10 @@ fn govern(
                 reason: "missing_tool_name",
                 tool_input: json!({ "raw_params": raw_params }).to_string(),
                 session: session.as_ref().map(|(s, source)| (&**s, *source)),
-                agent: relay.agents.of_call(headers, envelope.params).as_deref(),
+                agent: relay
+                    .agents
+                    .of_call(headers, meta_client_info(envelope.params).as_ref())
+                    .as_deref(),
             },
         );
         return Governed::Answer(error_response(
@@ -347,7 +351,10 @@ fn govern(
             tool: &call.name,
             arguments: call.arguments.as_deref().map(RawValue::get),
             session: session.as_ref().map(|(s, source)| (&**s, *source)),
-            agent: relay.agents.of_call(headers, envelope.params).as_deref(),
+            agent: relay
+                .agents
+                .of_call(headers, call.client_info.as_ref())
+                .as_deref(),
             environment: relay.environment.as_deref(),
             stages: pipeline.stage_names(),
         },
@@ -390,6 +397,8 @@ fn govern(
 struct CallParams {
     name: String,
     arguments: Option<Arc<RawValue>>,
+    /// The `clientInfo` the call states in its `_meta`.
+    client_info: Option<super::agents::ClientInfo>,
 }
 
 impl CallParams {
@@ -399,6 +408,9 @@ impl CallParams {
             name: Option<serde_json::Value>,
             #[serde(borrow)]
             arguments: Option<&'a RawValue>,
+            // Read apart, so a malformed `_meta` never makes the call nameless.
+            #[serde(rename = "_meta", borrow)]
+            meta: Option<&'a RawValue>,
         }
         let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
         let name = match wire.name {
@@ -409,7 +421,14 @@ impl CallParams {
             .arguments
             .filter(|a| a.get() != "null")
             .map(|a| Arc::from(a.to_owned()));
-        Some(Self { name, arguments })
+        Some(Self {
+            name,
+            arguments,
+            client_info: wire
+                .meta
+                .and_then(|m| serde_json::from_str::<super::agents::Meta>(m.get()).ok())
+                .and_then(|m| m.client_info),
+        })
     }
 }
 
@@ -689,4 +708,34 @@ fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(text: &str) -> Option<CallParams> {
+        let raw = RawValue::from_string(text.to_owned()).expect("json");
+        CallParams::parse(Some(&raw))
+    }
+
+    #[test]
+    fn the_stated_client_info_comes_from_the_same_parse_and_never_unnames_a_call() {
+        let call = params(
+            r#"{"name":"echo","arguments":{"a":1},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"bot","version":"2"}}}"#,
+        )
+        .expect("named");
+        assert_eq!(call.name, "echo");
+        let info = call.client_info.expect("client info");
+        assert_eq!(info.name.as_deref(), Some("bot"));
+        for meta in [
+            r#"5"#,
+            r#"{"io.modelcontextprotocol/clientInfo":{"name":7}}"#,
+        ] {
+            let call =
+                params(&format!(r#"{{"name":"echo","_meta":{meta}}}"#)).expect("still named");
+            assert_eq!(call.name, "echo");
+            assert!(call.client_info.is_none());
+        }
+    }
 }

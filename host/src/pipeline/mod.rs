@@ -40,8 +40,8 @@ struct ChainStage {
     is_rules: bool,
 }
 
-/// `budgets[].idle_ttl` when the file does not set it (the original's).
-pub const DEFAULT_POT_IDLE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// `budgets[].idle_ttl` when the file does not set it (the original's 24 h).
+pub const DEFAULT_POT_IDLE_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Time and memory bounds of the built-in stages.
 const BUILTIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -175,11 +175,10 @@ impl Pipeline {
                 .iter()
                 .filter(|b| b.window == config::BudgetWindow::Session)
                 .map(|b| {
-                    let ttl = b.idle_ttl.unwrap_or(DEFAULT_POT_IDLE_TTL);
-                    (
-                        b.name.clone(),
-                        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-                    )
+                    let ttl = b.idle_ttl.map_or(DEFAULT_POT_IDLE_MS, |ttl| {
+                        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+                    });
+                    (b.name.clone(), ttl)
                 })
                 .collect(),
             evidence_keys: Arc::new(
@@ -304,7 +303,7 @@ impl Pipeline {
     /// How long a pot of governance state may sit idle before it is
     /// collected (`StateStore::forget_idle_pots`): a budgets-stage pot of one
     /// session (`budgets/budget:<name>:<fp>:session:<id>`) after its
-    /// budget's `idle_ttl`, or [`DEFAULT_POT_IDLE_TTL`] when that budget is no
+    /// budget's `idle_ttl`, or [`DEFAULT_POT_IDLE_MS`] when that budget is no
     /// longer configured or no longer per session (its pots only go stale).
     /// Other pots are kept.
     pub fn pot_idle_ms(&self, scoped_key: &str) -> Option<u64> {
@@ -313,9 +312,10 @@ impl Pipeline {
             return None;
         }
         Some(
-            self.pot_idle_ms.get(key.name).copied().unwrap_or_else(|| {
-                u64::try_from(DEFAULT_POT_IDLE_TTL.as_millis()).unwrap_or(u64::MAX)
-            }),
+            self.pot_idle_ms
+                .get(key.name)
+                .copied()
+                .unwrap_or(DEFAULT_POT_IDLE_MS),
         )
     }
 

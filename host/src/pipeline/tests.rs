@@ -421,11 +421,11 @@ fn session_pots_are_collected_after_their_budgets_idle_ttl() {
     // A budget no longer configured per session: its pots only go stale.
     assert_eq!(
         p.pot_idle_ms("budgets/budget:retired:0a1b:session:s1"),
-        Some(DEFAULT_POT_IDLE_TTL.as_millis() as u64)
+        Some(DEFAULT_POT_IDLE_MS)
     );
     assert_eq!(
         p.pot_idle_ms("budgets/budget:hourly:0a1b:session:s1"),
-        Some(DEFAULT_POT_IDLE_TTL.as_millis() as u64)
+        Some(DEFAULT_POT_IDLE_MS)
     );
     assert_eq!(p.pot_idle_ms("budgets/budget:per-run:0a1b:global"), None);
     assert_eq!(p.pot_idle_ms("rules/spend:cap:0a1b:session:s1"), None);

@@ -85,3 +85,17 @@ impl Engine {
         &self.warnings
     }
 }
+
+impl policy_match::StageEngine for Engine {
+    fn from_json(config_json: &str) -> Result<Self, Vec<ConfigError>> {
+        Engine::from_json(config_json)
+    }
+
+    fn warnings(&self) -> &[String] {
+        Engine::warnings(self)
+    }
+
+    fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>) {
+        (self.evaluate(call, state), None)
+    }
+}

@@ -17,37 +17,5 @@ mod component {
     #![allow(unsafe_code)]
 
     wit_bindgen::generate!({ path: "../../wit", world: "stateful-policy-stage" });
-    policy_match::wit_glue!();
-
-    use std::cell::RefCell;
-
-    use crate::engine;
-    use exports::helio::governance::stage::Guest;
-    use helio::governance::types::{ConfigError, ToolCall, Verdict};
-
-    thread_local! {
-        /// The compiled configuration. A failed `configure` keeps the
-        /// previous one, so a rejected reload changes nothing.
-        static ENGINE: RefCell<Option<engine::Engine>> = const { RefCell::new(None) };
-    }
-
-    struct Budgets;
-
-    impl Guest for Budgets {
-        fn configure(config_json: String) -> Result<(), Vec<ConfigError>> {
-            let compiled = engine::Engine::from_json(&config_json).map_err(config_errors)?;
-            log_warnings(compiled.warnings());
-            ENGINE.with(|e| *e.borrow_mut() = Some(compiled));
-            Ok(())
-        }
-
-        fn evaluate(call: &ToolCall) -> Verdict {
-            ENGINE.with(|e| match e.borrow().as_ref() {
-                Some(engine) => verdict(engine.evaluate(&HostCall::new(call), &mut HostState)),
-                None => not_configured("budgets"),
-            })
-        }
-    }
-
-    export!(Budgets);
+    policy_match::wit_glue!(stage Budgets = crate::engine::Engine, "budgets");
 }

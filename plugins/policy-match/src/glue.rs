@@ -1,5 +1,17 @@
 //! The WIT glue every built-in stage needs, written once.
 
+use crate::{CallView, ConfigError, State, Verdict};
+
+/// A built-in stage's engine, as [`wit_glue!`] drives it.
+pub trait StageEngine: Sized {
+    /// Compiles the stage's configuration (`configure`).
+    fn from_json(config_json: &str) -> Result<Self, Vec<ConfigError>>;
+    /// Warnings about the configuration, logged once it is accepted.
+    fn warnings(&self) -> &[String];
+    /// The verdict on one call, and a line to log with it, if any.
+    fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>);
+}
+
 /// Generates the adapters between the wit-bindgen types and this crate's.
 ///
 /// Invoke it in a stage's component module, right after
@@ -16,8 +28,54 @@
 /// - `log_warnings`: writes configure-time warnings to the host log;
 /// - `not_configured(stage)`: the fail-closed verdict for an `evaluate`
 ///   before any successful `configure`.
+///
+/// `wit_glue!(stage Name = path::to::Engine, "name")` also defines the
+/// component itself: a thread-local engine (a failed `configure` keeps the
+/// previous one, so a rejected reload changes nothing), `configure`,
+/// `evaluate` (through [`StageEngine`]) and the export.
 #[macro_export]
 macro_rules! wit_glue {
+    (stage $stage:ident = $engine:ty, $name:literal) => {
+        $crate::wit_glue!();
+
+        thread_local! {
+            static ENGINE: ::std::cell::RefCell<Option<$engine>> =
+                const { ::std::cell::RefCell::new(None) };
+        }
+
+        struct $stage;
+
+        impl exports::helio::governance::stage::Guest for $stage {
+            fn configure(
+                config_json: String,
+            ) -> Result<(), Vec<helio::governance::types::ConfigError>> {
+                let compiled = <$engine as $crate::StageEngine>::from_json(&config_json)
+                    .map_err(config_errors)?;
+                log_warnings($crate::StageEngine::warnings(&compiled));
+                ENGINE.with(|e| *e.borrow_mut() = Some(compiled));
+                Ok(())
+            }
+
+            fn evaluate(
+                call: &helio::governance::types::ToolCall,
+            ) -> helio::governance::types::Verdict {
+                ENGINE.with(|e| {
+                    let engine = e.borrow();
+                    let Some(engine) = engine.as_ref() else {
+                        return not_configured($name);
+                    };
+                    let (decided, warning) =
+                        $crate::StageEngine::decide(engine, &HostCall::new(call), &mut HostState);
+                    if let Some(warning) = warning {
+                        log_warnings(&[warning]);
+                    }
+                    verdict(decided)
+                })
+            }
+        }
+
+        export!($stage);
+    };
     () => {
         /// The host's call, with the values many conditions ask for
         /// fetched once.

@@ -20,6 +20,7 @@ mod call;
 mod config;
 mod glob;
 mod glue;
+pub use glue::StageEngine;
 mod input;
 mod state;
 pub mod text;

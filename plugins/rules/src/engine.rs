@@ -156,3 +156,19 @@ impl Engine {
         &self.warnings
     }
 }
+
+impl policy_match::StageEngine for Engine {
+    fn from_json(config_json: &str) -> Result<Self, Vec<ConfigError>> {
+        Engine::from_json(config_json)
+    }
+
+    fn warnings(&self) -> &[String] {
+        Engine::warnings(self)
+    }
+
+    /// The verdict, and the `flag_destructive: log` line when it applies.
+    fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>) {
+        let evaluation = self.evaluate(call, state);
+        (evaluation.verdict.into_owned(), evaluation.warning)
+    }
+}

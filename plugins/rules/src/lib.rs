@@ -19,44 +19,5 @@ mod component {
     #![allow(unsafe_code)]
 
     wit_bindgen::generate!({ path: "../../wit", world: "stateful-policy-stage" });
-    policy_match::wit_glue!();
-
-    use std::cell::RefCell;
-
-    use crate::engine;
-    use exports::helio::governance::stage::Guest;
-    use helio::governance::types::{ConfigError, ToolCall, Verdict};
-
-    thread_local! {
-        /// The compiled configuration. A failed `configure` keeps the
-        /// previous one, so a rejected reload changes nothing.
-        static ENGINE: RefCell<Option<engine::Engine>> = const { RefCell::new(None) };
-    }
-
-    struct Rules;
-
-    impl Guest for Rules {
-        fn configure(config_json: String) -> Result<(), Vec<ConfigError>> {
-            let compiled = engine::Engine::from_json(&config_json).map_err(config_errors)?;
-            log_warnings(compiled.warnings());
-            ENGINE.with(|e| *e.borrow_mut() = Some(compiled));
-            Ok(())
-        }
-
-        fn evaluate(call: &ToolCall) -> Verdict {
-            ENGINE.with(|e| {
-                let engine = e.borrow();
-                let Some(engine) = engine.as_ref() else {
-                    return not_configured("rules");
-                };
-                let evaluation = engine.evaluate(&HostCall::new(call), &mut HostState);
-                if let Some(warning) = &evaluation.warning {
-                    log_warnings(std::slice::from_ref(warning));
-                }
-                verdict(evaluation.verdict.into_owned())
-            })
-        }
-    }
-
-    export!(Rules);
+    policy_match::wit_glue!(stage Rules = crate::engine::Engine, "rules");
 }

@@ -511,10 +511,8 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
         open_world_hint: false,
         known: true,
     };
-    let arguments: Arc<serde_json::value::RawValue> =
-        serde_json::value::RawValue::from_string(r#"{"order_id":"ORD-1002","amount":5}"#.into())
-            .expect("json")
-            .into();
+    let arguments: Arc<serde_json::Value> =
+        Arc::new(serde_json::json!({"order_id": "ORD-1002", "amount": 5}));
     let time = |plugins: &helio::plugins::Runtime,
                 pipeline: &helio::pipeline::Pipeline,
                 session: Option<&str>,

@@ -23,7 +23,14 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// WAL (readers never block the writer), `synchronous=NORMAL` (no fsync per
 /// transaction; a power cut can lose the last transactions, never corrupt
 /// the file), and a busy timeout instead of immediate `SQLITE_BUSY`.
+/// A new file is private to its owner (see [`create_private`]).
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    create_private(path).map_err(|error| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {error}", path.display())),
+        )
+    })?;
     let db = Connection::open(path)?;
     db.busy_timeout(Duration::from_secs(5))?;
     // Must precede WAL mode and the first table to take effect.
@@ -32,6 +39,44 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     Ok(db)
+}
+
+/// The file holds tool arguments, upstream responses and governance state:
+/// a new one is created readable by its owner only (0600), in a directory
+/// created 0700 if it does not exist yet. SQLite gives the `-wal` and `-shm`
+/// files it creates beside it the database file's own mode. An existing
+/// file keeps the mode the operator gave it; one that others can read is
+/// named in a warning.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format_args!("{:o}", mode & 0o777),
+                    "the audit/state database is readable by other users; it holds tool arguments and responses (chmod 600 it and its -wal/-shm files)"
+                );
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Copies the write-ahead log back into the database file on a thread of
@@ -132,6 +177,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         dir
+    }
+
+    #[test]
+    fn a_new_file_and_its_logs_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("private");
+        let nested = dir.join("made").join("by-helio");
+        let path = nested.join("helio.db");
+        let db = open(&path).expect("open");
+        db.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+            .expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        for log in ["helio.db-wal", "helio.db-shm"] {
+            assert_eq!(mode(&nested.join(log)), 0o600, "{log}");
+        }
+        assert_eq!(mode(&nested), 0o700);
+        drop(db);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

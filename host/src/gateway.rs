@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -86,8 +85,10 @@ impl Gateway {
             )
             .await?;
             dashboard_addr = Some(local_addr(&listener));
-            servers.push(serve_axum(
+            servers.push(serve_router(
                 listener,
+                "dashboard",
+                config,
                 dashboard::router(config, audit, state.clone(), shutdown.clone()),
                 shutdown.clone(),
             ));
@@ -97,8 +98,10 @@ impl Gateway {
         if let (true, Some(token)) = (config.sdk.enabled, sdk_token) {
             let listener = bind("sdk.port", &config.sdk.host, config.sdk.port).await?;
             sdk_addr = Some(local_addr(&listener));
-            servers.push(serve_axum(
+            servers.push(serve_router(
                 listener,
+                "sdk",
+                config,
                 sideband::router(token, state, pipeline),
                 shutdown.clone(),
             ));
@@ -142,23 +145,31 @@ impl Gateway {
     }
 }
 
-fn serve_axum(
+/// Serves an operator or SDK router with the same connection bounds as
+/// the MCP listener ([`crate::serve`]).
+fn serve_router(
     listener: TcpListener,
+    name: &'static str,
+    config: &Config,
     router: Router,
     shutdown: CancellationToken,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        // Small JSON replies must not wait on Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "listener failed");
+    let handle = move |request| {
+        let mut router = router.clone();
+        async move {
+            match tower_service::Service::call(&mut router, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
-    })
+    };
+    Box::pin(crate::serve::serve(
+        listener,
+        name,
+        config.connections.clone(),
+        handle,
+        shutdown,
+    ))
 }
 
 async fn bind(key: &'static str, host: &str, port: u16) -> Result<TcpListener, StartError> {

@@ -98,7 +98,7 @@ pub fn load(
 /// What identifies a version of the file: its bytes (and of the plugin
 /// files it names, via a reload when the config itself changes).
 fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
-    std::fs::read(path)
+    crate::files::read_regular(path, crate::config::MAX_CONFIG_BYTES)
         .ok()
         .map(|bytes| Sha256::digest(bytes).into())
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -270,7 +271,7 @@ def test_start_fails_when_the_port_is_taken(helio_bin: Path, tmp_path: Path) -> 
             "version": "1",
             "upstream": {"url": f"http://{LOOPBACK}:{free_port()}/mcp", "request_timeout": "30s"},
             "listen": {"host": LOOPBACK, "port": port},
-            "dashboard": {"enabled": True, "host": LOOPBACK, "port": dashboard_port, "api_secret": "ab" * 32},
+            "dashboard": {"enabled": True, "host": LOOPBACK, "port": dashboard_port, "api_secret": secrets.token_hex(32)},
             "sdk": {"enabled": False, "host": LOOPBACK, "port": sdk_port},
         }
         path = tmp_path / "helio.yaml"

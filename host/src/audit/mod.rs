@@ -11,6 +11,7 @@
 
 pub mod query;
 mod record;
+mod redaction;
 pub mod retention;
 pub mod schema;
 mod store;
@@ -24,11 +25,15 @@ use serde_json::Value;
 use crate::batch::{BatchWriter, Batching};
 use crate::config::Config;
 
-pub use record::{new_id, redact, AuditRecord, REDACTED};
+pub use record::{new_id, AuditRecord};
+pub use redaction::{redact, REDACTED};
 pub use store::AuditError;
 
 /// Upstream responses longer than this are cut, with `response_truncated`.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How much of a call's unreadable params its record keeps.
+const UNREADABLE_PREVIEW_BYTES: usize = 1024;
 
 /// How the audit writer batches: up to 100 ms of gathering would delay the
 /// live feed; 10 ms keeps read-after-write short and transactions few.
@@ -102,44 +107,86 @@ impl Audit {
         self.writer.as_ref().map_or(0, BatchWriter::full_waits)
     }
 
-    /// The call's arguments as stored: redacted JSON text (`{}` when absent).
-    pub fn tool_input(&self, arguments: Option<&str>) -> String {
+    /// The call's arguments as stored: redacted JSON text (`{}` when
+    /// absent), and the values redaction masked in them (to be masked where
+    /// the response echoes them, see [`Audit::response`]).
+    pub fn tool_input(&self, arguments: Option<&str>) -> (String, Vec<String>) {
         let Some(text) = arguments else {
-            return "{}".into();
+            return ("{}".into(), Vec::new());
         };
         if self.redact.is_empty() {
-            return text.to_owned();
+            return (text.to_owned(), Vec::new());
         }
         match serde_json::from_str::<Value>(text) {
             Ok(mut value) => {
-                redact(&mut value, &self.redact);
-                value.to_string()
+                let masked = redact(&mut value, &self.redact);
+                (value.to_string(), masked)
             }
-            // Not JSON (cannot happen for a parsed call): store nothing of it.
-            Err(_) => format!("\"{REDACTED}\""),
+            // Not readable JSON (a refused call's raw arguments): where the
+            // secrets are cannot be told, so none of it is stored.
+            Err(_) => (format!("\"{REDACTED}\""), Vec::new()),
         }
     }
 
-    /// The upstream's response as stored: the body (cut at
-    /// [`MAX_RESPONSE_BYTES`]) with `include_responses`, else a summary.
-    pub fn response(&self, body: &[u8]) -> (Option<String>, bool) {
+    /// The stored input of a call refused because its params could not be
+    /// read exactly: where and why, and the start of the raw text. With
+    /// `audit.redact` set the text is withheld: the paths of the secrets
+    /// cannot be found in text that does not parse, so none of it is kept.
+    pub fn unreadable_input(&self, raw: &str, why: &crate::strict_json::Unreadable) -> String {
+        let mut input = serde_json::json!({
+            "unreadable": { "path": why.path, "problem": why.problem },
+            "raw_bytes": raw.len(),
+        });
+        if self.redact.is_empty() {
+            input["raw_preview"] = Value::String(cut_at(raw, UNREADABLE_PREVIEW_BYTES).to_owned());
+        } else {
+            input["raw_preview"] = Value::String(format!(
+                "{REDACTED} (audit.redact is set and these params do not parse)"
+            ));
+        }
+        input.to_string()
+    }
+
+    /// The upstream's response as stored: the body (redacted, see
+    /// [`redaction`], then cut at [`MAX_RESPONSE_BYTES`]) with
+    /// `include_responses`, else a summary. `secrets` are the values
+    /// redaction masked in the call's arguments.
+    pub fn response(&self, body: &[u8], secrets: &[String]) -> (Option<String>, bool) {
         if !self.include_responses {
             return (Some(summary(body).to_string()), false);
         }
-        let text = String::from_utf8_lossy(body);
+        let mut text = String::from_utf8_lossy(body);
+        if !self.redact.is_empty() {
+            text = match serde_json::from_slice::<Value>(body) {
+                Ok(mut message) => {
+                    redaction::redact_response(&mut message, &self.redact, secrets);
+                    message.to_string().into()
+                }
+                Err(_) => redaction::redact_text(&text, secrets).into(),
+            };
+        }
         if text.len() <= MAX_RESPONSE_BYTES {
             return (Some(text.into_owned()), false);
         }
-        let mut cut = MAX_RESPONSE_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
         // Cut text is no longer JSON: store it as a JSON string.
         (
-            Some(Value::String(text[..cut].to_owned()).to_string()),
+            Some(Value::String(cut_at(&text, MAX_RESPONSE_BYTES).to_owned()).to_string()),
             true,
         )
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+fn cut_at(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
 }
 
 /// `{success, has_error, error_code, content_types, content_count}`.

@@ -145,56 +145,9 @@ pub fn new_id() -> String {
     )
 }
 
-/// Masks the values at `paths` (`$.card.number`, `password`, `items.0.cvv`)
-/// in a call's arguments, so secrets never reach the audit store.
-pub fn redact(arguments: &mut Value, paths: &[String]) {
-    for path in paths {
-        let rest = path.strip_prefix('$').unwrap_or(path);
-        let rest = rest.strip_prefix('.').unwrap_or(rest);
-        if rest.is_empty() {
-            *arguments = Value::String(REDACTED.into());
-            continue;
-        }
-        let segments: Vec<&str> = rest.split('.').collect();
-        mask(arguments, &segments);
-    }
-}
-
-/// What a redacted value is replaced with.
-pub const REDACTED: &str = "[REDACTED]";
-
-fn mask(value: &mut Value, segments: &[&str]) {
-    let Some((first, rest)) = segments.split_first() else {
-        *value = Value::String(REDACTED.into());
-        return;
-    };
-    let child = match value {
-        // `*` masks every member: `cards.*.number`.
-        Value::Object(map) if *first == "*" => {
-            for child in map.values_mut() {
-                mask(child, rest);
-            }
-            return;
-        }
-        Value::Array(items) if *first == "*" => {
-            for child in items {
-                mask(child, rest);
-            }
-            return;
-        }
-        Value::Object(map) => map.get_mut(*first),
-        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-        _ => None,
-    };
-    if let Some(child) = child {
-        mask(child, rest);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn ids_are_uuid_v7_and_sort_in_the_order_made() {
@@ -208,33 +161,5 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted, ids, "unique and already in order");
-    }
-
-    #[test]
-    fn redaction_masks_paths_and_wildcards() {
-        let mut args = json!({
-            "card": {"number": "4111111111111111", "exp": "12/30"},
-            "password": "hunter2",
-            "items": [{"cvv": "123"}, {"cvv": "456"}],
-            "note": "keep"
-        });
-        redact(
-            &mut args,
-            &[
-                "$.card.number".into(),
-                "password".into(),
-                "items.*.cvv".into(),
-                "$.absent.path".into(),
-            ],
-        );
-        assert_eq!(
-            args,
-            json!({
-                "card": {"number": REDACTED, "exp": "12/30"},
-                "password": REDACTED,
-                "items": [{"cvv": REDACTED}, {"cvv": REDACTED}],
-                "note": "keep"
-            })
-        );
     }
 }

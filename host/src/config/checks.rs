@@ -8,6 +8,7 @@ use super::reader::{Path, Reader};
 
 pub fn cross_field(r: &mut Reader, c: &Config) {
     secrets(r, c);
+    identity_stays_home(r, c);
     let channels = channel_registry(r, c);
     rules(r, c, &channels);
     budgets(r, c, &channels);
@@ -39,9 +40,80 @@ pub fn cross_field(r: &mut Reader, c: &Config) {
     }
 }
 
+/// The header Helio reads the session identity from by default.
+const DEFAULT_IDENTITY_HEADER: &str = "x-helio-session-id";
+
+/// The governance identity is Helio's business, never the upstream's: a
+/// header it is read from may not be forwarded.
+fn identity_stays_home(r: &mut Reader, c: &Config) {
+    let identity_headers: Vec<&str> = c
+        .session
+        .identity
+        .iter()
+        .filter_map(|source| match source {
+            IdentitySource::Header(name) => Some(name.as_str()),
+            IdentitySource::Meta | IdentitySource::LegacyHeader => None,
+        })
+        .chain([DEFAULT_IDENTITY_HEADER])
+        .collect();
+    for (i, name) in c.upstream.forward_headers.iter().enumerate() {
+        if identity_headers.contains(&name.as_str()) {
+            r.error(
+                &Path::root()
+                    .key("upstream")
+                    .key("forward_headers")
+                    .index(i),
+                format!("\"{name}\" carries the governance session identity, which is never sent upstream; remove it from forward_headers"),
+            );
+        }
+    }
+}
+
+/// Fewest characters in `dashboard.api_secret`.
+const MIN_SECRET_CHARS: usize = 32;
+/// Least entropy `dashboard.api_secret` must show, estimated from its own
+/// characters (Shannon entropy of their distribution times its length): a
+/// random 32-character alphanumeric secret shows about 150 bits, 64 random
+/// hex digits about 250, 32 copies of "ab" 64.
+const MIN_SECRET_BITS: f64 = 100.0;
+
+/// An estimate of a secret's entropy in bits, from the distribution of its
+/// characters. Patterns it cannot see (a word repeated) make it generous,
+/// never strict: it refuses what is weak on its face.
+pub fn estimated_bits(secret: &str) -> f64 {
+    let mut counts = HashMap::new();
+    let mut total = 0usize;
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+        total += 1;
+    }
+    let n = total as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
+
 fn secrets(r: &mut Reader, c: &Config) {
     let secret_path = Path::root().key("dashboard").key("api_secret");
     let has_secret = c.dashboard.api_secret.is_some();
+    if let Some(secret) = &c.dashboard.api_secret {
+        let secret = secret.expose();
+        let chars = secret.chars().count();
+        let bits = estimated_bits(secret);
+        if chars < MIN_SECRET_CHARS || bits < MIN_SECRET_BITS {
+            r.error(
+                &secret_path,
+                format!(
+                    "too weak ({chars} characters, about {bits:.0} bits of entropy; at least {MIN_SECRET_CHARS} random characters and {MIN_SECRET_BITS:.0} bits are required): generate one with `openssl rand -hex 32`, or run `helio init`"
+                ),
+            );
+        }
+    }
     let approvals_used = c.policies.flag_destructive == Some(FlagDestructive::RequireApproval)
         || c.policies.on_tool_drift == OnToolDrift::RequireApproval
         || c.policies

@@ -8,6 +8,7 @@
 mod checks;
 mod env;
 mod model;
+mod nesting;
 mod read;
 mod reader;
 mod scaffold;
@@ -62,12 +63,22 @@ impl ConfigError {
 /// Loads and checks the file at `path`, reading `${VAR}` from the process
 /// environment.
 pub fn load(path: &FsPath) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
+    };
+    let bytes = crate::files::read_regular(path, MAX_CONFIG_BYTES).map_err(read_error)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
     })?;
     parse(&text, path, &|name| std::env::var(name).ok())
 }
+
+/// Largest helio.yaml read (thousands of rules fit in far less).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// Parses and checks configuration text. `source` names it in errors.
 pub fn parse(
@@ -79,6 +90,8 @@ pub fn parse(
         path: source.to_owned(),
         message,
     };
+    nesting::check(text)
+        .map_err(|(line, message)| yaml_error(format!("line {line}: {message}")))?;
     let mut root: Value = yaml_serde::from_str(text).map_err(|e| yaml_error(e.to_string()))?;
     root.apply_merge().map_err(|e| yaml_error(e.to_string()))?;
     if let Value::Mapping(map) = &mut root {
@@ -129,11 +142,6 @@ fn warnings(c: &Config) -> Vec<String> {
             "sdk.host {} is not a loopback address: the SDK sideband is reachable from other machines",
             c.sdk.host
         ));
-    }
-    if let Some(secret) = &c.dashboard.api_secret {
-        if secret.expose().len() < 32 {
-            out.push("dashboard.api_secret is shorter than 32 characters; generate one with `openssl rand -hex 32`".into());
-        }
     }
     for (i, rule) in c.policies.rules.iter().enumerate() {
         if rule.action == Action::RequireApproval && rule.approval.is_none() {

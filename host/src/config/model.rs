@@ -12,6 +12,8 @@ use http::{HeaderName, HeaderValue};
 pub struct Config {
     pub upstream: Upstream,
     pub listen: Listen,
+    /// Bounds every listener puts on its clients' connections.
+    pub connections: Connections,
     pub environment: Option<String>,
     pub session: Session,
     pub policies: Policies,
@@ -75,6 +77,29 @@ pub struct Listen {
     pub host: String,
     /// Exact serialized origins (`scheme://host[:port]`) allowed on `/mcp`.
     pub allowed_origins: Vec<String>,
+}
+
+/// `connections`: how long a client may take to send a request, and how
+/// many connections each listener (MCP, operator API, SDK sideband) holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connections {
+    /// A request head must arrive whole within this; an idle keep-alive
+    /// connection is closed after it.
+    pub header_timeout: Duration,
+    /// A request body must arrive whole within this after its head.
+    pub body_timeout: Duration,
+    /// Connections one listener holds at once; past that it stops accepting.
+    pub max_per_listener: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_per_listener: 512,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

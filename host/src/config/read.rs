@@ -35,6 +35,7 @@ const ROOT_KEYS: &[&str] = &[
     "version",
     "upstream",
     "listen",
+    "connections",
     "environment",
     "session",
     "policies",
@@ -51,6 +52,7 @@ const ROOT_KEYS: &[&str] = &[
 const RESTART_SECTIONS: &[&str] = &[
     "upstream",
     "listen",
+    "connections",
     "session",
     "approval",
     "audit",
@@ -77,6 +79,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         None => None,
     };
     let listen = section(r, &obj, "listen", listen).unwrap_or_else(listen_default);
+    let connections = section(r, &obj, "connections", connections).unwrap_or_default();
     let environment = r
         .field(&obj, "environment")
         .and_then(|(v, p)| r.non_empty_string(v, &p));
@@ -121,6 +124,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
     Some(Config {
         upstream: upstream?,
         listen,
+        connections,
         environment,
         session,
         policies,
@@ -375,6 +379,49 @@ fn listen(r: &mut Reader, value: &Value, path: &Path) -> Option<Listen> {
         port: opt(r, &obj, "port", Reader::port).unwrap_or(d.port),
         host: opt_string(r, &obj, "host").unwrap_or(d.host),
         allowed_origins: opt(r, &obj, "allowed_origins", origins).unwrap_or_default(),
+    })
+}
+
+/// Most connections one listener may be told to hold: each is a file
+/// descriptor, and the process has others to keep.
+const MAX_CONNECTIONS_CEILING: u64 = 65_536;
+
+fn connections(r: &mut Reader, value: &Value, path: &Path) -> Option<Connections> {
+    let obj = r.object(
+        value,
+        path,
+        &["header_timeout", "body_timeout", "max_per_listener"],
+    )?;
+    let d = Connections::default();
+    let max_per_listener = match r.field(&obj, "max_per_listener") {
+        Some((value, path)) => match r.positive_integer(value, &path) {
+            Some(n) if n > MAX_CONNECTIONS_CEILING => {
+                r.error(
+                    &path,
+                    format!("at most {MAX_CONNECTIONS_CEILING} connections per listener"),
+                );
+                d.max_per_listener
+            }
+            Some(n) => usize::try_from(n).unwrap_or(d.max_per_listener),
+            None => d.max_per_listener,
+        },
+        None => d.max_per_listener,
+    };
+    let mut timeout = |key: &str, default: Duration| match r.field(&obj, key) {
+        Some((value, path)) => match r.duration(value, &path) {
+            Some(d) if d.is_zero() => {
+                r.error(&path, "must be at least 1s");
+                default
+            }
+            Some(d) => d,
+            None => default,
+        },
+        None => default,
+    };
+    Some(Connections {
+        header_timeout: timeout("header_timeout", d.header_timeout),
+        body_timeout: timeout("body_timeout", d.body_timeout),
+        max_per_listener,
     })
 }
 

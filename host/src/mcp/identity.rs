@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
-use serde_json::value::RawValue;
 
 use crate::config::IdentitySource;
+
+use super::agents::ClientInfo;
 
 use super::upstream::MCP_SESSION_ID;
 
@@ -29,12 +30,13 @@ impl Identity {
         }
     }
 
-    /// The identity of a call with these headers and `params`, and the
-    /// source it came from (`header`, `meta`, `legacy_header`).
+    /// The identity of a call with these headers and the `clientInfo` its
+    /// `params._meta` states, and the source it came from (`header`,
+    /// `meta`, `legacy_header`).
     pub fn resolve(
         &self,
         headers: &HeaderMap,
-        params: Option<&RawValue>,
+        client_info: Option<&ClientInfo>,
     ) -> Option<(Arc<str>, &'static str)> {
         for source in &self.sources {
             let (candidate, label) = match source {
@@ -42,7 +44,7 @@ impl Identity {
                 IdentitySource::LegacyHeader => {
                     (header(headers, MCP_SESSION_ID.as_str()), "legacy_header")
                 }
-                IdentitySource::Meta => (client_info(params), "meta"),
+                IdentitySource::Meta => (client_info.and_then(meta_identity), "meta"),
             };
             let Some(candidate) = candidate else { continue };
             let trimmed = candidate.trim();
@@ -68,13 +70,13 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `clientinfo:<name>@<version|unknown>` from `params._meta`.
-fn client_info(params: Option<&RawValue>) -> Option<String> {
-    let info = super::agents::meta_client_info(params)?;
-    let name = info.name.filter(|n| !n.trim().is_empty())?;
+fn meta_identity(info: &ClientInfo) -> Option<String> {
+    let name = info.name.as_deref().filter(|n| !n.trim().is_empty())?;
     let version = info
         .version
+        .as_deref()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or("unknown");
     Some(format!("clientinfo:{name}@{version}"))
 }
 
@@ -82,9 +84,12 @@ fn client_info(params: Option<&RawValue>) -> Option<String> {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use serde_json::value::RawValue;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.into()).expect("json")
+    /// The clientInfo that params state in `_meta`, read as the relay reads it.
+    fn raw(s: &str) -> Option<ClientInfo> {
+        let params = RawValue::from_string(s.into()).expect("json");
+        super::super::agents::meta_client_info(Some(&params))
     }
 
     #[test]
@@ -101,7 +106,7 @@ mod tests {
         );
         assert_eq!(
             identity
-                .resolve(&headers, Some(&meta))
+                .resolve(&headers, meta.as_ref())
                 .map(|(s, _)| s)
                 .as_deref(),
             Some("clientinfo:agent@2.1")
@@ -113,7 +118,7 @@ mod tests {
         headers.insert("X-Helio-Session-Id", HeaderValue::from_static("  run-7  "));
         assert_eq!(
             identity
-                .resolve(&headers, Some(&meta))
+                .resolve(&headers, meta.as_ref())
                 .map(|(s, _)| s)
                 .as_deref(),
             Some("run-7")
@@ -152,7 +157,7 @@ mod tests {
         );
         assert_eq!(
             identity
-                .resolve(&HeaderMap::new(), Some(&params))
+                .resolve(&HeaderMap::new(), params.as_ref())
                 .map(|(s, _)| s),
             None
         );
@@ -160,7 +165,7 @@ mod tests {
         let versionless = raw(r#"{"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"a"}}}"#);
         assert_eq!(
             meta_only
-                .resolve(&HeaderMap::new(), Some(&versionless))
+                .resolve(&HeaderMap::new(), versionless.as_ref())
                 .map(|(s, _)| s)
                 .as_deref(),
             Some("clientinfo:a@unknown")

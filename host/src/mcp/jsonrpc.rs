@@ -16,6 +16,8 @@ pub mod code {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// Helio's blocked-call code; agents key on `data.blocked` + `data.reason`.
     pub const BLOCKED: i64 = -32001;
+    /// MCP 2026-07-28: the request's headers contradict its body.
+    pub const HEADER_MISMATCH: i64 = -32020;
 }
 
 /// What kind of message a POST carried.

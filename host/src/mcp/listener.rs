@@ -8,36 +8,45 @@
 //! in the relay benchmark), which cost tens of microseconds per call on a
 //! two-core machine.
 
+//!
+//! Connections are bounded like every listener's ([`crate::serve`]): the
+//! acceptor takes a slot before it accepts, and the slot travels with the
+//! connection to its worker.
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::Connections;
+use crate::serve::Slots;
+
 use super::relay::Relay;
-use super::upstream::Pool;
 
-/// An idle keep-alive connection (or one trickling its request head) is
-/// closed after this long, like nginx's `keepalive_timeout`.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
+type Accepted = (std::net::TcpStream, OwnedSemaphorePermit);
 
-pub(super) async fn serve(listener: TcpListener, relay: Arc<Relay>, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    relay: Arc<Relay>,
+    bounds: Connections,
+    shutdown: CancellationToken,
+) {
     let count = std::thread::available_parallelism().map_or(1, usize::from);
     let mut workers = Vec::with_capacity(count);
     let mut finished = Vec::with_capacity(count);
     for index in 0..count {
-        let (tx, rx) = mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (tx, rx) = mpsc::unbounded_channel::<Accepted>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let relay = relay.clone();
         let shutdown = shutdown.clone();
+        let bounds = bounds.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("helio-mcp-{index}"))
             .spawn(move || {
-                worker(rx, relay, shutdown);
+                worker(rx, relay, bounds, shutdown);
                 let _ = done_tx.send(());
             });
         match spawned {
@@ -53,8 +62,12 @@ pub(super) async fn serve(listener: TcpListener, relay: Arc<Relay>, shutdown: Ca
         return;
     }
 
+    let slots = Slots::new("mcp", &bounds);
     let mut next = 0;
     loop {
+        let Some(slot) = slots.acquire(&shutdown).await else {
+            break;
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
@@ -62,7 +75,7 @@ pub(super) async fn serve(listener: TcpListener, relay: Arc<Relay>, shutdown: Ca
         match accepted.and_then(|(tcp, _)| tcp.into_std()) {
             Ok(tcp) => {
                 next = (next + 1) % workers.len();
-                if workers[next].send(tcp).is_err() {
+                if workers[next].send((tcp, slot)).is_err() {
                     tracing::error!(worker = next, "an MCP connection worker has stopped");
                 }
             }
@@ -83,8 +96,9 @@ pub(super) async fn serve(listener: TcpListener, relay: Arc<Relay>, shutdown: Ca
 /// Runs one worker thread: serves the connections handed to it until the
 /// acceptor goes away, then waits for them to finish.
 fn worker(
-    mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut incoming: mpsc::UnboundedReceiver<Accepted>,
     relay: Arc<Relay>,
+    bounds: Connections,
     shutdown: CancellationToken,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -100,13 +114,19 @@ fn worker(
     runtime.block_on(async move {
         let pool = relay.upstream.pool();
         let connections = TaskTracker::new();
-        while let Some(tcp) = incoming.recv().await {
+        while let Some((tcp, slot)) = incoming.recv().await {
             match TcpStream::from_std(tcp) {
                 Ok(tcp) => {
-                    connections.spawn(connection(
+                    let (relay, pool) = (relay.clone(), pool.clone());
+                    let handle = move |request| {
+                        let (relay, pool) = (relay.clone(), pool.clone());
+                        async move { super::route(&relay, &pool, request).await }
+                    };
+                    connections.spawn(crate::serve::connection(
                         tcp,
-                        relay.clone(),
-                        pool.clone(),
+                        slot,
+                        bounds.clone(),
+                        handle,
                         shutdown.clone(),
                     ));
                 }
@@ -116,30 +136,4 @@ fn worker(
         connections.close();
         connections.wait().await;
     });
-}
-
-async fn connection(tcp: TcpStream, relay: Arc<Relay>, pool: Pool, shutdown: CancellationToken) {
-    let _ = tcp.set_nodelay(true);
-    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-        let relay = relay.clone();
-        let pool = pool.clone();
-        async move { Ok::<_, std::convert::Infallible>(super::route(&relay, &pool, request).await) }
-    });
-    let server = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(tcp), service);
-    tokio::pin!(server);
-    tokio::select! {
-        served = server.as_mut() => {
-            if let Err(error) = served {
-                tracing::debug!(%error, "downstream connection ended with an error");
-            }
-            return;
-        }
-        () = shutdown.cancelled() => server.as_mut().graceful_shutdown(),
-    }
-    if let Err(error) = server.await {
-        tracing::debug!(%error, "downstream connection ended with an error");
-    }
 }

@@ -3,6 +3,8 @@
 //! never mounted here: this port faces agents.
 
 mod agents;
+mod agreement;
+mod call_params;
 mod identity;
 mod jsonrpc;
 mod listener;
@@ -17,12 +19,12 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::serve::TimedBody;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::header::ALLOW;
 use http::{Method, Request, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +41,7 @@ use upstream::Pool;
 /// The MCP listener, ready to serve.
 pub struct McpServer {
     relay: Arc<Relay>,
+    bounds: crate::config::Connections,
     shutdown: CancellationToken,
 }
 
@@ -65,7 +68,11 @@ impl McpServer {
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
         });
-        Ok(Self { relay, shutdown })
+        Ok(Self {
+            relay,
+            bounds: config.connections.clone(),
+            shutdown,
+        })
     }
 
     /// Serves until shutdown. Alongside, learns the upstream's tools with
@@ -75,13 +82,13 @@ impl McpServer {
     pub async fn serve(self, listener: tokio::net::TcpListener) {
         let (relay, shutdown) = (self.relay.clone(), self.shutdown.clone());
         tokio::spawn(async move { prime::prime(&relay, &shutdown).await });
-        listener::serve(listener, self.relay, self.shutdown).await;
+        listener::serve(listener, self.relay, self.bounds, self.shutdown).await;
     }
 }
 
 /// The listener's two paths. Routed by hand: `/mcp` is the hot path and a
 /// general router would add a layer to every relayed message.
-async fn route(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+async fn route(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
     match request.uri().path() {
         "/mcp" => {
             if let Some(refused) = relay.refuse_origin(request.headers()) {

@@ -19,6 +19,8 @@ pub(super) struct CallAudit {
     record: AuditRecord,
     started: Instant,
     upstream_started: Option<Instant>,
+    /// Values `audit.redact` masked in the input, masked in the response too.
+    secrets: Vec<String>,
     done: bool,
 }
 
@@ -40,6 +42,7 @@ impl CallAudit {
         headers: &HeaderMap,
         facts: CallFacts<'_>,
     ) -> Self {
+        let (tool_input, secrets) = audit.tool_input(facts.arguments);
         let record = AuditRecord {
             id: new_id(),
             timestamp: iso_at(started),
@@ -48,7 +51,7 @@ impl CallAudit {
             agent_id: facts.agent.map(str::to_owned),
             environment: facts.environment.map(str::to_owned),
             tool_name: facts.tool.to_owned(),
-            tool_input: audit.tool_input(facts.arguments),
+            tool_input,
             policy_decision: "allow".into(),
             record_kind: "tool_call",
             origin: "mcp",
@@ -61,6 +64,7 @@ impl CallAudit {
             record,
             started,
             upstream_started: None,
+            secrets,
             done: false,
         }
     }
@@ -108,7 +112,7 @@ impl CallAudit {
 
     /// The upstream answered with `status` and the JSON-RPC `message`.
     pub fn answered(mut self, status: StatusCode, message: &[u8]) {
-        let (response, truncated) = self.audit.response(message);
+        let (response, truncated) = self.audit.response(message, &self.secrets);
         let error = error_message(message);
         let r = &mut self.record;
         r.upstream_http_status = Some(status.as_u16());

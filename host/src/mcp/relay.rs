@@ -17,6 +17,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENT
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+
+use crate::serve::{BodyTimeout, TimedBody};
 use serde_json::json;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,8 @@ use crate::plugins::Runtime;
 use crate::state::{CallOutcome, Settlement};
 
 use super::agents::meta_client_info;
+use super::agreement::{self, Mismatch};
+use super::call_params::{stated_name, CallParams, ParamsError};
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::recording::{self, CallAudit, CallFacts, Rejection};
 use super::sse::EventScanner;
@@ -114,7 +118,7 @@ impl Relay {
     }
 }
 
-pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
@@ -138,6 +142,15 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
                     "request body is larger than {} MiB",
                     MAX_REQUEST_BYTES >> 20
                 ),
+                None,
+            )
+        }
+        Err(error) if error.is::<BodyTimeout>() => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                code::INVALID_REQUEST,
+                &error.to_string(),
                 None,
             )
         }
@@ -178,10 +191,23 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<Incoming>)
         .id
         .filter(|id| envelope.kind == Kind::Request && id.get() != "null")
         .map(ToOwned::to_owned);
+    if let Err(mismatch) = agreement::check(headers, &envelope) {
+        return refuse_mismatch(
+            relay,
+            &envelope,
+            reply_id.as_deref(),
+            headers,
+            started,
+            mismatch,
+        );
+    }
 
     let is_request = envelope.kind == Kind::Request;
     let mut observer = None;
-    if is_request && envelope.method.as_deref() == Some("tools/call") {
+    if envelope.method.as_deref() == Some("tools/call") {
+        if !is_request {
+            return refuse_tool_notification(relay, &envelope, headers, started);
+        }
         match govern(relay, &envelope, reply_id.as_deref(), headers, started) {
             Governed::Answer(answer) => return answer,
             Governed::Forward(call) => observer = Some(Observer::ToolCall(call)),
@@ -312,36 +338,65 @@ fn govern(
     headers: &HeaderMap,
     started: Instant,
 ) -> Governed {
-    let Some(call) = CallParams::parse(envelope.params) else {
-        let raw_params = envelope
-            .params
-            .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
-        let session = relay.identity.resolve(headers, envelope.params);
-        recording::rejected(
-            &relay.audit,
-            started,
-            headers,
-            Rejection {
-                tool_name: "<nameless>",
-                reason: "missing_tool_name",
-                tool_input: json!({ "raw_params": raw_params }).to_string(),
-                session: session.as_ref().map(|(s, source)| (&**s, *source)),
-                agent: relay
-                    .agents
-                    .of_call(headers, meta_client_info(envelope.params).as_ref())
-                    .as_deref(),
-            },
-        );
-        return Governed::Answer(error_response(
-            StatusCode::OK,
-            id,
-            code::INVALID_PARAMS,
-            "Invalid params: tools/call needs params.name, a non-empty string",
-            Some(&json!({ "blocked": true, "reason": "missing_tool_name" })),
-        ));
+    let call = match CallParams::parse(envelope.params) {
+        Ok(call) => call,
+        Err(ParamsError::Nameless) => {
+            let raw_params = envelope
+                .params
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
+            reject(
+                relay,
+                envelope,
+                headers,
+                started,
+                "<nameless>",
+                "missing_tool_name",
+                json!({ "raw_params": raw_params }).to_string(),
+            );
+            return Governed::Answer(error_response(
+                StatusCode::OK,
+                id,
+                code::INVALID_PARAMS,
+                "Invalid params: tools/call needs params.name, a non-empty string",
+                Some(&json!({ "blocked": true, "reason": "missing_tool_name" })),
+            ));
+        }
+        Err(ParamsError::Unreadable(why)) => {
+            let name = stated_name(envelope.params);
+            let raw = envelope.params.map_or("", RawValue::get);
+            reject(
+                relay,
+                envelope,
+                headers,
+                started,
+                name.as_deref().unwrap_or("<nameless>"),
+                "invalid_arguments",
+                relay.audit.unreadable_input(raw, &why),
+            );
+            return Governed::Answer(error_response(
+                StatusCode::OK,
+                id,
+                code::INVALID_PARAMS,
+                &format!(
+                    "Invalid params: Helio cannot read this call exactly as the MCP server would ({} in params: {}), so it refuses the call rather than decide on a partial view",
+                    why.path, why.problem
+                ),
+                Some(&json!({
+                    "blocked": true,
+                    "reason": "invalid_arguments",
+                    "rule": null,
+                    "rule_index": null,
+                    "action": "deny",
+                    "path": why.path,
+                    "problem": why.problem,
+                    "suggestion": "Send plain JSON: finite numbers, integers within ±2^53 (larger ones as strings), well-formed Unicode, each key once per object.",
+                    "retry_allowed": false,
+                })),
+            ));
+        }
     };
     let annotations = relay.tools.annotations(&call.name);
-    let session = relay.identity.resolve(headers, envelope.params);
+    let session = relay.identity.resolve(headers, call.client_info.as_ref());
     let pipeline = relay.pipeline.current();
     let mut audit = CallAudit::begin(
         &relay.audit,
@@ -349,7 +404,7 @@ fn govern(
         headers,
         CallFacts {
             tool: &call.name,
-            arguments: call.arguments.as_deref().map(RawValue::get),
+            arguments: call.raw_arguments,
             session: session.as_ref().map(|(s, source)| (&**s, *source)),
             agent: relay
                 .agents
@@ -393,43 +448,124 @@ fn govern(
     }
 }
 
-/// The parts of `tools/call` params governance reads.
-struct CallParams {
-    name: String,
-    arguments: Option<Arc<RawValue>>,
-    /// The `clientInfo` the call states in its `_meta`.
-    client_info: Option<super::agents::ClientInfo>,
+/// Records a `tools/call` (or any message, for a header mismatch) refused
+/// before any stage ran.
+fn reject(
+    relay: &Relay,
+    envelope: &Envelope<'_>,
+    headers: &HeaderMap,
+    started: Instant,
+    tool_name: &str,
+    reason: &str,
+    tool_input: String,
+) {
+    // Read leniently: these only label the record of a refusal.
+    let client_info = meta_client_info(envelope.params);
+    let session = relay.identity.resolve(headers, client_info.as_ref());
+    recording::rejected(
+        &relay.audit,
+        started,
+        headers,
+        Rejection {
+            tool_name,
+            reason,
+            tool_input,
+            session: session.as_ref().map(|(s, source)| (&**s, *source)),
+            agent: relay
+                .agents
+                .of_call(headers, client_info.as_ref())
+                .as_deref(),
+        },
+    );
 }
 
-impl CallParams {
-    fn parse(params: Option<&RawValue>) -> Option<Self> {
-        #[derive(serde::Deserialize)]
-        struct Wire<'a> {
-            name: Option<serde_json::Value>,
-            #[serde(borrow)]
-            arguments: Option<&'a RawValue>,
-            // Read apart, so a malformed `_meta` never makes the call nameless.
-            #[serde(rename = "_meta", borrow)]
-            meta: Option<&'a RawValue>,
-        }
-        let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
-        let name = match wire.name {
-            Some(serde_json::Value::String(name)) if !name.is_empty() => name,
-            _ => return None,
-        };
-        let arguments = wire
-            .arguments
-            .filter(|a| a.get() != "null")
-            .map(|a| Arc::from(a.to_owned()));
-        Some(Self {
-            name,
-            arguments,
-            client_info: wire
-                .meta
-                .and_then(|m| serde_json::from_str::<super::agents::Meta>(m.get()).ok())
-                .and_then(|m| m.client_info),
-        })
+/// A `tools/call` without an id is a notification: there is no reply to
+/// carry a policy decision, and a generic JSON-RPC server would still run
+/// it. Refused and recorded, never forwarded.
+fn refuse_tool_notification(
+    relay: &Relay,
+    envelope: &Envelope<'_>,
+    headers: &HeaderMap,
+    started: Instant,
+) -> Response {
+    let name = stated_name(envelope.params);
+    reject(
+        relay,
+        envelope,
+        headers,
+        started,
+        name.as_deref().unwrap_or("<nameless>"),
+        "missing_request_id",
+        relay
+            .audit
+            .tool_input(tool_arguments(envelope.params).as_deref())
+            .0,
+    );
+    error_response(
+        StatusCode::BAD_REQUEST,
+        None,
+        code::INVALID_REQUEST,
+        "Invalid Request: tools/call must be a request with an id; Helio does not forward a tool call it cannot answer with its policy decision",
+        Some(&json!({ "blocked": true, "reason": "missing_request_id", "retry_allowed": true })),
+    )
+}
+
+/// A refused message's `params.arguments` as its record keeps them
+/// (redacted).
+fn stored_arguments(relay: &Relay, params: Option<&RawValue>) -> serde_json::Value {
+    let (text, _) = relay.audit.tool_input(tool_arguments(params).as_deref());
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// `params.arguments` as sent, for the record of a refused call.
+fn tool_arguments(params: Option<&RawValue>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow)]
+        arguments: Option<&'a RawValue>,
     }
+    let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
+    wire.arguments.map(|a| a.get().to_owned())
+}
+
+/// Headers that contradict the body: `400`, `-32020`, recorded.
+fn refuse_mismatch(
+    relay: &Relay,
+    envelope: &Envelope<'_>,
+    id: Option<&RawValue>,
+    headers: &HeaderMap,
+    started: Instant,
+    mismatch: Mismatch,
+) -> Response {
+    let method = envelope.method.as_deref().unwrap_or_default();
+    let name = (method == "tools/call")
+        .then(|| stated_name(envelope.params))
+        .flatten();
+    reject(
+        relay,
+        envelope,
+        headers,
+        started,
+        name.as_deref().unwrap_or("<header_mismatch>"),
+        "header_mismatch",
+        json!({
+            "body_method": method,
+            "arguments": stored_arguments(relay, envelope.params),
+            "mismatch_reason": mismatch.reason,
+            "headers": {
+                "mcp-method": mismatch.method_header,
+                "mcp-name": mismatch.name_header,
+            },
+        })
+        .to_string(),
+    );
+    error_response(
+        StatusCode::BAD_REQUEST,
+        id,
+        code::HEADER_MISMATCH,
+        &format!("Header mismatch: {}", mismatch.reason),
+        Some(&json!({ "blocked": true, "reason": "header_mismatch" })),
+    )
 }
 
 /// A dry run answers with a result, as the tool would, carrying a report of
@@ -470,7 +606,7 @@ fn observe_buffered(observer: Observer, status: StatusCode, body: &[u8]) {
     }
 }
 
-pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
     let upstream = &relay.upstream;
     let request = upstream.request(
         Method::GET,
@@ -511,7 +647,7 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<Incoming>) 
     }
 }
 
-pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<Incoming>) -> Response {
+pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
     relay.agents.forget(request.headers());
     let upstream = &relay.upstream;
     let request = upstream.request(
@@ -708,34 +844,4 @@ fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(text: &str) -> Option<CallParams> {
-        let raw = RawValue::from_string(text.to_owned()).expect("json");
-        CallParams::parse(Some(&raw))
-    }
-
-    #[test]
-    fn the_stated_client_info_comes_from_the_same_parse_and_never_unnames_a_call() {
-        let call = params(
-            r#"{"name":"echo","arguments":{"a":1},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"bot","version":"2"}}}"#,
-        )
-        .expect("named");
-        assert_eq!(call.name, "echo");
-        let info = call.client_info.expect("client info");
-        assert_eq!(info.name.as_deref(), Some("bot"));
-        for meta in [
-            r#"5"#,
-            r#"{"io.modelcontextprotocol/clientInfo":{"name":7}}"#,
-        ] {
-            let call =
-                params(&format!(r#"{{"name":"echo","_meta":{meta}}}"#)).expect("still named");
-            assert_eq!(call.name, "echo");
-            assert!(call.client_info.is_none());
-        }
-    }
 }

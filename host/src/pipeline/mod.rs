@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::config::{self, Config, Issue, PluginPosition};
@@ -215,7 +214,7 @@ impl Pipeline {
         runtime: &Runtime,
         tool: Arc<str>,
         annotations: Annotations,
-        arguments: Option<Arc<RawValue>>,
+        arguments: Option<Arc<Value>>,
         session: Option<Arc<str>>,
     ) -> Decided {
         if let Some((message, data)) = &self.refusal {

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::*;
@@ -30,10 +29,8 @@ fn pipeline(extra: &str) -> Pipeline {
     }
 }
 
-fn args(json: Value) -> Option<Arc<RawValue>> {
-    Some(Arc::from(
-        RawValue::from_string(json.to_string()).expect("json"),
-    ))
+fn args(json: Value) -> Option<Arc<Value>> {
+    Some(Arc::new(json))
 }
 
 fn known(read_only: bool, destructive: bool) -> Annotations {
@@ -50,7 +47,7 @@ fn run(
     p: &Pipeline,
     tool: &str,
     annotations: Annotations,
-    arguments: Option<Arc<RawValue>>,
+    arguments: Option<Arc<Value>>,
 ) -> Outcome {
     p.evaluate(runtime(), tool.into(), annotations, arguments, None)
         .outcome

@@ -1,9 +1,8 @@
 //! The `tool-call` resource: one call, parsed once by the host, read by
 //! plugins through narrow accessors.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// MCP tool annotations, with the MCP defaults filled in for what a tool
@@ -37,16 +36,17 @@ pub struct ToolCall {
     pub annotations: Annotations,
     pub session: Option<Arc<str>>,
     pub environment: Option<Arc<str>>,
-    /// `params.arguments`, as sent; parsed on first use.
-    pub arguments: Option<Arc<RawValue>>,
-    parsed: Arc<OnceLock<Option<Value>>>,
+    /// `params.arguments`, read exactly by the transport
+    /// ([`crate::strict_json`]): a call whose arguments Helio cannot read as
+    /// an upstream would never gets this far.
+    pub arguments: Option<Arc<Value>>,
 }
 
 impl ToolCall {
     pub fn new(
         tool: Arc<str>,
         annotations: Annotations,
-        arguments: Option<Arc<RawValue>>,
+        arguments: Option<Arc<Value>>,
         environment: Option<Arc<str>>,
     ) -> Self {
         Self {
@@ -55,7 +55,6 @@ impl ToolCall {
             session: None,
             environment,
             arguments,
-            parsed: Arc::default(),
         }
     }
 
@@ -69,14 +68,7 @@ impl ToolCall {
     /// walk keys, numeric segments index arrays. `__proto__`, `constructor`
     /// and `prototype` never resolve, as in the original Helio.
     pub fn argument(&self, path: &str) -> Option<&Value> {
-        let root = self
-            .parsed
-            .get_or_init(|| {
-                self.arguments
-                    .as_ref()
-                    .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            })
-            .as_ref()?;
+        let root = self.arguments.as_deref()?;
         let rest = path.strip_prefix('$').unwrap_or(path);
         let rest = rest.strip_prefix('.').unwrap_or(rest);
         if rest.is_empty() {
@@ -103,8 +95,13 @@ mod tests {
     use serde_json::json;
 
     fn call(args: &str) -> ToolCall {
-        let raw: Box<RawValue> = RawValue::from_string(args.into()).expect("json");
-        ToolCall::new("t".into(), Annotations::UNKNOWN, Some(Arc::from(raw)), None)
+        let parsed = serde_json::from_str(args).expect("json");
+        ToolCall::new(
+            "t".into(),
+            Annotations::UNKNOWN,
+            Some(Arc::new(parsed)),
+            None,
+        )
     }
 
     #[test]

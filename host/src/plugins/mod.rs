@@ -83,6 +83,8 @@ pub enum LoadError {
     },
     #[error("sha256 mismatch: the file is {actual}, the pin says {expected}")]
     PinMismatch { expected: String, actual: String },
+    #[error("not a WebAssembly file (it does not start with the \\0asm magic bytes)")]
+    NotWasm,
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
     #[error("{0}")]
@@ -192,10 +194,13 @@ impl Runtime {
         let bytes = match &spec.source {
             Source::Builtin(bytes) => std::borrow::Cow::Borrowed(*bytes),
             Source::File { path, sha256 } => {
-                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let bytes =
+                    crate::files::read_regular(path, MAX_COMPONENT_BYTES).map_err(|source| {
+                        LoadError::Read {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 if let Some(expected) = sha256 {
                     let actual: [u8; 32] = Sha256::digest(&bytes).into();
                     if &actual != expected {
@@ -235,6 +240,11 @@ impl Runtime {
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        // Checked here so the error never quotes the file's first bytes
+        // (wasmtime's own message does: a mistyped path could be a secret).
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
         let key: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(component) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(component);
@@ -438,6 +448,9 @@ fn provide_hash_seed(
     }
     Ok(())
 }
+
+/// Largest component file loaded.
+const MAX_COMPONENT_BYTES: u64 = 64 << 20;
 
 /// The SHA-256 pin format of helio.yaml: 64 hex digits.
 pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {

@@ -71,7 +71,15 @@ impl Fields {
                 )
             }
         })?;
-        match serde_json::from_slice::<Value>(&body) {
+        let Ok(text) = std::str::from_utf8(&body) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "Invalid JSON: the body is not UTF-8", "code": "invalid_json" }),
+            ));
+        };
+        // Read exactly, like a tool call's params: evidence is a governance
+        // input, so a body read two ways (a key twice…) is refused.
+        match crate::strict_json::parse(text) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(_) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -298,6 +306,16 @@ mod tests {
     }
 
     #[test]
+    fn integers_the_body_cannot_hold_exactly_are_refused_whole() {
+        for bad in ["1e300", "18446744073709551615"] {
+            let body = format!(r#"{{"session_id":"s","ttl_seconds":{bad}}}"#);
+            let error = Fields::parse(Ok(Bytes::from(body))).err().expect("refused");
+            assert_eq!(error.body["code"], "invalid_json", "{bad}");
+            assert!(message(error).contains("$.ttl_seconds"), "{bad}");
+        }
+    }
+
+    #[test]
     fn ttl_defaults_and_bounds() {
         assert_eq!(
             fields("{}").ttl_seconds().expect("should be accepted"),
@@ -321,17 +339,7 @@ mod tests {
                 .expect("should be accepted"),
             MAX_TTL_SECONDS
         );
-        for bad in [
-            "0",
-            "-5",
-            "1.5",
-            "\"60\"",
-            "null",
-            "true",
-            "1e300",
-            "604801",
-            "18446744073709551615",
-        ] {
+        for bad in ["0", "-5", "1.5", "\"60\"", "null", "true", "604801"] {
             let body = format!(r#"{{"ttl_seconds":{bad}}}"#);
             let text = message(fields(&body).ttl_seconds().expect_err("should be rejected"));
             assert!(

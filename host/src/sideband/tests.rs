@@ -280,7 +280,14 @@ async fn validation_errors_name_the_field() {
             "{body}: {answer}"
         );
     }
-    for raw in ["{not json", "[]", ""] {
+    for raw in [
+        "{not json",
+        "[]",
+        "",
+        // Read two ways by different parsers: refused, never guessed.
+        r#"{"session_id":"a","session_id":"b","evidence_key":"k"}"#,
+        r#"{"session_id":"a\ud800","evidence_key":"k"}"#,
+    ] {
         let (status, answer) = h.post_raw("/evidence", raw).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}");
         assert_eq!(answer["code"], "invalid_json", "{raw}");

@@ -1,0 +1,168 @@
+//! The params of a `tools/call`, read once and exactly: what governance
+//! decides on is what the upstream will read, or the call is refused.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::strict_json::{self, Unreadable};
+
+use super::agents::{ClientInfo, Meta};
+
+/// The parts of `tools/call` params governance reads.
+pub(super) struct CallParams<'a> {
+    pub name: String,
+    /// `params.arguments`, read exactly (absent or `null`: none).
+    pub arguments: Option<Arc<Value>>,
+    /// `params.arguments` as the client sent it, for the audit record.
+    pub raw_arguments: Option<&'a str>,
+    /// The `clientInfo` the call states in its `_meta`.
+    pub client_info: Option<ClientInfo>,
+}
+
+/// Why a `tools/call` cannot be governed.
+#[derive(Debug)]
+pub(super) enum ParamsError {
+    /// No `params.name`, or not a non-empty string.
+    Nameless,
+    /// The params cannot be read exactly as an upstream would read them.
+    Unreadable(Unreadable),
+}
+
+impl<'a> CallParams<'a> {
+    pub fn parse(params: Option<&'a RawValue>) -> Result<Self, ParamsError> {
+        let params = params.ok_or(ParamsError::Nameless)?;
+        let Value::Object(mut parsed) =
+            strict_json::parse(params.get()).map_err(ParamsError::Unreadable)?
+        else {
+            return Err(ParamsError::Nameless);
+        };
+        let name = match parsed.remove("name") {
+            Some(Value::String(name)) if !name.is_empty() => name,
+            _ => return Err(ParamsError::Nameless),
+        };
+        let arguments = parsed
+            .remove("arguments")
+            .filter(|a| !a.is_null())
+            .map(Arc::new);
+        // A `_meta` that is not what MCP defines states no clientInfo; it
+        // never makes the call nameless.
+        let client_info = parsed
+            .get("_meta")
+            .and_then(|meta| Meta::deserialize(meta).ok())
+            .and_then(|meta| meta.client_info);
+        Ok(Self {
+            name,
+            raw_arguments: arguments.as_ref().and_then(|_| raw_arguments(params)),
+            arguments,
+            client_info,
+        })
+    }
+}
+
+/// The text of `params.arguments` exactly as sent (params already read).
+fn raw_arguments(params: &RawValue) -> Option<&str> {
+    #[derive(Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow)]
+        arguments: Option<&'a RawValue>,
+    }
+    let wire: Wire<'_> = serde_json::from_str(params.get()).ok()?;
+    wire.arguments.map(RawValue::get)
+}
+
+/// The tool name of params that could not be governed, for the record:
+/// read leniently, since it only labels a refusal.
+pub(super) fn stated_name(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    let named: Named = serde_json::from_str(params?.get()).ok()?;
+    named.name.filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).expect("json")
+    }
+
+    #[test]
+    fn the_stated_client_info_comes_from_the_same_parse_and_never_unnames_a_call() {
+        let text = r#"{"name":"echo","arguments":{"a":1},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"bot","version":"2"}}}"#;
+        let params = raw(text);
+        let call = CallParams::parse(Some(&params)).expect("named");
+        assert_eq!(call.name, "echo");
+        assert_eq!(call.raw_arguments, Some(r#"{"a":1}"#));
+        assert_eq!(
+            call.arguments.as_deref(),
+            Some(&serde_json::json!({"a": 1}))
+        );
+        let info = call.client_info.expect("client info");
+        assert_eq!(info.name.as_deref(), Some("bot"));
+        for meta in ["5", r#"{"io.modelcontextprotocol/clientInfo":{"name":7}}"#] {
+            let params = raw(&format!(r#"{{"name":"echo","_meta":{meta}}}"#));
+            let call = CallParams::parse(Some(&params)).expect("still named");
+            assert_eq!(call.name, "echo");
+            assert!(call.client_info.is_none());
+            assert!(call.arguments.is_none() && call.raw_arguments.is_none());
+        }
+    }
+
+    #[test]
+    fn nameless_and_unreadable_params_are_told_apart() {
+        for text in [
+            r#"{"arguments":{}}"#,
+            r#"{"name":""}"#,
+            r#"{"name":5}"#,
+            "[1]",
+        ] {
+            let params = raw(text);
+            assert!(
+                matches!(CallParams::parse(Some(&params)), Err(ParamsError::Nameless)),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            CallParams::parse(None),
+            Err(ParamsError::Nameless)
+        ));
+        let cases = [
+            (
+                r#"{"name":"echo","arguments":{"env":"prod","pad":1e400}}"#,
+                "$.arguments.pad",
+            ),
+            (
+                r#"{"name":"echo","arguments":{"s":"\ud800"}}"#,
+                "$.arguments.s",
+            ),
+            (
+                r#"{"name":"echo","arguments":{"env":"dev","env":"prod"}}"#,
+                "$.arguments.env",
+            ),
+            (
+                r#"{"name":"echo","arguments":{},"_meta":{"x":-1e999}}"#,
+                "$._meta.x",
+            ),
+            (r#"{"name":"a","name":"b"}"#, "$.name"),
+        ];
+        for (text, path) in cases {
+            let params = raw(text);
+            match CallParams::parse(Some(&params)) {
+                Err(ParamsError::Unreadable(why)) => assert_eq!(why.path, path, "{text}"),
+                Err(other) => panic!("{text}: {other:?}"),
+                Ok(_) => panic!("{text}: accepted"),
+            }
+        }
+        assert_eq!(
+            stated_name(Some(&raw(r#"{"name":"echo","arguments":{"pad":1e400}}"#))).as_deref(),
+            Some("echo"),
+            "the record of a refused call still names its tool"
+        );
+    }
+}

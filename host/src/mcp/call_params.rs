@@ -55,21 +55,21 @@ impl<'a> CallParams<'a> {
             .and_then(|meta| meta.client_info);
         Ok(Self {
             name,
-            raw_arguments: arguments.as_ref().and_then(|_| raw_arguments(params)),
+            raw_arguments: arguments.as_ref().and_then(|_| raw_arguments(Some(params))),
             arguments,
             client_info,
         })
     }
 }
 
-/// The text of `params.arguments` exactly as sent (params already read).
-fn raw_arguments(params: &RawValue) -> Option<&str> {
+/// The text of `params.arguments` exactly as sent.
+pub(super) fn raw_arguments(params: Option<&RawValue>) -> Option<&str> {
     #[derive(Deserialize)]
     struct Wire<'a> {
         #[serde(borrow)]
         arguments: Option<&'a RawValue>,
     }
-    let wire: Wire<'_> = serde_json::from_str(params.get()).ok()?;
+    let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
     wire.arguments.map(RawValue::get)
 }
 

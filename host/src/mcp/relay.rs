@@ -34,7 +34,7 @@ use crate::state::{CallOutcome, Settlement};
 
 use super::agents::meta_client_info;
 use super::agreement::{self, Mismatch};
-use super::call_params::{stated_name, CallParams, ParamsError};
+use super::call_params::{raw_arguments, stated_name, CallParams, ParamsError};
 use super::jsonrpc::{self, code, Envelope, EnvelopeError, Kind};
 use super::recording::{self, CallAudit, CallFacts, Rejection};
 use super::sse::EventScanner;
@@ -362,14 +362,12 @@ fn govern(
             ));
         }
         Err(ParamsError::Unreadable(why)) => {
-            let name = stated_name(envelope.params);
             let raw = envelope.params.map_or("", RawValue::get);
-            reject(
+            reject_call(
                 relay,
                 envelope,
                 headers,
                 started,
-                name.as_deref().unwrap_or("<nameless>"),
                 "invalid_arguments",
                 relay.audit.unreadable_input(raw, &why),
             );
@@ -479,6 +477,21 @@ fn reject(
     );
 }
 
+/// Records a `tools/call` refused before any stage ran, under the tool name
+/// its params state (`<nameless>` when none can be read).
+fn reject_call(
+    relay: &Relay,
+    envelope: &Envelope<'_>,
+    headers: &HeaderMap,
+    started: Instant,
+    reason: &str,
+    tool_input: String,
+) {
+    let name = stated_name(envelope.params);
+    let name = name.as_deref().unwrap_or("<nameless>");
+    reject(relay, envelope, headers, started, name, reason, tool_input);
+}
+
 /// A `tools/call` without an id is a notification: there is no reply to
 /// carry a policy decision, and a generic JSON-RPC server would still run
 /// it. Refused and recorded, never forwarded.
@@ -488,18 +501,13 @@ fn refuse_tool_notification(
     headers: &HeaderMap,
     started: Instant,
 ) -> Response {
-    let name = stated_name(envelope.params);
-    reject(
+    reject_call(
         relay,
         envelope,
         headers,
         started,
-        name.as_deref().unwrap_or("<nameless>"),
         "missing_request_id",
-        relay
-            .audit
-            .tool_input(tool_arguments(envelope.params).as_deref())
-            .0,
+        relay.audit.tool_input(raw_arguments(envelope.params)).0,
     );
     error_response(
         StatusCode::BAD_REQUEST,
@@ -513,19 +521,8 @@ fn refuse_tool_notification(
 /// A refused message's `params.arguments` as its record keeps them
 /// (redacted).
 fn stored_arguments(relay: &Relay, params: Option<&RawValue>) -> serde_json::Value {
-    let (text, _) = relay.audit.tool_input(tool_arguments(params).as_deref());
+    let (text, _) = relay.audit.tool_input(raw_arguments(params));
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-}
-
-/// `params.arguments` as sent, for the record of a refused call.
-fn tool_arguments(params: Option<&RawValue>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Wire<'a> {
-        #[serde(borrow)]
-        arguments: Option<&'a RawValue>,
-    }
-    let wire: Wire<'_> = serde_json::from_str(params?.get()).ok()?;
-    wire.arguments.map(|a| a.get().to_owned())
 }
 
 /// Headers that contradict the body: `400`, `-32020`, recorded.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigError};
@@ -27,7 +26,9 @@ pub async fn watch(
     runtime: Arc<Runtime>,
     shutdown: CancellationToken,
 ) {
-    let mut seen = fingerprint(&path);
+    // The file as it was read for `current`, not as it is now: an edit made
+    // since is a change to load.
+    let mut seen = current.source_digest;
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
@@ -64,6 +65,7 @@ pub async fn watch(
                     tracing::warn!("{warning}");
                 }
                 active.replace(pipeline);
+                seen = config.source_digest;
                 current = config;
             }
             Ok(Err(report)) => {
@@ -85,6 +87,15 @@ pub fn load(
     runtime: &Runtime,
 ) -> Result<(Config, Pipeline, Vec<String>), String> {
     let loaded = config::load(path).map_err(|e| e.report())?;
+    compile(loaded, path, runtime)
+}
+
+/// Compiles the stages of a configuration already read from `path`.
+pub fn compile(
+    loaded: config::Loaded,
+    path: &std::path::Path,
+    runtime: &Runtime,
+) -> Result<(Config, Pipeline, Vec<String>), String> {
     let pipeline = Pipeline::build(&loaded.config, runtime).map_err(|issues| {
         ConfigError::Invalid {
             path: path.to_owned(),
@@ -100,5 +111,5 @@ pub fn load(
 fn fingerprint(path: &std::path::Path) -> Option<[u8; 32]> {
     crate::files::read_regular(path, crate::config::MAX_CONFIG_BYTES)
         .ok()
-        .map(|bytes| Sha256::digest(bytes).into())
+        .map(|bytes| config::digest(&bytes))
 }

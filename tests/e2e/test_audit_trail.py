@@ -90,6 +90,7 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
 
     dry = by_tool["add"]
     assert dry["policy_decision"] == "dry_run" and dry["dry_run"] == 1 and dry["upstream_response"] is None
+    assert dry["matched_rule"] == "rehearse" and dry["matched_rule_index"] == 1
     report = json.loads(dry["evidence_chain"])["dry_run"]
     assert report["dry_run"] is True and report["would_forward"] is False and report["matched_rule"] == "rehearse"
     # Nothing was checked in governance state, so an allowed call has no chain.

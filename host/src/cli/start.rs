@@ -21,17 +21,15 @@ const STATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 
 pub fn run(path: &Path, no_hot_reload: bool) -> anyhow::Result<()> {
     super::init_logging();
-    // The state database's path is in the file; the full load (with the
-    // stages, which need the state) follows.
-    let database = crate::config::load(path)
-        .map_err(|e| anyhow::anyhow!(e.report()))?
-        .config
-        .audit
-        .path;
+    // Read once: the state database's path is in the file, and the stages
+    // (which need the state) are compiled from the same reading.
+    let loaded = crate::config::load(path).map_err(|e| anyhow::anyhow!(e.report()))?;
+    let database = loaded.config.audit.path.clone();
     let state = LocalStore::open(Path::new(&database), now_ms())
         .with_context(|| format!("cannot open the state database {database} (audit.path)"))?;
     let plugins = Runtime::new(state)?;
-    let (config, pipeline, warnings) = reload::load(path, &plugins).map_err(anyhow::Error::msg)?;
+    let (config, pipeline, warnings) =
+        reload::compile(loaded, path, &plugins).map_err(anyhow::Error::msg)?;
     let audit = Audit::open(&config).with_context(|| {
         format!(
             "cannot open the audit database {} (audit.path)",

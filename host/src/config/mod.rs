@@ -68,13 +68,22 @@ pub fn load(path: &FsPath) -> Result<Loaded, ConfigError> {
         source,
     };
     let bytes = crate::files::read_regular(path, MAX_CONFIG_BYTES).map_err(read_error)?;
+    let digest = digest(&bytes);
     let text = String::from_utf8(bytes).map_err(|_| {
         read_error(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "not UTF-8 text",
         ))
     })?;
-    parse(&text, path, &|name| std::env::var(name).ok())
+    let mut loaded = parse(&text, path, &|name| std::env::var(name).ok())?;
+    loaded.config.source_digest = Some(digest);
+    Ok(loaded)
+}
+
+/// What identifies a version of a configuration file: its bytes' SHA-256.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// Largest helio.yaml read (thousands of rules fit in far less).

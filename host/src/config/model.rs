@@ -32,6 +32,9 @@ pub struct Config {
     /// Digests of the restart-only sections as written, to detect a reload
     /// that changed one.
     pub restart_sections: Vec<(&'static str, [u8; 32])>,
+    /// SHA-256 of the file's bytes as read (none for text parsed from
+    /// elsewhere): hot reload compares the file against it.
+    pub source_digest: Option<[u8; 32]>,
     /// Keys the file set explicitly, as dotted paths without list indices
     /// (`policies.rules.action`). Drives the "not yet enforced" report.
     pub explicit_keys: BTreeSet<String>,

@@ -137,6 +137,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         policies_json,
         budgets_json,
         restart_sections,
+        source_digest: None,
         explicit_keys: Default::default(),
     })
 }

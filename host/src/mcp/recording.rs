@@ -90,13 +90,15 @@ impl CallAudit {
         self.finish();
     }
 
-    /// The call was simulated; `report` is what the agent got.
-    pub fn simulated(mut self, report: &Value) {
+    /// The call was simulated; `report` is what the agent got, `rule_index`
+    /// the rule that would have applied.
+    pub fn simulated(mut self, report: &Value, rule_index: Option<u32>) {
         self.record.outcome = Some(("dry_run", report.clone()));
         let r = &mut self.record;
         r.policy_decision = "dry_run".into();
         r.dry_run = true;
         r.matched_rule = text(report, "matched_rule");
+        r.matched_rule_index = rule_index;
         self.finish();
     }
 

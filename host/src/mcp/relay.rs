@@ -439,8 +439,8 @@ fn govern(
                 Some(&data),
             ))
         }
-        Outcome::DryRun { report } => {
-            audit.simulated(&report);
+        Outcome::DryRun { report, rule_index } => {
+            audit.simulated(&report, rule_index);
             Governed::Answer(dry_run_response(id, &report, headers))
         }
     }

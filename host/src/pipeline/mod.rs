@@ -29,7 +29,11 @@ pub enum Outcome {
     /// Answer with JSON-RPC error -32001 and this message and `data`.
     Block { message: String, data: Value },
     /// Answer with a simulated result carrying this report; do not relay.
-    DryRun { report: Value },
+    /// `rule_index` is the rule that would have applied, for the record.
+    DryRun {
+        report: Value,
+        rule_index: Option<u32>,
+    },
 }
 
 struct ChainStage {
@@ -502,7 +506,10 @@ fn dry_run(verdict: &Verdict) -> Outcome {
     if reason == "session_unresolved" {
         report["session_unresolved"] = true.into();
     }
-    Outcome::DryRun { report }
+    Outcome::DryRun {
+        report,
+        rule_index: decision.rule_index,
+    }
 }
 
 /// When the configuration asks for a restriction this build cannot enforce

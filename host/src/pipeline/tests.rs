@@ -122,7 +122,7 @@ fn first_match_decides() {
 #[test]
 fn dry_run_rule_simulates() {
     let p = pipeline(RULES);
-    let Outcome::DryRun { report } =
+    let Outcome::DryRun { report, .. } =
         run(&p, "create_payment", known(false, false), args(json!({})))
     else {
         panic!("expected a dry run");
@@ -146,7 +146,7 @@ fn approvals_fail_closed_until_built() {
 #[test]
 fn global_dry_run_reports_the_decision() {
     let p = pipeline(&format!("{RULES}  dry_run: true\n"));
-    let Outcome::DryRun { report } = run(
+    let Outcome::DryRun { report, .. } = run(
         &p,
         "process_refund",
         known(false, false),
@@ -156,7 +156,7 @@ fn global_dry_run_reports_the_decision() {
     };
     assert_eq!(report["would_forward"], json!(false));
     assert_eq!(report["policy_decision"], json!("deny"));
-    let Outcome::DryRun { report } = run(&p, "lookup_order", known(true, false), None) else {
+    let Outcome::DryRun { report, .. } = run(&p, "lookup_order", known(true, false), None) else {
         panic!("expected a dry run");
     };
     assert_eq!(report["would_forward"], json!(true));

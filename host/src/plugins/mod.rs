@@ -17,6 +17,7 @@ pub mod builtin;
 mod call;
 pub mod checks;
 mod host_impl;
+mod ticker;
 mod verdict;
 
 use std::cell::RefCell;
@@ -38,8 +39,7 @@ use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as Pol
 
 use crate::state::{Hold, StateStore};
 
-/// How often the epoch advances; call deadlines are counted in ticks.
-const TICK: Duration = Duration::from_millis(10);
+use ticker::{Ticker, TICK};
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The only host interfaces a plugin may import (besides WASI, stubbed).
@@ -139,6 +139,7 @@ pub struct StoreState {
 
 pub struct Runtime {
     engine: Engine,
+    ticker: Ticker,
     linker: Linker<StoreState>,
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     state: Arc<dyn StateStore>,
@@ -166,18 +167,10 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("helio-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(TICK);
-                match ticker.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            })?;
+        let ticker = Ticker::start(&engine)?;
         Ok(Arc::new(Self {
             engine,
+            ticker,
             linker,
             compiled: Mutex::default(),
             state,
@@ -275,6 +268,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
+        let _busy = self.ticker.busy();
         store.set_epoch_deadline(ticks(CONFIGURE_TIMEOUT));
         let bindings = stage.pre.instantiate(&mut store).map_err(|e| {
             Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes))
@@ -317,7 +311,10 @@ impl Runtime {
                     instances.len() - 1
                 }
             };
-            let outcome = instances[index].evaluate(call, stage);
+            let outcome = {
+                let _busy = self.ticker.busy();
+                instances[index].evaluate(call, stage)
+            };
             if outcome.is_err() {
                 // A trapped instance is not reused: its state is unknown.
                 instances.swap_remove(index);

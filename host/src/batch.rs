@@ -1,15 +1,21 @@
 //! A writer thread that persists items in batches, off the request path:
 //! the governance state and the audit trail both use one.
 //!
-//! Items go through a bounded queue. When it is full the sender waits
-//! (back-pressure: a burst slows callers down rather than losing records or
-//! growing memory without bound) and the wait is counted. The thread sleeps
-//! a moment after the first item so that what arrives meanwhile is written
-//! in the same transaction; [`BatchWriter::flush`] waits until everything
-//! sent before it is written, and dropping the writer drains the queue.
+//! Items go through a queue that allocates as it fills (an empty writer
+//! holds no buffer) and never makes a sender wait: a send happens where
+//! waiting would stall every connection on a worker thread (at the end of a
+//! call, in a drop). Back-pressure is applied where waiting is cheap, before
+//! work starts: the relay awaits [`Room::ready`] before it governs a new
+//! call, and a queue past its capacity holds new calls there (counted) until
+//! the writer catches up. So a burst slows callers down rather than losing
+//! records, and memory stays bounded by the capacity plus the calls already
+//! in flight. The thread sleeps a moment after the first item so that what
+//! arrives meanwhile is written in the same transaction;
+//! [`BatchWriter::flush`] waits until everything sent before it is written,
+//! and dropping the writer drains the queue.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Where a batch goes.
@@ -25,7 +31,7 @@ pub trait Sink: Send + 'static {
 /// How a [`BatchWriter`] gathers items.
 #[derive(Debug, Clone, Copy)]
 pub struct Batching {
-    /// Items the queue holds before senders wait.
+    /// Items the queue holds before new calls wait for room.
     pub capacity: usize,
     /// How long to gather after the first item before writing.
     pub gather: Duration,
@@ -37,8 +43,14 @@ pub struct Batching {
 
 enum Message<T> {
     Item(T),
+    /// An item whose sender waits until it is written: written at once,
+    /// with whatever else is queued (group commit).
+    Durable(T, tokio::sync::oneshot::Sender<Result<(), String>>),
     Flush(mpsc::SyncSender<Result<(), String>>),
 }
+
+/// Resolves once a durable item is written (or failed to be).
+pub type Written = tokio::sync::oneshot::Receiver<Result<(), String>>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the {0} writer has stopped")]
@@ -47,9 +59,58 @@ pub struct Stopped(pub &'static str);
 pub struct BatchWriter<T> {
     name: &'static str,
     /// Taken (closing the queue) only when the writer is dropped.
-    queue: Option<mpsc::SyncSender<Message<T>>>,
+    queue: Option<mpsc::Sender<Message<T>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    room: Arc<Room>,
+}
+
+/// How full a writer's queue is, for the callers that must wait for room.
+pub struct Room {
+    queued: AtomicUsize,
+    capacity: usize,
+    drained: tokio::sync::Notify,
     full_waits: AtomicU64,
+}
+
+impl Room {
+    fn new(capacity: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            capacity,
+            drained: tokio::sync::Notify::new(),
+            full_waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits (without blocking the thread) while the queue is past its
+    /// capacity; counts the waits.
+    pub async fn ready(&self) {
+        if !self.is_full() {
+            return;
+        }
+        self.full_waits.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let drained = self.drained.notified();
+            if !self.is_full() {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= self.capacity
+    }
+
+    /// How many calls had to wait for room.
+    pub fn full_waits(&self) -> u64 {
+        self.full_waits.load(Ordering::Relaxed)
+    }
+
+    fn written(&self, count: usize) {
+        self.queued.fetch_sub(count, Ordering::Relaxed);
+        self.drained.notify_waiters();
+    }
 }
 
 impl<T: Send + 'static> BatchWriter<T> {
@@ -58,21 +119,29 @@ impl<T: Send + 'static> BatchWriter<T> {
         sink: S,
         batching: Batching,
     ) -> std::io::Result<Self> {
-        let (queue, inbox) = mpsc::sync_channel(batching.capacity);
-        let thread = std::thread::Builder::new()
-            .name(format!("helio-{name}-writer"))
-            .spawn(move || run(name, sink, &inbox, batching))?;
+        let (queue, inbox) = mpsc::channel();
+        let room = Arc::new(Room::new(batching.capacity));
+        let thread = {
+            let room = room.clone();
+            std::thread::Builder::new()
+                .name(format!("helio-{name}-writer"))
+                .spawn(move || run(name, sink, &inbox, batching, &room))?
+        };
         Ok(Self {
             name,
             queue: Some(queue),
             thread: Some(thread),
-            full_waits: AtomicU64::new(0),
+            room,
         })
     }
 
-    /// Queues an item; waits while the queue is full.
+    /// Queues an item. Never waits: callers that can wait for room do so
+    /// before their work starts ([`Room::ready`]).
     pub fn send(&self, item: T) -> Result<(), Stopped> {
-        self.message(Message::Item(item))
+        self.room.queued.fetch_add(1, Ordering::Relaxed);
+        self.message(Message::Item(item)).inspect_err(|_| {
+            self.room.queued.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Waits until everything sent so far is written.
@@ -84,21 +153,33 @@ impl<T: Send + 'static> BatchWriter<T> {
             .unwrap_or_else(|_| Err(Stopped(self.name).to_string()))
     }
 
-    /// How many sends found the queue full and had to wait.
-    pub fn full_waits(&self) -> u64 {
-        self.full_waits.load(Ordering::Relaxed)
+    /// Queues an item that must be written before its sender goes on: the
+    /// writer skips its gathering pause and writes it at once, together with
+    /// whatever else is queued (so concurrent durable items share one
+    /// transaction). The sender awaits the returned [`Written`].
+    pub fn send_durable(&self, item: T) -> Result<Written, Stopped> {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.room.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.message(Message::Durable(item, done)) {
+            self.room.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(error);
+        }
+        // Cut a gathering pause short (a parked writer wakes; a busy one
+        // finds the token and does not pause).
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+        Ok(written)
+    }
+
+    /// The queue's fill, for callers that wait for room.
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
     }
 
     fn message(&self, message: Message<T>) -> Result<(), Stopped> {
         let queue = self.queue.as_ref().ok_or(Stopped(self.name))?;
-        match queue.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(mpsc::TrySendError::Full(message)) => {
-                self.full_waits.fetch_add(1, Ordering::Relaxed);
-                queue.send(message).map_err(|_| Stopped(self.name))
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => Err(Stopped(self.name)),
-        }
+        queue.send(message).map_err(|_| Stopped(self.name))
     }
 }
 
@@ -117,6 +198,7 @@ fn run<S: Sink>(
     mut sink: S,
     inbox: &mpsc::Receiver<Message<S::Item>>,
     batching: Batching,
+    room: &Room,
 ) {
     loop {
         let first = match inbox.recv_timeout(batching.idle_after) {
@@ -127,17 +209,23 @@ fn run<S: Sink>(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        // Sleeping (rather than waiting on the queue) while items gather
-        // means senders never have to wake this thread.
+        // Pausing (rather than waiting on the queue) while items gather
+        // means ordinary senders never have to wake this thread; a durable
+        // sender unparks it to cut the pause short.
         if matches!(first, Message::Item(_)) && !batching.gather.is_zero() {
-            std::thread::sleep(batching.gather);
+            std::thread::park_timeout(batching.gather);
         }
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
+        let mut durable = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Item(item) => batch.push(item),
+                Message::Durable(item, done) => {
+                    batch.push(item);
+                    durable.push(done);
+                }
                 Message::Flush(done) => flushes.push(done),
             }
             if batch.len() < batching.max_batch {
@@ -152,6 +240,10 @@ fn run<S: Sink>(
         };
         if let Err(error) = &written {
             tracing::error!(writer = name, %error, items = count, "a batch could not be written");
+        }
+        room.written(count);
+        for done in durable {
+            let _ = done.send(written.clone());
         }
         for done in flushes {
             let _ = done.send(written.clone());
@@ -207,14 +299,65 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_makes_senders_wait_and_is_counted() {
+    fn durable_items_are_written_at_once_and_together() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let slow = Batching {
+            gather: Duration::from_secs(30),
+            ..batching(100)
+        };
+        let writer =
+            Arc::new(BatchWriter::start("test", Collect(seen.clone()), slow).expect("start"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            // An ordinary item starts a 30 s gathering pause...
+            writer.send(1).expect("send");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // ...which durable items cut short, all in one transaction.
+            let written: Vec<_> = (2..6)
+                .map(|i| writer.send_durable(i).expect("send"))
+                .collect();
+            for done in written {
+                tokio::time::timeout(Duration::from_secs(5), done)
+                    .await
+                    .expect("written well before the pause ends")
+                    .expect("sent")
+                    .expect("written");
+            }
+        });
+        let batches = seen.lock().expect("lock").clone();
+        let all: Vec<u32> = batches.iter().flatten().copied().collect();
+        assert_eq!(all, vec![1, 2, 3, 4, 5]);
+        assert!(batches.len() <= 2, "grouped: {batches:?}");
+    }
+
+    #[test]
+    fn a_full_queue_holds_new_work_until_the_writer_catches_up() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let writer = BatchWriter::start("test", Collect(seen.clone()), batching(4)).expect("start");
+        // Sends never wait, even past the capacity.
         for i in 0..40 {
             writer.send(i).expect("send");
         }
-        assert!(writer.full_waits() > 0);
+        let room = writer.room().clone();
+        assert!(room.is_full());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), room.ready())
+                .await
+                .expect("room once the batch is written");
+        });
+        assert_eq!(room.full_waits(), 1);
+        assert!(!room.is_full());
         writer.flush().expect("flush");
         assert_eq!(seen.lock().expect("lock").iter().flatten().count(), 40);
+        // An empty queue keeps no buffer around: nothing was preallocated.
+        runtime.block_on(room.ready());
+        assert_eq!(room.full_waits(), 1, "no wait when there is room");
     }
 }

@@ -308,6 +308,68 @@ def test_limits_and_budgets_survive_a_restart(helio: HelioLauncher, upstream_sse
         ok(call(raw, "add", {"a": 70, "b": 0}))  # session pots and buckets are per session
 
 
+def test_sigkill_under_load_loses_no_acknowledged_charge(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    """Spend is durable before a call is forwarded: after a SIGKILL in the
+    middle of a load, the restarted Helio counts every charge the upstream
+    received, so a spend limit can never be exceeded across a crash."""
+    import signal
+    import sqlite3
+
+    db = tmp_path / "helio.db"
+    config = {
+        "audit": {"path": str(db), "include_responses": False},
+        "policies": {
+            "rules": [
+                {"name": "cap", "match": {"tool": "charge"}, "action": "spend_limit",
+                 "limits": {"max_spend": {"field": "amount", "limit": 1000000, "currency": "EUR", "window": "1d"}}},
+            ]
+        },
+    }
+    first = helio(config, upstream=upstream_sse)
+    marker = f"kill-{secrets.token_hex(4)}"
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker() -> None:
+        with RawMcp(first.mcp_url, timeout=10) as raw:
+            raw.initialize()
+            while not stop.is_set():
+                try:
+                    final = call(raw, "charge", {"amount": 1, "currency": marker})
+                except Exception:
+                    return  # Helio died mid-call: no answer, no claim
+                if "result" in final and not final["result"].get("isError"):
+                    with lock:
+                        acknowledged.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    assert wait_until(lambda: len(acknowledged) >= 300, timeout=60), len(acknowledged)
+    first.proc.send_signal(signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join()
+    first.proc.wait(timeout=10)
+    first.expected_exit = None
+    received = upstream_calls(upstream_sse, "charge", marker)
+    assert received >= len(acknowledged) > 0
+
+    second = helio(config, upstream=upstream_sse)
+    limits = httpx.get(
+        f"{second.dashboard_url}/api/limits", headers={"authorization": f"Bearer {second.api_secret}"}, timeout=10
+    ).json()
+    (ledger,) = [s for s in limits["spend_limits"] if s["rule"] == "cap"]
+    # Every charge that reached the upstream is on the ledger (none lost to
+    # the crash). A charge written just before the kill, whose call never
+    # went out, may be there too: the safe side, at most one per client.
+    assert received <= ledger["spent"] <= received + len(threads), (ledger, received, len(acknowledged))
+    with sqlite3.connect(db) as conn:
+        (rows,) = conn.execute("SELECT COUNT(*) FROM state_ledger").fetchone()
+    assert received <= rows <= received + len(threads)
+
+
 def test_evidence_gates_per_session_with_expiry(start, upstream_sse: Upstream) -> None:
     instance = start(
         {

@@ -2,9 +2,10 @@
 //! batch writer off the request path (see [`crate::batch`]), in the same
 //! database as the governance state (`audit.path`).
 //!
-//! - Back-pressure, not loss: when the writer's queue is full, the call
-//!   that wants to record waits, and the wait is counted
-//!   ([`Audit::full_waits`]).
+//! - Back-pressure, not loss: while the writer's queue is past its
+//!   capacity, new calls wait before they are governed (never a record
+//!   being written, and never by blocking a thread), and the waits are
+//!   counted ([`Audit::full_waits`]).
 //! - A graceful shutdown drains the queue ([`Audit::flush`]).
 //! - Secrets never reach the store: argument paths in `audit.redact` are
 //!   masked first, and no request header is recorded.
@@ -80,7 +81,14 @@ impl Audit {
         })
     }
 
-    /// Queues a record; waits if the writer is behind.
+    /// Waits while the writer is too far behind to take a new call's record.
+    pub async fn ready(&self) {
+        if let Some(writer) = &self.writer {
+            writer.room().ready().await;
+        }
+    }
+
+    /// Queues a record (never waits; see [`Audit::ready`]).
     pub fn record(&self, record: AuditRecord) {
         if let Some(writer) = &self.writer {
             if let Err(error) = writer.send(record) {
@@ -102,9 +110,11 @@ impl Audit {
         self.live.subscribe()
     }
 
-    /// How many records had to wait for room in the writer's queue.
+    /// How many calls had to wait for room in the writer's queue.
     pub fn full_waits(&self) -> u64 {
-        self.writer.as_ref().map_or(0, BatchWriter::full_waits)
+        self.writer
+            .as_ref()
+            .map_or(0, |writer| writer.room().full_waits())
     }
 
     /// The call's arguments as stored: redacted JSON text (`{}` when

@@ -30,7 +30,7 @@ use std::time::Instant;
 use crate::audit::Audit;
 use crate::pipeline::{Active, Outcome};
 use crate::plugins::Runtime;
-use crate::state::{CallOutcome, Settlement};
+use crate::state::{CallOutcome, Settlement, Written};
 
 use super::agents::meta_client_info;
 use super::agreement::{self, Mismatch};
@@ -80,6 +80,15 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Waits (yielding, never blocking the worker) while the audit or state
+    /// writer is too far behind to take another call's changes.
+    async fn writers_ready(&self) {
+        self.audit.ready().await;
+        if let Some(room) = self.runtime.state().room() {
+            room.ready().await;
+        }
+    }
+
     /// Refuses a request whose `Origin` is not allowlisted, before it reaches
     /// the transport. MCP clients are not browsers and send no Origin; one
     /// that arrives is a browser page trying to reach a local server (DNS
@@ -208,9 +217,17 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         if !is_request {
             return refuse_tool_notification(relay, &envelope, headers, started);
         }
+        relay.writers_ready().await;
         match govern(relay, &envelope, reply_id.as_deref(), headers, started) {
             Governed::Answer(answer) => return answer,
-            Governed::Forward(call) => observer = Some(Observer::ToolCall(call)),
+            Governed::Forward(mut call) => {
+                if let Some(written) = call.durable.take() {
+                    if let Err(error) = written_result(written.await) {
+                        return call.unrecorded(reply_id.as_deref(), &error);
+                    }
+                }
+                observer = Some(Observer::ToolCall(call));
+            }
         }
     }
     // Every relayed tools/list teaches Helio the tools' annotations.
@@ -270,9 +287,35 @@ enum Observer {
 }
 
 struct Forwarded {
+    /// The spend it took, being written: awaited before the call goes out.
+    durable: Option<Written>,
     settlement: Option<Settlement>,
     audit: CallAudit,
     status: StatusCode,
+}
+
+impl Forwarded {
+    /// Its spend could not be made durable: refunded, and the call blocked
+    /// `state_unavailable` instead of forwarded.
+    fn unrecorded(self, id: Option<&RawValue>, error: &str) -> Response {
+        tracing::error!(%error, "spend could not be written to the state database; blocking the call");
+        if let Some(settlement) = self.settlement {
+            settlement.settle(CallOutcome::Failed);
+        }
+        let (message, data) = crate::pipeline::state_unavailable();
+        self.audit.blocked(&data);
+        error_response(StatusCode::OK, id, code::BLOCKED, &message, Some(&data))
+    }
+}
+
+/// The outcome of a durable write, as an error message when it failed.
+fn written_result(
+    written: Result<Result<(), String>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<(), String> {
+    match written {
+        Ok(result) => result,
+        Err(_) => Err("the state writer stopped before writing".into()),
+    }
 }
 
 impl Observer {
@@ -424,6 +467,7 @@ fn govern(
         Outcome::Forward => {
             audit.forwarding(decided.decision.as_ref());
             Governed::Forward(Box::new(Forwarded {
+                durable: decided.durable,
                 settlement: decided.settlement,
                 audit,
                 status: StatusCode::OK,

@@ -19,7 +19,7 @@ use crate::plugins::{
     self, builtin, Annotations, Check, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
 };
-use crate::state::Settlement;
+use crate::state::{Settlement, Written};
 
 /// What happens to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,12 +287,18 @@ impl Pipeline {
             state.release(&holds);
             return Decided::unsettled(outcome).with(checks, flagged_destructive);
         }
-        if let Err(error) = state.commit(&holds) {
-            tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
-            return Decided::unsettled(state_write_failed()).with(checks, flagged_destructive);
-        }
+        let durable = match state.commit(&holds) {
+            Ok(durable) => durable,
+            Err(error) => {
+                tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
+                let (message, data) = state_unavailable();
+                return Decided::unsettled(Outcome::Block { message, data })
+                    .with(checks, flagged_destructive);
+            }
+        };
         Decided {
             outcome: Outcome::Forward,
+            durable,
             settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
             decision: match current {
                 Some(Verdict::Allow(decision)) => Some(decision),
@@ -331,6 +337,9 @@ impl Pipeline {
 /// The chain's answer for one call.
 pub struct Decided {
     pub outcome: Outcome,
+    /// For a forwarded call that took spend: its write to the state store,
+    /// to await before forwarding ([`crate::state::StateStore::commit`]).
+    pub durable: Option<Written>,
     /// For a forwarded call: the state to settle when the upstream answers.
     pub settlement: Option<Settlement>,
     /// For a forwarded call: the decision that let it through (none when no
@@ -347,6 +356,7 @@ impl Decided {
     fn unsettled(outcome: Outcome) -> Self {
         Self {
             outcome,
+            durable: None,
             settlement: None,
             decision: None,
             checks: Vec::new(),
@@ -370,19 +380,21 @@ fn is_grounding_refusal(verdict: &Verdict) -> bool {
             && feedback.extra.get("session_unresolved") == Some(&Value::Bool(true)))
 }
 
-fn state_write_failed() -> Outcome {
-    Outcome::Block {
-        message: "Blocked: Helio could not record this call's rate or spend in its state database, so the call is refused rather than let through uncounted".into(),
-        data: json!({
+/// The governance state could not be read or written: the call is refused
+/// rather than let through uncounted. The message and `data` of the block.
+pub fn state_unavailable() -> (String, Value) {
+    (
+        "Blocked: Helio could not record this call's rate or spend in its state store, so the call is refused rather than let through uncounted".into(),
+        json!({
             "blocked": true,
-            "reason": "state_write_failed",
+            "reason": "state_unavailable",
             "rule": null,
             "rule_index": null,
             "action": "deny",
             "suggestion": "The call itself may be fine: retry later; an operator has been alerted in Helio's log.",
             "retry_allowed": true,
         }),
-    }
+    )
 }
 
 fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {

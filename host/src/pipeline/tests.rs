@@ -428,3 +428,28 @@ fn session_pots_are_collected_after_their_budgets_idle_ttl() {
     assert_eq!(p.pot_idle_ms("rules/spend:cap:0a1b:session:s1"), None);
     assert_eq!(p.pot_idle_ms("card-guard/exposure"), None);
 }
+
+#[test]
+fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
+    let failing = Runtime::new(Arc::new(crate::state::FailingWrites(
+        crate::state::LocalStore::in_memory(),
+    )))
+    .expect("runtime");
+    let text = "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  enabled: false\npolicies:\n  rules:\n    - name: two\n      match: { tool: add }\n      action: rate_limit\n      limits: { max_calls: 2, window: 1h }\n";
+    let loaded = config::parse(text, Path::new("helio.yaml"), &|_| None).expect("config");
+    let p = Pipeline::build(&loaded.config, &failing).expect("pipeline");
+    let decided = p.evaluate(
+        &failing,
+        "add".into(),
+        known(true, false),
+        args(json!({ "a": 1 })),
+        Some("s".into()),
+    );
+    let data = block_data(&decided.outcome);
+    assert_eq!(data["reason"], json!("state_unavailable"));
+    assert_eq!(data["retry_allowed"], json!(true));
+    assert!(decided.settlement.is_none() && decided.durable.is_none());
+    // What the stage took was given back: the window is empty.
+    let windows = failing.state().windows(crate::state::now_ms());
+    assert!(windows.iter().all(|w| w.total.is_zero()), "{windows:?}");
+}

@@ -12,10 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::state::{
-    Completion, Decimal, Evidence, EvidenceStatus, Hold, LocalStore, PersistError, RateWindow,
-    SessionState, SpendWindow,
-};
+use crate::state::{Evidence, EvidenceStatus, LocalStore, SessionState};
 use crate::time;
 
 const TOKEN: &str = "test-token";
@@ -456,81 +453,15 @@ async fn token_origin_limits_and_fallbacks_answer_json() {
     assert!(answer["error"].is_string());
 }
 
-/// A store whose writes fail (a full disk, a locked database).
-struct FailingWrites(Arc<LocalStore>);
-
-fn write_error() -> PersistError {
-    rusqlite::Error::InvalidQuery.into()
-}
-
-impl StateStore for FailingWrites {
-    fn rate_peek(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> RateWindow {
-        self.0.rate_peek(key, limit, window_ms, now)
-    }
-    fn rate_take(
-        &self,
-        key: &str,
-        limit: u64,
-        window_ms: u64,
-        now: u64,
-    ) -> (RateWindow, Option<Hold>) {
-        self.0.rate_take(key, limit, window_ms, now)
-    }
-    fn spend_reserve(
-        &self,
-        key: &str,
-        amount: Decimal,
-        limit: Decimal,
-        window_ms: Option<u64>,
-        now: u64,
-    ) -> (SpendWindow, Option<Hold>) {
-        self.0.spend_reserve(key, amount, limit, window_ms, now)
-    }
-    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
-        self.0.commit(holds)
-    }
-    fn release(&self, holds: &[Hold]) {
-        self.0.release(holds)
-    }
-    fn record_evidence(&self, _: &str, _: Evidence) -> Result<(), PersistError> {
-        Err(write_error())
-    }
-    fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus {
-        self.0.evidence_status(session, key, now)
-    }
-    fn set_context(&self, _: &str, _: &str, _: Value, _: u64) -> Result<(), PersistError> {
-        Err(write_error())
-    }
-    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
-        self.0.record_completion(session, tool, succeeded, now)
-    }
-    fn completed(&self, session: &str, tool: &str) -> Option<Completion> {
-        self.0.completed(session, tool)
-    }
-    fn session_state(&self, session: &str, now: u64) -> SessionState {
-        self.0.session_state(session, now)
-    }
-    fn sweep(&self, now: u64) {
-        self.0.sweep(now)
-    }
-
-    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
-        self.0.forget_idle_pots(now, idle_after)
-    }
-
-    fn windows(&self, now: u64) -> Vec<crate::state::WindowSnapshot> {
-        self.0.windows(now)
-    }
-
-    fn flush(&self) -> Result<(), PersistError> {
-        Err(write_error())
-    }
-}
-
 #[tokio::test]
 async fn a_failed_write_is_a_json_500() {
     let store = LocalStore::in_memory();
-    let h = Harness::with_store(&["k"], store.clone(), Arc::new(FailingWrites(store))).await;
+    let h = Harness::with_store(
+        &["k"],
+        store.clone(),
+        Arc::new(crate::state::FailingWrites(store)),
+    )
+    .await;
     let (status, answer) = h.post("/evidence", evidence("s", "k")).await;
     assert_eq!(
         (status, answer),

@@ -354,9 +354,9 @@ impl StateStore for LocalStore {
         (window, hold)
     }
 
-    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
+    fn commit(&self, holds: &[Hold]) -> Result<Option<Written>, PersistError> {
         if holds.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let rows: Vec<Row> = {
             let mut windows = self.windows();
@@ -376,17 +376,29 @@ impl StateStore for LocalStore {
                 })
                 .collect()
         };
-        if let Err(error) = self.persist(Change::Entries(rows)) {
-            self.release(holds);
-            return Err(error);
-        }
+        // Money must survive a crash once the call is out: spend rows are
+        // written before forwarding (grouped with whatever else is queued).
+        let spends = holds.iter().any(|hold| hold.kind == HoldKind::Spend);
+        let change = Change::Entries(rows);
+        let written = match &self.writer {
+            None => Ok(None),
+            Some(writer) if spends => writer.send_durable(change).map(Some),
+            Some(writer) => writer.send(change).map(|()| None),
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => {
+                self.release(holds);
+                return Err(error.into());
+            }
+        };
         let mut windows = self.windows();
         for hold in holds {
             if let Some(entry) = windows.get_mut(&hold.key).and_then(|w| w.find_mut(hold.id)) {
                 entry.committed = true;
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     fn release(&self, holds: &[Hold]) {
@@ -596,6 +608,10 @@ impl StateStore for LocalStore {
             None => Ok(()),
             Some(writer) => writer.flush().map_err(PersistError::Write),
         }
+    }
+
+    fn room(&self) -> Option<&crate::batch::Room> {
+        self.writer.as_ref().map(|writer| &**writer.room())
     }
 }
 

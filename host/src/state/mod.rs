@@ -17,12 +17,17 @@
 //! A shared backend (Redis, PostgreSQL) implements the same trait; the stages
 //! do not change.
 
+#[cfg(test)]
+mod failing;
 mod local;
 mod persist;
 mod settle;
 
 use std::sync::Arc;
 
+pub use crate::batch::Written;
+#[cfg(test)]
+pub use failing::FailingWrites;
 pub use local::LocalStore;
 pub use persist::PersistError;
 pub use rust_decimal::Decimal;
@@ -145,8 +150,12 @@ pub trait StateStore: Send + Sync {
     ) -> (SpendWindow, Option<Hold>);
 
     /// Makes holds permanent, before the call is forwarded. On error nothing
-    /// is committed and the holds are released.
-    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError>;
+    /// is committed and the holds are released. Spend must be durable
+    /// before the call goes out: when the store writes it behind, it returns
+    /// the pending write, which the caller awaits before forwarding (and on
+    /// failure refunds the spend and blocks the call). Rate slots may stay
+    /// write-behind (see docs/stateful-governance.md).
+    fn commit(&self, holds: &[Hold]) -> Result<Option<Written>, PersistError>;
 
     /// Gives holds back, committed or not.
     fn release(&self, holds: &[Hold]);
@@ -186,4 +195,10 @@ pub trait StateStore: Send + Sync {
 
     /// Waits until every change so far is durable (at shutdown).
     fn flush(&self) -> Result<(), PersistError>;
+
+    /// The fill of the queue of changes waiting to be written, if there is
+    /// one: new calls wait for room there rather than grow it unbounded.
+    fn room(&self) -> Option<&crate::batch::Room> {
+        None
+    }
 }

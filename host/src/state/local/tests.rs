@@ -300,3 +300,29 @@ fn idle_pots_are_collected_in_memory_and_on_disk() {
     assert_eq!(spent(held), dec("30"));
     assert_eq!(spent(global), dec("30"), "no idle rule for it: kept");
 }
+
+#[test]
+fn committed_spend_is_on_disk_once_its_write_resolves_and_rate_slots_need_not_wait() {
+    let path = temp_db("durable");
+    let store = LocalStore::open(&path, 0).expect("open");
+    let (_, rate) = store.rate_take("rate", 5, 60_000, 1);
+    let rate_only = store.commit(&[rate.expect("slot")]).expect("commit rate");
+    assert!(rate_only.is_none(), "rate slots are written behind");
+
+    let (_, spend) = store.spend_reserve("ledger", dec("12.5"), dec("100"), None, 2);
+    let written = store
+        .commit(&[spend.expect("spend")])
+        .expect("commit spend")
+        .expect("spend is written before the call goes on");
+    written
+        .blocking_recv()
+        .expect("the writer answered")
+        .expect("written");
+    // Read on a connection of its own, as after a crash: the spend row is
+    // there already (the rate slot may or may not be).
+    let rows = super::super::persist::ledger_rows(&path).expect("count");
+    assert!(rows >= 1, "spend row on disk: {rows}");
+    let reopened = LocalStore::open(&path, 3).expect("reopen");
+    let (w, _) = reopened.spend_reserve("ledger", dec("0"), dec("100"), None, 3);
+    assert_eq!(w.spent, dec("12.5"));
+}

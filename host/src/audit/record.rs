@@ -108,41 +108,12 @@ impl AuditRecord {
 }
 
 /// A fresh UUID v7 in its canonical text form: the millisecond it was made,
-/// then a counter (so ids made in the same millisecond still sort in the
-/// order they were made), then random bits. Sorting records by id sorts them
-/// by arrival, which breaks ties between records written in one batch.
+/// then a counter, then random bits (`uuid`'s process-wide context keeps
+/// ids made by this process in the order they were made). Sorting records
+/// by id sorts them by arrival, which breaks ties between records written
+/// in one batch.
 pub fn new_id() -> String {
-    static LAST: std::sync::Mutex<(u64, u16)> = std::sync::Mutex::new((0, 0));
-    let (ms, seq) = {
-        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-        let now = crate::state::now_ms();
-        if now > last.0 {
-            *last = (now, 0);
-        } else if last.1 < 0x0fff {
-            last.1 += 1;
-        } else {
-            // 4096 ids in one millisecond: borrow the next one.
-            *last = (last.0 + 1, 0);
-        }
-        *last
-    };
-    let mut bytes = [0u8; 16];
-    // Without the OS random source the time and counter still make ids
-    // unique within this process.
-    let _ = getrandom::fill(&mut bytes[8..]);
-    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    bytes[6] = 0x70 | ((seq >> 8) as u8 & 0x0f);
-    bytes[7] = (seq & 0xff) as u8;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::now_v7().hyphenated().to_string()
 }
 
 #[cfg(test)]

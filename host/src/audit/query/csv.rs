@@ -1,8 +1,4 @@
-//! CSV per RFC 4180, safe to open in a spreadsheet.
-//!
-//! Hand-written (a few lines, tested against Python's `csv` module in the
-//! end-to-end tests) rather than a dependency: the rules needed are only
-//! quoting and formula neutralising.
+//! CSV per RFC 4180 (the `csv` crate), safe to open in a spreadsheet.
 //!
 //! - Fields are quoted when they hold `,`, `"`, CR or LF; quotes double.
 //! - Lines end in CRLF.
@@ -21,31 +17,50 @@ use super::Record;
 
 /// A header line of `columns`.
 pub fn write_header(out: &mut Vec<u8>, columns: &[&str]) {
-    for (i, column) in columns.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_field(out, column, false);
-    }
-    out.extend_from_slice(b"\r\n");
+    write_rows(out, std::iter::once(columns.iter().map(|c| Cow::Borrowed(*c))));
 }
 
-/// One record as a line, its fields in `columns` order.
-pub fn write_record(
+/// Records as lines, their fields in `columns` order.
+pub fn write_records(
     out: &mut Vec<u8>,
     columns: &[&str],
     kind: impl Fn(&str) -> Kind,
-    record: &Record,
+    records: &[Record],
 ) {
-    for (i, column) in columns.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let value = record.get(*column).unwrap_or(&Value::Null);
-        let (text, is_text) = cell(value, kind(column));
-        write_field(out, &text, is_text);
+    write_rows(
+        out,
+        records.iter().map(|record| {
+            columns.iter().map(|column| {
+                let value = record.get(*column).unwrap_or(&Value::Null);
+                let (text, is_text) = cell(value, kind(column));
+                neutralised(text, is_text)
+            })
+        }),
+    );
+}
+
+fn write_rows<'a, R, F>(out: &mut Vec<u8>, rows: R)
+where
+    R: Iterator<Item = F>,
+    F: Iterator<Item = Cow<'a, str>>,
+{
+    let mut writer = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::CRLF)
+        .from_writer(out);
+    for row in rows {
+        // Writing to memory cannot fail; a field is any text.
+        let _ = writer.write_record(row.map(Field));
     }
-    out.extend_from_slice(b"\r\n");
+    let _ = writer.flush();
+}
+
+/// A field's text as the bytes the writer takes.
+struct Field<'a>(Cow<'a, str>);
+
+impl AsRef<[u8]> for Field<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// A value's text, and whether it is text (which may need neutralising)
@@ -61,30 +76,16 @@ fn cell(value: &Value, kind: Kind) -> (Cow<'_, str>, bool) {
     }
 }
 
-/// Writes one field: neutralised if it is text that a spreadsheet would
-/// run, quoted if it needs quoting.
-pub fn write_field(out: &mut Vec<u8>, text: &str, is_text: bool) {
-    let neutralise = is_text
+/// A text cell a spreadsheet would run as a formula gets a leading `'`.
+fn neutralised(text: Cow<'_, str>, is_text: bool) -> Cow<'_, str> {
+    let formula = is_text
         && text
             .bytes()
             .next()
             .is_some_and(|b| matches!(b, b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'));
-    let quote = text
-        .bytes()
-        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
-    if quote {
-        out.push(b'"');
-    }
-    if neutralise {
-        out.push(b'\'');
-    }
-    for b in text.bytes() {
-        if b == b'"' {
-            out.push(b'"');
-        }
-        out.push(b);
-    }
-    if quote {
-        out.push(b'"');
+    if formula {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        text
     }
 }

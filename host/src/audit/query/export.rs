@@ -69,17 +69,17 @@ impl ExportFormat {
 
     /// Appends `records`; `first` says whether any came before them.
     pub fn write(self, out: &mut Vec<u8>, columns: &[&str], records: &[Record], first: bool) {
-        for (i, record) in records.iter().enumerate() {
-            match self {
-                Self::Json => {
+        match self {
+            Self::Json => {
+                for (i, record) in records.iter().enumerate() {
                     out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
                     // A map of JSON values always serialises.
                     if let Ok(text) = serde_json::to_vec(record) {
                         out.extend_from_slice(&text);
                     }
                 }
-                Self::Csv => csv::write_record(out, columns, kind, record),
             }
+            Self::Csv => csv::write_records(out, columns, kind, records),
         }
     }
 

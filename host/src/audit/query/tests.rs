@@ -634,7 +634,7 @@ fn json_exports_parse_back() {
 fn csv_line(columns: &[&str], record: Value) -> String {
     let mut out = Vec::new();
     let record = record.as_object().cloned().unwrap_or_default();
-    csv::write_record(&mut out, columns, rows::kind, &record);
+    csv::write_records(&mut out, columns, rows::kind, &[record]);
     String::from_utf8(out).expect("utf-8")
 }
 

@@ -14,6 +14,7 @@
 
 mod bindings;
 pub mod builtin;
+mod cache;
 mod call;
 pub mod checks;
 mod host_impl;
@@ -140,6 +141,8 @@ pub struct StoreState {
 pub struct Runtime {
     engine: Engine,
     ticker: Ticker,
+    /// Compiled components kept across starts (none when no safe place).
+    disk: Option<cache::DiskCache>,
     linker: Linker<StoreState>,
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     state: Arc<dyn StateStore>,
@@ -169,6 +172,7 @@ impl Runtime {
         )?;
         let ticker = Ticker::start(&engine)?;
         Ok(Arc::new(Self {
+            disk: cache::DiskCache::open(&engine),
             engine,
             ticker,
             linker,
@@ -242,8 +246,21 @@ impl Runtime {
         if let Some(component) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(component);
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let cached = self
+            .disk
+            .as_ref()
+            .and_then(|disk| disk.load(&self.engine, &key));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                if let Some(disk) = &self.disk {
+                    disk.store(&key, &component);
+                }
+                component
+            }
+        };
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(key, component.clone());
         }

@@ -17,7 +17,10 @@ use super::Record;
 
 /// A header line of `columns`.
 pub fn write_header(out: &mut Vec<u8>, columns: &[&str]) {
-    write_rows(out, std::iter::once(columns.iter().map(|c| Cow::Borrowed(*c))));
+    write_rows(
+        out,
+        std::iter::once(columns.iter().map(|c| Cow::Borrowed(*c))),
+    );
 }
 
 /// Records as lines, their fields in `columns` order.

@@ -43,14 +43,8 @@ pub struct Batching {
 
 enum Message<T> {
     Item(T),
-    /// An item whose sender waits until it is written: written at once,
-    /// with whatever else is queued (group commit).
-    Durable(T, tokio::sync::oneshot::Sender<Result<(), String>>),
     Flush(mpsc::SyncSender<Result<(), String>>),
 }
-
-/// Resolves once a durable item is written (or failed to be).
-pub type Written = tokio::sync::oneshot::Receiver<Result<(), String>>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the {0} writer has stopped")]
@@ -153,25 +147,6 @@ impl<T: Send + 'static> BatchWriter<T> {
             .unwrap_or_else(|_| Err(Stopped(self.name).to_string()))
     }
 
-    /// Queues an item that must be written before its sender goes on: the
-    /// writer skips its gathering pause and writes it at once, together with
-    /// whatever else is queued (so concurrent durable items share one
-    /// transaction). The sender awaits the returned [`Written`].
-    pub fn send_durable(&self, item: T) -> Result<Written, Stopped> {
-        let (done, written) = tokio::sync::oneshot::channel();
-        self.room.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = self.message(Message::Durable(item, done)) {
-            self.room.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(error);
-        }
-        // Cut a gathering pause short (a parked writer wakes; a busy one
-        // finds the token and does not pause).
-        if let Some(thread) = &self.thread {
-            thread.thread().unpark();
-        }
-        Ok(written)
-    }
-
     /// The queue's fill, for callers that wait for room.
     pub fn room(&self) -> &Arc<Room> {
         &self.room
@@ -209,23 +184,17 @@ fn run<S: Sink>(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        // Pausing (rather than waiting on the queue) while items gather
-        // means ordinary senders never have to wake this thread; a durable
-        // sender unparks it to cut the pause short.
+        // Sleeping (rather than waiting on the queue) while items gather
+        // means senders never have to wake this thread.
         if matches!(first, Message::Item(_)) && !batching.gather.is_zero() {
-            std::thread::park_timeout(batching.gather);
+            std::thread::sleep(batching.gather);
         }
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
-        let mut durable = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Item(item) => batch.push(item),
-                Message::Durable(item, done) => {
-                    batch.push(item);
-                    durable.push(done);
-                }
                 Message::Flush(done) => flushes.push(done),
             }
             if batch.len() < batching.max_batch {
@@ -242,9 +211,6 @@ fn run<S: Sink>(
             tracing::error!(writer = name, %error, items = count, "a batch could not be written");
         }
         room.written(count);
-        for done in durable {
-            let _ = done.send(written.clone());
-        }
         for done in flushes {
             let _ = done.send(written.clone());
         }
@@ -296,41 +262,6 @@ mod tests {
             "gathered into few batches: {}",
             batches.len()
         );
-    }
-
-    #[test]
-    fn durable_items_are_written_at_once_and_together() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let slow = Batching {
-            gather: Duration::from_secs(30),
-            ..batching(100)
-        };
-        let writer =
-            Arc::new(BatchWriter::start("test", Collect(seen.clone()), slow).expect("start"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            // An ordinary item starts a 30 s gathering pause...
-            writer.send(1).expect("send");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            // ...which durable items cut short, all in one transaction.
-            let written: Vec<_> = (2..6)
-                .map(|i| writer.send_durable(i).expect("send"))
-                .collect();
-            for done in written {
-                tokio::time::timeout(Duration::from_secs(5), done)
-                    .await
-                    .expect("written well before the pause ends")
-                    .expect("sent")
-                    .expect("written");
-            }
-        });
-        let batches = seen.lock().expect("lock").clone();
-        let all: Vec<u32> = batches.iter().flatten().copied().collect();
-        assert_eq!(all, vec![1, 2, 3, 4, 5]);
-        assert!(batches.len() <= 2, "grouped: {batches:?}");
     }
 
     #[test]

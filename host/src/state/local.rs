@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use super::journal::{lines as journal_lines, Journal};
 use super::persist::{Change, Persist, PersistError, Row, BATCHING};
 use super::*;
 use crate::batch::BatchWriter;
@@ -153,6 +154,8 @@ pub struct LocalStore {
     windows: Mutex<HashMap<Arc<str>, Window>>,
     sessions: RwLock<Sessions>,
     writer: Option<BatchWriter<Change>>,
+    /// Spend is journaled before its call goes out ([`super::journal`]).
+    journal: Option<Arc<Journal>>,
     next_id: AtomicU64,
 }
 
@@ -164,6 +167,7 @@ impl LocalStore {
             windows: Mutex::default(),
             sessions: RwLock::default(),
             writer: None,
+            journal: None,
             next_id: AtomicU64::new(1),
         })
     }
@@ -171,7 +175,8 @@ impl LocalStore {
     /// Opens (or creates) the SQLite database at `path` and loads what is
     /// still live from it.
     pub fn open(path: &Path, now: u64) -> Result<Arc<Self>, PersistError> {
-        let persist = Persist::open(path)?;
+        let mut persist = Persist::open(path)?;
+        let journal = persist.adopt_journal(path)?;
         let loaded = persist.load(now)?;
         let mut windows: HashMap<Arc<str>, Window> = HashMap::new();
         let mut max_id = 0;
@@ -226,6 +231,7 @@ impl LocalStore {
             writer: Some(BatchWriter::start("state", persist, BATCHING).map_err(|e| {
                 PersistError::Write(format!("cannot start the writer thread: {e}"))
             })?),
+            journal: Some(journal),
             next_id: AtomicU64::new(max_id + 1),
         }))
     }
@@ -376,29 +382,34 @@ impl StateStore for LocalStore {
                 })
                 .collect()
         };
-        // Money must survive a crash once the call is out: spend rows are
-        // written before forwarding (grouped with whatever else is queued).
+        // Money must survive a crash once the call is out: spend is
+        // journaled before the call is forwarded; the database gets it
+        // behind, as everything else.
         let spends = holds.iter().any(|hold| hold.kind == HoldKind::Spend);
-        let change = Change::Entries(rows);
-        let written = match &self.writer {
-            None => Ok(None),
-            Some(writer) if spends => writer.send_durable(change).map(Some),
-            Some(writer) => writer.send(change).map(|()| None),
+        let queued = match (&self.writer, &self.journal) {
+            (None, _) => Ok(()),
+            (Some(writer), Some(journal)) if spends => journal
+                .append(&journal_lines(&rows), |seq| {
+                    writer.send(Change::Journaled(rows, seq))
+                })
+                .map_err(|e| PersistError::Write(format!("spend journal: {e}")))
+                .and_then(|sent| sent.map_err(PersistError::from)),
+            (Some(writer), _) => writer
+                .send(Change::Entries(rows))
+                .map_err(PersistError::from),
         };
-        let written = match written {
-            Ok(written) => written,
-            Err(error) => {
-                self.release(holds);
-                return Err(error.into());
-            }
-        };
+        if let Err(error) = queued {
+            self.release(holds);
+            return Err(error);
+        }
         let mut windows = self.windows();
         for hold in holds {
             if let Some(entry) = windows.get_mut(&hold.key).and_then(|w| w.find_mut(hold.id)) {
                 entry.committed = true;
             }
         }
-        Ok(written)
+        // Durable already: nothing for the caller to wait for.
+        Ok(None)
     }
 
     fn release(&self, holds: &[Hold]) {

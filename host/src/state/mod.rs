@@ -19,13 +19,17 @@
 
 #[cfg(test)]
 mod failing;
+mod journal;
 mod local;
 mod persist;
 mod settle;
 
 use std::sync::Arc;
 
-pub use crate::batch::Written;
+/// A store's pending write of a call's spend, awaited before the call is
+/// forwarded: what a networked store returns from
+/// [`StateStore::commit`] (the local store journals synchronously).
+pub type Written = tokio::sync::oneshot::Receiver<Result<(), String>>;
 #[cfg(test)]
 pub use failing::FailingWrites;
 pub use local::LocalStore;

@@ -43,6 +43,8 @@ pub(super) const BATCHING: Batching = Batching {
 /// One change to persist.
 pub(super) enum Change {
     Entries(Vec<Row>),
+    /// Entries already in the spend journal, as its append number `.1`.
+    Journaled(Vec<Row>, u64),
     Refunds(Vec<(String, u64)>),
     Evidence(String, Evidence),
     Context(String, String, serde_json::Value),
@@ -61,7 +63,15 @@ impl Sink for Persist {
     type Item = Change;
 
     fn write(&mut self, batch: Vec<Change>) -> Result<(), String> {
-        self.write_changes(&batch).map_err(|e| e.to_string())
+        self.write_changes(&batch).map_err(|e| e.to_string())?;
+        let journaled = batch.iter().filter_map(|change| match change {
+            Change::Journaled(_, seq) => Some(*seq),
+            _ => None,
+        });
+        if let (Some(journal), Some(seq)) = (&self.journal, journaled.max()) {
+            journal.persisted(seq);
+        }
+        Ok(())
     }
 
     /// PASSIVE never waits for readers; what it cannot copy now it copies
@@ -128,6 +138,8 @@ pub(super) struct Loaded {
 
 pub(super) struct Persist {
     db: Connection,
+    /// Told what is in the database, so it can let go of it.
+    journal: Option<std::sync::Arc<super::journal::Journal>>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -143,7 +155,32 @@ impl Persist {
         let db = crate::database::open(path)?;
         db.pragma_update(None, "wal_autocheckpoint", 0)?;
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db })
+        Ok(Self { db, journal: None })
+    }
+
+    /// Writes what the spend journal holds that the database lacks (after a
+    /// crash), empties the journal, and from now on tells it what is
+    /// written.
+    pub fn adopt_journal(
+        &mut self,
+        path: &Path,
+    ) -> Result<std::sync::Arc<super::journal::Journal>, PersistError> {
+        use super::journal::Journal;
+        let journal_error = |e: std::io::Error| PersistError::Write(format!("spend journal: {e}"));
+        let rows = Journal::replay(path).map_err(journal_error)?;
+        if !rows.is_empty() {
+            tracing::info!(
+                entries = rows.len(),
+                "restoring spend entries from the journal (Helio stopped without writing them to the database)"
+            );
+            let tx = self.db.transaction()?;
+            insert_missing_entries(&tx, &rows)?;
+            tx.commit()?;
+        }
+        Journal::clear(path).map_err(journal_error)?;
+        let journal = std::sync::Arc::new(Journal::open(path).map_err(journal_error)?);
+        self.journal = Some(journal.clone());
+        Ok(journal)
     }
 
     fn write_changes(&mut self, changes: &[Change]) -> Result<(), PersistError> {
@@ -153,7 +190,7 @@ impl Persist {
         let tx = self.db.transaction()?;
         for change in changes {
             match change {
-                Change::Entries(rows) => insert_entries(&tx, rows)?,
+                Change::Entries(rows) | Change::Journaled(rows, _) => insert_entries(&tx, rows)?,
                 Change::Refunds(entries) => delete_entries(&tx, entries)?,
                 Change::Evidence(session, evidence) => upsert_evidence(&tx, session, evidence)?,
                 Change::Context(session, key, value) => upsert_context(&tx, session, key, value)?,
@@ -262,6 +299,26 @@ impl Persist {
 fn insert_entries(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), PersistError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for row in rows {
+        insert.execute(params![
+            row.key,
+            to_i64(row.id),
+            to_i64(row.at_ms),
+            row.window_ms.map(to_i64),
+            row.window_ms.map(|w| to_i64(row.at_ms.saturating_add(w))),
+            row.amount.to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Journal entries the database lacks (one it has may since have been
+/// refunded or replaced; the database wins).
+fn insert_missing_entries(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), PersistError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for row in rows {

@@ -302,27 +302,52 @@ fn idle_pots_are_collected_in_memory_and_on_disk() {
 }
 
 #[test]
-fn committed_spend_is_on_disk_once_its_write_resolves_and_rate_slots_need_not_wait() {
-    let path = temp_db("durable");
-    let store = LocalStore::open(&path, 0).expect("open");
-    let (_, rate) = store.rate_take("rate", 5, 60_000, 1);
-    let rate_only = store.commit(&[rate.expect("slot")]).expect("commit rate");
-    assert!(rate_only.is_none(), "rate slots are written behind");
-
-    let (_, spend) = store.spend_reserve("ledger", dec("12.5"), dec("100"), None, 2);
-    let written = store
-        .commit(&[spend.expect("spend")])
-        .expect("commit spend")
-        .expect("spend is written before the call goes on");
-    written
-        .blocking_recv()
-        .expect("the writer answered")
-        .expect("written");
-    // Read on a connection of its own, as after a crash: the spend row is
-    // there already (the rate slot may or may not be).
-    let rows = super::super::persist::ledger_rows(&path).expect("count");
-    assert!(rows >= 1, "spend row on disk: {rows}");
-    let reopened = LocalStore::open(&path, 3).expect("reopen");
-    let (w, _) = reopened.spend_reserve("ledger", dec("0"), dec("100"), None, 3);
-    assert_eq!(w.spent, dec("12.5"));
+fn committed_spend_is_journaled_at_once_and_a_restart_restores_it() {
+    let path = temp_db("journal");
+    {
+        let store = LocalStore::open(&path, 0).expect("open");
+        let (_, rate) = store.rate_take("rate", 5, 60_000, 1);
+        store.commit(&[rate.expect("slot")]).expect("commit rate");
+        assert!(
+            super::super::journal::Journal::replay(&path)
+                .expect("replay")
+                .is_empty(),
+            "rate slots are only written behind"
+        );
+        let (_, spend) = store.spend_reserve("ledger", dec("12.5"), dec("100"), None, 2);
+        let pending = store
+            .commit(&[spend.expect("spend")])
+            .expect("commit spend");
+        assert!(pending.is_none(), "journaled: nothing to wait for");
+        // On disk the moment commit returns, before the database writer.
+        let journaled = super::super::journal::Journal::replay(&path).expect("replay");
+        assert_eq!(journaled.len(), 1);
+        assert_eq!(journaled[0].amount, dec("12.5"));
+    }
+    // A crash: the database lacks an entry the journal holds.
+    let journal = super::super::journal::Journal::open(&path).expect("journal");
+    let lost = super::persist::Row {
+        key: "ledger".into(),
+        id: 99,
+        at_ms: 3,
+        window_ms: None,
+        amount: dec("7.25"),
+    };
+    journal
+        .append(&super::super::journal::lines(&[lost]), |_| ())
+        .expect("append");
+    drop(journal);
+    let store = LocalStore::open(&path, 4).expect("reopen");
+    let (w, _) = store.spend_reserve("ledger", dec("0"), dec("100"), None, 4);
+    assert_eq!(
+        w.spent,
+        dec("19.75"),
+        "12.5 written, 7.25 restored from the journal"
+    );
+    assert!(super::super::journal::Journal::replay(&path)
+        .expect("replay")
+        .is_empty());
+    // Ids continue past the restored entry.
+    let (_, next) = store.spend_reserve("ledger", dec("1"), dec("100"), None, 5);
+    assert!(next.expect("fits").id > 99);
 }

@@ -38,8 +38,7 @@ pub fn stored_form(ms: i64) -> String {
 }
 
 fn parse_span(b: &[u8]) -> Option<Span> {
-    let (days, rest) = date(b)?;
-    let day_ms = days.checked_mul(86_400_000)?;
+    let (day_ms, rest) = date(b)?;
     if rest.is_empty() {
         return Some(span(day_ms, 86_400_000));
     }
@@ -59,7 +58,8 @@ fn span(first_ms: i64, width: i64) -> Span {
     }
 }
 
-/// `YYYY-MM-DD` → days since 1970-01-01, and what follows.
+/// `YYYY-MM-DD` → its midnight (UTC) in ms since the epoch, and what
+/// follows.
 fn date(b: &[u8]) -> Option<(i64, &[u8])> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -67,10 +67,7 @@ fn date(b: &[u8]) -> Option<(i64, &[u8])> {
     let year = digits(&b[0..4])?;
     let month = digits(&b[5..7])?;
     let day = digits(&b[8..10])?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    Some((days_from_civil(year, month, day), &b[10..]))
+    Some((crate::time::utc_midnight_ms(year, month, day)?, &b[10..]))
 }
 
 /// `HH:MM[:SS[.fff…]]` → (ms into the day, the span its precision names,
@@ -134,28 +131,4 @@ fn digits(b: &[u8]) -> Option<i64> {
         return None;
     }
     Some(b.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date, for years 0..=9999
-/// (Howard Hinnant's `days_from_civil`, the inverse of
-/// `crate::time`'s `civil_from_days`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Count years from March so that leap days fall at the end of a year.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }

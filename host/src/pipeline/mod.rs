@@ -426,9 +426,14 @@ fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
             path: at("sha256"),
             message: error.to_string(),
         }],
-        other => vec![Issue {
+        LoadError::Read { .. }
+        | LoadError::NotWasm
+        | LoadError::Compile(_)
+        | LoadError::Imports(_)
+        | LoadError::World(_)
+        | LoadError::Trap(_) => vec![Issue {
             path: at(if config_key.is_empty() { "" } else { "path" }),
-            message: other.to_string(),
+            message: error.to_string(),
         }],
     }
 }

@@ -25,7 +25,7 @@ pub const MIN_ECHO_CHARS: usize = 4;
 pub fn redact(arguments: &mut Value, paths: &[String]) -> Vec<String> {
     let mut masked = Vec::new();
     for path in paths {
-        mask(arguments, &segments(path), &mut masked);
+        mask(arguments, path, &mut masked);
     }
     masked.retain(|secret| secret.chars().count() >= MIN_ECHO_CHARS);
     masked.sort();
@@ -39,7 +39,7 @@ pub fn redact_response(message: &mut Value, paths: &[String], secrets: &[String]
     if let Some(result) = message.get_mut("result") {
         if let Some(structured) = result.get_mut("structuredContent") {
             for path in paths {
-                mask(structured, &segments(path), &mut Vec::new());
+                mask(structured, path, &mut Vec::new());
             }
         }
         if let Some(Value::Array(content)) = result.get_mut("content") {
@@ -49,7 +49,7 @@ pub fn redact_response(message: &mut Value, paths: &[String], secrets: &[String]
                 };
                 if let Ok(mut parsed @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
                     for path in paths {
-                        mask(&mut parsed, &segments(path), &mut Vec::new());
+                        mask(&mut parsed, path, &mut Vec::new());
                     }
                     *text = parsed.to_string();
                 }
@@ -72,43 +72,13 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
     out
 }
 
-fn segments(path: &str) -> Vec<&str> {
-    let rest = path.strip_prefix('$').unwrap_or(path);
-    let rest = rest.strip_prefix('.').unwrap_or(rest);
-    if rest.is_empty() {
-        Vec::new()
-    } else {
-        rest.split('.').collect()
-    }
-}
-
-fn mask(value: &mut Value, segments: &[&str], masked: &mut Vec<String>) {
-    let Some((first, rest)) = segments.split_first() else {
-        collect_scalars(value, masked);
-        *value = Value::String(REDACTED.into());
-        return;
-    };
-    let child = match value {
-        // `*` masks every member: `cards.*.number`.
-        Value::Object(map) if *first == "*" => {
-            for child in map.values_mut() {
-                mask(child, rest, masked);
-            }
-            return;
-        }
-        Value::Array(items) if *first == "*" => {
-            for child in items {
-                mask(child, rest, masked);
-            }
-            return;
-        }
-        Value::Object(map) => map.get_mut(*first),
-        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-        _ => None,
-    };
-    if let Some(child) = child {
-        mask(child, rest, masked);
-    }
+/// Replaces every value `path` names with [`REDACTED`], collecting what it
+/// held.
+fn mask(value: &mut Value, path: &str, masked: &mut Vec<String>) {
+    crate::argpath::for_each_mut(value, path, &mut |found| {
+        collect_scalars(found, masked);
+        *found = Value::String(REDACTED.into());
+    });
 }
 
 /// Every string and number inside a masked value, as text.

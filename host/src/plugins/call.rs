@@ -68,24 +68,7 @@ impl ToolCall {
     /// walk keys, numeric segments index arrays. `__proto__`, `constructor`
     /// and `prototype` never resolve, as in the original Helio.
     pub fn argument(&self, path: &str) -> Option<&Value> {
-        let root = self.arguments.as_deref()?;
-        let rest = path.strip_prefix('$').unwrap_or(path);
-        let rest = rest.strip_prefix('.').unwrap_or(rest);
-        if rest.is_empty() {
-            return Some(root);
-        }
-        let mut current = root;
-        for segment in rest.split('.') {
-            if matches!(segment, "__proto__" | "constructor" | "prototype") {
-                return None;
-            }
-            current = match current {
-                Value::Object(map) => map.get(segment)?,
-                Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(current)
+        crate::argpath::get(self.arguments.as_deref()?, path)
     }
 }
 

@@ -1,0 +1,127 @@
+//! Argument paths, the one reader of the syntax helio.yaml uses for a rule's
+//! `input` conditions and `limits` fields (through the `tool-call.argument`
+//! import) and for `audit.redact`: `$` is the whole arguments value, `$.a.b`
+//! and `a.b` walk object keys, numeric segments index arrays, and `*` (in
+//! redaction paths) is every member. For conditions, `__proto__`,
+//! `constructor` and `prototype` never resolve, as in the original Helio;
+//! redaction masks whatever a path names, those keys included (a secret
+//! under any key stays out of the record).
+
+use serde_json::Value;
+
+/// The segments of `path` after the optional `$` and `.`; none for the
+/// whole value (`$`, or an empty path).
+pub fn segments(path: &str) -> Vec<&str> {
+    let rest = path.strip_prefix('$').unwrap_or(path);
+    let rest = rest.strip_prefix('.').unwrap_or(rest);
+    if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('.').collect()
+    }
+}
+
+/// Whether `path` is well formed: no empty segment (`a..b`, `a.`).
+pub fn is_valid(path: &str) -> bool {
+    !segments(path).contains(&"")
+}
+
+/// The value at `path` in `root`, if present.
+pub fn get<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut current = root;
+    for segment in segments(path) {
+        current = child(current, segment)?;
+    }
+    Some(current)
+}
+
+/// One step down: an object's member or an array's element.
+fn child<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
+    if is_forbidden(segment) {
+        return None;
+    }
+    match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    }
+}
+
+/// Runs `at` on every value `path` names in `root` (`*` fans out over the
+/// members of an object or array). Every key counts here, the ones
+/// [`get`] never resolves included.
+pub fn for_each_mut(root: &mut Value, path: &str, at: &mut impl FnMut(&mut Value)) {
+    visit_mut(root, &segments(path), at);
+}
+
+fn visit_mut(value: &mut Value, segments: &[&str], at: &mut impl FnMut(&mut Value)) {
+    let Some((first, rest)) = segments.split_first() else {
+        at(value);
+        return;
+    };
+    let child = match value {
+        Value::Object(map) if *first == "*" => {
+            for child in map.values_mut() {
+                visit_mut(child, rest, at);
+            }
+            return;
+        }
+        Value::Array(items) if *first == "*" => {
+            for child in items {
+                visit_mut(child, rest, at);
+            }
+            return;
+        }
+        Value::Object(map) => map.get_mut(*first),
+        Value::Array(items) => first.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+        _ => None,
+    };
+    if let Some(child) = child {
+        visit_mut(child, rest, at);
+    }
+}
+
+fn is_forbidden(segment: &str) -> bool {
+    matches!(segment, "__proto__" | "constructor" | "prototype")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_resolve_one_way_everywhere() {
+        let args = json!({"a": {"b": [10, {"c": "x"}]}, "n": 1.5, "constructor": 1});
+        assert_eq!(get(&args, "$.a.b.0"), Some(&json!(10)));
+        assert_eq!(get(&args, "a.b.1.c"), Some(&json!("x")));
+        assert_eq!(get(&args, "n"), Some(&json!(1.5)));
+        assert_eq!(get(&args, "$"), Some(&args));
+        assert_eq!(get(&args, ""), Some(&args));
+        for absent in [
+            "a.b.9",
+            "a.b.x",
+            "n.x",
+            "missing",
+            "constructor",
+            "a.__proto__",
+        ] {
+            assert_eq!(get(&args, absent), None, "{absent}");
+        }
+        assert!(is_valid("$.card.number") && is_valid("items.*.cvv") && is_valid("$"));
+        assert!(!is_valid("a..b") && !is_valid("a.") && !is_valid("$.."));
+    }
+
+    #[test]
+    fn wildcards_fan_out_when_visiting() {
+        let mut args = json!({"items": [{"cvv": 1}, {"cvv": 2}], "m": {"x": {"cvv": 3}}});
+        let mut seen = Vec::new();
+        for_each_mut(&mut args, "items.*.cvv", &mut |v| seen.push(v.clone()));
+        for_each_mut(&mut args, "$.m.*.cvv", &mut |v| seen.push(v.clone()));
+        assert_eq!(seen, vec![json!(1), json!(2), json!(3)]);
+        // A secret under a key conditions never read is still masked.
+        let mut args = json!({"constructor": "s3cret"});
+        for_each_mut(&mut args, "constructor", &mut |v| *v = json!("masked"));
+        assert_eq!(args, json!({"constructor": "masked"}));
+    }
+}

@@ -174,7 +174,7 @@ impl Persist {
                 "restoring spend entries from the journal (Helio stopped without writing them to the database)"
             );
             let tx = self.db.transaction()?;
-            insert_missing_entries(&tx, &rows)?;
+            insert_rows(&tx, &rows, OnConflict::Ignore)?;
             tx.commit()?;
         }
         Journal::clear(path).map_err(journal_error)?;
@@ -296,31 +296,33 @@ impl Persist {
     }
 }
 
-fn insert_entries(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), PersistError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for row in rows {
-        insert.execute(params![
-            row.key,
-            to_i64(row.id),
-            to_i64(row.at_ms),
-            row.window_ms.map(to_i64),
-            row.window_ms.map(|w| to_i64(row.at_ms.saturating_add(w))),
-            row.amount.to_string(),
-        ])?;
-    }
-    Ok(())
+/// What a row already in the ledger means for one being inserted.
+#[derive(Clone, Copy)]
+enum OnConflict {
+    /// A committed change: it replaces the row.
+    Replace,
+    /// A journal entry restored at start: the database wins (the row may
+    /// since have been refunded or replaced).
+    Ignore,
 }
 
-/// Journal entries the database lacks (one it has may since have been
-/// refunded or replaced; the database wins).
-fn insert_missing_entries(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), PersistError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+fn insert_entries(tx: &Transaction<'_>, rows: &[Row]) -> Result<(), PersistError> {
+    insert_rows(tx, rows, OnConflict::Replace)
+}
+
+fn insert_rows(
+    tx: &Transaction<'_>,
+    rows: &[Row],
+    on_conflict: OnConflict,
+) -> Result<(), PersistError> {
+    let verb = match on_conflict {
+        OnConflict::Replace => "INSERT OR REPLACE",
+        OnConflict::Ignore => "INSERT OR IGNORE",
+    };
+    let mut insert = tx.prepare_cached(&format!(
+        "{verb} INTO state_ledger (key, id, at_ms, window_ms, expires_ms, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?;
     for row in rows {
         insert.execute(params![
             row.key,

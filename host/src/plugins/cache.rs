@@ -17,14 +17,25 @@
 //!   else can write;
 //! - wasmtime checks the artefact's header against the engine before using
 //!   it; any failure falls back to compiling (and rewrites the artefact).
+//!
+//! Artefacts of other engines (an older Helio or wasmtime) unused for a
+//! week, and temporary files a crash left behind, are removed when the
+//! cache opens, so upgrades do not pile up (two versions running side by
+//! side keep each other's artefacts).
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use wasmtime::component::Component;
 use wasmtime::Engine;
+
+/// Another engine's artefact unused this long is removed.
+const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A temporary file this old was left by a crash.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 pub struct DiskCache {
     dir: PathBuf,
@@ -52,11 +63,43 @@ impl DiskCache {
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Some(Self {
+        let cache = Self {
             dir,
             engine_tag: format!("{:016x}", hasher.finish()),
             uid,
-        })
+        };
+        cache.remove_stale();
+        Some(cache)
+    }
+
+    /// Removes artefacts of other engines not used for [`STALE_AFTER`] and
+    /// temporary files older than [`ABANDONED_AFTER`].
+    fn remove_stale(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let current = format!("-{}.cwasm", self.engine_tag);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let keep_for = if name.ends_with(&current) {
+                continue;
+            } else if name.ends_with(".cwasm") {
+                STALE_AFTER
+            } else if name.contains(".tmp") {
+                ABANDONED_AFTER
+            } else {
+                continue;
+            };
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok());
+            if age.is_some_and(|age| age >= keep_for) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn path(&self, key: &[u8; 32]) -> PathBuf {
@@ -172,6 +215,24 @@ mod tests {
         std::fs::write(&path, b"not an artefact").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(cache.load(&engine, &key).is_none());
+        // Another engine's artefact unused for a week and a crash's old
+        // temporary file go; a fresh one of another engine (a second Helio
+        // version on the host) and this engine's stay.
+        cache.store(&key, &component);
+        let old = std::time::SystemTime::now() - STALE_AFTER - Duration::from_secs(60);
+        let aged = |name: &str| {
+            let path = dir.join(name);
+            let file = std::fs::File::create(&path).expect("create");
+            file.set_modified(old).expect("mtime");
+            path
+        };
+        let stale = aged("aa-0123456789abcdef.cwasm");
+        let temporary = aged("bb-test.tmp42");
+        let neighbour = dir.join("cc-fedcba9876543210.cwasm");
+        std::fs::write(&neighbour, b"another version's").expect("write");
+        cache.remove_stale();
+        assert!(!stale.exists() && !temporary.exists());
+        assert!(neighbour.exists() && path.exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

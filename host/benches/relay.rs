@@ -527,11 +527,6 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
                 Some(arguments.clone()),
                 session.map(Arc::from),
             );
-            // Spend is durable before a call goes out: wait for it, as
-            // the relay does.
-            if let Some(written) = decided.durable {
-                let _ = written.blocking_recv();
-            }
             if let Some(settlement) = decided.settlement {
                 settlement.settle(helio::state::CallOutcome::Succeeded);
             }

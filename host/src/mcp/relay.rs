@@ -17,8 +17,6 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENT
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-
-use crate::serve::{BodyTimeout, TimedBody};
 use serde_json::json;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +28,8 @@ use std::time::Instant;
 use crate::audit::Audit;
 use crate::pipeline::{Active, Outcome};
 use crate::plugins::Runtime;
-use crate::state::{CallOutcome, Settlement, Written};
+use crate::serve::{BodyTimeout, TimedBody};
+use crate::state::{CallOutcome, Settlement};
 
 use super::agents::meta_client_info;
 use super::agreement::{self, Mismatch};
@@ -220,14 +219,7 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         relay.writers_ready().await;
         match govern(relay, &envelope, reply_id.as_deref(), headers, started) {
             Governed::Answer(answer) => return answer,
-            Governed::Forward(mut call) => {
-                if let Some(written) = call.durable.take() {
-                    if let Err(error) = written_result(written.await) {
-                        return call.unrecorded(reply_id.as_deref(), &error);
-                    }
-                }
-                observer = Some(Observer::ToolCall(call));
-            }
+            Governed::Forward(call) => observer = Some(Observer::ToolCall(call)),
         }
     }
     // Every relayed tools/list teaches Helio the tools' annotations.
@@ -287,35 +279,9 @@ enum Observer {
 }
 
 struct Forwarded {
-    /// The spend it took, being written: awaited before the call goes out.
-    durable: Option<Written>,
     settlement: Option<Settlement>,
     audit: CallAudit,
     status: StatusCode,
-}
-
-impl Forwarded {
-    /// Its spend could not be made durable: refunded, and the call blocked
-    /// `state_unavailable` instead of forwarded.
-    fn unrecorded(self, id: Option<&RawValue>, error: &str) -> Response {
-        tracing::error!(%error, "spend could not be written to the state database; blocking the call");
-        if let Some(settlement) = self.settlement {
-            settlement.settle(CallOutcome::Failed);
-        }
-        let (message, data) = crate::pipeline::state_unavailable();
-        self.audit.blocked(&data);
-        error_response(StatusCode::OK, id, code::BLOCKED, &message, Some(&data))
-    }
-}
-
-/// The outcome of a durable write, as an error message when it failed.
-fn written_result(
-    written: Result<Result<(), String>, tokio::sync::oneshot::error::RecvError>,
-) -> Result<(), String> {
-    match written {
-        Ok(result) => result,
-        Err(_) => Err("the state writer stopped before writing".into()),
-    }
 }
 
 impl Observer {
@@ -467,7 +433,6 @@ fn govern(
         Outcome::Forward => {
             audit.forwarding(decided.decision.as_ref());
             Governed::Forward(Box::new(Forwarded {
-                durable: decided.durable,
                 settlement: decided.settlement,
                 audit,
                 status: StatusCode::OK,

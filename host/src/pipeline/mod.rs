@@ -19,7 +19,7 @@ use crate::plugins::{
     self, builtin, Annotations, Check, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
     Verdict,
 };
-use crate::state::{Settlement, Written};
+use crate::state::Settlement;
 
 /// What happens to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,18 +287,12 @@ impl Pipeline {
             state.release(&holds);
             return Decided::unsettled(outcome).with(checks, flagged_destructive);
         }
-        let durable = match state.commit(&holds) {
-            Ok(durable) => durable,
-            Err(error) => {
-                tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
-                let (message, data) = state_unavailable();
-                return Decided::unsettled(Outcome::Block { message, data })
-                    .with(checks, flagged_destructive);
-            }
-        };
+        if let Err(error) = state.commit(&holds) {
+            tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
+            return Decided::unsettled(state_unavailable()).with(checks, flagged_destructive);
+        }
         Decided {
             outcome: Outcome::Forward,
-            durable,
             settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
             decision: match current {
                 Some(Verdict::Allow(decision)) => Some(decision),
@@ -337,9 +331,6 @@ impl Pipeline {
 /// The chain's answer for one call.
 pub struct Decided {
     pub outcome: Outcome,
-    /// For a forwarded call that took spend: its write to the state store,
-    /// to await before forwarding ([`crate::state::StateStore::commit`]).
-    pub durable: Option<Written>,
     /// For a forwarded call: the state to settle when the upstream answers.
     pub settlement: Option<Settlement>,
     /// For a forwarded call: the decision that let it through (none when no
@@ -356,7 +347,6 @@ impl Decided {
     fn unsettled(outcome: Outcome) -> Self {
         Self {
             outcome,
-            durable: None,
             settlement: None,
             decision: None,
             checks: Vec::new(),
@@ -381,11 +371,11 @@ fn is_grounding_refusal(verdict: &Verdict) -> bool {
 }
 
 /// The governance state could not be read or written: the call is refused
-/// rather than let through uncounted. The message and `data` of the block.
-pub fn state_unavailable() -> (String, Value) {
-    (
-        "Blocked: Helio could not record this call's rate or spend in its state store, so the call is refused rather than let through uncounted".into(),
-        json!({
+/// rather than let through uncounted.
+fn state_unavailable() -> Outcome {
+    Outcome::Block {
+        message: "Blocked: Helio could not record this call's rate or spend in its state store, so the call is refused rather than let through uncounted".into(),
+        data: json!({
             "blocked": true,
             "reason": "state_unavailable",
             "rule": null,
@@ -394,7 +384,7 @@ pub fn state_unavailable() -> (String, Value) {
             "suggestion": "The call itself may be fine: retry later; an operator has been alerted in Helio's log.",
             "retry_allowed": true,
         }),
-    )
+    }
 }
 
 fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {

@@ -448,7 +448,7 @@ fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
     let data = block_data(&decided.outcome);
     assert_eq!(data["reason"], json!("state_unavailable"));
     assert_eq!(data["retry_allowed"], json!(true));
-    assert!(decided.settlement.is_none() && decided.durable.is_none());
+    assert!(decided.settlement.is_none());
     // What the stage took was given back: the window is empty.
     let windows = failing.state().windows(crate::state::now_ms());
     assert!(windows.iter().all(|w| w.total.is_zero()), "{windows:?}");

@@ -35,7 +35,7 @@ impl StateStore for FailingWrites {
     ) -> (SpendWindow, Option<Hold>) {
         self.0.spend_reserve(key, amount, limit, window_ms, now)
     }
-    fn commit(&self, holds: &[Hold]) -> Result<Option<Written>, PersistError> {
+    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
         self.0.release(holds);
         Err(write_error())
     }

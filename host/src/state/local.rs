@@ -360,9 +360,9 @@ impl StateStore for LocalStore {
         (window, hold)
     }
 
-    fn commit(&self, holds: &[Hold]) -> Result<Option<Written>, PersistError> {
+    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
         if holds.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let rows: Vec<Row> = {
             let mut windows = self.windows();
@@ -408,8 +408,7 @@ impl StateStore for LocalStore {
                 entry.committed = true;
             }
         }
-        // Durable already: nothing for the caller to wait for.
-        Ok(None)
+        Ok(())
     }
 
     fn release(&self, holds: &[Hold]) {

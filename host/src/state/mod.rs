@@ -13,7 +13,9 @@
 //!
 //! [`LocalStore`] is the single-node implementation: the working set in
 //! memory, every change persisted to SQLite by a writer thread, off the
-//! request path, and drained at shutdown.
+//! request path, and drained at shutdown; committed spend is also appended
+//! to a journal before its call is forwarded ([`journal`]), so a crash of
+//! the process cannot lose it.
 //! A shared backend (Redis, PostgreSQL) implements the same trait; the stages
 //! do not change.
 
@@ -26,10 +28,6 @@ mod settle;
 
 use std::sync::Arc;
 
-/// A store's pending write of a call's spend, awaited before the call is
-/// forwarded: what a networked store returns from
-/// [`StateStore::commit`] (the local store journals synchronously).
-pub type Written = tokio::sync::oneshot::Receiver<Result<(), String>>;
 #[cfg(test)]
 pub use failing::FailingWrites;
 pub use local::LocalStore;
@@ -154,12 +152,10 @@ pub trait StateStore: Send + Sync {
     ) -> (SpendWindow, Option<Hold>);
 
     /// Makes holds permanent, before the call is forwarded. On error nothing
-    /// is committed and the holds are released. Spend must be durable
-    /// before the call goes out: when the store writes it behind, it returns
-    /// the pending write, which the caller awaits before forwarding (and on
-    /// failure refunds the spend and blocks the call). Rate slots may stay
-    /// write-behind (see docs/stateful-governance.md).
-    fn commit(&self, holds: &[Hold]) -> Result<Option<Written>, PersistError>;
+    /// is committed and the holds are released. Spend is durable when this
+    /// returns (a crash of the process must not lose it); rate slots may
+    /// stay write-behind (see docs/stateful-governance.md).
+    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError>;
 
     /// Gives holds back, committed or not.
     fn release(&self, holds: &[Hold]);

@@ -31,8 +31,13 @@ pub(super) struct Mismatch {
     pub name_header: Option<String>,
 }
 
-/// Checks a message's `Mcp-Method`/`Mcp-Name` against its body.
-pub(super) fn check(headers: &HeaderMap, envelope: &Envelope<'_>) -> Result<(), Mismatch> {
+/// Checks a message's `Mcp-Method`/`Mcp-Name` against its body, whose
+/// name-bearing field is `body_name` ([`Envelope::target_name`]).
+pub(super) fn check(
+    headers: &HeaderMap,
+    envelope: &Envelope<'_>,
+    body_name: Option<&str>,
+) -> Result<(), Mismatch> {
     let Some(method) = envelope.method.as_deref() else {
         return Ok(());
     };
@@ -64,18 +69,17 @@ pub(super) fn check(headers: &HeaderMap, envelope: &Envelope<'_>) -> Result<(), 
             )))
         }
     }
-    let body_name = envelope.target_name();
     match (name_header.map(decoded), body_name) {
         (None, Some(name)) if required => Err(mismatch(format!(
             "Mcp-Name header is missing; a {MODERN} {method} request must mirror \"{}\"",
-            quote(&name)
+            quote(name)
         ))),
         (None, _) => Ok(()),
         (Some(Some(header)), Some(name)) if header == name => Ok(()),
         (Some(header), Some(name)) => Err(mismatch(format!(
             "Mcp-Name header \"{}\" does not match the body's name \"{}\"",
             quote(header.as_deref().unwrap_or("<unreadable>")),
-            quote(&name)
+            quote(name)
         ))),
         (Some(header), None) => Err(mismatch(format!(
             "Mcp-Name header \"{}\" names something, but the {method} body names nothing",
@@ -139,7 +143,7 @@ mod tests {
             );
         }
         let envelope = Envelope::parse(body.as_bytes()).expect("envelope");
-        check(&map, &envelope)
+        check(&map, &envelope, envelope.target_name().as_deref())
     }
 
     const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;

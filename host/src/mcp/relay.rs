@@ -199,7 +199,9 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         .id
         .filter(|id| envelope.kind == Kind::Request && id.get() != "null")
         .map(ToOwned::to_owned);
-    if let Err(mismatch) = agreement::check(headers, &envelope) {
+    // Read once: checked against the client's headers, then stamped on ours.
+    let target_name = envelope.target_name();
+    if let Err(mismatch) = agreement::check(headers, &envelope, target_name.as_deref()) {
         return refuse_mismatch(
             relay,
             &envelope,
@@ -238,11 +240,7 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         bytes.clone(),
     );
     if let Some(method) = envelope.method.as_deref() {
-        stamp_method_headers(
-            request.headers_mut(),
-            method,
-            envelope.target_name().as_deref(),
-        );
+        stamp_method_headers(request.headers_mut(), method, target_name.as_deref());
     }
     let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;

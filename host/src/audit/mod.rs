@@ -119,15 +119,25 @@ impl Audit {
 
     /// The call's arguments as stored: redacted JSON text (`{}` when
     /// absent), and the values redaction masked in them (to be masked where
-    /// the response echoes them, see [`Audit::response`]).
-    pub fn tool_input(&self, arguments: Option<&str>) -> (String, Vec<String>) {
+    /// the response echoes them, see [`Audit::response`]). `parsed` is the
+    /// governed call's own reading of `arguments`, redacted instead of
+    /// parsing them again.
+    pub fn tool_input(
+        &self,
+        arguments: Option<&str>,
+        parsed: Option<&Value>,
+    ) -> (String, Vec<String>) {
         let Some(text) = arguments else {
             return ("{}".into(), Vec::new());
         };
         if self.redact.is_empty() {
             return (text.to_owned(), Vec::new());
         }
-        match serde_json::from_str::<Value>(text) {
+        let value = match parsed {
+            Some(parsed) => Ok(parsed.clone()),
+            None => serde_json::from_str::<Value>(text),
+        };
+        match value {
             Ok(mut value) => {
                 let masked = redact(&mut value, &self.redact);
                 (value.to_string(), masked)

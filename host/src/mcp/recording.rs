@@ -28,6 +28,8 @@ pub(super) struct CallAudit {
 pub(super) struct CallFacts<'a> {
     pub tool: &'a str,
     pub arguments: Option<&'a str>,
+    /// The same arguments as governance read them.
+    pub parsed_arguments: Option<&'a serde_json::Value>,
     pub session: Option<(&'a str, &'static str)>,
     /// The client's `clientInfo`, when known.
     pub agent: Option<&'a str>,
@@ -42,7 +44,7 @@ impl CallAudit {
         headers: &HeaderMap,
         facts: CallFacts<'_>,
     ) -> Self {
-        let (tool_input, secrets) = audit.tool_input(facts.arguments);
+        let (tool_input, secrets) = audit.tool_input(facts.arguments, facts.parsed_arguments);
         let record = AuditRecord {
             id: new_id(),
             timestamp: iso_at(started),

@@ -410,6 +410,7 @@ fn govern(
         CallFacts {
             tool: &call.name,
             arguments: call.raw_arguments,
+            parsed_arguments: call.arguments.as_deref(),
             session: session.as_ref().map(|(s, source)| (&**s, *source)),
             agent: relay
                 .agents
@@ -514,7 +515,10 @@ fn refuse_tool_notification(
         headers,
         started,
         "missing_request_id",
-        relay.audit.tool_input(raw_arguments(envelope.params)).0,
+        relay
+            .audit
+            .tool_input(raw_arguments(envelope.params), None)
+            .0,
     );
     error_response(
         StatusCode::BAD_REQUEST,
@@ -528,7 +532,7 @@ fn refuse_tool_notification(
 /// A refused message's `params.arguments` as its record keeps them
 /// (redacted).
 fn stored_arguments(relay: &Relay, params: Option<&RawValue>) -> serde_json::Value {
-    let (text, _) = relay.audit.tool_input(raw_arguments(params));
+    let (text, _) = relay.audit.tool_input(raw_arguments(params), None);
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 

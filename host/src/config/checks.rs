@@ -40,9 +40,6 @@ pub fn cross_field(r: &mut Reader, c: &Config) {
     }
 }
 
-/// The header Helio reads the session identity from by default.
-const DEFAULT_IDENTITY_HEADER: &str = "x-helio-session-id";
-
 /// The governance identity is Helio's business, never the upstream's: a
 /// header it is read from may not be forwarded.
 fn identity_stays_home(r: &mut Reader, c: &Config) {
@@ -80,7 +77,7 @@ const MIN_SECRET_BITS: f64 = 100.0;
 /// An estimate of a secret's entropy in bits, from the distribution of its
 /// characters. Patterns it cannot see (a word repeated) make it generous,
 /// never strict: it refuses what is weak on its face.
-pub fn estimated_bits(secret: &str) -> f64 {
+fn estimated_bits(secret: &str) -> f64 {
     let mut counts = HashMap::new();
     let mut total = 0usize;
     for c in secret.chars() {

@@ -105,6 +105,9 @@ impl Default for Connections {
     }
 }
 
+/// The header Helio reads the session identity from by default.
+pub const DEFAULT_IDENTITY_HEADER: &str = "x-helio-session-id";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentitySource {
     /// A caller header, lower-cased, always `x-*`.

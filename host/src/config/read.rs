@@ -466,7 +466,7 @@ fn check_origin(entry: &str) -> Result<(), String> {
 fn session_default() -> Session {
     Session {
         identity: vec![
-            IdentitySource::Header("x-helio-session-id".into()),
+            IdentitySource::Header(DEFAULT_IDENTITY_HEADER.into()),
             IdentitySource::LegacyHeader,
         ],
         on_unresolved: OnUnresolved::Deny,
@@ -524,7 +524,7 @@ fn identity_source(r: &mut Reader, value: &Value, path: &Path) -> Option<Identit
     match source {
         "header" => {
             let name = opt_string(r, &obj, "name")
-                .unwrap_or_else(|| "x-helio-session-id".into())
+                .unwrap_or_else(|| DEFAULT_IDENTITY_HEADER.into())
                 .to_ascii_lowercase();
             let name_path = path.key("name");
             if !name.starts_with("x-") {

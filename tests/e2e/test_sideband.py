@@ -174,6 +174,22 @@ def test_evidence_bad_json_400(sideband: HelioInstance, raw: bytes) -> None:
     assert isinstance(r.json()["error"], str)
 
 
+def test_evidence_read_two_ways_is_refused_and_records_nothing(sideband: HelioInstance) -> None:
+    """A body parsers disagree on (a key twice, a lone surrogate) is refused
+    whole: neither reading of it gets evidence."""
+    first, second = sid(), sid()
+    for raw in (
+        f'{{"session_id":"{first}","session_id":"{second}","tool_name":"t","evidence_key":"ticket_verified","evidence_data":1}}',
+        f'{{"session_id":"{first}","tool_name":"t\\ud800","evidence_key":"ticket_verified","evidence_data":1}}',
+    ):
+        r = httpx.post(f"{sideband.sdk_url}/evidence", content=raw, headers={**AUTH, "content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["code"] == "invalid_json", r.text
+        assert "$." in r.json()["error"], r.text
+    for session in (first, second):
+        assert state(sideband, session)["evidence"] == {}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

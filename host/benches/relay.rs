@@ -497,7 +497,7 @@ fn print_added(label: &str, concurrency: usize, slower: &Sample, faster: &Sample
 /// component call that has nothing to check (no rules, `default: deny`), the
 /// fixed cost each stage adds.
 fn stage_costs(stateful_policy: &str, database: &Path) {
-    use helio::pipeline::Outcome;
+    use helio::govern::{CallFacts, Decision, Door, Governor, SessionIdentity};
     let plugins = helio::plugins::Runtime::new(LocalStore::in_memory()).expect("plugin runtime");
     let governed = build_pipeline(&bench_config("http://127.0.0.1:9/mcp", POLICY), &plugins);
     let bare = build_pipeline(
@@ -513,26 +513,48 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
     };
     let arguments: Arc<serde_json::Value> =
         Arc::new(serde_json::json!({"order_id": "ORD-1002", "amount": 5}));
-    let time = |plugins: &helio::plugins::Runtime,
-                pipeline: &helio::pipeline::Pipeline,
+    // Through the governance core, as a door calls it (audit off: its cost
+    // is the writer's, measured with the relay above).
+    let core = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answer = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+    let time = |plugins: &Arc<helio::plugins::Runtime>,
+                pipeline: helio::pipeline::Pipeline,
                 session: Option<&str>,
                 forwards: bool| {
+        let governor = Governor::new(
+            helio::pipeline::Active::new(pipeline),
+            plugins.clone(),
+            Audit::disabled(),
+        );
         let mut samples = Vec::with_capacity(100_000);
         for i in 0..110_000 {
             let t0 = Instant::now();
-            let decided = pipeline.evaluate(
-                plugins,
-                "lookup_order".into(),
-                read_only,
-                Some(arguments.clone()),
-                session.map(Arc::from),
-            );
-            if let Some(settlement) = decided.settlement {
-                settlement.settle(helio::state::CallOutcome::Succeeded);
-            }
+            let decision = core.block_on(governor.decide(CallFacts {
+                door: Door::Mcp,
+                received: t0,
+                protocol_version: None,
+                tool: "lookup_order".into(),
+                arguments: Some(arguments.clone()),
+                raw_arguments: None,
+                annotations: read_only,
+                identity: session.map(|id| SessionIdentity {
+                    id: id.into(),
+                    source: "header",
+                }),
+                agent: None,
+            }));
+            let forwarded = match decision {
+                Decision::Forward(call) => {
+                    call.answered(Some(200), answer);
+                    true
+                }
+                Decision::Block(_) | Decision::Simulate(_) | Decision::Hold(_) => false,
+            };
             let elapsed = t0.elapsed();
-            let outcome = decided.outcome;
-            assert_eq!(outcome == Outcome::Forward, forwards, "{outcome:?}");
+            assert_eq!(forwarded, forwards);
             if i >= 10_000 {
                 samples.push(elapsed.as_secs_f64() * 1e6);
             }
@@ -542,17 +564,25 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
             elapsed: Duration::ZERO,
         }
     };
-    let chain = time(&plugins, &governed, None, true);
-    let one_call = time(&plugins, &bare, None, false);
+    let chain = time(&plugins, governed, None, true);
+    let one_call = time(&plugins, bare, None, false);
     let stateful_plugins =
         helio::plugins::Runtime::new(grounded_state(database)).expect("plugin runtime");
     let stateful_pipeline = build_pipeline(
         &bench_config("http://127.0.0.1:9/mcp", stateful_policy),
         &stateful_plugins,
     );
-    let stateful = time(&stateful_plugins, &stateful_pipeline, Some(SESSION), true);
+    let stateful = time(
+        &stateful_plugins,
+        build_pipeline(
+            &bench_config("http://127.0.0.1:9/mcp", stateful_policy),
+            &stateful_plugins,
+        ),
+        Some(SESSION),
+        true,
+    );
     println!(
-        "stage chain alone (rules component, 20 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
+        "governance core alone (rules component, 20 rules, in-process): p50 {:.2} µs, p99 {:.2} µs",
         chain.percentile(0.50),
         chain.percentile(0.99)
     );
@@ -562,7 +592,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
         one_call.percentile(0.99)
     );
     println!(
-        "stateful chain alone (3 stages, holds committed to SQLite, settled): p50 {:.2} µs, p99 {:.2} µs",
+        "stateful core alone (3 stages, holds committed to SQLite, settled): p50 {:.2} µs, p99 {:.2} µs",
         stateful.percentile(0.50),
         stateful.percentile(0.99)
     );
@@ -571,11 +601,15 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
     // (written by the audit writer thread, off the request path).
     let decided = stateful_pipeline.evaluate(
         &stateful_plugins,
-        "lookup_order".into(),
-        read_only,
-        Some(arguments.clone()),
-        Some(SESSION.into()),
+        helio::plugins::ToolCall::new(
+            "lookup_order".into(),
+            read_only,
+            Some(arguments.clone()),
+            None,
+        )
+        .with_session(Some(SESSION.into())),
     );
+    stateful_plugins.state().release(&decided.holds);
     let mut chain = Vec::with_capacity(20_000);
     let mut bytes = 0;
     for _ in 0..20_000 {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::Audit;
 use crate::config::{Config, Transport};
+use crate::govern::Governor;
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
 use crate::{dashboard, mcp, sideband};
@@ -67,13 +68,8 @@ impl Gateway {
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
-        let mcp = mcp::McpServer::new(
-            config,
-            pipeline.clone(),
-            runtime,
-            audit.clone(),
-            shutdown.clone(),
-        )?;
+        let core = Governor::new(pipeline.clone(), runtime, audit.clone());
+        let mcp = mcp::McpServer::new(config, core, shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;

@@ -16,6 +16,7 @@ mod database;
 pub mod demo;
 mod files;
 pub mod gateway;
+pub mod govern;
 mod mcp;
 pub mod pipeline;
 pub mod plugins;

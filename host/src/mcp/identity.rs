@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::config::IdentitySource;
+use crate::govern::SessionIdentity;
 
 use super::agents::ClientInfo;
 
@@ -37,7 +38,7 @@ impl Identity {
         &self,
         headers: &HeaderMap,
         client_info: Option<&ClientInfo>,
-    ) -> Option<(Arc<str>, &'static str)> {
+    ) -> Option<SessionIdentity> {
         for source in &self.sources {
             let (candidate, label) = match source {
                 IdentitySource::Header(name) => (header(headers, name), "header"),
@@ -56,7 +57,10 @@ impl Identity {
                 }
                 continue;
             }
-            return Some((Arc::from(trimmed), label));
+            return Some(SessionIdentity {
+                id: Arc::from(trimmed),
+                source: label,
+            });
         }
         None
     }
@@ -107,26 +111,26 @@ mod tests {
         assert_eq!(
             identity
                 .resolve(&headers, meta.as_ref())
-                .map(|(s, _)| s)
+                .map(|s| s.id)
                 .as_deref(),
             Some("clientinfo:agent@2.1")
         );
         assert_eq!(
-            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
+            identity.resolve(&headers, None).map(|s| s.id).as_deref(),
             Some("legacy-1")
         );
         headers.insert("X-Helio-Session-Id", HeaderValue::from_static("  run-7  "));
         assert_eq!(
             identity
                 .resolve(&headers, meta.as_ref())
-                .map(|(s, _)| s)
+                .map(|s| s.id)
                 .as_deref(),
             Some("run-7")
         );
         // Empty and oversized values are skipped, not used.
         headers.insert("x-helio-session-id", HeaderValue::from_static("   "));
         assert_eq!(
-            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
+            identity.resolve(&headers, None).map(|s| s.id).as_deref(),
             Some("legacy-1")
         );
         let long = "a".repeat(257);
@@ -135,7 +139,7 @@ mod tests {
             HeaderValue::from_str(&long).expect("header"),
         );
         assert_eq!(
-            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
+            identity.resolve(&headers, None).map(|s| s.id).as_deref(),
             Some("legacy-1")
         );
         let exactly = "b".repeat(256);
@@ -144,7 +148,7 @@ mod tests {
             HeaderValue::from_str(&exactly).expect("header"),
         );
         assert_eq!(
-            identity.resolve(&headers, None).map(|(s, _)| s).as_deref(),
+            identity.resolve(&headers, None).map(|s| s.id).as_deref(),
             Some(exactly.as_str())
         );
     }
@@ -158,7 +162,7 @@ mod tests {
         assert_eq!(
             identity
                 .resolve(&HeaderMap::new(), params.as_ref())
-                .map(|(s, _)| s),
+                .map(|s| s.id),
             None
         );
         let meta_only = Identity::new(&[IdentitySource::Meta]);
@@ -166,7 +170,7 @@ mod tests {
         assert_eq!(
             meta_only
                 .resolve(&HeaderMap::new(), versionless.as_ref())
-                .map(|(s, _)| s)
+                .map(|s| s.id)
                 .as_deref(),
             Some("clientinfo:a@unknown")
         );

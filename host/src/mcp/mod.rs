@@ -8,10 +8,13 @@ mod call_params;
 mod identity;
 mod jsonrpc;
 mod listener;
+mod observe;
+mod post;
 mod prime;
-mod recording;
 mod relay;
+mod render;
 mod sse;
+mod stream;
 mod tools;
 mod upstream;
 
@@ -28,10 +31,8 @@ use http::{Method, Request, StatusCode};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::Audit;
 use crate::config::Config;
-use crate::pipeline::Active;
-use crate::plugins::Runtime;
+use crate::govern::Governor;
 
 pub use upstream::UpstreamSetupError;
 
@@ -50,20 +51,15 @@ impl McpServer {
     /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
     pub fn new(
         config: &Config,
-        pipeline: Active,
-        runtime: Arc<Runtime>,
-        audit: Arc<Audit>,
+        core: Governor,
         shutdown: CancellationToken,
     ) -> Result<Self, UpstreamSetupError> {
         let relay = Arc::new(Relay {
             upstream: upstream::Upstream::new(&config.upstream)?,
             allowed_origins: config.listen.allowed_origins.clone(),
-            pipeline,
-            runtime,
+            core,
             identity: identity::Identity::new(&config.session.identity),
             agents: agents::Agents::default(),
-            audit,
-            environment: config.environment.clone(),
             tools: Arc::default(),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
@@ -95,9 +91,9 @@ async fn route(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Respo
                 return refused;
             }
             match *request.method() {
-                Method::POST => relay::post(relay, pool, request).await,
-                Method::GET => relay::get(relay, pool, request).await,
-                Method::DELETE => relay::delete(relay, pool, request).await,
+                Method::POST => post::post(relay, pool, request).await,
+                Method::GET => stream::get(relay, pool, request).await,
+                Method::DELETE => stream::delete(relay, pool, request).await,
                 _ => (
                     StatusCode::METHOD_NOT_ALLOWED,
                     [(ALLOW, "GET, POST, DELETE")],

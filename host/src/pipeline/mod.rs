@@ -11,30 +11,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::config::{self, Config, Issue, PluginPosition};
 use crate::plugins::checks::LimitKey;
-use crate::plugins::{
-    self, builtin, Annotations, Check, Decision, Feedback, LoadError, Runtime, StageSpec, ToolCall,
-    Verdict,
-};
-use crate::state::Settlement;
+use crate::plugins::{self, builtin, Check, LoadError, Runtime, StageSpec, ToolCall, Verdict};
+use crate::state::Hold;
 
-/// What happens to a call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Relay it to the upstream.
-    Forward,
-    /// Answer with JSON-RPC error -32001 and this message and `data`.
-    Block { message: String, data: Value },
-    /// Answer with a simulated result carrying this report; do not relay.
-    /// `rule_index` is the rule that would have applied, for the record.
-    DryRun {
-        report: Value,
-        rule_index: Option<u32>,
-    },
-}
+mod outcome;
+
+pub use outcome::{Approval, Denial, Outcome, Simulation};
 
 struct ChainStage {
     stage: Arc<plugins::Stage>,
@@ -60,7 +46,7 @@ pub struct Pipeline {
     environment: Option<Arc<str>>,
     /// Set when the configuration asks for a restriction Helio cannot
     /// enforce yet (see `config::not_yet_enforced`): every call is blocked.
-    refusal: Option<(String, Value)>,
+    refusal: Option<Denial>,
     rule_count: usize,
     /// Every key some rule's `evidence.requires` names: the only evidence
     /// the SDK sideband accepts.
@@ -210,52 +196,38 @@ impl Pipeline {
     }
 
     /// Runs the chain on one call. What the stages took from governance
-    /// state is committed if the call is to be forwarded (the returned
-    /// [`Settlement`] finishes it once the upstream answers) and given back
-    /// otherwise.
-    pub fn evaluate(
-        &self,
-        runtime: &Runtime,
-        tool: Arc<str>,
-        annotations: Annotations,
-        arguments: Option<Arc<Value>>,
-        session: Option<Arc<str>>,
-    ) -> Decided {
-        if let Some((message, data)) = &self.refusal {
-            return Decided::unsettled(Outcome::Block {
-                message: message.clone(),
-                data: data.clone(),
-            });
+    /// state comes back as holds, neither committed nor released: the
+    /// caller decides (commit to forward, keep while a human decides,
+    /// release otherwise).
+    pub fn evaluate(&self, runtime: &Runtime, call: ToolCall) -> Evaluation {
+        let mut evaluation = Evaluation {
+            outcome: Outcome::Forward(None),
+            holds: Vec::new(),
+            checks: Vec::new(),
+            flagged_destructive: false,
+        };
+        if let Some(denial) = &self.refusal {
+            evaluation.outcome = Outcome::Block(denial.clone());
+            return evaluation;
         }
-        let destructive = annotations.destructive_hint;
-        let call = ToolCall::new(
-            tool.clone(),
-            annotations,
-            arguments,
-            self.environment.clone(),
-        )
-        .with_session(session.clone());
-        let state = runtime.state();
-        let mut holds = Vec::new();
-        let mut checks = Vec::new();
-        let mut flagged_destructive = false;
+        let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
         for chain_stage in &self.stages {
             let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
                 Ok(evaluated) => {
-                    holds.extend(evaluated.holds);
-                    checks.extend(evaluated.checks);
+                    evaluation.holds.extend(evaluated.holds);
+                    evaluation.checks.extend(evaluated.checks);
                     evaluated.verdict
                 }
                 Err(failure) => {
                     tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
-                    state.release(&holds);
-                    return Decided::unsettled(plugin_error(&chain_stage.stage.name, &failure))
-                        .with(checks, flagged_destructive);
+                    evaluation.outcome =
+                        Outcome::Block(Denial::plugin_error(&chain_stage.stage.name, &failure));
+                    return evaluation;
                 }
             };
             if chain_stage.is_rules && self.flag_destructive && destructive {
-                flagged_destructive = verdict.decision().rule_index.is_none();
+                evaluation.flagged_destructive = verdict.decision().rule_index.is_none();
             }
             let replace = match &current {
                 None => true,
@@ -270,37 +242,34 @@ impl Pipeline {
                 break;
             }
         }
-        // Only an allowed call goes on; its decision is kept for the audit.
-        let not_forwarded = match &current {
-            None => None,
-            Some(verdict) if self.dry_run && !is_grounding_refusal(verdict) => {
-                Some(dry_run(verdict))
+        evaluation.outcome = match current {
+            None => Outcome::Forward(None),
+            Some(verdict) if self.dry_run && !is_grounding_refusal(&verdict) => {
+                Outcome::DryRun(Simulation::of_verdict(&verdict))
             }
-            Some(Verdict::Allow(_)) => None,
-            Some(verdict @ Verdict::DryRun(_)) => Some(dry_run(verdict)),
-            Some(Verdict::Deny(decision, feedback)) => Some(blocked(decision, feedback)),
-            Some(Verdict::RequireApproval { decision, .. }) => {
-                Some(approval_not_enforced(decision))
+            Some(Verdict::Allow(decision)) => Outcome::Forward(Some(decision)),
+            Some(verdict @ Verdict::DryRun(_)) => Outcome::DryRun(Simulation::of_verdict(&verdict)),
+            Some(Verdict::Deny(decision, feedback)) => {
+                Outcome::Block(Denial::of_verdict(&decision, &feedback))
             }
+            Some(Verdict::RequireApproval {
+                decision,
+                channel,
+                timeout_ms,
+                feedback,
+            }) => Outcome::RequireApproval(Approval {
+                decision,
+                channel,
+                timeout_ms,
+                feedback,
+            }),
         };
-        if let Some(outcome) = not_forwarded {
-            state.release(&holds);
-            return Decided::unsettled(outcome).with(checks, flagged_destructive);
-        }
-        if let Err(error) = state.commit(&holds) {
-            tracing::error!(%error, tool = %tool, "governance state could not be written; blocking the call");
-            return Decided::unsettled(state_unavailable()).with(checks, flagged_destructive);
-        }
-        Decided {
-            outcome: Outcome::Forward,
-            settlement: Some(Settlement::new(state.clone(), session, tool, holds)),
-            decision: match current {
-                Some(Verdict::Allow(decision)) => Some(decision),
-                _ => None,
-            },
-            checks,
-            flagged_destructive,
-        }
+        evaluation
+    }
+
+    /// The configured environment, as stages see it on each call.
+    pub fn environment(&self) -> Option<&Arc<str>> {
+        self.environment.as_ref()
     }
 
     /// How long a pot of governance state may sit idle before it is
@@ -329,36 +298,15 @@ impl Pipeline {
 }
 
 /// The chain's answer for one call.
-pub struct Decided {
+pub struct Evaluation {
     pub outcome: Outcome,
-    /// For a forwarded call: the state to settle when the upstream answers.
-    pub settlement: Option<Settlement>,
-    /// For a forwarded call: the decision that let it through (none when no
-    /// stage ran).
-    pub decision: Option<Decision>,
+    /// What the stages took from governance state, still held.
+    pub holds: Vec<Hold>,
     /// What the stages read or took from governance state (the audit's
     /// `evidence_chain`), whatever the outcome.
     pub checks: Vec<Check>,
     /// A destructive tool no rule matched, under `flag_destructive: log`.
     pub flagged_destructive: bool,
-}
-
-impl Decided {
-    fn unsettled(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            settlement: None,
-            decision: None,
-            checks: Vec::new(),
-            flagged_destructive: false,
-        }
-    }
-
-    fn with(mut self, checks: Vec<Check>, flagged_destructive: bool) -> Self {
-        self.checks = checks;
-        self.flagged_destructive = flagged_destructive;
-        self
-    }
 }
 
 /// A call refused because evidence or dependency rules need a session
@@ -368,23 +316,6 @@ fn is_grounding_refusal(verdict: &Verdict) -> bool {
     matches!(verdict, Verdict::Deny(_, feedback)
         if feedback.reason == "policy_denied"
             && feedback.extra.get("session_unresolved") == Some(&Value::Bool(true)))
-}
-
-/// The governance state could not be read or written: the call is refused
-/// rather than let through uncounted.
-fn state_unavailable() -> Outcome {
-    Outcome::Block {
-        message: "Blocked: Helio could not record this call's rate or spend in its state store, so the call is refused rather than let through uncounted".into(),
-        data: json!({
-            "blocked": true,
-            "reason": "state_unavailable",
-            "rule": null,
-            "rule_index": null,
-            "action": "deny",
-            "suggestion": "The call itself may be fine: retry later; an operator has been alerted in Helio's log.",
-            "retry_allowed": true,
-        }),
-    }
 }
 
 fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
@@ -428,124 +359,15 @@ fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
     }
 }
 
-/// The `data` of a blocked call: the fields agents are coded against, then
-/// the stage's extra fields.
-fn blocked(decision: &Decision, feedback: &Feedback) -> Outcome {
-    let mut data = Map::new();
-    data.insert("blocked".into(), Value::Bool(true));
-    data.insert("reason".into(), feedback.reason.clone().into());
-    data.insert("rule".into(), decision.rule.clone().into());
-    data.insert("rule_index".into(), decision.rule_index.into());
-    data.insert("action".into(), decision.action.clone().into());
-    data.insert("suggestion".into(), feedback.suggestion.clone().into());
-    data.insert("retry_allowed".into(), feedback.retry_allowed.into());
-    for (key, value) in &feedback.extra {
-        data.insert(key.clone(), value.clone());
-    }
-    Outcome::Block {
-        message: feedback.message.clone(),
-        data: Value::Object(data),
-    }
-}
-
-fn plugin_error(plugin: &str, failure: &plugins::Failure) -> Outcome {
-    Outcome::Block {
-        message: format!(
-            "Blocked: policy stage \"{plugin}\" failed ({failure}), so the call is refused rather than let through unchecked"
-        ),
-        data: json!({
-            "blocked": true,
-            "reason": "plugin_error",
-            "rule": null,
-            "rule_index": null,
-            "action": "deny",
-            "plugin": plugin,
-            "suggestion": "The call itself may be fine: a policy stage failed while checking it. Retry later; an operator has been alerted in Helio's log.",
-            "retry_allowed": true,
-        }),
-    }
-}
-
-/// Approvals are not collected yet: a call that needs one is refused.
-fn approval_not_enforced(decision: &Decision) -> Outcome {
-    Outcome::Block {
-        message: format!(
-            "Blocked: {} requires a human approval, which this version of Helio cannot collect yet, so the call is refused rather than let through",
-            decision.explanation
-        ),
-        data: json!({
-            "blocked": true,
-            "reason": "not_yet_enforced",
-            "rule": decision.rule,
-            "rule_index": decision.rule_index,
-            "action": decision.action,
-            "suggestion": "An operator must change this rule or run a Helio release that supports approvals.",
-            "retry_allowed": false,
-            "not_yet_enforced": ["require_approval"],
-        }),
-    }
-}
-
-/// The simulated answer: what would have happened, from the verdict that
-/// would have applied. Nothing was forwarded and no state was kept.
-fn dry_run(verdict: &Verdict) -> Outcome {
-    let decision = verdict.decision();
-    let reason = match verdict {
-        Verdict::Deny(_, feedback) => feedback.reason.as_str(),
-        _ => "",
-    };
-    let mut report = json!({
-        "dry_run": true,
-        // A stage may simulate itself, keeping the action that would have applied.
-        "would_forward": match verdict {
-            Verdict::Allow(_) => true,
-            Verdict::DryRun(d) => matches!(d.action.as_str(), "allow" | "rate_limit" | "spend_limit"),
-            _ => false,
-        },
-        "policy_decision": decision.action,
-        "matched_rule": decision.rule,
-        "evidence_satisfied": !matches!(reason, "evidence_missing" | "evidence_expired" | "dependency_missing"),
-        "limits_ok": !matches!(reason, "rate_limited" | "spend_limited" | "budget_exceeded"),
-    });
-    if !reason.is_empty() {
-        report["reason"] = reason.into();
-    }
-    if reason == "session_unresolved" {
-        report["session_unresolved"] = true.into();
-    }
-    Outcome::DryRun {
-        report,
-        rule_index: decision.rule_index,
-    }
-}
-
 /// When the configuration asks for a restriction this build cannot enforce
 /// yet, every `tools/call` is refused rather than let through unchecked.
-fn refusal(config: &Config) -> Option<(String, Value)> {
+fn refusal(config: &Config) -> Option<Denial> {
     let keys: Vec<&str> = config::not_yet_enforced(config)
         .into_iter()
         .filter(|n| n.blocks_tool_calls)
         .map(|n| n.key)
         .collect();
-    if keys.is_empty() {
-        return None;
-    }
-    let list = keys.join(", ");
-    Some((
-        format!(
-            "Blocked: helio.yaml configures {list}, which this version of Helio accepts but cannot enforce yet, so tools/call is refused rather than let through unchecked"
-        ),
-        json!({
-            "blocked": true,
-            "reason": "not_yet_enforced",
-            "rule": null,
-            "rule_index": null,
-            "action": "deny",
-            "suggestion": format!("An operator must remove {list} from helio.yaml or run a Helio release that enforces it."),
-            "retry_allowed": false,
-            "not_yet_enforced": keys,
-        }),
-    ))
+    (!keys.is_empty()).then(|| Denial::not_yet_enforced(&keys))
 }
 
 /// Without rules, with `default: allow`, no `flag_destructive` and no global

@@ -1,16 +1,14 @@
-//! The audit record of each `tools/call` (and of each request refused at the
-//! transport), built as the relay learns what happened to it.
+//! The audit record of each call (and of each call a door refused), built
+//! as the core learns what happened to it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, StatusCode};
-use serde_json::Value;
-
 use crate::audit::{new_id, Audit, AuditRecord};
+use crate::pipeline::{Denial, Simulation};
 use crate::plugins::{Check, Decision};
 
-use super::upstream::MCP_PROTOCOL_VERSION;
+use super::facts::{CallFacts, Refused};
 
 /// One call's record in the making. Dropped without an answer (timeout,
 /// broken stream, client gone), it is recorded as such.
@@ -24,51 +22,44 @@ pub(super) struct CallAudit {
     done: bool,
 }
 
-/// What the relay knows about a call when it is parsed.
-pub(super) struct CallFacts<'a> {
-    pub tool: &'a str,
-    pub arguments: Option<&'a str>,
-    /// The same arguments as governance read them.
-    pub parsed_arguments: Option<&'a serde_json::Value>,
-    pub session: Option<(&'a str, &'static str)>,
-    /// The client's `clientInfo`, when known.
-    pub agent: Option<&'a str>,
-    pub environment: Option<&'a str>,
-    pub stages: &'a str,
-}
-
 impl CallAudit {
     pub fn begin(
         audit: &Arc<Audit>,
-        started: Instant,
-        headers: &HeaderMap,
-        facts: CallFacts<'_>,
+        facts: &CallFacts<'_>,
+        environment: Option<&str>,
+        stages: &str,
     ) -> Self {
-        let (tool_input, secrets) = audit.tool_input(facts.arguments, facts.parsed_arguments);
+        let (tool_input, secrets) =
+            audit.tool_input(facts.raw_arguments, facts.arguments.as_deref());
         let record = AuditRecord {
             id: new_id(),
-            timestamp: iso_at(started),
-            session_id: facts.session.map(|(s, _)| s.to_owned()),
-            session_source: facts.session.map(|(_, source)| source),
-            agent_id: facts.agent.map(str::to_owned),
-            environment: facts.environment.map(str::to_owned),
-            tool_name: facts.tool.to_owned(),
+            timestamp: iso_at(facts.received),
+            session_id: facts.identity.as_ref().map(|s| s.id.to_string()),
+            session_source: facts.identity.as_ref().map(|s| s.source),
+            agent_id: facts.agent.as_deref().map(str::to_owned),
+            environment: environment.map(str::to_owned),
+            tool_name: facts.tool.to_string(),
             tool_input,
             policy_decision: "allow".into(),
             record_kind: "tool_call",
-            origin: "mcp",
-            protocol_version: protocol_version(headers),
-            plugins: Some(facts.stages.to_owned()),
+            origin: facts.door.as_str(),
+            protocol_version: facts.protocol_version.map(str::to_owned),
+            plugins: Some(stages.to_owned()),
             ..AuditRecord::default()
         };
         Self {
             audit: audit.clone(),
             record,
-            started,
+            started: facts.received,
             upstream_started: None,
             secrets,
             done: false,
         }
+    }
+
+    /// The record's id, which also names the call (a held call's ticket).
+    pub fn id(&self) -> &str {
+        &self.record.id
     }
 
     /// What the stages checked in governance state, and whether the call
@@ -78,33 +69,29 @@ impl CallAudit {
         self.record.checks = checks;
     }
 
-    /// The chain blocked the call with this error `data`.
-    pub fn blocked(mut self, data: &Value) {
-        self.record.outcome = Some(("blocked", data.clone()));
+    /// The call was blocked.
+    pub fn blocked(mut self, denial: &Denial) {
         let r = &mut self.record;
-        r.policy_decision = text(data, "action").unwrap_or_else(|| "deny".into());
-        r.block_reason = text(data, "reason");
-        r.matched_rule = text(data, "rule");
-        r.matched_rule_index = data
-            .get("rule_index")
-            .and_then(Value::as_u64)
-            .and_then(|i| u32::try_from(i).ok());
+        r.outcome = Some(("blocked", denial.data()));
+        r.policy_decision = denial.action.clone();
+        r.block_reason = Some(denial.reason.clone());
+        r.matched_rule = denial.rule.clone();
+        r.matched_rule_index = denial.rule_index;
         self.finish();
     }
 
-    /// The call was simulated; `report` is what the agent got, `rule_index`
-    /// the rule that would have applied.
-    pub fn simulated(mut self, report: &Value, rule_index: Option<u32>) {
-        self.record.outcome = Some(("dry_run", report.clone()));
+    /// The call was simulated.
+    pub fn simulated(mut self, simulation: &Simulation) {
         let r = &mut self.record;
+        r.outcome = Some(("dry_run", simulation.report.clone()));
         r.policy_decision = "dry_run".into();
         r.dry_run = true;
-        r.matched_rule = text(report, "matched_rule");
-        r.matched_rule_index = rule_index;
+        r.matched_rule = simulation.rule.clone();
+        r.matched_rule_index = simulation.rule_index;
         self.finish();
     }
 
-    /// The chain let the call through with `decision`; it is being sent.
+    /// The call is let through with `decision`; it is being sent.
     pub fn forwarding(&mut self, decision: Option<&Decision>) {
         if let Some(d) = decision {
             self.record.policy_decision = d.action.clone();
@@ -114,12 +101,13 @@ impl CallAudit {
         self.upstream_started = Some(Instant::now());
     }
 
-    /// The upstream answered with `status` and the JSON-RPC `message`.
-    pub fn answered(mut self, status: StatusCode, message: &[u8]) {
+    /// The upstream answered with the JSON-RPC `message` (`status`: the
+    /// upstream transport's status, e.g. HTTP's).
+    pub fn answered(mut self, status: Option<u16>, message: &[u8]) {
         let (response, truncated) = self.audit.response(message, &self.secrets);
         let error = error_message(message);
         let r = &mut self.record;
-        r.upstream_http_status = Some(status.as_u16());
+        r.upstream_http_status = status;
         r.upstream_response = response;
         r.response_truncated = truncated;
         r.upstream_error = error;
@@ -161,42 +149,24 @@ impl Drop for CallAudit {
     }
 }
 
-/// A request refused before any policy ran (a disallowed Origin, a
-/// `tools/call` without a tool name).
-pub(super) struct Rejection<'a> {
-    pub tool_name: &'a str,
-    pub reason: &'a str,
-    pub tool_input: String,
-    /// The governance session, when it resolved.
-    pub session: Option<(&'a str, &'static str)>,
-    /// The client's `clientInfo`, when known.
-    pub agent: Option<&'a str>,
-}
-
-pub(super) fn rejected(audit: &Audit, started: Instant, headers: &HeaderMap, r: Rejection<'_>) {
-    let Rejection {
-        tool_name,
-        reason,
-        tool_input,
-        session,
-        agent,
-    } = r;
-    let total = started.elapsed().as_secs_f64() * 1e3;
+/// Records a call refused before any stage saw it.
+pub(super) fn refused(audit: &Audit, r: Refused<'_>) {
+    let total = r.received.elapsed().as_secs_f64() * 1e3;
     audit.record(AuditRecord {
         id: new_id(),
-        timestamp: iso_at(started),
-        session_id: session.map(|(s, _)| s.to_owned()),
-        session_source: session.map(|(_, source)| source),
-        agent_id: agent.map(str::to_owned),
-        tool_name: tool_name.into(),
-        tool_input,
+        timestamp: iso_at(r.received),
+        session_id: r.identity.map(|s| s.id.to_string()),
+        session_source: r.identity.map(|s| s.source),
+        agent_id: r.agent.map(str::to_owned),
+        tool_name: r.tool_name.into(),
+        tool_input: r.tool_input,
         policy_decision: "rejected".into(),
-        block_reason: Some(reason.into()),
+        block_reason: Some(r.reason.into()),
         total_duration_ms: total,
         proxy_compute_ms: total,
         record_kind: "tool_call",
-        origin: "mcp",
-        protocol_version: protocol_version(headers),
+        origin: r.door.as_str(),
+        protocol_version: r.protocol_version.map(str::to_owned),
         ..AuditRecord::default()
     });
 }
@@ -216,17 +186,6 @@ fn error_message(message: &[u8]) -> Option<String> {
     }
     let response: Response<'_> = serde_json::from_slice(message).ok()?;
     Some(response.error?.message?.into_owned())
-}
-
-fn text(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn protocol_version(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(MCP_PROTOCOL_VERSION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// The wall-clock time at `instant` (which is at most a request ago).

@@ -1,0 +1,85 @@
+//! A call the core let through: its holds are committed, and what the
+//! upstream answers settles its state and completes its record.
+
+use std::sync::Arc;
+
+use crate::pipeline::Denial;
+use crate::plugins::Decision;
+use crate::state::{CallOutcome, Hold, Settlement, StateStore};
+
+use super::held::Resolved;
+use super::record::CallAudit;
+
+/// A forwarded call, waiting for the upstream's answer. Dropped without
+/// one, its outcome is unknown: spend stands, and the record says no
+/// answer came.
+pub struct Forwarded {
+    settlement: Settlement,
+    audit: CallAudit,
+}
+
+/// Why no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The call never reached the upstream (it could not be connected to),
+    /// so it did not happen: its spend is refunded.
+    Undelivered,
+    /// It may have run (a timeout, a broken stream): its spend stands.
+    Unknown,
+}
+
+/// What a call needs to be forwarded once the stages let it through.
+pub(super) struct Release {
+    pub state: Arc<dyn StateStore>,
+    pub session: Option<Arc<str>>,
+    pub tool: Arc<str>,
+    pub holds: Vec<Hold>,
+}
+
+impl Release {
+    /// Commits the holds (spend durable before the call goes out) and
+    /// starts the forward; a store that cannot write blocks the call.
+    pub fn forward(self, mut audit: CallAudit, decision: Option<&Decision>) -> Resolved {
+        if let Err(error) = self.state.commit(&self.holds) {
+            tracing::error!(%error, tool = %self.tool, "governance state could not be written; blocking the call");
+            let denial = Denial::state_unavailable();
+            audit.blocked(&denial);
+            return Resolved::Block(denial);
+        }
+        audit.forwarding(decision);
+        Resolved::Forward(Box::new(Forwarded {
+            settlement: Settlement::new(self.state, self.session, self.tool, self.holds),
+            audit,
+        }))
+    }
+
+    /// Gives the holds back: the call is not forwarded.
+    pub fn release(self) {
+        self.state.release(&self.holds);
+    }
+}
+
+impl Forwarded {
+    /// The upstream answered with the JSON-RPC `message` (`status`: its
+    /// transport's status, e.g. HTTP's, where there is one).
+    pub fn answered(self, status: Option<u16>, message: &[u8]) {
+        self.settlement.settle(CallOutcome::of_response(message));
+        self.audit.answered(status, message);
+    }
+
+    /// The upstream refused the call before running it; `body` is what it
+    /// said.
+    pub fn refused(self, status: Option<u16>, body: &[u8]) {
+        self.settlement.settle(CallOutcome::Failed);
+        self.audit.answered(status, body);
+    }
+
+    /// No answer came; `why` is recorded.
+    pub fn unanswered(self, unanswered: Unanswered, why: &str) {
+        match unanswered {
+            Unanswered::Undelivered => self.settlement.settle(CallOutcome::Failed),
+            Unanswered::Unknown => self.settlement.settle(CallOutcome::Unknown),
+        }
+        self.audit.failed(why);
+    }
+}

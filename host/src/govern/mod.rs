@@ -1,0 +1,151 @@
+//! The governance core: one call lifecycle for every door.
+//!
+//! A door (the MCP relay today; the legacy SSE door, stdio clients and the
+//! adapter API next) reads a call off its wire into [`CallFacts`] and asks
+//! [`Governor::decide`]. The core runs the stage chain, decides what
+//! happens to the call and to what its stages took from governance state,
+//! and keeps the call's audit record:
+//!
+//! - [`Decision::Forward`]: the holds are committed (spend durable) and the
+//!   door sends the call; it reports the upstream's answer to the
+//!   [`Forwarded`] it got, which settles state and completes the record.
+//! - [`Decision::Block`] / [`Decision::Simulate`]: holds released, record
+//!   written; the door renders the [`Denial`] or [`Simulation`] for its wire.
+//! - [`Decision::Hold`]: a human must approve first; the holds stay
+//!   reserved until the ticket is resolved ([`held`]).
+//!
+//! The core never sees a transport type (no headers, no status codes of
+//! its own); doors never contain policy.
+
+mod facts;
+mod forward;
+mod held;
+mod record;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::audit::Audit;
+use crate::pipeline::{Active, Outcome};
+use crate::plugins::{Runtime, ToolCall};
+
+pub use crate::pipeline::{Approval, Denial, Simulation};
+pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
+pub use forward::{Forwarded, Unanswered};
+pub use held::{Approvals, Held, Resolution, Resolved};
+
+use forward::Release;
+use record::CallAudit;
+
+/// What happens to a call.
+pub enum Decision {
+    /// Send it upstream and report the answer to the [`Forwarded`].
+    Forward(Box<Forwarded>),
+    Block(Denial),
+    /// Answer with the simulated result; do not send it.
+    Simulate(Simulation),
+    /// Wait for a human; see [`Held::resolved`].
+    Hold(Box<Held>),
+}
+
+/// The core, shared by every door.
+pub struct Governor {
+    pipeline: Active,
+    runtime: Arc<Runtime>,
+    audit: Arc<Audit>,
+    /// Where held calls wait. Without it, a call that needs an approval is
+    /// refused (`not_yet_enforced`): nothing can resolve it yet.
+    approvals: Option<Arc<Approvals>>,
+}
+
+impl Governor {
+    pub fn new(pipeline: Active, runtime: Arc<Runtime>, audit: Arc<Audit>) -> Self {
+        Self {
+            pipeline,
+            runtime,
+            audit,
+            approvals: None,
+        }
+    }
+
+    /// Holds calls that need an approval in `approvals` instead of
+    /// refusing them.
+    #[cfg(test)]
+    pub fn holding_approvals(mut self, approvals: Arc<Approvals>) -> Self {
+        self.approvals = Some(approvals);
+        self
+    }
+
+    /// The audit trail (doors use its redaction for what they refuse).
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
+    /// Decides what happens to a call. Waits (yielding, never blocking the
+    /// worker) while the audit or state writer is too far behind to take
+    /// another call's changes.
+    pub async fn decide(&self, facts: CallFacts<'_>) -> Decision {
+        self.audit.ready().await;
+        let state = self.runtime.state();
+        if let Some(room) = state.room() {
+            room.ready().await;
+        }
+        let pipeline = self.pipeline.current();
+        let environment = pipeline.environment();
+        let mut audit = CallAudit::begin(
+            &self.audit,
+            &facts,
+            environment.map(|e| &**e),
+            pipeline.stage_names(),
+        );
+        let session = facts.identity.map(|identity| identity.id);
+        let call = ToolCall::new(
+            facts.tool.clone(),
+            facts.annotations,
+            facts.arguments,
+            environment.cloned(),
+        )
+        .with_session(session.clone());
+        let evaluation = pipeline.evaluate(&self.runtime, call);
+        audit.checked(evaluation.checks, evaluation.flagged_destructive);
+        let release = Release {
+            state: state.clone(),
+            session,
+            tool: facts.tool,
+            holds: evaluation.holds,
+        };
+        match evaluation.outcome {
+            Outcome::Forward(decision) => match release.forward(audit, decision.as_ref()) {
+                Resolved::Forward(forwarded) => Decision::Forward(forwarded),
+                Resolved::Block(denial) => Decision::Block(denial),
+            },
+            Outcome::Block(denial) => {
+                release.release();
+                audit.blocked(&denial);
+                Decision::Block(denial)
+            }
+            Outcome::DryRun(simulation) => {
+                release.release();
+                audit.simulated(&simulation);
+                Decision::Simulate(simulation)
+            }
+            Outcome::RequireApproval(approval) => match &self.approvals {
+                Some(approvals) => {
+                    Decision::Hold(Box::new(Held::open(approvals, approval, release, audit)))
+                }
+                None => {
+                    let denial = Denial::approval_not_collected(&approval.decision);
+                    release.release();
+                    audit.blocked(&denial);
+                    Decision::Block(denial)
+                }
+            },
+        }
+    }
+
+    /// Records a call a door refused before any stage saw it.
+    pub fn refused(&self, refused: Refused<'_>) {
+        record::refused(&self.audit, refused);
+    }
+}

@@ -1,0 +1,427 @@
+//! The core end to end in-process: real configuration, the real built-in
+//! components on wasmtime, a real state store and audit trail in SQLite,
+//! and an in-process upstream standing in for the MCP server (no socket).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::plugins::Annotations;
+use crate::state::{LocalStore, StateStore};
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("helio-govern-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A core over `store` with the policy in `yaml`, auditing to `db`.
+struct Core {
+    governor: Governor,
+    audit: Arc<Audit>,
+    state: Arc<dyn StateStore>,
+    records: tokio::sync::broadcast::Receiver<Arc<str>>,
+}
+
+impl Core {
+    fn new(yaml: &str, store: Arc<dyn StateStore>, db: &Path) -> Self {
+        let text = format!(
+            "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  api_secret: 0123456789abcdef0123456789abcdef\naudit:\n  path: {}\n{yaml}",
+            db.display()
+        );
+        let loaded = match crate::config::parse(&text, Path::new("helio.yaml"), &|_| None) {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("{}", e.report()),
+        };
+        let runtime = Runtime::new(store.clone()).expect("runtime");
+        let pipeline = match crate::pipeline::Pipeline::build(&loaded.config, &runtime) {
+            Ok(p) => p,
+            Err(issues) => panic!("{issues:?}"),
+        };
+        let audit = Audit::open(&loaded.config).expect("audit");
+        let records = audit.subscribe();
+        Self {
+            governor: Governor::new(
+                crate::pipeline::Active::new(pipeline),
+                runtime,
+                audit.clone(),
+            ),
+            audit,
+            state: store,
+            records,
+        }
+    }
+
+    fn holding(mut self, approvals: Arc<Approvals>) -> Self {
+        self.governor = self.governor.holding_approvals(approvals);
+        self
+    }
+
+    async fn decide(&self, tool: &str, arguments: Value, session: &str) -> Decision {
+        let raw = arguments.to_string();
+        self.governor
+            .decide(CallFacts {
+                door: Door::Mcp,
+                received: Instant::now(),
+                protocol_version: Some("2025-06-18"),
+                tool: tool.into(),
+                arguments: Some(Arc::new(arguments)),
+                raw_arguments: Some(&raw),
+                annotations: Annotations {
+                    read_only_hint: false,
+                    destructive_hint: false,
+                    idempotent_hint: false,
+                    open_world_hint: false,
+                    known: true,
+                },
+                identity: Some(SessionIdentity {
+                    id: session.into(),
+                    source: "header",
+                }),
+                agent: Some("tester@1".into()),
+            })
+            .await
+    }
+
+    /// A door in miniature: decides, and sends a forwarded call to the
+    /// in-process `upstream`, which answers with a JSON-RPC message or
+    /// fails. Returns the denial when the call was blocked.
+    async fn call(
+        &self,
+        tool: &str,
+        arguments: Value,
+        upstream: impl FnOnce(&Value) -> Result<Value, Unanswered>,
+    ) -> Result<Value, Denial> {
+        match self.decide(tool, arguments.clone(), "s1").await {
+            Decision::Forward(call) => Ok(forward(*call, &arguments, upstream)),
+            Decision::Block(denial) => Err(denial),
+            Decision::Simulate(simulation) => Ok(simulation.report),
+            Decision::Hold(_) => panic!("nothing holds without approvals"),
+        }
+    }
+
+    /// The records written so far, in order, as the API shows them.
+    fn written(&mut self) -> Vec<Value> {
+        self.audit.flush().expect("flush");
+        let mut out = Vec::new();
+        while let Ok(record) = self.records.try_recv() {
+            out.push(serde_json::from_str(&record).expect("record JSON"));
+        }
+        out
+    }
+
+    /// Spend held or committed across every pot.
+    fn spent(&self) -> f64 {
+        self.state
+            .windows(crate::state::now_ms())
+            .iter()
+            .filter(|w| w.key.starts_with("budgets/"))
+            .map(|w| w.total.to_string().parse::<f64>().expect("decimal"))
+            .sum()
+    }
+}
+
+fn forward(
+    call: Forwarded,
+    arguments: &Value,
+    upstream: impl FnOnce(&Value) -> Result<Value, Unanswered>,
+) -> Value {
+    match upstream(arguments) {
+        Ok(message) => {
+            call.answered(Some(200), message.to_string().as_bytes());
+            message
+        }
+        Err(unanswered) => {
+            call.unanswered(unanswered, "the in-process upstream did not answer");
+            Value::Null
+        }
+    }
+}
+
+fn ok(_: &Value) -> Result<Value, Unanswered> {
+    Ok(
+        json!({ "jsonrpc": "2.0", "id": 1, "result": { "content": [{ "type": "text", "text": "paid" }] } }),
+    )
+}
+
+fn tool_error(_: &Value) -> Result<Value, Unanswered> {
+    Ok(json!({ "jsonrpc": "2.0", "id": 1, "result": { "content": [], "isError": true } }))
+}
+
+/// Two `add` calls an hour.
+const TWO_SLOTS: &str = "policies:\n  rules:\n    - name: two\n      match: { tool: add }\n      action: rate_limit\n      limits: { max_calls: 2, window: 1h }\n";
+
+/// [`TWO_SLOTS`] and a pot of 70 that `add` spends `a` from.
+fn two_slots_and_a_pot(window: &str) -> String {
+    format!("{TWO_SLOTS}budgets:\n  - name: pot\n    limit: 70\n    currency: EUR\n    {window}\n    contributors:\n      - match: {{ tool: add }}\n        field: a\n")
+}
+
+const BUDGET: &str = "budgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: pay }\n        field: a\n";
+
+#[tokio::test(flavor = "current_thread")]
+async fn forwarded_calls_settle_by_what_the_upstream_answers_and_are_recorded() {
+    let scratch = Scratch::new("settle");
+    let mut core = Core::new(BUDGET, LocalStore::in_memory(), &scratch.0.join("audit.db"));
+
+    assert_eq!(
+        core.call("pay", json!({ "a": 40 }), ok)
+            .await
+            .expect("paid")["result"]["content"][0]["text"],
+        "paid"
+    );
+    assert_eq!(core.spent(), 40.0);
+    // The server says it failed: the spend is refunded.
+    core.call("pay", json!({ "a": 30 }), tool_error)
+        .await
+        .expect("forwarded");
+    assert_eq!(core.spent(), 40.0);
+    // Never delivered: refunded. Outcome unknown: the charge stands.
+    core.call("pay", json!({ "a": 10 }), |_| Err(Unanswered::Undelivered))
+        .await
+        .expect("forwarded");
+    assert_eq!(core.spent(), 40.0);
+    core.call("pay", json!({ "a": 10 }), |_| Err(Unanswered::Unknown))
+        .await
+        .expect("forwarded");
+    assert_eq!(core.spent(), 50.0);
+    // Over the budget: blocked, typed, and nothing held.
+    let denial = core
+        .call("pay", json!({ "a": 51 }), ok)
+        .await
+        .expect_err("over budget");
+    assert_eq!(denial.reason, "budget_exceeded");
+    assert_eq!(denial.data()["blocked"], json!(true));
+    assert_eq!(core.spent(), 50.0);
+
+    let records = core.written();
+    let decisions: Vec<(&str, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["policy_decision"].as_str().expect("decision"),
+                r["block_reason"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(decisions.len(), 5, "{records:#?}");
+    assert_eq!(decisions[4].1, Some("budget_exceeded"));
+    assert_eq!(records[0]["origin"], json!("mcp"));
+    assert_eq!(records[0]["session_id"], json!("s1"));
+    assert_eq!(records[0]["upstream_http_status"], json!(200));
+    assert!(
+        records[2]["upstream_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer")),
+        "{}",
+        records[2]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_later_stage_blocking_gives_back_what_earlier_stages_took() {
+    let scratch = Scratch::new("later-stage");
+    let core = Core::new(
+        &two_slots_and_a_pot("window: 1h"),
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    );
+    core.call("add", json!({ "a": 50 }), ok)
+        .await
+        .expect("first");
+    the_budget_refusal_gave_back_its_slot(&core).await;
+}
+
+/// After one `add` of 50 against two slots and a pot of 70: 30 more is over
+/// budget, and blocked without keeping its rate slot, so 20 still fits and
+/// only the call after it is over the rate.
+async fn the_budget_refusal_gave_back_its_slot(core: &Core) {
+    let denial = core
+        .call("add", json!({ "a": 30 }), ok)
+        .await
+        .expect_err("over budget");
+    assert_eq!(denial.reason, "budget_exceeded");
+    core.call("add", json!({ "a": 20 }), ok)
+        .await
+        .expect("second slot");
+    let denial = core
+        .call("add", json!({ "a": 0 }), ok)
+        .await
+        .expect_err("over rate");
+    assert_eq!(denial.reason, "rate_limited");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn limits_and_budgets_hold_across_a_restart() {
+    let scratch = Scratch::new("restart");
+    let db = scratch.0.join("state.db");
+    let yaml = &two_slots_and_a_pot("window: session\n    key: session");
+    {
+        let core = Core::new(
+            yaml,
+            LocalStore::open(&db, crate::state::now_ms()).expect("db"),
+            &db,
+        );
+        core.call("add", json!({ "a": 50 }), ok)
+            .await
+            .expect("first");
+        // What a graceful shutdown does.
+        core.state.flush().expect("flush");
+    }
+    let core = Core::new(
+        yaml,
+        LocalStore::open(&db, crate::state::now_ms()).expect("db"),
+        &db,
+    );
+    the_budget_refusal_gave_back_its_slot(&core).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
+    let scratch = Scratch::new("failing-store");
+    let mut core = Core::new(
+        TWO_SLOTS,
+        Arc::new(crate::state::FailingWrites(LocalStore::in_memory())),
+        &scratch.0.join("audit.db"),
+    );
+    let denial = core
+        .call("add", json!({ "a": 1 }), |_| {
+            panic!("a call the store could not count must not be sent")
+        })
+        .await
+        .expect_err("blocked");
+    assert_eq!(denial.reason, "state_unavailable");
+    assert!(denial.retry_allowed);
+    // What the stage took was given back: the window is empty.
+    let windows = core.state.windows(crate::state::now_ms());
+    assert!(windows.iter().all(|w| w.total.is_zero()), "{windows:?}");
+    let records = core.written();
+    assert_eq!(records[0]["block_reason"], json!("state_unavailable"));
+}
+
+const HELD: &str = "policies:\n  rules:\n    - name: approve-payments\n      match: { tool: pay }\n      action: require_approval\nbudgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: pay }\n        field: a\n";
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_way_to_collect_approvals_a_call_that_needs_one_is_refused() {
+    let scratch = Scratch::new("no-approvals");
+    let core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db"));
+    let denial = core
+        .call("pay", json!({ "a": 10 }), ok)
+        .await
+        .expect_err("refused");
+    assert_eq!(denial.reason, "not_yet_enforced");
+    assert_eq!(denial.action, "require_approval");
+    assert_eq!(denial.rule_index, Some(0));
+    assert_eq!(core.spent(), 0.0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not_forwarded() {
+    let scratch = Scratch::new("held");
+    let approvals = Arc::new(Approvals::default());
+    let mut core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db"))
+        .holding(approvals.clone());
+    let held = |decision: Decision| match decision {
+        Decision::Hold(held) => held,
+        Decision::Forward(_) | Decision::Block(_) | Decision::Simulate(_) => {
+            panic!("expected the call to be held")
+        }
+    };
+
+    // Held: the spend is reserved while a human decides.
+    let first = held(core.decide("pay", json!({ "a": 60 }), "s1").await);
+    assert_eq!(
+        first.approval().decision.rule.as_deref(),
+        Some("approve-payments")
+    );
+    assert_eq!(approvals.open_tickets(), vec![first.ticket().to_owned()]);
+    assert_eq!(core.spent(), 60.0);
+    // So a second call cannot take what the first holds.
+    let Decision::Block(denial) = core.decide("pay", json!({ "a": 50 }), "s1").await else {
+        panic!("the held spend must count");
+    };
+    assert_eq!(denial.reason, "budget_exceeded");
+
+    // The client goes away: nothing is forwarded, the spend comes back.
+    drop(first);
+    assert_eq!(core.spent(), 0.0);
+    assert!(approvals.open_tickets().is_empty());
+
+    // Denied: blocked with the operator's reason, released.
+    let second = held(core.decide("pay", json!({ "a": 50 }), "s1").await);
+    let ticket = second.ticket().to_owned();
+    assert!(approvals.resolve(
+        &ticket,
+        Resolution::Denied {
+            reason: "not this vendor".into()
+        }
+    ));
+    let Resolved::Block(denial) = second.resolved().await else {
+        panic!("a denied call is blocked");
+    };
+    assert_eq!(denial.reason, "approval_denied");
+    assert!(denial.message.contains("not this vendor"));
+    assert_eq!(core.spent(), 0.0);
+    assert!(
+        !approvals.resolve(&ticket, Resolution::Approved),
+        "resolved once"
+    );
+
+    // Cancelled (shutdown): released.
+    let third = held(core.decide("pay", json!({ "a": 50 }), "s1").await);
+    approvals.cancel_all();
+    let Resolved::Block(denial) = third.resolved().await else {
+        panic!("a cancelled call is blocked");
+    };
+    assert_eq!(denial.reason, "shutdown_cancelled");
+    assert_eq!(core.spent(), 0.0);
+
+    // Approved: forwarded exactly once with its holds committed.
+    let fourth = held(core.decide("pay", json!({ "a": 70 }), "s1").await);
+    let resolving = tokio::spawn({
+        let approvals = approvals.clone();
+        let ticket = fourth.ticket().to_owned();
+        async move {
+            tokio::task::yield_now().await;
+            approvals.resolve(&ticket, Resolution::Approved)
+        }
+    });
+    let Resolved::Forward(call) = fourth.resolved().await else {
+        panic!("an approved call is forwarded");
+    };
+    assert!(resolving.await.expect("resolver"));
+    forward(*call, &json!({ "a": 70 }), ok);
+    assert_eq!(core.spent(), 70.0);
+
+    let records = core.written();
+    let reasons: Vec<Option<&str>> = records.iter().map(|r| r["block_reason"].as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            Some("budget_exceeded"),
+            Some("client_disconnected"),
+            Some("approval_denied"),
+            Some("shutdown_cancelled"),
+            None
+        ],
+        "{records:#?}"
+    );
+    let approved = &records[4];
+    assert_eq!(approved["policy_decision"], json!("require_approval"));
+    assert_eq!(approved["matched_rule"], json!("approve-payments"));
+    assert_eq!(approved["upstream_http_status"], json!(200));
+}

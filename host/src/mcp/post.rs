@@ -1,0 +1,263 @@
+//! `POST /mcp`: one JSON-RPC message from the client. It is parsed only as
+//! far as routing and governance need, checked against its headers, and
+//! either refused, governed (a `tools/call`: the core decides) or relayed
+//! with its original bytes.
+
+use std::time::Instant;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use crate::govern::{CallFacts, Decision, Door, Forwarded, Refused, Resolved};
+use crate::serve::{BodyTimeout, TimedBody};
+
+use super::agents::meta_client_info;
+use super::agreement::{self, Mismatch};
+use super::call_params::{raw_arguments, stated_name, CallParams, ParamsError};
+use super::jsonrpc::{Envelope, EnvelopeError, Kind};
+use super::observe::Observer;
+use super::relay::Relay;
+use super::render::{self, Refusal};
+use super::stream;
+use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+
+/// Largest JSON-RPC message Helio accepts from a client.
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+    let received = Instant::now();
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !stream::is_json(headers) {
+        return render::refusal(None, &Refusal::NotJson);
+    }
+    let bytes = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return render::refusal(None, &refusal),
+    };
+    let envelope = match Envelope::parse(&bytes) {
+        Ok(envelope) => envelope,
+        Err(EnvelopeError::Parse) => return render::refusal(None, &Refusal::Parse),
+        Err(EnvelopeError::Invalid(why)) => return render::refusal(None, &Refusal::Invalid(why)),
+    };
+    // An id of `null` cannot be answered by id; echo only usable ids.
+    let reply_id: Option<Box<RawValue>> = envelope
+        .id
+        .filter(|id| envelope.kind == Kind::Request && id.get() != "null")
+        .map(ToOwned::to_owned);
+    let message = Message {
+        relay,
+        envelope: &envelope,
+        headers,
+        received,
+        reply_id: reply_id.as_deref(),
+    };
+    // Read once: checked against the client's headers, then stamped on ours.
+    let target_name = envelope.target_name();
+    if let Err(mismatch) = agreement::check(headers, &envelope, target_name.as_deref()) {
+        return message.refuse_mismatch(&mismatch);
+    }
+
+    let is_request = envelope.kind == Kind::Request;
+    let method = envelope.method.as_deref();
+    let mut observer = None;
+    if method == Some("tools/call") {
+        if !is_request {
+            return message.refuse_tool_notification();
+        }
+        match message.govern().await {
+            Ok(call) => observer = Some(Observer::tool_call(call)),
+            Err(answer) => return answer,
+        }
+    }
+    // Every relayed tools/list teaches Helio the tools' annotations.
+    if is_request && method == Some("tools/list") {
+        observer = Some(Observer::ToolList(relay.tools.clone()));
+    }
+    let introduced = (is_request && method == Some("initialize"))
+        .then(|| super::agents::of_initialize(envelope.params))
+        .flatten();
+
+    let upstream = &relay.upstream;
+    let mut request = upstream.request(
+        Method::POST,
+        headers,
+        "application/json, text/event-stream",
+        bytes.clone(),
+    );
+    if let Some(method) = method {
+        stamp_method_headers(request.headers_mut(), method, target_name.as_deref());
+    }
+    let deadline = tokio::time::Instant::now() + upstream.request_timeout();
+    let response = match upstream.send(pool, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(observer) = observer {
+                observer.no_response(&error);
+            }
+            return render::upstream_failure(reply_id.as_deref(), &error);
+        }
+    };
+    if let Some(observer) = &mut observer {
+        observer.head(response.status());
+    }
+    if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
+        relay.agents.remember(session, agent);
+    }
+    stream::relay_reply(relay, response, reply_id, deadline, observer).await
+}
+
+/// The body, whole, within [`MAX_REQUEST_BYTES`] and the listener's body
+/// timeout.
+async fn read_body(body: TimedBody) -> Result<Bytes, Refusal<'static>> {
+    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => {
+            Err(Refusal::TooLarge(MAX_REQUEST_BYTES >> 20))
+        }
+        Err(error) if error.is::<BodyTimeout>() => Err(Refusal::BodyTimeout(error.to_string())),
+        Err(error) => {
+            tracing::debug!(%error, "reading a request body failed");
+            Err(Refusal::BodyUnreadable)
+        }
+    }
+}
+
+/// One parsed message and what arrived with it.
+struct Message<'a> {
+    relay: &'a Relay,
+    envelope: &'a Envelope<'a>,
+    headers: &'a HeaderMap,
+    received: Instant,
+    reply_id: Option<&'a RawValue>,
+}
+
+impl Message<'_> {
+    /// A `tools/call`, read exactly and handed to the governance core.
+    /// `Ok`: forward it; `Err`: answer with this instead.
+    async fn govern(&self) -> Result<Box<Forwarded>, Response> {
+        let call = match CallParams::parse(self.envelope.params) {
+            Ok(call) => call,
+            Err(ParamsError::Nameless) => {
+                let raw_params = self
+                    .envelope
+                    .params
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
+                let input = json!({ "raw_params": raw_params }).to_string();
+                return Err(self.refuse("<nameless>", &Refusal::Nameless, input));
+            }
+            Err(ParamsError::Unreadable(why)) => {
+                let raw = self.envelope.params.map_or("", RawValue::get);
+                let input = self.relay.core.audit().unreadable_input(raw, &why);
+                return Err(self.refuse_call(&Refusal::InvalidArguments(&why), input));
+            }
+        };
+        let relay = self.relay;
+        let facts = CallFacts {
+            door: Door::Mcp,
+            received: self.received,
+            protocol_version: protocol_version(self.headers),
+            annotations: relay.tools.annotations(&call.name),
+            identity: relay
+                .identity
+                .resolve(self.headers, call.client_info.as_ref()),
+            agent: relay
+                .agents
+                .of_call(self.headers, call.client_info.as_ref()),
+            tool: call.name.into(),
+            arguments: call.arguments,
+            raw_arguments: call.raw_arguments,
+        };
+        let era = facts.era();
+        let id = self.reply_id;
+        match relay.core.decide(facts).await {
+            Decision::Forward(call) => Ok(call),
+            Decision::Block(denial) => Err(render::denial(id, &denial)),
+            Decision::Simulate(simulation) => Err(render::simulation(id, &simulation, era)),
+            Decision::Hold(held) => match held.resolved().await {
+                Resolved::Forward(call) => Ok(call),
+                Resolved::Block(denial) => Err(render::denial(id, &denial)),
+            },
+        }
+    }
+
+    /// A `tools/call` without an id is a notification: there is no reply to
+    /// carry a policy decision, and a generic JSON-RPC server would still
+    /// run it. Refused and recorded, never forwarded.
+    fn refuse_tool_notification(&self) -> Response {
+        let (input, _) = self
+            .relay
+            .core
+            .audit()
+            .tool_input(raw_arguments(self.envelope.params), None);
+        self.refuse_call(&Refusal::MissingRequestId, input)
+    }
+
+    /// Headers that contradict the body: `400`, `-32020`, recorded.
+    fn refuse_mismatch(&self, mismatch: &Mismatch) -> Response {
+        let method = self.envelope.method.as_deref().unwrap_or_default();
+        let name = (method == "tools/call")
+            .then(|| stated_name(self.envelope.params))
+            .flatten();
+        let (arguments, _) = self
+            .relay
+            .core
+            .audit()
+            .tool_input(raw_arguments(self.envelope.params), None);
+        let arguments =
+            serde_json::from_str(&arguments).unwrap_or(serde_json::Value::String(arguments));
+        let input = json!({
+            "body_method": method,
+            "arguments": arguments,
+            "mismatch_reason": mismatch.reason,
+            "headers": {
+                "mcp-method": mismatch.method_header,
+                "mcp-name": mismatch.name_header,
+            },
+        })
+        .to_string();
+        self.refuse(
+            name.as_deref().unwrap_or("<header_mismatch>"),
+            &Refusal::HeaderMismatch(mismatch),
+            input,
+        )
+    }
+
+    /// Refuses a `tools/call` under the tool name its params state
+    /// (`<nameless>` when none can be read).
+    fn refuse_call(&self, refusal: &Refusal<'_>, tool_input: String) -> Response {
+        let name = stated_name(self.envelope.params);
+        self.refuse(name.as_deref().unwrap_or("<nameless>"), refusal, tool_input)
+    }
+
+    /// Records a refusal of this message and renders it.
+    fn refuse(&self, tool_name: &str, refusal: &Refusal<'_>, tool_input: String) -> Response {
+        // Read leniently: these only label the record of a refusal.
+        let client_info = meta_client_info(self.envelope.params);
+        let relay = self.relay;
+        let identity = relay.identity.resolve(self.headers, client_info.as_ref());
+        let agent = relay.agents.of_call(self.headers, client_info.as_ref());
+        relay.core.refused(Refused {
+            door: Door::Mcp,
+            received: self.received,
+            protocol_version: protocol_version(self.headers),
+            tool_name,
+            reason: refusal.reason(),
+            tool_input,
+            identity: identity.as_ref(),
+            agent: agent.as_deref(),
+        });
+        render::refusal(self.reply_id, refusal)
+    }
+}
+
+/// The client's `MCP-Protocol-Version`.
+pub(super) fn protocol_version(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(MCP_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,240 @@
+//! Relaying the upstream's replies: `GET /mcp` (the server-to-client
+//! stream), `DELETE /mcp`, and the reply to each `POST`. JSON bodies are
+//! relayed whole; `text/event-stream` bodies chunk by chunk as they arrive,
+//! so progress, logging, sampling and elicitation traffic reaches the
+//! client during the call. The final response to a request is shown to its
+//! [`Observer`] on the way through.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::value::RawValue;
+
+use crate::serve::TimedBody;
+
+use super::jsonrpc;
+use super::observe::Observer;
+use super::relay::Relay;
+use super::render;
+use super::sse::EventScanner;
+use super::upstream::{Pool, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+
+/// Largest non-streamed upstream reply Helio buffers.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Upstream response headers relayed to the client; the rest describe the
+/// upstream's connection, not the MCP exchange.
+const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
+    CONTENT_TYPE,
+    CACHE_CONTROL,
+    MCP_SESSION_ID,
+    MCP_PROTOCOL_VERSION,
+    WWW_AUTHENTICATE,
+    RETRY_AFTER,
+];
+
+/// Relays the upstream's reply to a `POST` (`reply_id`: the request's id,
+/// when it was a request; `deadline`: when a non-streamed reply must have
+/// arrived whole).
+pub(super) async fn relay_reply(
+    relay: &Relay,
+    response: http::Response<Incoming>,
+    reply_id: Option<Box<RawValue>>,
+    deadline: tokio::time::Instant,
+    observer: Option<Observer>,
+) -> Response {
+    let timeout = relay.upstream.request_timeout();
+    if !is_event_stream(response.headers()) {
+        return buffered(response, reply_id.as_deref(), timeout, deadline, observer).await;
+    }
+    let (parts, body) = response.into_parts();
+    let stream = event_stream(body, reply_id, timeout, observer);
+    build(parts.status, &parts.headers, Body::from_stream(stream))
+}
+
+pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+    let upstream = &relay.upstream;
+    let request = upstream.request(
+        Method::GET,
+        request.headers(),
+        "text/event-stream",
+        Bytes::new(),
+    );
+    let timeout = upstream.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    match upstream.send(pool, request).await {
+        Err(error) => render::upstream_failure(None, &error),
+        Ok(response) if is_event_stream(response.headers()) => {
+            let (parts, body) = response.into_parts();
+            let shutdown = relay.shutdown.clone();
+            let stream = stream::unfold((body, shutdown), |(mut body, shutdown)| async move {
+                loop {
+                    let frame = tokio::select! {
+                        frame = body.frame() => frame,
+                        () = shutdown.cancelled() => return None,
+                    };
+                    match frame? {
+                        Ok(frame) => match frame.into_data() {
+                            Ok(data) if !data.is_empty() => {
+                                return Some((Ok::<_, Infallible>(data), (body, shutdown)))
+                            }
+                            _ => continue,
+                        },
+                        Err(error) => {
+                            tracing::debug!(%error, "upstream GET stream ended with an error");
+                            return None;
+                        }
+                    }
+                }
+            });
+            build(parts.status, &parts.headers, Body::from_stream(stream))
+        }
+        Ok(response) => buffered(response, None, timeout, deadline, None).await,
+    }
+}
+
+pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+    relay.agents.forget(request.headers());
+    let upstream = &relay.upstream;
+    let request = upstream.request(
+        Method::DELETE,
+        request.headers(),
+        "application/json, text/event-stream",
+        Bytes::new(),
+    );
+    let timeout = upstream.request_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    match upstream.send(pool, request).await {
+        Ok(response) => buffered(response, None, timeout, deadline, None).await,
+        Err(error) => render::upstream_failure(None, &error),
+    }
+}
+
+/// Relays an SSE reply chunk by chunk. While the final response to the
+/// request is outstanding, a gap longer than `idle` between chunks (or a
+/// broken upstream stream) ends the stream with a JSON-RPC error event for
+/// the request, so the client gets an answer instead of a hang.
+fn event_stream(
+    body: Incoming,
+    reply_id: Option<Box<RawValue>>,
+    idle: Duration,
+    observer: Option<Observer>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    struct State {
+        body: Incoming,
+        scanner: EventScanner,
+        reply_id: Option<Box<RawValue>>,
+        observer: Option<Observer>,
+        done: bool,
+    }
+    let state = State {
+        body,
+        scanner: EventScanner::new(),
+        reply_id,
+        observer,
+        done: false,
+    };
+    stream::unfold(state, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let failure = match tokio::time::timeout(idle, st.body.frame()).await {
+                Ok(None) => return None,
+                Ok(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if let Some(id) = &st.reply_id {
+                        let mut answered = false;
+                        st.scanner.feed(&data, |message| {
+                            if jsonrpc::is_response_to(message, id) {
+                                answered = true;
+                                if let Some(observer) = st.observer.take() {
+                                    observer.response(message);
+                                }
+                            }
+                        });
+                        if answered {
+                            st.reply_id = None;
+                        }
+                    }
+                    return Some((Ok(data), st));
+                }
+                Ok(Some(Err(error))) => UpstreamError::Broken(error.to_string()),
+                Err(_) => UpstreamError::Timeout(idle),
+            };
+            st.done = true;
+            let id = st.reply_id.take()?;
+            tracing::warn!(error = %failure, "upstream event stream failed before the response");
+            return Some((Ok(render::failure_event(&st.scanner, &id, &failure)), st));
+        }
+    })
+}
+
+/// Relays a non-streamed reply once it has fully arrived (by `deadline`),
+/// showing it to `observer` first. If it never arrives whole, the observer
+/// is dropped unanswered (an unknown outcome).
+async fn buffered(
+    response: http::Response<Incoming>,
+    reply_id: Option<&RawValue>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    observer: Option<Observer>,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let collected =
+        tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) => {
+            return render::upstream_failure(reply_id, &UpstreamError::Broken(error.to_string()))
+        }
+        Err(_) => return render::upstream_failure(reply_id, &UpstreamError::Timeout(timeout)),
+    };
+    if let Some(observer) = observer {
+        observer.buffered(parts.status, &bytes);
+    }
+    build(parts.status, &parts.headers, Body::from(bytes))
+}
+
+fn build(status: StatusCode, upstream_headers: &HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for name in &RELAYED_RESPONSE_HEADERS {
+        for value in upstream_headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+/// The media-type essence must be exactly `application/json`; substring
+/// matches would let CORS-safelisted types through.
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
+    media_type_is(headers, "application/json")
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    media_type_is(headers, "text/event-stream")
+}
+
+fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}

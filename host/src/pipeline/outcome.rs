@@ -1,0 +1,245 @@
+//! What the chain's verdict means for a call, typed: the governance core
+//! acts on it, the audit records it, and each door renders it for its
+//! wire. The JSON an agent reads (`data` of a blocked call, a dry run's
+//! report) is built from these types in one place each.
+
+use serde_json::{json, Map, Value};
+
+use crate::plugins::{Decision, Feedback, Verdict};
+
+/// What the chain says should happen to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Forward it; the decision that let it through (none when no stage
+    /// ran) is kept for the audit.
+    Forward(Option<Decision>),
+    Block(Denial),
+    /// Answer with a simulated result; do not forward.
+    DryRun(Simulation),
+    /// A human must approve it first.
+    RequireApproval(Approval),
+}
+
+/// A blocked call: why, which rule, and what the agent can do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Denial {
+    /// The machine-readable reason (`policy_denied`, `rate_limited`, …).
+    pub reason: String,
+    /// What the agent is told.
+    pub message: String,
+    pub rule: Option<String>,
+    pub rule_index: Option<u32>,
+    /// The action that applied (`deny`, `rate_limit`, …).
+    pub action: String,
+    pub suggestion: Option<String>,
+    pub retry_allowed: bool,
+    /// Further `data` fields (missing evidence, the failed stage, …); never
+    /// one of the fields above.
+    pub extra: Map<String, Value>,
+}
+
+/// A call that was simulated (dry run): nothing was forwarded and no state
+/// was kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// What the agent gets: what would have happened.
+    pub report: Value,
+    /// The rule that would have applied.
+    pub rule: Option<String>,
+    pub rule_index: Option<u32>,
+}
+
+/// A call a stage wants a human to approve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub decision: Decision,
+    /// The approval channel the stage asked for, if any.
+    pub channel: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub feedback: Option<Feedback>,
+}
+
+impl Denial {
+    /// The block a stage's verdict describes.
+    pub fn of_verdict(decision: &Decision, feedback: &Feedback) -> Self {
+        Self {
+            reason: feedback.reason.clone(),
+            message: feedback.message.clone(),
+            rule: decision.rule.clone(),
+            rule_index: decision.rule_index,
+            action: decision.action.clone(),
+            suggestion: feedback.suggestion.clone(),
+            retry_allowed: feedback.retry_allowed,
+            extra: feedback.extra.clone(),
+        }
+    }
+
+    /// A block Helio decides itself (no rule applied): `action: deny`.
+    fn by_helio(reason: &str, message: String, suggestion: String, retry_allowed: bool) -> Self {
+        Self {
+            reason: reason.into(),
+            message,
+            rule: None,
+            rule_index: None,
+            action: "deny".into(),
+            suggestion: Some(suggestion),
+            retry_allowed,
+            extra: Map::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// The `data` of the JSON-RPC error: the fields agents are coded
+    /// against, then the extra fields.
+    pub fn data(&self) -> Value {
+        let mut data = Map::new();
+        data.insert("blocked".into(), Value::Bool(true));
+        data.insert("reason".into(), self.reason.clone().into());
+        data.insert("rule".into(), self.rule.clone().into());
+        data.insert("rule_index".into(), self.rule_index.into());
+        data.insert("action".into(), self.action.clone().into());
+        data.insert("suggestion".into(), self.suggestion.clone().into());
+        data.insert("retry_allowed".into(), self.retry_allowed.into());
+        for (key, value) in &self.extra {
+            data.insert(key.clone(), value.clone());
+        }
+        Value::Object(data)
+    }
+
+    /// A policy stage failed (trap, timeout, memory, malformed verdict).
+    pub fn plugin_error(plugin: &str, failure: &dyn std::fmt::Display) -> Self {
+        Self::by_helio(
+            "plugin_error",
+            format!("Blocked: policy stage \"{plugin}\" failed ({failure}), so the call is refused rather than let through unchecked"),
+            "The call itself may be fine: a policy stage failed while checking it. Retry later; an operator has been alerted in Helio's log.".into(),
+            true,
+        )
+        .with("plugin", plugin.into())
+    }
+
+    /// The governance state could not be read or written: refused rather
+    /// than let through uncounted.
+    pub fn state_unavailable() -> Self {
+        Self::by_helio(
+            "state_unavailable",
+            "Blocked: Helio could not record this call's rate or spend in its state store, so the call is refused rather than let through uncounted".into(),
+            "The call itself may be fine: retry later; an operator has been alerted in Helio's log.".into(),
+            true,
+        )
+    }
+
+    /// helio.yaml configures restrictions this build cannot enforce yet.
+    pub fn not_yet_enforced(keys: &[&str]) -> Self {
+        let list = keys.join(", ");
+        Self::by_helio(
+            "not_yet_enforced",
+            format!("Blocked: helio.yaml configures {list}, which this version of Helio accepts but cannot enforce yet, so tools/call is refused rather than let through unchecked"),
+            format!("An operator must remove {list} from helio.yaml or run a Helio release that enforces it."),
+            false,
+        )
+        .with("not_yet_enforced", json!(keys))
+    }
+
+    /// A call that needs an approval, where none can be collected.
+    pub fn approval_not_collected(decision: &Decision) -> Self {
+        Self {
+            reason: "not_yet_enforced".into(),
+            message: format!(
+                "Blocked: {} requires a human approval, which this version of Helio cannot collect yet, so the call is refused rather than let through",
+                decision.explanation
+            ),
+            rule: decision.rule.clone(),
+            rule_index: decision.rule_index,
+            action: decision.action.clone(),
+            suggestion: Some(
+                "An operator must change this rule or run a Helio release that supports approvals."
+                    .into(),
+            ),
+            retry_allowed: false,
+            extra: Map::from_iter([("not_yet_enforced".into(), json!(["require_approval"]))]),
+        }
+    }
+
+    /// A held call an operator denied, with their reason.
+    pub fn approval_denied(approval: &Approval, why: &str) -> Self {
+        Self {
+            reason: "approval_denied".into(),
+            message: format!("Blocked: an operator denied this call: {why}"),
+            rule: approval.decision.rule.clone(),
+            rule_index: approval.decision.rule_index,
+            action: approval.decision.action.clone(),
+            suggestion: Some(why.into()),
+            retry_allowed: false,
+            extra: Map::new(),
+        }
+    }
+
+    /// A held call whose client went away before it was resolved: not
+    /// forwarded (nobody would read the answer).
+    pub fn client_disconnected(approval: &Approval) -> Self {
+        Self {
+            reason: "client_disconnected".into(),
+            message: "Blocked: the client went away while this call waited for an approval, so it was not forwarded".into(),
+            rule: approval.decision.rule.clone(),
+            rule_index: approval.decision.rule_index,
+            action: approval.decision.action.clone(),
+            suggestion: Some("Retry the call.".into()),
+            retry_allowed: true,
+            extra: Map::new(),
+        }
+    }
+
+    /// A held call whose approval can no longer come (Helio is shutting
+    /// down): not forwarded.
+    pub fn shutdown_cancelled(approval: &Approval) -> Self {
+        Self {
+            reason: "shutdown_cancelled".into(),
+            message: "Blocked: Helio shut down while this call waited for an approval, so it was not forwarded".into(),
+            rule: approval.decision.rule.clone(),
+            rule_index: approval.decision.rule_index,
+            action: approval.decision.action.clone(),
+            suggestion: Some("Retry the call once Helio is back.".into()),
+            retry_allowed: true,
+            extra: Map::new(),
+        }
+    }
+}
+
+impl Simulation {
+    /// What would have happened, from the verdict that would have applied.
+    pub fn of_verdict(verdict: &Verdict) -> Self {
+        let decision = verdict.decision();
+        let reason = match verdict {
+            Verdict::Deny(_, feedback) => feedback.reason.as_str(),
+            Verdict::Allow(_) | Verdict::DryRun(_) | Verdict::RequireApproval { .. } => "",
+        };
+        let mut report = json!({
+            "dry_run": true,
+            // A stage may simulate itself, keeping the action that would have applied.
+            "would_forward": match verdict {
+                Verdict::Allow(_) => true,
+                Verdict::DryRun(d) => matches!(d.action.as_str(), "allow" | "rate_limit" | "spend_limit"),
+                Verdict::Deny(..) | Verdict::RequireApproval { .. } => false,
+            },
+            "policy_decision": decision.action,
+            "matched_rule": decision.rule,
+            "evidence_satisfied": !matches!(reason, "evidence_missing" | "evidence_expired" | "dependency_missing"),
+            "limits_ok": !matches!(reason, "rate_limited" | "spend_limited" | "budget_exceeded"),
+        });
+        if !reason.is_empty() {
+            report["reason"] = reason.into();
+        }
+        if reason == "session_unresolved" {
+            report["session_unresolved"] = true.into();
+        }
+        Self {
+            report,
+            rule: decision.rule.clone(),
+            rule_index: decision.rule_index,
+        }
+    }
+}

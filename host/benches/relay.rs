@@ -29,7 +29,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 use helio::audit::Audit;
-use helio::state::{now_ms, Evidence, LocalStore, StateStore};
+use helio::state::{now_ms, Evidence, LocalStore, StateBackend};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -248,7 +248,7 @@ fn build_pipeline(
 async fn start_gateway(
     upstream_url: &str,
     policy: &str,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateBackend>,
     audit: Arc<helio::audit::Audit>,
     stop: &CancellationToken,
 ) -> String {
@@ -462,7 +462,7 @@ fn audited(scratch: &Path, file: &str) -> Arc<Audit> {
 
 /// SQLite-backed state in which the benchmark session already holds the
 /// evidence and the completed call the stateful policy requires.
-fn grounded_state(path: &Path) -> Arc<dyn StateStore> {
+fn grounded_state(path: &Path) -> Arc<dyn StateBackend> {
     let state = LocalStore::open(path, now_ms()).expect("state database");
     let now = now_ms();
     state

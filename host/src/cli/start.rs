@@ -11,7 +11,7 @@ use crate::gateway::Gateway;
 use crate::pipeline::{Active, Pipeline};
 use crate::plugins::Runtime;
 use crate::reload;
-use crate::state::{now_ms, LocalStore, StateStore};
+use crate::state::{now_ms, LocalStore, StateBackend};
 
 /// How often records past `audit.retention` are deleted (also at start).
 const AUDIT_RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -210,7 +210,7 @@ fn sdk_token() -> anyhow::Result<SdkToken> {
 
 /// Every minute: what left its window, long-expired evidence, idle
 /// sessions, and idle session pots (by the current policy's `idle_ttl`).
-fn spawn_state_sweep(state: Arc<dyn StateStore>, active: Active) {
+fn spawn_state_sweep(state: Arc<dyn StateBackend>, active: Active) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(STATE_SWEEP_INTERVAL);
         every.tick().await;

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -64,13 +65,24 @@ async fn events(State(op): State<Arc<Operator>>) -> Response {
         .into_response()
 }
 
-async fn limits(State(op): State<Arc<Operator>>) -> Json<Value> {
+async fn limits(State(op): State<Arc<Operator>>) -> Response {
     let now = now_ms();
+    let windows = match op.state.windows(now) {
+        Ok(windows) => windows,
+        Err(error) => {
+            tracing::error!(%error, "GET /api/limits: governance state could not be read");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "state_unavailable" })),
+            )
+                .into_response();
+        }
+    };
     let mut rate = Vec::new();
     let mut spend = Vec::new();
     let mut budgets = Vec::new();
     let mut other = Vec::new();
-    for window in op.state.windows(now) {
+    for window in windows {
         match describe(&window) {
             Some(("rate", entry)) => rate.push(entry),
             Some(("spend", entry)) => spend.push(entry),
@@ -89,6 +101,7 @@ async fn limits(State(op): State<Arc<Operator>>) -> Json<Value> {
         "budgets": budgets,
         "other": other,
     }))
+    .into_response()
 }
 
 /// A built-in stage's window, described by the rule or budget it belongs to.

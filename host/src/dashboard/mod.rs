@@ -23,7 +23,7 @@ use crate::audit::query::AuditReader;
 use crate::audit::Audit;
 use crate::auth::BearerSecret;
 use crate::config::Config;
-use crate::state::StateStore;
+use crate::state::StateInspection;
 
 struct Operator {
     /// `None` only in explicit open mode on a loopback host.
@@ -34,7 +34,7 @@ struct Operator {
     /// The records being written, for the live feed.
     live: Arc<Audit>,
     /// Governance state, for `/api/limits`.
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateInspection>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// Ends live streams at shutdown.
@@ -46,7 +46,7 @@ struct Operator {
 pub fn router(
     config: &Config,
     audit: Arc<Audit>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateInspection>,
     shutdown: CancellationToken,
 ) -> Router {
     let state = Arc::new(Operator {

@@ -40,7 +40,12 @@ impl Release {
     /// Commits the holds (spend durable before the call goes out) and
     /// starts the forward; a store that cannot write blocks the call.
     pub fn forward(self, mut audit: CallAudit, decision: Option<&Decision>) -> Resolved {
-        if let Err(error) = self.state.commit(&self.holds) {
+        let committed = if self.holds.is_empty() {
+            Ok(())
+        } else {
+            self.state.commit(&self.holds)
+        };
+        if let Err(error) = committed {
             tracing::error!(%error, tool = %self.tool, "governance state could not be written; blocking the call");
             let denial = Denial::state_unavailable();
             audit.blocked(&denial);

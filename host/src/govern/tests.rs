@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::plugins::Annotations;
-use crate::state::{LocalStore, StateStore};
+use crate::state::{LocalStore, StateBackend};
 
 /// A scratch directory, removed when dropped.
 struct Scratch(PathBuf);
@@ -34,12 +34,12 @@ impl Drop for Scratch {
 struct Core {
     governor: Governor,
     audit: Arc<Audit>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateBackend>,
     records: tokio::sync::broadcast::Receiver<Arc<str>>,
 }
 
 impl Core {
-    fn new(yaml: &str, store: Arc<dyn StateStore>, db: &Path) -> Self {
+    fn new(yaml: &str, store: Arc<dyn StateBackend>, db: &Path) -> Self {
         let text = format!(
             "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  api_secret: 0123456789abcdef0123456789abcdef\naudit:\n  path: {}\n{yaml}",
             db.display()
@@ -129,6 +129,7 @@ impl Core {
     fn spent(&self) -> f64 {
         self.state
             .windows(crate::state::now_ms())
+            .expect("windows")
             .iter()
             .filter(|w| w.key.starts_with("budgets/"))
             .map(|w| w.total.to_string().parse::<f64>().expect("decimal"))
@@ -307,10 +308,41 @@ async fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
     assert_eq!(denial.reason, "state_unavailable");
     assert!(denial.retry_allowed);
     // What the stage took was given back: the window is empty.
-    let windows = core.state.windows(crate::state::now_ms());
+    let windows = core.state.windows(crate::state::now_ms()).expect("windows");
     assert!(windows.iter().all(|w| w.total.is_zero()), "{windows:?}");
     let records = core.written();
     assert_eq!(records[0]["block_reason"], json!("state_unavailable"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_store_that_is_down_blocks_what_needs_it_state_unavailable() {
+    let scratch = Scratch::new("down-store");
+    let mut core = Core::new(
+        &format!("{TWO_SLOTS}    - name: grounded\n      match: {{ tool: refund }}\n      action: allow\n      evidence:\n        requires: [order_checked]\n"),
+        Arc::new(crate::state::Down),
+        &scratch.0.join("audit.db"),
+    );
+    let never = |_: &Value| -> Result<Value, Unanswered> {
+        panic!("a call whose state could not be checked must not be sent")
+    };
+    // A rate limit and an evidence check cannot be decided without state:
+    // refused as such, not as a failing stage.
+    for tool in ["add", "refund"] {
+        let denial = core
+            .call(tool, json!({}), never)
+            .await
+            .expect_err("blocked");
+        assert_eq!(denial.reason, "state_unavailable", "{tool}");
+        assert!(denial.retry_allowed);
+    }
+    // A call no stage counts needs no state, and goes through.
+    core.call("lookup", json!({}), ok).await.expect("forwarded");
+    let records = core.written();
+    let reasons: Vec<Option<&str>> = records.iter().map(|r| r["block_reason"].as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec![Some("state_unavailable"), Some("state_unavailable"), None]
+    );
 }
 
 const HELD: &str = "policies:\n  rules:\n    - name: approve-payments\n      match: { tool: pay }\n      action: require_approval\nbudgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: pay }\n        field: a\n";

@@ -221,8 +221,16 @@ impl Pipeline {
                 }
                 Err(failure) => {
                     tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
-                    evaluation.outcome =
-                        Outcome::Block(Denial::plugin_error(&chain_stage.stage.name, &failure));
+                    evaluation.outcome = Outcome::Block(match failure {
+                        plugins::Failure::StateUnavailable(_) => Denial::state_unavailable(),
+                        plugins::Failure::Trap(_)
+                        | plugins::Failure::Timeout(_)
+                        | plugins::Failure::OutOfMemory(_)
+                        | plugins::Failure::Malformed(_)
+                        | plugins::Failure::Instantiate(_) => {
+                            Denial::plugin_error(&chain_stage.stage.name, &failure)
+                        }
+                    });
                     return evaluation;
                 }
             };

@@ -10,7 +10,7 @@ use super::bindings::helio::governance::{host, state, types};
 use super::call::ToolCall;
 use super::checks::Check;
 use super::StoreState;
-use crate::state::{now_ms, Decimal, EvidenceStatus};
+use crate::state::{now_ms, Decimal, EvidenceStatus, StateError};
 
 /// Longest log line a plugin may write; the rest is cut.
 const MAX_LOG_LINE: usize = 2048;
@@ -133,6 +133,16 @@ impl StoreState {
         }
     }
 
+    /// A state operation's result; a failure is kept (the call will be
+    /// refused `state_unavailable`) and traps the stage.
+    fn reached<T>(&mut self, result: Result<T, StateError>) -> wasmtime::Result<T> {
+        result.map_err(|error| {
+            let trap = wasmtime::Error::msg(error.to_string());
+            self.state_failure = Some(error);
+            trap
+        })
+    }
+
     fn room_for_hold(&self) -> wasmtime::Result<()> {
         if self.holds.len() >= MAX_HOLDS_PER_CALL {
             return Err(wasmtime::Error::msg(format!(
@@ -171,6 +181,7 @@ impl state::Host for StoreState {
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
         let window = self.state.rate_peek(&key, limit, window_ms, now_ms());
+        let window = self.reached(window)?;
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
             key,
@@ -189,7 +200,8 @@ impl state::Host for StoreState {
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
         self.room_for_hold()?;
-        let (window, hold) = self.state.rate_take(&key, limit, window_ms, now_ms());
+        let taken = self.state.rate_take(&key, limit, window_ms, now_ms());
+        let (window, hold) = self.reached(taken)?;
         self.holds.extend(hold);
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
@@ -214,9 +226,10 @@ impl state::Host for StoreState {
             (Ok(a), Ok(l)) => (a, l),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let (window, hold) = self
+        let reserved = self
             .state
             .spend_reserve(&key, spend, limit, window_ms, now_ms());
+        let (window, hold) = self.reached(reserved)?;
         self.holds.extend(hold);
         let result = state::SpendWindow {
             allowed: window.allowed,
@@ -239,6 +252,7 @@ impl state::Host for StoreState {
         key: String,
     ) -> wasmtime::Result<state::EvidenceStatus> {
         let status = self.state.evidence_status(&session, &key, now_ms());
+        let status = self.reached(status)?;
         self.checked(Check::Evidence { key, status });
         Ok(match status {
             EvidenceStatus::Present => state::EvidenceStatus::Present,
@@ -253,6 +267,7 @@ impl state::Host for StoreState {
         tool: String,
     ) -> wasmtime::Result<Option<state::Completion>> {
         let found = self.state.completed(&session, &tool);
+        let found = self.reached(found)?;
         self.checked(Check::Completion { tool, found });
         Ok(found.map(|c| state::Completion {
             succeeded: c.succeeded,

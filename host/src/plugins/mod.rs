@@ -38,7 +38,7 @@ pub use verdict::{Decision, Feedback, Verdict};
 
 use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as PolicyStagePre};
 
-use crate::state::{Hold, StateStore};
+use crate::state::{Hold, StateBackend, StateError, StateStore};
 
 use ticker::{Ticker, TICK};
 /// Budget for `configure`, which may compile patterns.
@@ -113,6 +113,9 @@ pub enum Failure {
     Malformed(String),
     #[error("could not be started: {0}")]
     Instantiate(String),
+    /// Governance state could not be read or written during the stage.
+    #[error("could not reach governance state ({0})")]
+    StateUnavailable(StateError),
 }
 
 /// A loaded stage: compiled, linked, and known to accept its configuration.
@@ -132,6 +135,9 @@ pub struct StoreState {
     limits: StoreLimits,
     plugin: Arc<str>,
     state: Arc<dyn StateStore>,
+    /// Set when a `state` import failed: the stage traps, and the call is
+    /// refused `state_unavailable` rather than as a stage failure.
+    state_failure: Option<StateError>,
     /// Slots and amounts taken during the current `evaluate`.
     holds: Vec<Hold>,
     /// What the call under evaluation read or took, for the audit trail.
@@ -145,7 +151,7 @@ pub struct Runtime {
     disk: Option<cache::DiskCache>,
     linker: Linker<StoreState>,
     compiled: Mutex<HashMap<[u8; 32], Component>>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateBackend>,
 }
 
 /// A stage's verdict and what it took from governance state on the way.
@@ -160,7 +166,7 @@ static NEXT_STAGE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Runtime {
     /// `state` is the governance state every stage shares.
-    pub fn new(state: Arc<dyn StateStore>) -> anyhow::Result<Arc<Self>> {
+    pub fn new(state: Arc<dyn StateBackend>) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -181,7 +187,7 @@ impl Runtime {
         }))
     }
 
-    pub fn state(&self) -> &Arc<dyn StateStore> {
+    pub fn state(&self) -> &Arc<dyn StateBackend> {
         &self.state
     }
 
@@ -280,6 +286,7 @@ impl Runtime {
                 .build(),
             plugin: stage.name.clone(),
             state: self.state.clone(),
+            state_failure: None,
             holds: Vec::new(),
             checks: Vec::new(),
         };
@@ -375,9 +382,11 @@ impl Instance {
         let _ = data.table.delete(resource);
         let holds = std::mem::take(&mut data.holds);
         let checks = std::mem::take(&mut data.checks);
-        let verdict = match result {
-            Ok(verdict) => Verdict::try_from(verdict).map_err(Failure::Malformed),
-            Err(error) => Err(classify(error, stage.timeout, stage.memory_bytes)),
+        let state_failure = data.state_failure.take();
+        let verdict = match (result, state_failure) {
+            (_, Some(failure)) => Err(Failure::StateUnavailable(failure)),
+            (Ok(verdict), None) => Verdict::try_from(verdict).map_err(Failure::Malformed),
+            (Err(error), None) => Err(classify(error, stage.timeout, stage.memory_bytes)),
         };
         match verdict {
             Ok(verdict) => Ok(Evaluated {

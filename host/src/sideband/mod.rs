@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::auth::BearerSecret;
 use crate::pipeline::Active;
-use crate::state::StateStore;
+use crate::state::StateBackend;
 use routes::{Allowlist, Sideband};
 
 /// Largest request body the sideband accepts.
@@ -33,7 +33,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// `state` is where evidence and context go; `pipeline` says which
 /// evidence keys the policy in force uses (the allowlist, read per request
 /// so a hot reload applies at once).
-pub fn router(token: &str, state: Arc<dyn StateStore>, pipeline: Active) -> Router {
+pub fn router(token: &str, state: Arc<dyn StateBackend>, pipeline: Active) -> Router {
     let allowlist: Allowlist = Arc::new(move || pipeline.current().evidence_keys().clone());
     build(token, Sideband::new(state, allowlist))
 }

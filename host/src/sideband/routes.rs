@@ -15,7 +15,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::body::{self, ApiError, Fields};
-use crate::state::{now_ms, Evidence, SessionState, StateStore};
+use crate::state::{now_ms, Evidence, SessionState, StateBackend};
 use crate::time::iso_utc;
 
 /// How many allowed keys an allowlist rejection lists.
@@ -35,13 +35,13 @@ pub(super) type Allowlist = Arc<dyn Fn() -> Arc<BTreeSet<String>> + Send + Sync>
 
 /// What the SDK routes share.
 pub(super) struct Sideband {
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn StateBackend>,
     allowlist: Allowlist,
     rejections: RejectionLog,
 }
 
 impl Sideband {
-    pub fn new(state: Arc<dyn StateStore>, allowlist: Allowlist) -> Arc<Self> {
+    pub fn new(state: Arc<dyn StateBackend>, allowlist: Allowlist) -> Arc<Self> {
         Arc::new(Self {
             state,
             allowlist,
@@ -54,7 +54,7 @@ impl Sideband {
     async fn blocking<T: Send + 'static>(
         &self,
         route: &'static str,
-        f: impl FnOnce(&dyn StateStore) -> T + Send + 'static,
+        f: impl FnOnce(&dyn StateBackend) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || f(state.as_ref()))
@@ -153,7 +153,14 @@ pub(super) async fn session_state(
         .blocking("/session/state", move |state| {
             state.session_state(&lookup, now_ms())
         })
-        .await?;
+        .await?
+        .map_err(|error| {
+            tracing::error!(%error, "could not read sideband state");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "state_unavailable" }),
+            )
+        })?;
     Ok(Json(state_json(&session, state)).into_response())
 }
 

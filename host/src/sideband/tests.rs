@@ -30,7 +30,11 @@ impl Harness {
         Self::with_store(keys, store.clone(), store).await
     }
 
-    async fn with_store(keys: &[&str], store: Arc<LocalStore>, state: Arc<dyn StateStore>) -> Self {
+    async fn with_store(
+        keys: &[&str],
+        store: Arc<LocalStore>,
+        state: Arc<dyn crate::state::StateBackend>,
+    ) -> Self {
         let keys = Arc::new(RwLock::new(Arc::new(
             keys.iter()
                 .map(|k| (*k).to_owned())

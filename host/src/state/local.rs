@@ -236,7 +236,7 @@ impl LocalStore {
         }))
     }
 
-    fn windows(&self) -> MutexGuard<'_, HashMap<Arc<str>, Window>> {
+    fn locked_windows(&self) -> MutexGuard<'_, HashMap<Arc<str>, Window>> {
         // A panic while holding the lock cannot leave a window half-updated
         // (every update is a single push or removal), so poison is ignored.
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
@@ -265,7 +265,7 @@ impl LocalStore {
         now: u64,
         fits: impl FnOnce(&Window) -> bool,
     ) -> (Option<u64>, Decimal, Option<u64>) {
-        let mut windows = self.windows();
+        let mut windows = self.locked_windows();
         // Only a new key pays for its `Arc`; the usual case is a lookup.
         if !windows.contains_key(key) {
             windows.insert(Arc::from(key), Window::default());
@@ -293,9 +293,11 @@ fn count(total: Decimal) -> u64 {
     u64::try_from(total.trunc().mantissa()).unwrap_or(u64::MAX)
 }
 
-impl StateStore for LocalStore {
-    fn rate_peek(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> RateWindow {
-        let mut windows = self.windows();
+/// The store's own operations: in memory, so they cannot fail; only what
+/// reaches the disk can.
+impl LocalStore {
+    pub fn rate_peek(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> RateWindow {
+        let mut windows = self.locked_windows();
         let (current, reset_at) = match windows.get_mut(key) {
             Some(window) => {
                 window.prune(now);
@@ -311,7 +313,7 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn rate_take(
+    pub fn rate_take(
         &self,
         key: &str,
         limit: u64,
@@ -335,7 +337,7 @@ impl StateStore for LocalStore {
         (window, hold)
     }
 
-    fn spend_reserve(
+    pub fn spend_reserve(
         &self,
         key: &str,
         amount: Decimal,
@@ -360,12 +362,12 @@ impl StateStore for LocalStore {
         (window, hold)
     }
 
-    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
+    pub fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
         if holds.is_empty() {
             return Ok(());
         }
         let rows: Vec<Row> = {
-            let mut windows = self.windows();
+            let mut windows = self.locked_windows();
             holds
                 .iter()
                 .filter_map(|hold| {
@@ -402,7 +404,7 @@ impl StateStore for LocalStore {
             self.release(holds);
             return Err(error);
         }
-        let mut windows = self.windows();
+        let mut windows = self.locked_windows();
         for hold in holds {
             if let Some(entry) = windows.get_mut(&hold.key).and_then(|w| w.find_mut(hold.id)) {
                 entry.committed = true;
@@ -411,13 +413,13 @@ impl StateStore for LocalStore {
         Ok(())
     }
 
-    fn release(&self, holds: &[Hold]) {
+    pub fn release(&self, holds: &[Hold]) {
         if holds.is_empty() {
             return;
         }
         let mut committed = Vec::new();
         {
-            let mut windows = self.windows();
+            let mut windows = self.locked_windows();
             for hold in holds {
                 let Some(window) = windows.get_mut(&hold.key) else {
                     continue;
@@ -445,7 +447,7 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError> {
+    pub fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError> {
         self.persist_now(Change::Evidence(session.to_owned(), evidence.clone()))?;
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         sessions.touch(session, evidence.recorded_ms);
@@ -457,7 +459,7 @@ impl StateStore for LocalStore {
         Ok(())
     }
 
-    fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus {
+    pub fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus {
         let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         match sessions.evidence.get(session).and_then(|e| e.get(key)) {
             None => EvidenceStatus::Missing,
@@ -466,7 +468,7 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn set_context(
+    pub fn set_context(
         &self,
         session: &str,
         key: &str,
@@ -488,7 +490,7 @@ impl StateStore for LocalStore {
         Ok(())
     }
 
-    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
+    pub fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
         let completion = {
             let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
             sessions.touch(session, now);
@@ -511,12 +513,12 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn completed(&self, session: &str, tool: &str) -> Option<Completion> {
+    pub fn completed(&self, session: &str, tool: &str) -> Option<Completion> {
         let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         sessions.completed.get(session)?.get(tool).copied()
     }
 
-    fn session_state(&self, session: &str, now: u64) -> SessionState {
+    pub fn session_state(&self, session: &str, now: u64) -> SessionState {
         let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
         let mut state = SessionState::default();
         if let Some(evidence) = sessions.evidence.get(session) {
@@ -541,8 +543,8 @@ impl StateStore for LocalStore {
         state
     }
 
-    fn sweep(&self, now: u64) {
-        self.windows().retain(|_, window| {
+    pub fn sweep(&self, now: u64) {
+        self.locked_windows().retain(|_, window| {
             window.prune(now);
             !window.entries.is_empty()
         });
@@ -567,9 +569,9 @@ impl StateStore for LocalStore {
         }
     }
 
-    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
+    pub fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
         let mut forgotten = Vec::new();
-        self.windows().retain(|key, window| {
+        self.locked_windows().retain(|key, window| {
             if window.window_ms.is_some() || window.entries.iter().any(|e| !e.committed) {
                 return true;
             }
@@ -595,8 +597,8 @@ impl StateStore for LocalStore {
         count
     }
 
-    fn windows(&self, now: u64) -> Vec<WindowSnapshot> {
-        let mut windows = self.windows();
+    pub fn windows(&self, now: u64) -> Vec<WindowSnapshot> {
+        let mut windows = self.locked_windows();
         let mut out: Vec<WindowSnapshot> = windows
             .iter_mut()
             .filter_map(|(key, window)| {
@@ -613,15 +615,117 @@ impl StateStore for LocalStore {
         out
     }
 
-    fn flush(&self) -> Result<(), PersistError> {
+    pub fn flush(&self) -> Result<(), PersistError> {
         match &self.writer {
             None => Ok(()),
             Some(writer) => writer.flush().map_err(PersistError::Write),
         }
     }
 
-    fn room(&self) -> Option<&crate::batch::Room> {
+    pub fn room(&self) -> Option<&crate::batch::Room> {
         self.writer.as_ref().map(|writer| &**writer.room())
+    }
+}
+
+impl StateStore for LocalStore {
+    fn rate_peek(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        now: u64,
+    ) -> Result<RateWindow, StateError> {
+        Ok(LocalStore::rate_peek(self, key, limit, window_ms, now))
+    }
+
+    fn rate_take(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        now: u64,
+    ) -> Result<(RateWindow, Option<Hold>), StateError> {
+        Ok(LocalStore::rate_take(self, key, limit, window_ms, now))
+    }
+
+    fn spend_reserve(
+        &self,
+        key: &str,
+        amount: Decimal,
+        limit: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> Result<(SpendWindow, Option<Hold>), StateError> {
+        Ok(LocalStore::spend_reserve(
+            self, key, amount, limit, window_ms, now,
+        ))
+    }
+
+    fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {
+        Ok(LocalStore::commit(self, holds)?)
+    }
+
+    fn release(&self, holds: &[Hold]) {
+        LocalStore::release(self, holds)
+    }
+
+    fn evidence_status(
+        &self,
+        session: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<EvidenceStatus, StateError> {
+        Ok(LocalStore::evidence_status(self, session, key, now))
+    }
+
+    fn completed(&self, session: &str, tool: &str) -> Result<Option<Completion>, StateError> {
+        Ok(LocalStore::completed(self, session, tool))
+    }
+
+    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
+        LocalStore::record_completion(self, session, tool, succeeded, now)
+    }
+
+    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), StateError> {
+        Ok(LocalStore::record_evidence(self, session, evidence)?)
+    }
+
+    fn set_context(
+        &self,
+        session: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: u64,
+    ) -> Result<(), StateError> {
+        Ok(LocalStore::set_context(self, session, key, value, now)?)
+    }
+
+    fn room(&self) -> Option<&crate::batch::Room> {
+        LocalStore::room(self)
+    }
+}
+
+impl StateMaintenance for LocalStore {
+    fn sweep(&self, now: u64) {
+        LocalStore::sweep(self, now)
+    }
+
+    fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
+        LocalStore::forget_idle_pots(self, now, idle_after)
+    }
+
+    fn flush(&self) -> Result<(), StateError> {
+        Ok(LocalStore::flush(self)?)
+    }
+}
+
+impl StateInspection for LocalStore {
+    fn windows(&self, now: u64) -> Result<Vec<WindowSnapshot>, StateError> {
+        Ok(LocalStore::windows(self, now))
+    }
+
+    fn session_state(&self, session: &str, now: u64) -> Result<SessionState, StateError> {
+        Ok(LocalStore::session_state(self, session, now))
     }
 }
 

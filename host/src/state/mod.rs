@@ -29,7 +29,7 @@ mod settle;
 use std::sync::Arc;
 
 #[cfg(test)]
-pub use failing::FailingWrites;
+pub use failing::{Down, FailingWrites};
 pub use local::LocalStore;
 pub use persist::PersistError;
 pub use rust_decimal::Decimal;
@@ -125,10 +125,37 @@ pub struct WindowSnapshot {
     pub reset_at_ms: Option<u64>,
 }
 
-/// The one interface to governance state.
+/// Why governance state could not be read or written, whatever the
+/// backend. A call whose state fails is refused (`state_unavailable`),
+/// never let through uncounted.
+#[derive(Debug, thiserror::Error)]
+#[error("governance state unavailable: {0}")]
+pub struct StateError(pub String);
+
+impl From<PersistError> for StateError {
+    fn from(error: PersistError) -> Self {
+        StateError(error.to_string())
+    }
+}
+
+/// What the call path does with governance state: the operations stages
+/// reach through the WIT `state` imports, the core's commit and release of
+/// their holds, and what the SDK sideband records. Holds and their ids are
+/// minted by the store.
+///
+/// Every operation that reads or takes may fail with a [`StateError`] (a
+/// networked backend can be down). Release and completion records cannot
+/// fail the call they belong to (it has been decided, or answered), so a
+/// backend logs their failure and errs on the side of over-counting.
 pub trait StateStore: Send + Sync {
     /// Counts window `key` without taking a slot.
-    fn rate_peek(&self, key: &str, limit: u64, window_ms: u64, now: u64) -> RateWindow;
+    fn rate_peek(
+        &self,
+        key: &str,
+        limit: u64,
+        window_ms: u64,
+        now: u64,
+    ) -> Result<RateWindow, StateError>;
 
     /// Holds one slot of window `key` if it fits (`limit` per sliding
     /// `window_ms`). Check and hold are one atomic step.
@@ -138,7 +165,7 @@ pub trait StateStore: Send + Sync {
         limit: u64,
         window_ms: u64,
         now: u64,
-    ) -> (RateWindow, Option<Hold>);
+    ) -> Result<(RateWindow, Option<Hold>), StateError>;
 
     /// Holds `amount` against ledger `key` if `spent + amount <= limit`
     /// (sliding `window_ms`, or none: a pot that never replenishes).
@@ -149,38 +176,52 @@ pub trait StateStore: Send + Sync {
         limit: Decimal,
         window_ms: Option<u64>,
         now: u64,
-    ) -> (SpendWindow, Option<Hold>);
+    ) -> Result<(SpendWindow, Option<Hold>), StateError>;
 
     /// Makes holds permanent, before the call is forwarded. On error nothing
     /// is committed and the holds are released. Spend is durable when this
     /// returns (a crash of the process must not lose it); rate slots may
     /// stay write-behind (see docs/stateful-governance.md).
-    fn commit(&self, holds: &[Hold]) -> Result<(), PersistError>;
+    fn commit(&self, holds: &[Hold]) -> Result<(), StateError>;
 
     /// Gives holds back, committed or not.
     fn release(&self, holds: &[Hold]);
 
-    /// Records evidence for `session`, replacing the same key.
-    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), PersistError>;
+    fn evidence_status(
+        &self,
+        session: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<EvidenceStatus, StateError>;
 
-    fn evidence_status(&self, session: &str, key: &str, now: u64) -> EvidenceStatus;
+    fn completed(&self, session: &str, tool: &str) -> Result<Option<Completion>, StateError>;
 
-    /// Stores a session context value (informational; policy never reads it).
+    /// Records that `session` completed a call of `tool`.
+    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64);
+
+    /// Records evidence for `session`, replacing the same key; durable when
+    /// this returns.
+    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), StateError>;
+
+    /// Stores a session context value (informational; policy never reads
+    /// it); durable when this returns.
     fn set_context(
         &self,
         session: &str,
         key: &str,
         value: serde_json::Value,
         now: u64,
-    ) -> Result<(), PersistError>;
+    ) -> Result<(), StateError>;
 
-    /// Records that `session` completed a call of `tool`.
-    fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64);
+    /// The fill of the queue of changes waiting to be written, if there is
+    /// one: new calls wait for room there rather than grow it unbounded.
+    fn room(&self) -> Option<&crate::batch::Room> {
+        None
+    }
+}
 
-    fn completed(&self, session: &str, tool: &str) -> Option<Completion>;
-
-    fn session_state(&self, session: &str, now: u64) -> SessionState;
-
+/// Upkeep the host runs on a schedule and at shutdown, off the call path.
+pub trait StateMaintenance: Send + Sync {
     /// Drops what has aged out: windows, long-expired evidence, and idle
     /// sessions (their completed calls and context).
     fn sweep(&self, now: u64);
@@ -190,15 +231,21 @@ pub trait StateStore: Send + Sync {
     /// is older than that (and no call holds part of it). Returns how many.
     fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize;
 
-    /// Every live window, ledger and pot.
-    fn windows(&self, now: u64) -> Vec<WindowSnapshot>;
-
     /// Waits until every change so far is durable (at shutdown).
-    fn flush(&self) -> Result<(), PersistError>;
-
-    /// The fill of the queue of changes waiting to be written, if there is
-    /// one: new calls wait for room there rather than grow it unbounded.
-    fn room(&self) -> Option<&crate::batch::Room> {
-        None
-    }
+    fn flush(&self) -> Result<(), StateError>;
 }
+
+/// What operators and the SDK may look at.
+pub trait StateInspection: Send + Sync {
+    /// Every live window, ledger and pot.
+    fn windows(&self, now: u64) -> Result<Vec<WindowSnapshot>, StateError>;
+
+    /// Everything held for one session.
+    fn session_state(&self, session: &str, now: u64) -> Result<SessionState, StateError>;
+}
+
+/// A complete backend: the call path, upkeep and views. The host holds one
+/// and hands each part of itself only the part it uses.
+pub trait StateBackend: StateStore + StateMaintenance + StateInspection {}
+
+impl<T: StateStore + StateMaintenance + StateInspection> StateBackend for T {}

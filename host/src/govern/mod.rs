@@ -27,7 +27,7 @@ mod tests;
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::pipeline::{Active, Outcome};
+use crate::pipeline::{Active, Evaluation, Outcome};
 use crate::plugins::{Runtime, ToolCall};
 
 pub use crate::pipeline::{Approval, Denial, Simulation};
@@ -107,7 +107,17 @@ impl Governor {
             environment.cloned(),
         )
         .with_session(session.clone());
-        let evaluation = pipeline.evaluate(&self.runtime, call);
+        let evaluation = if state.may_block() {
+            // Off the connection worker: its other connections keep going
+            // while a stage waits on the store.
+            let (chain, runtime) = (pipeline.clone(), self.runtime.clone());
+            match tokio::task::spawn_blocking(move || chain.evaluate(&runtime, call)).await {
+                Ok(evaluation) => evaluation,
+                Err(error) => Evaluation::blocked(Denial::plugin_error("governance chain", &error)),
+            }
+        } else {
+            pipeline.evaluate(&self.runtime, call)
+        };
         audit.checked(evaluation.checks, evaluation.flagged_destructive);
         let release = Release {
             state: state.clone(),

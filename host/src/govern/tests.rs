@@ -296,7 +296,7 @@ async fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
     let scratch = Scratch::new("failing-store");
     let mut core = Core::new(
         TWO_SLOTS,
-        Arc::new(crate::state::FailingWrites(LocalStore::in_memory())),
+        crate::state::TestStore::failing_writes(LocalStore::in_memory()),
         &scratch.0.join("audit.db"),
     );
     let denial = core
@@ -342,6 +342,39 @@ async fn a_store_that_is_down_blocks_what_needs_it_state_unavailable() {
     assert_eq!(
         reasons,
         vec![Some("state_unavailable"), Some("state_unavailable"), None]
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stage_waiting_on_a_slow_store_does_not_stall_the_worker() {
+    let scratch = Scratch::new("slow-store");
+    let delay = std::time::Duration::from_millis(300);
+    let core = Core::new(
+        TWO_SLOTS,
+        crate::state::TestStore::slow(LocalStore::in_memory(), delay),
+        &scratch.0.join("audit.db"),
+    );
+    // One single-threaded worker: a call waits on the store while a
+    // neighbour on the same worker keeps ticking.
+    let ticks = std::cell::Cell::new(0u32);
+    let neighbour = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            ticks.set(ticks.get() + 1);
+        }
+    };
+    let started = Instant::now();
+    let answered = tokio::select! {
+        answered = core.call("add", json!({}), ok) => answered,
+        () = neighbour => unreachable!("the neighbour never ends"),
+    };
+    answered.expect("forwarded");
+    assert!(started.elapsed() >= delay);
+    assert!(
+        ticks.get() >= 10,
+        "the worker stalled while the stage waited: {} ticks in {:?}",
+        ticks.get(),
+        started.elapsed()
     );
 }
 

@@ -200,16 +200,15 @@ impl Pipeline {
     /// caller decides (commit to forward, keep while a human decides,
     /// release otherwise).
     pub fn evaluate(&self, runtime: &Runtime, call: ToolCall) -> Evaluation {
+        if let Some(denial) = &self.refusal {
+            return Evaluation::blocked(denial.clone());
+        }
         let mut evaluation = Evaluation {
             outcome: Outcome::Forward(None),
             holds: Vec::new(),
             checks: Vec::new(),
             flagged_destructive: false,
         };
-        if let Some(denial) = &self.refusal {
-            evaluation.outcome = Outcome::Block(denial.clone());
-            return evaluation;
-        }
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
         for chain_stage in &self.stages {
@@ -315,6 +314,18 @@ pub struct Evaluation {
     pub checks: Vec<Check>,
     /// A destructive tool no rule matched, under `flag_destructive: log`.
     pub flagged_destructive: bool,
+}
+
+impl Evaluation {
+    /// A call blocked before any stage took anything.
+    pub fn blocked(denial: Denial) -> Self {
+        Self {
+            outcome: Outcome::Block(denial),
+            holds: Vec::new(),
+            checks: Vec::new(),
+            flagged_destructive: false,
+        }
+    }
 }
 
 /// A call refused because evidence or dependency rules need a session

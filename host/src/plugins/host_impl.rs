@@ -10,7 +10,7 @@ use super::bindings::helio::governance::{host, state, types};
 use super::call::ToolCall;
 use super::checks::Check;
 use super::StoreState;
-use crate::state::{now_ms, Decimal, EvidenceStatus, StateError};
+use crate::state::{now_ms, Decimal, EvidenceStatus, StateError, StateStore};
 
 /// Longest log line a plugin may write; the rest is cut.
 const MAX_LOG_LINE: usize = 2048;
@@ -133,9 +133,22 @@ impl StoreState {
         }
     }
 
-    /// A state operation's result; a failure is kept (the call will be
-    /// refused `state_unavailable`) and traps the stage.
-    fn reached<T>(&mut self, result: Result<T, StateError>) -> wasmtime::Result<T> {
+    /// Runs a state operation. A store that may wait has its wait timed
+    /// (it does not count against the stage's time limit); a failure is
+    /// kept (the call will be refused `state_unavailable`) and traps the
+    /// stage.
+    fn reach<T>(
+        &mut self,
+        operation: impl FnOnce(&dyn StateStore) -> Result<T, StateError>,
+    ) -> wasmtime::Result<T> {
+        let result = if self.state_may_block {
+            let started = std::time::Instant::now();
+            let result = operation(self.state.as_ref());
+            self.state_waited += started.elapsed();
+            result
+        } else {
+            operation(self.state.as_ref())
+        };
         result.map_err(|error| {
             let trap = wasmtime::Error::msg(error.to_string());
             self.state_failure = Some(error);
@@ -180,8 +193,7 @@ impl state::Host for StoreState {
         window_ms: u64,
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
-        let window = self.state.rate_peek(&key, limit, window_ms, now_ms());
-        let window = self.reached(window)?;
+        let window = self.reach(|state| state.rate_peek(&key, limit, window_ms, now_ms()))?;
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
             key,
@@ -200,8 +212,8 @@ impl state::Host for StoreState {
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
         self.room_for_hold()?;
-        let taken = self.state.rate_take(&key, limit, window_ms, now_ms());
-        let (window, hold) = self.reached(taken)?;
+        let (window, hold) =
+            self.reach(|state| state.rate_take(&key, limit, window_ms, now_ms()))?;
         self.holds.extend(hold);
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
@@ -226,10 +238,8 @@ impl state::Host for StoreState {
             (Ok(a), Ok(l)) => (a, l),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let reserved = self
-            .state
-            .spend_reserve(&key, spend, limit, window_ms, now_ms());
-        let (window, hold) = self.reached(reserved)?;
+        let (window, hold) =
+            self.reach(|state| state.spend_reserve(&key, spend, limit, window_ms, now_ms()))?;
         self.holds.extend(hold);
         let result = state::SpendWindow {
             allowed: window.allowed,
@@ -251,8 +261,7 @@ impl state::Host for StoreState {
         session: String,
         key: String,
     ) -> wasmtime::Result<state::EvidenceStatus> {
-        let status = self.state.evidence_status(&session, &key, now_ms());
-        let status = self.reached(status)?;
+        let status = self.reach(|state| state.evidence_status(&session, &key, now_ms()))?;
         self.checked(Check::Evidence { key, status });
         Ok(match status {
             EvidenceStatus::Present => state::EvidenceStatus::Present,
@@ -266,8 +275,7 @@ impl state::Host for StoreState {
         session: String,
         tool: String,
     ) -> wasmtime::Result<Option<state::Completion>> {
-        let found = self.state.completed(&session, &tool);
-        let found = self.reached(found)?;
+        let found = self.reach(|state| state.completed(&session, &tool))?;
         self.checked(Check::Completion { tool, found });
         Ok(found.map(|c| state::Completion {
             succeeded: c.succeeded,

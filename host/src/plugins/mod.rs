@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 pub use call::{Annotations, ToolCall};
 pub use checks::Check;
@@ -138,6 +138,12 @@ pub struct StoreState {
     /// Set when a `state` import failed: the stage traps, and the call is
     /// refused `state_unavailable` rather than as a stage failure.
     state_failure: Option<StateError>,
+    /// Whether state operations may wait on I/O ([`StateStore::may_block`]).
+    state_may_block: bool,
+    /// Time spent waiting on state since the deadline was last moved: the
+    /// store's, not the stage's, so it does not count against the stage's
+    /// time limit.
+    state_waited: Duration,
     /// Slots and amounts taken during the current `evaluate`.
     holds: Vec<Hold>,
     /// What the call under evaluation read or took, for the audit trail.
@@ -285,13 +291,25 @@ impl Runtime {
                 .memories(4)
                 .build(),
             plugin: stage.name.clone(),
+            state_may_block: self.state.may_block(),
             state: self.state.clone(),
             state_failure: None,
+            state_waited: Duration::ZERO,
             holds: Vec::new(),
             checks: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
+        // At the deadline, time the stage spent waiting on the store is given
+        // back; only its own running time is bounded.
+        store.epoch_deadline_callback(|mut context| {
+            let waited = std::mem::take(&mut context.data_mut().state_waited);
+            Ok(if waited.is_zero() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(ticks(waited))
+            })
+        });
         let _busy = self.ticker.busy();
         store.set_epoch_deadline(ticks(CONFIGURE_TIMEOUT));
         let bindings = stage.pre.instantiate(&mut store).map_err(|e| {
@@ -373,6 +391,7 @@ impl Instance {
             .push(call)
             .map_err(|e| Failure::Instantiate(e.to_string()))?;
         let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
+        self.store.data_mut().state_waited = Duration::ZERO;
         self.store.set_epoch_deadline(ticks(stage.timeout));
         let result = self
             .bindings

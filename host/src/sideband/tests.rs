@@ -463,7 +463,7 @@ async fn a_failed_write_is_a_json_500() {
     let h = Harness::with_store(
         &["k"],
         store.clone(),
-        Arc::new(crate::state::FailingWrites(store)),
+        crate::state::TestStore::failing_writes(store),
     )
     .await;
     let (status, answer) = h.post("/evidence", evidence("s", "k")).await;

@@ -20,7 +20,7 @@
 //! do not change.
 
 #[cfg(test)]
-mod failing;
+mod doubles;
 mod journal;
 mod local;
 mod persist;
@@ -29,7 +29,7 @@ mod settle;
 use std::sync::Arc;
 
 #[cfg(test)]
-pub use failing::{Down, FailingWrites};
+pub use doubles::{Down, TestStore};
 pub use local::LocalStore;
 pub use persist::PersistError;
 pub use rust_decimal::Decimal;
@@ -217,6 +217,14 @@ pub trait StateStore: Send + Sync {
     /// one: new calls wait for room there rather than grow it unbounded.
     fn room(&self) -> Option<&crate::batch::Room> {
         None
+    }
+
+    /// Whether operations may wait on I/O (a backend across a network).
+    /// The core then runs the stage chain on a blocking thread, so a stage
+    /// waiting on state never stalls the other connections of its worker;
+    /// a store that answers from memory says no and costs no thread hop.
+    fn may_block(&self) -> bool {
+        false
     }
 }
 

@@ -1,25 +1,54 @@
-//! A store whose writes fail (a full disk, a locked database, a backend
-//! that is down), for the tests of everything that must then fail closed.
+//! Stores that misbehave as real backends do, for the tests of everything
+//! that must then fail closed or keep serving: writes that fail (a full
+//! disk, a locked database), operations that wait (a backend across a
+//! network), and a backend that is down.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 
-/// A store whose writes fail (a full disk, a locked database).
-pub struct FailingWrites(pub Arc<LocalStore>);
-
-/// A store that is down: every operation fails.
-pub struct Down;
-
-fn write_error() -> StateError {
-    StateError("the test store refuses writes".into())
+/// A [`LocalStore`] with faults: `writes_fail` makes every commit and
+/// sideband write fail; `delay` makes every rate or spend operation wait
+/// (blocking its thread) as a networked backend's round trip would.
+pub struct TestStore {
+    pub inner: Arc<LocalStore>,
+    pub writes_fail: bool,
+    pub delay: Option<Duration>,
 }
 
-fn down() -> StateError {
-    StateError("the test store is down".into())
+impl TestStore {
+    pub fn failing_writes(inner: Arc<LocalStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            writes_fail: true,
+            delay: None,
+        })
+    }
+
+    pub fn slow(inner: Arc<LocalStore>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            writes_fail: false,
+            delay: Some(delay),
+        })
+    }
+
+    fn wait(&self) {
+        if let Some(delay) = self.delay {
+            std::thread::sleep(delay);
+        }
+    }
+
+    fn write(&self) -> Result<(), StateError> {
+        if self.writes_fail {
+            return Err(StateError("the test store refuses writes".into()));
+        }
+        Ok(())
+    }
 }
 
-impl StateStore for FailingWrites {
+impl StateStore for TestStore {
     fn rate_peek(
         &self,
         key: &str,
@@ -27,7 +56,8 @@ impl StateStore for FailingWrites {
         window_ms: u64,
         now: u64,
     ) -> Result<RateWindow, StateError> {
-        Ok(self.0.rate_peek(key, limit, window_ms, now))
+        self.wait();
+        Ok(self.inner.rate_peek(key, limit, window_ms, now))
     }
     fn rate_take(
         &self,
@@ -36,7 +66,8 @@ impl StateStore for FailingWrites {
         window_ms: u64,
         now: u64,
     ) -> Result<(RateWindow, Option<Hold>), StateError> {
-        Ok(self.0.rate_take(key, limit, window_ms, now))
+        self.wait();
+        Ok(self.inner.rate_take(key, limit, window_ms, now))
     }
     fn spend_reserve(
         &self,
@@ -46,14 +77,18 @@ impl StateStore for FailingWrites {
         window_ms: Option<u64>,
         now: u64,
     ) -> Result<(SpendWindow, Option<Hold>), StateError> {
-        Ok(self.0.spend_reserve(key, amount, limit, window_ms, now))
+        self.wait();
+        Ok(self.inner.spend_reserve(key, amount, limit, window_ms, now))
     }
     fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {
-        self.0.release(holds);
-        Err(write_error())
+        if let Err(error) = self.write() {
+            self.inner.release(holds);
+            return Err(error);
+        }
+        Ok(self.inner.commit(holds)?)
     }
     fn release(&self, holds: &[Hold]) {
-        self.0.release(holds)
+        self.inner.release(holds)
     }
     fn evidence_status(
         &self,
@@ -61,47 +96,60 @@ impl StateStore for FailingWrites {
         key: &str,
         now: u64,
     ) -> Result<EvidenceStatus, StateError> {
-        Ok(self.0.evidence_status(session, key, now))
+        Ok(self.inner.evidence_status(session, key, now))
     }
     fn completed(&self, session: &str, tool: &str) -> Result<Option<Completion>, StateError> {
-        Ok(self.0.completed(session, tool))
+        Ok(self.inner.completed(session, tool))
     }
     fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
-        self.0.record_completion(session, tool, succeeded, now)
+        self.inner.record_completion(session, tool, succeeded, now)
     }
-    fn record_evidence(&self, _: &str, _: Evidence) -> Result<(), StateError> {
-        Err(write_error())
+    fn record_evidence(&self, session: &str, evidence: Evidence) -> Result<(), StateError> {
+        self.write()?;
+        Ok(self.inner.record_evidence(session, evidence)?)
     }
     fn set_context(
         &self,
-        _: &str,
-        _: &str,
-        _: serde_json::Value,
-        _: u64,
+        session: &str,
+        key: &str,
+        value: serde_json::Value,
+        now: u64,
     ) -> Result<(), StateError> {
-        Err(write_error())
+        self.write()?;
+        Ok(self.inner.set_context(session, key, value, now)?)
+    }
+    fn may_block(&self) -> bool {
+        self.delay.is_some()
     }
 }
 
-impl StateMaintenance for FailingWrites {
+impl StateMaintenance for TestStore {
     fn sweep(&self, now: u64) {
-        self.0.sweep(now)
+        self.inner.sweep(now)
     }
     fn forget_idle_pots(&self, now: u64, idle_after: &dyn Fn(&str) -> Option<u64>) -> usize {
-        self.0.forget_idle_pots(now, idle_after)
+        self.inner.forget_idle_pots(now, idle_after)
     }
     fn flush(&self) -> Result<(), StateError> {
-        Err(write_error())
+        self.write()?;
+        Ok(self.inner.flush()?)
     }
 }
 
-impl StateInspection for FailingWrites {
+impl StateInspection for TestStore {
     fn windows(&self, now: u64) -> Result<Vec<WindowSnapshot>, StateError> {
-        Ok(self.0.windows(now))
+        Ok(self.inner.windows(now))
     }
     fn session_state(&self, session: &str, now: u64) -> Result<SessionState, StateError> {
-        Ok(self.0.session_state(session, now))
+        Ok(self.inner.session_state(session, now))
     }
+}
+
+/// A backend that is down: every operation fails.
+pub struct Down;
+
+fn down() -> StateError {
+    StateError("the test store is down".into())
 }
 
 impl StateStore for Down {

@@ -85,7 +85,13 @@ impl Gateway {
                 listener,
                 "dashboard",
                 config,
-                dashboard::router(config, audit, state.clone(), shutdown.clone()),
+                dashboard::router(
+                    config,
+                    audit,
+                    state.clone(),
+                    pipeline.clone(),
+                    shutdown.clone(),
+                ),
                 shutdown.clone(),
             ));
         }

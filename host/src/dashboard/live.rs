@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Operator;
-use crate::plugins::checks::{decimal_json, LimitKey};
+use crate::pipeline::Pipeline;
+use crate::plugins::checks::decimal_json;
 use crate::state::{now_ms, WindowSnapshot};
 use crate::time::iso_utc;
 
@@ -82,8 +83,9 @@ async fn limits(State(op): State<Arc<Operator>>) -> Response {
     let mut spend = Vec::new();
     let mut budgets = Vec::new();
     let mut other = Vec::new();
+    let pipeline = op.pipeline.current();
     for window in windows {
-        match describe(&window) {
+        match describe(&pipeline, &window) {
             Some(("rate", entry)) => rate.push(entry),
             Some(("spend", entry)) => spend.push(entry),
             Some(("budget", entry)) => budgets.push(entry),
@@ -104,62 +106,26 @@ async fn limits(State(op): State<Arc<Operator>>) -> Response {
     .into_response()
 }
 
-/// A built-in stage's window, described by the rule or budget it belongs to.
-fn describe(window: &WindowSnapshot) -> Option<(&'static str, Value)> {
-    let key = LimitKey::read(&window.key)?;
-    let amount = if key.kind == "rate" {
+/// A window, described by the rule or budget it belongs to, as its stage
+/// described its keys.
+fn describe(pipeline: &Pipeline, window: &WindowSnapshot) -> Option<(&'static str, Value)> {
+    let described = pipeline.describe(&window.key)?;
+    let kind = described.kind()?;
+    let amount = if kind == "rate" {
         "current_calls"
     } else {
         "spent"
     };
-    let mut entry = key.describe();
+    let mut entry = described.describe();
     entry.insert(amount.into(), number(window));
     entry.insert(
         "window_seconds".into(),
         window.window_ms.map(|w| w / 1000).into(),
     );
     entry.insert("reset_at".into(), window.reset_at_ms.map(iso_utc).into());
-    Some((key.kind, entry.into()))
+    Some((kind, entry.into()))
 }
 
 fn number(window: &WindowSnapshot) -> Value {
     decimal_json(&window.total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::Decimal;
-
-    fn window(key: &str, total: &str) -> WindowSnapshot {
-        WindowSnapshot {
-            key: key.into(),
-            window_ms: Some(60_000),
-            total: total.parse::<Decimal>().expect("decimal"),
-            reset_at_ms: Some(0),
-        }
-    }
-
-    #[test]
-    fn built_in_keys_are_described() {
-        let (kind, entry) = describe(&window(
-            "rules/rate:echo-rate:0123456789abcdef:tool:echo",
-            "3",
-        ))
-        .expect("rate");
-        assert_eq!(kind, "rate");
-        assert_eq!(entry["rule"], "echo-rate");
-        assert_eq!(entry["bucket"], "tool:echo");
-        assert_eq!(entry["current_calls"], 3);
-        let (kind, entry) = describe(&window(
-            "budgets/budget:daily:fedcba9876543210:session:a:b",
-            "12.50",
-        ))
-        .expect("budget");
-        assert_eq!(kind, "budget");
-        assert_eq!(entry["name"], "daily");
-        assert_eq!(entry["bucket"], "session:a:b");
-        assert_eq!(entry["spent"], 12.5);
-        assert!(describe(&window("card-guard/custom-key", "1")).is_none());
-    }
 }

@@ -23,6 +23,7 @@ use crate::audit::query::AuditReader;
 use crate::audit::Audit;
 use crate::auth::BearerSecret;
 use crate::config::Config;
+use crate::pipeline::Active;
 use crate::state::StateInspection;
 
 struct Operator {
@@ -35,6 +36,8 @@ struct Operator {
     live: Arc<Audit>,
     /// Governance state, for `/api/limits`.
     state: Arc<dyn StateInspection>,
+    /// The chain in force, whose stages describe their keys.
+    pipeline: Active,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// Ends live streams at shutdown.
@@ -42,11 +45,13 @@ struct Operator {
 }
 
 /// The operator routes. `audit` is the writer whose records the live feed
-/// sends; `state` is what `/api/limits` shows; `shutdown` ends live streams.
+/// sends; `state` is what `/api/limits` shows, labelled by what `pipeline`'s
+/// stages say of their keys; `shutdown` ends live streams.
 pub fn router(
     config: &Config,
     audit: Arc<Audit>,
     state: Arc<dyn StateInspection>,
+    pipeline: Active,
     shutdown: CancellationToken,
 ) -> Router {
     let state = Arc::new(Operator {
@@ -59,6 +64,7 @@ pub fn router(
         audit: Arc::new(AuditReader::new(&config.audit.path)),
         live: audit,
         state,
+        pipeline,
         heartbeat: config.dashboard.sse_heartbeat_interval,
         shutdown,
     });

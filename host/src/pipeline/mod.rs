@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::config::{self, Config, Issue, PluginPosition};
-use crate::plugins::checks::LimitKey;
+use crate::plugins::checks::Described;
+use crate::plugins::families::family_of;
 use crate::plugins::{self, builtin, Check, LoadError, Runtime, StageSpec, ToolCall, Verdict};
 use crate::state::Hold;
 
@@ -28,9 +29,6 @@ struct ChainStage {
     /// The built-in rule engine (whose verdict says whether a rule matched).
     is_rules: bool,
 }
-
-/// `budgets[].idle_ttl` when the file does not set it (the original's 24 h).
-pub const DEFAULT_POT_IDLE_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Time and memory bounds of the built-in stages.
 const BUILTIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -53,8 +51,6 @@ pub struct Pipeline {
     evidence_keys: Arc<BTreeSet<String>>,
     /// `["rules","budgets",…]`.
     stage_names: String,
-    /// `budgets[].idle_ttl` of `window: session` budgets, by name (ms).
-    pot_idle_ms: std::collections::HashMap<String, u64>,
 }
 
 impl Pipeline {
@@ -159,17 +155,6 @@ impl Pipeline {
             environment: config.environment.as_deref().map(Arc::from),
             refusal: refusal(config),
             rule_count: config.policies.rules.len(),
-            pot_idle_ms: config
-                .budgets
-                .iter()
-                .filter(|b| b.window == config::BudgetWindow::Session)
-                .map(|b| {
-                    let ttl = b.idle_ttl.map_or(DEFAULT_POT_IDLE_MS, |ttl| {
-                        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
-                    });
-                    (b.name.clone(), ttl)
-                })
-                .collect(),
             evidence_keys: Arc::new(
                 config
                     .policies
@@ -279,23 +264,25 @@ impl Pipeline {
         self.environment.as_ref()
     }
 
+    /// A scoped key (`<stage>/<key>`) as the stage that owns it described
+    /// it (WIT `state.describe`); none for a stage not in this chain or a
+    /// key of no described family.
+    pub fn describe<'a>(&'a self, scoped_key: &'a str) -> Option<Described<'a>> {
+        let (stage, key) = scoped_key.split_once('/')?;
+        let owner = self.stages.iter().find(|s| &*s.stage.name == stage)?;
+        let (family, bucket) = family_of(&owner.stage.families, key)?;
+        Some(Described {
+            stage,
+            family,
+            bucket,
+        })
+    }
+
     /// How long a pot of governance state may sit idle before it is
-    /// collected (`StateStore::forget_idle_pots`): a budgets-stage pot of one
-    /// session (`budgets/budget:<name>:<fp>:session:<id>`) after its
-    /// budget's `idle_ttl`, or [`DEFAULT_POT_IDLE_MS`] when that budget is no
-    /// longer configured or no longer per session (its pots only go stale).
-    /// Other pots are kept.
+    /// collected (`StateMaintenance::forget_idle_pots`), as its stage
+    /// described it; other pots are kept.
     pub fn pot_idle_ms(&self, scoped_key: &str) -> Option<u64> {
-        let key = LimitKey::read(scoped_key)?;
-        if key.kind != "budget" || !key.bucket.starts_with("session:") {
-            return None;
-        }
-        Some(
-            self.pot_idle_ms
-                .get(key.name)
-                .copied()
-                .unwrap_or(DEFAULT_POT_IDLE_MS),
-        )
+        self.describe(scoped_key)?.family.idle_ttl_ms
     }
 
     /// The names of the chain's stages, as a JSON list (for the audit trail).

@@ -366,24 +366,66 @@ fn destructive_tools_no_rule_matched_are_flagged_under_flag_destructive_log() {
 }
 
 #[test]
-fn session_pots_are_collected_after_their_budgets_idle_ttl() {
+fn the_stages_describe_their_keys_and_how_long_idle_pots_are_kept() {
     let p = pipeline(
-        "budgets:\n  - name: per-run\n    limit: 10\n    currency: EUR\n    window: session\n    key: session\n    idle_ttl: 2h\n    contributors:\n      - match: { tool: pay }\n        field: a\n  - name: hourly\n    limit: 10\n    currency: EUR\n    window: 1h\n    key: session\n    contributors:\n      - match: { tool: pay }\n        field: a\n",
+        "policies:\n  rules:\n    - name: paced\n      match: { tool: pay }\n      action: rate_limit\n      limits: { max_calls: 100, window: 1h, key: session }\nbudgets:\n  - name: per-run\n    limit: 10\n    currency: EUR\n    window: session\n    key: session\n    idle_ttl: 2h\n    contributors:\n      - match: { tool: pay }\n        field: a\n  - name: shared\n    limit: 10\n    currency: EUR\n    window: 1d\n    contributors:\n      - match: { tool: pay }\n        field: a\n  - name: hourly\n    limit: 10\n    currency: EUR\n    window: 1h\n    key: session\n    contributors:\n      - match: { tool: pay }\n        field: a\n",
     );
+    // The keys a call takes, as the host saw them.
+    let evaluation = p.evaluate(
+        runtime(),
+        call(
+            &p,
+            "pay",
+            known(false, false),
+            args(json!({ "a": 1 })),
+            Some("s1".into()),
+        ),
+    );
+    runtime().state().release(&evaluation.holds);
+    let keys: Vec<String> = evaluation
+        .checks
+        .iter()
+        .filter_map(|check| match check {
+            crate::plugins::Check::Rate { key, .. } | crate::plugins::Check::Spend { key, .. } => {
+                Some(key.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let described: Vec<(&str, &str, &str, Option<u64>)> = keys
+        .iter()
+        .map(|key| {
+            let d = p.describe(key).expect("described");
+            (
+                d.family.kind.as_str(),
+                d.family.name.as_str(),
+                d.bucket,
+                d.family.idle_ttl_ms,
+            )
+        })
+        .collect();
     assert_eq!(
-        p.pot_idle_ms("budgets/budget:per-run:0a1b:session:s1"),
-        Some(2 * 3_600_000)
+        described,
+        vec![
+            ("rate", "paced", "session:s1", None),
+            // A per-session pot that never replenishes goes after its idle_ttl...
+            ("budget", "per-run", "session:s1", Some(2 * 3_600_000)),
+            // ...sliding windows empty themselves.
+            ("budget", "shared", "global", None),
+            ("budget", "hourly", "session:s1", None),
+        ]
     );
-    // A budget no longer configured per session: its pots only go stale.
+    // A budget no longer configured as it was: a day idle, then collected.
+    let retired = p
+        .describe("budgets/budget:retired:0a1b:session:s1")
+        .expect("the budgets stage's catch-all");
+    assert_eq!(retired.family.kind, "retired-budget");
     assert_eq!(
-        p.pot_idle_ms("budgets/budget:retired:0a1b:session:s1"),
-        Some(DEFAULT_POT_IDLE_MS)
+        p.pot_idle_ms("budgets/budget:retired:0a1b:global"),
+        Some(86_400_000)
     );
-    assert_eq!(
-        p.pot_idle_ms("budgets/budget:hourly:0a1b:session:s1"),
-        Some(DEFAULT_POT_IDLE_MS)
-    );
-    assert_eq!(p.pot_idle_ms("budgets/budget:per-run:0a1b:global"), None);
-    assert_eq!(p.pot_idle_ms("rules/spend:cap:0a1b:session:s1"), None);
+    // Keys of stages not in the chain, or of no described family, are kept.
     assert_eq!(p.pot_idle_ms("card-guard/exposure"), None);
+    assert!(p.describe("rules/unknown-key").is_none());
 }

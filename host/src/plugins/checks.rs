@@ -4,7 +4,11 @@
 //! for blocked ones, and for third-party stages as much as built-in ones:
 //! the host reports what was checked, not what a stage says it checked.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+
+use super::families::KeyFamily;
 
 use crate::state::{Completion, Decimal, EvidenceStatus, RateWindow, SpendWindow};
 
@@ -21,63 +25,79 @@ pub enum Check {
     },
     Rate {
         key: String,
+        /// What the stage described this key as, if it did.
+        family: Option<Labelled>,
         took: bool,
         window_ms: u64,
         window: RateWindow,
     },
     Spend {
         key: String,
+        family: Option<Labelled>,
         amount: Decimal,
         window_ms: Option<u64>,
         window: SpendWindow,
     },
 }
 
-/// A built-in stage's limit key, read back: `rules/rate:<rule>:<fp>:<bucket>`,
-/// `rules/spend:…`, `budgets/budget:<name>:<fp>:<bucket>`.
-pub struct LimitKey<'a> {
-    /// `rate`, `spend` or `budget`.
-    pub kind: &'static str,
+/// A key's family, as its stage described it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    pub family: Arc<KeyFamily>,
+    /// Where the bucket starts in the (scoped) key.
+    pub bucket_at: usize,
+}
+
+/// A scoped key (`<stage>/<key>`) as its stage described it.
+pub struct Described<'a> {
     pub stage: &'a str,
-    /// The rule's or the budget's name.
-    pub name: &'a str,
-    /// Whose calls share the window: `tool:<name>`, `session:<id>`, `global`.
+    pub family: &'a KeyFamily,
+    /// Whose calls share it: `tool:<name>`, `session:<id>`, `global`, …
     pub bucket: &'a str,
 }
 
-impl<'a> LimitKey<'a> {
-    pub fn read(scoped: &'a str) -> Option<Self> {
-        let (stage, key) = scoped.split_once('/')?;
-        let (kind, rest) = key.split_once(':')?;
-        let (name, rest) = rest.split_once(':')?;
-        let (_fingerprint, bucket) = rest.split_once(':')?;
-        let kind = match (stage, kind) {
-            (_, "rate") => "rate",
-            (_, "spend") => "spend",
-            ("budgets", "budget") => "budget",
-            _ => return None,
-        };
-        Some(Self {
-            kind,
-            stage,
-            name,
-            bucket,
-        })
+impl Described<'_> {
+    /// The operator view's section: `rate`, `spend` or `budget`; none for
+    /// a kind of the stage's own.
+    pub fn kind(&self) -> Option<&'static str> {
+        match self.family.kind.as_str() {
+            "rate" => Some("rate"),
+            "spend" => Some("spend"),
+            "budget" => Some("budget"),
+            _ => None,
+        }
     }
 
     /// `{rule|name, stage, bucket}`: the start of its description.
     pub fn describe(&self) -> Map<String, Value> {
-        let label = if self.kind == "budget" {
-            "name"
-        } else {
-            "rule"
-        };
         let mut entry = Map::new();
-        entry.insert(label.into(), self.name.into());
+        entry.insert(self.name_label().into(), self.family.name.clone().into());
         entry.insert("stage".into(), self.stage.into());
         entry.insert("bucket".into(), self.bucket.into());
         entry
     }
+
+    fn name_label(&self) -> &'static str {
+        if self.family.kind == "budget" {
+            "name"
+        } else {
+            "rule"
+        }
+    }
+}
+
+/// A rate or spend check's key, described, if its stage described it.
+fn described(check: &Check) -> Option<Described<'_>> {
+    let (key, family) = match check {
+        Check::Rate { key, family, .. } | Check::Spend { key, family, .. } => (key, family),
+        Check::Evidence { .. } | Check::Completion { .. } => return None,
+    };
+    let family = family.as_ref()?;
+    Some(Described {
+        stage: key.split_once('/').map_or("", |(stage, _)| stage),
+        family: &family.family,
+        bucket: key.get(family.bucket_at..).unwrap_or_default(),
+    })
 }
 
 /// An exact decimal as a JSON number written from its digits.
@@ -100,7 +120,7 @@ pub fn evidence_chain(checks: &[Check], outcome: Option<(&str, &Value)>) -> Opti
     }
     let mut evidence: [Vec<&str>; 3] = Default::default();
     let mut dependencies: [Vec<&str>; 3] = Default::default();
-    let mut limits: [Vec<(&Check, Option<LimitKey<'_>>)>; 4] = Default::default();
+    let mut limits: [Vec<(&Check, Option<Described<'_>>)>; 4] = Default::default();
     for check in checks {
         match check {
             Check::Evidence { key, status } => {
@@ -119,15 +139,15 @@ pub fn evidence_chain(checks: &[Check], outcome: Option<(&str, &Value)>) -> Opti
                 };
                 push_unique(&mut dependencies[slot], tool);
             }
-            Check::Rate { key, .. } | Check::Spend { key, .. } => {
-                let read = LimitKey::read(key);
-                let section = match read.as_ref().map(|k| k.kind) {
+            Check::Rate { .. } | Check::Spend { .. } => {
+                let described = described(check).filter(|d| d.kind().is_some());
+                let section = match described.as_ref().and_then(Described::kind) {
                     Some("rate") => 0,
                     Some("spend") => 1,
                     Some(_) => 2,
                     None => 3,
                 };
-                limits[section].push((check, read));
+                limits[section].push((check, described));
             }
         }
     }
@@ -194,7 +214,7 @@ impl Chain {
     }
 
     /// `"section":[{…},…]`.
-    fn limits(&mut self, section: &str, entries: &[(&Check, Option<LimitKey<'_>>)]) {
+    fn limits(&mut self, section: &str, entries: &[(&Check, Option<Described<'_>>)]) {
         if entries.is_empty() {
             return;
         }
@@ -207,8 +227,7 @@ impl Chain {
             self.text.push(b'{');
             match key {
                 Some(k) => {
-                    let label = if k.kind == "budget" { "name" } else { "rule" };
-                    self.field(label, k.name, true);
+                    self.field(k.name_label(), &k.family.name, true);
                     self.field("stage", k.stage, false);
                     self.field("bucket", k.bucket, false);
                 }
@@ -294,6 +313,21 @@ mod tests {
     use serde_json::json;
     use std::str::FromStr;
 
+    /// A family described by its stage; `scoped_prefix` includes the
+    /// stage's name, as keys in checks do.
+    fn labelled(scoped_prefix: &str, kind: &str, name: &str) -> Option<Labelled> {
+        let (_, prefix) = scoped_prefix.split_once('/').expect("scoped");
+        Some(Labelled {
+            family: Arc::new(KeyFamily {
+                prefix: prefix.into(),
+                kind: kind.into(),
+                name: name.into(),
+                idle_ttl_ms: None,
+            }),
+            bucket_at: scoped_prefix.len(),
+        })
+    }
+
     #[test]
     fn checks_become_the_evidence_chain_sections() {
         let checks = vec![
@@ -318,6 +352,7 @@ mod tests {
             },
             Check::Rate {
                 key: "rules/rate:per-session:ab12:session:s1".into(),
+                family: labelled("rules/rate:per-session:ab12:", "rate", "per-session"),
                 took: true,
                 window_ms: 60_000,
                 window: RateWindow {
@@ -329,6 +364,7 @@ mod tests {
             },
             Check::Spend {
                 key: "budgets/budget:daily:cd34:global".into(),
+                family: labelled("budgets/budget:daily:cd34:", "budget", "daily"),
                 amount: Decimal::from_str("2.50").expect("decimal"),
                 window_ms: None,
                 window: SpendWindow {
@@ -340,6 +376,7 @@ mod tests {
             },
             Check::Spend {
                 key: "card-guard/exposure".into(),
+                family: None,
                 amount: Decimal::from_str("1").expect("decimal"),
                 window_ms: Some(1000),
                 window: SpendWindow {

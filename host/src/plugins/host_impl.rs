@@ -8,7 +8,8 @@ use wasmtime::component::Resource;
 
 use super::bindings::helio::governance::{host, state, types};
 use super::call::ToolCall;
-use super::checks::Check;
+use super::checks::{Check, Labelled};
+use super::families::{family_of, FamilyIndex, KeyFamily, MAX_FAMILIES, MAX_LABEL_BYTES};
 use super::StoreState;
 use crate::state::{now_ms, Decimal, EvidenceStatus, StateError, StateStore};
 
@@ -127,6 +128,16 @@ impl StoreState {
         Ok(format!("{}/{key}", self.plugin))
     }
 
+    /// What the stage described `key` (scoped) as, if it did.
+    fn family(&self, key: &str) -> Option<Labelled> {
+        let own = key.get(self.plugin.len() + 1..)?;
+        let (family, bucket) = family_of(&self.families, own)?;
+        Some(Labelled {
+            family: family.clone(),
+            bucket_at: key.len() - bucket.len(),
+        })
+    }
+
     fn checked(&mut self, check: Check) {
         if self.checks.len() < MAX_CHECKS_PER_CALL {
             self.checks.push(check);
@@ -196,6 +207,7 @@ impl state::Host for StoreState {
         let window = self.reach(|state| state.rate_peek(&key, limit, window_ms, now_ms()))?;
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
+            family: self.family(&key),
             key,
             took: false,
             window_ms,
@@ -217,6 +229,7 @@ impl state::Host for StoreState {
         self.holds.extend(hold);
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
+            family: self.family(&key),
             key,
             took: true,
             window_ms,
@@ -248,6 +261,7 @@ impl state::Host for StoreState {
             reset_at_ms: window.reset_at_ms,
         };
         self.checked(Check::Spend {
+            family: self.family(&key),
             key,
             amount: spend,
             window_ms,
@@ -281,5 +295,34 @@ impl state::Host for StoreState {
             succeeded: c.succeeded,
             at_ms: c.at_ms,
         }))
+    }
+
+    fn describe(&mut self, families: Vec<state::KeyFamily>) -> wasmtime::Result<()> {
+        if families.len() > MAX_FAMILIES {
+            return Err(wasmtime::Error::msg(format!(
+                "described {} key families; the limit is {MAX_FAMILIES}",
+                families.len()
+            )));
+        }
+        let mut described = Vec::with_capacity(families.len());
+        for family in families {
+            if family.prefix.len() > MAX_KEY_BYTES
+                || family.kind.len() > MAX_LABEL_BYTES
+                || family.name.len() > MAX_LABEL_BYTES
+            {
+                return Err(wasmtime::Error::msg(format!(
+                    "key family \"{}\" is too long: prefixes up to {MAX_KEY_BYTES} bytes, kinds and names up to {MAX_LABEL_BYTES}",
+                    family.prefix.chars().take(64).collect::<String>()
+                )));
+            }
+            described.push(std::sync::Arc::new(KeyFamily {
+                prefix: family.prefix,
+                kind: family.kind,
+                name: family.name,
+                idle_ttl_ms: family.idle_ttl_ms,
+            }));
+        }
+        self.described = Some(FamilyIndex::new(described));
+        Ok(())
     }
 }

@@ -17,6 +17,7 @@ pub mod builtin;
 mod cache;
 mod call;
 pub mod checks;
+pub mod families;
 mod host_impl;
 mod ticker;
 mod verdict;
@@ -40,6 +41,7 @@ use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as Pol
 
 use crate::state::{Hold, StateBackend, StateError, StateStore};
 
+use families::{Families, FamilyIndex};
 use ticker::{Ticker, TICK};
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -122,6 +124,8 @@ pub enum Failure {
 pub struct Stage {
     id: u64,
     pub name: Arc<str>,
+    /// What the stage described of its keys at `configure`.
+    pub families: Families,
     pre: PolicyStagePre<StoreState>,
     config_json: Arc<str>,
     timeout: Duration,
@@ -138,6 +142,10 @@ pub struct StoreState {
     /// Set when a `state` import failed: the stage traps, and the call is
     /// refused `state_unavailable` rather than as a stage failure.
     state_failure: Option<StateError>,
+    /// The stage's key families, for labelling what it checks.
+    families: Families,
+    /// What the stage described during `configure`, not yet kept.
+    described: Option<FamilyIndex>,
     /// Whether state operations may wait on I/O ([`StateStore::may_block`]).
     state_may_block: bool,
     /// Time spent waiting on state since the deadline was last moved: the
@@ -240,6 +248,7 @@ impl Runtime {
             config_json: spec.config_json.as_str().into(),
             timeout: spec.timeout,
             memory_bytes: spec.memory_bytes,
+            families: Families::default(),
         });
         self.instantiate(&stage).map_err(|e| match e {
             Instantiated::Config(issues) => LoadError::Config(issues),
@@ -291,6 +300,8 @@ impl Runtime {
                 .memories(4)
                 .build(),
             plugin: stage.name.clone(),
+            families: stage.families.clone(),
+            described: None,
             state_may_block: self.state.may_block(),
             state: self.state.clone(),
             state_failure: None,
@@ -325,6 +336,11 @@ impl Runtime {
             return Err(Instantiated::Config(
                 errors.into_iter().map(|e| (e.path, e.message)).collect(),
             ));
+        }
+        // Every instance of a stage is configured alike: the first to
+        // describe its keys speaks for all.
+        if let Some(described) = store.data_mut().described.take() {
+            let _ = stage.families.set(described);
         }
         Ok(Instance {
             stage: Arc::downgrade(stage),

@@ -20,11 +20,16 @@ mod tests;
 
 use policy_match::{spend_amount, SessionPolicy};
 pub use policy_match::{
-    Annotations, ApprovalRequest, CallView, ConfigError, Decision, Feedback, SpendWindow, State,
-    Value, Verdict,
+    Annotations, ApprovalRequest, CallView, ConfigError, Decision, Feedback, KeyFamily,
+    SpendWindow, State, Value, Verdict,
 };
 
-use budget::{Budget, Charge};
+use budget::{Budget, BudgetKey, Charge, Window};
+
+/// `idle_ttl` when a per-session budget does not set it (the original's
+/// 24 h); also how long a pot of a budget no longer configured as it was
+/// (removed, or its limit, currency, window or key changed) is kept idle.
+pub const DEFAULT_IDLE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// A compiled budgets configuration.
 #[derive(Debug)]
@@ -84,6 +89,31 @@ impl Engine {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// Each budget's pots, for the host's views; per-session pots that
+    /// never replenish are collected after the budget's `idle_ttl`. Pots of
+    /// budgets no longer configured as they were fall to the catch-all
+    /// `budget:` family, listed as retired and collected after a day idle.
+    pub fn key_families(&self) -> Vec<KeyFamily> {
+        let retired = KeyFamily {
+            prefix: "budget:".into(),
+            kind: "retired-budget".into(),
+            name: String::new(),
+            idle_ttl_ms: Some(DEFAULT_IDLE_TTL_MS),
+        };
+        let current = self.budgets.iter().map(|budget| {
+            let per_session_pot =
+                budget.window == Window::Session && budget.key == BudgetKey::Session;
+            KeyFamily {
+                prefix: budget.prefix.clone(),
+                kind: "budget".into(),
+                name: budget.name.clone(),
+                idle_ttl_ms: per_session_pot
+                    .then(|| budget.idle_ttl_ms.unwrap_or(DEFAULT_IDLE_TTL_MS)),
+            }
+        });
+        std::iter::once(retired).chain(current).collect()
+    }
 }
 
 impl policy_match::StageEngine for Engine {
@@ -97,5 +127,9 @@ impl policy_match::StageEngine for Engine {
 
     fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>) {
         (self.evaluate(call, state), None)
+    }
+
+    fn key_families(&self) -> Vec<KeyFamily> {
+        Engine::key_families(self)
     }
 }

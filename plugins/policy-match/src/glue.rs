@@ -1,6 +1,6 @@
 //! The WIT glue every built-in stage needs, written once.
 
-use crate::{CallView, ConfigError, State, Verdict};
+use crate::{CallView, ConfigError, KeyFamily, State, Verdict};
 
 /// A built-in stage's engine, as [`wit_glue!`] drives it.
 pub trait StageEngine: Sized {
@@ -10,6 +10,9 @@ pub trait StageEngine: Sized {
     fn warnings(&self) -> &[String];
     /// The verdict on one call, and a line to log with it, if any.
     fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>);
+    /// The families of keys this configuration uses, described to the host
+    /// at `configure`.
+    fn key_families(&self) -> Vec<KeyFamily>;
 }
 
 /// Generates the adapters between the wit-bindgen types and this crate's.
@@ -52,6 +55,17 @@ macro_rules! wit_glue {
                 let compiled = <$engine as $crate::StageEngine>::from_json(&config_json)
                     .map_err(config_errors)?;
                 log_warnings($crate::StageEngine::warnings(&compiled));
+                let families: Vec<helio::governance::state::KeyFamily> =
+                    $crate::StageEngine::key_families(&compiled)
+                        .into_iter()
+                        .map(|f| helio::governance::state::KeyFamily {
+                            prefix: f.prefix,
+                            kind: f.kind,
+                            name: f.name,
+                            idle_ttl_ms: f.idle_ttl_ms,
+                        })
+                        .collect();
+                helio::governance::state::describe(&families);
                 ENGINE.with(|e| *e.borrow_mut() = Some(compiled));
                 Ok(())
             }

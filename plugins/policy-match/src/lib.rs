@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use glob::Glob;
 pub use input::{inputs_match, json_eq, Expected, InputCondition, Operators};
-pub use state::{Completion, EvidenceStatus, RateWindow, SpendWindow, State};
+pub use state::{Completion, EvidenceStatus, KeyFamily, RateWindow, SpendWindow, State};
 pub use verdict::{ApprovalRequest, Decision, Feedback, Verdict};
 
 #[cfg(any(test, feature = "testing"))]

@@ -52,6 +52,21 @@ pub struct Completion {
     pub at_ms: u64,
 }
 
+/// The WIT `key-family` record: what a stage tells the host about a family
+/// of its keys, so the host can label and collect them without reading the
+/// stage's key format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFamily {
+    /// Keys starting with this are of the family; the rest is the bucket.
+    pub prefix: String,
+    /// `rate`, `spend`, `budget`, or the stage's own word.
+    pub kind: String,
+    /// The rule or budget the family belongs to.
+    pub name: String,
+    /// For a pot (no window): forget it after this long without a charge.
+    pub idle_ttl_ms: Option<u64>,
+}
+
 /// The host's governance state and clock, as the WIT `state` and `host`
 /// interfaces offer them.
 pub trait State {

@@ -25,9 +25,9 @@ use std::borrow::Cow;
 use policy_match::SessionPolicy;
 pub use policy_match::{
     Annotations, ApprovalRequest, CallView, Completion, ConfigError, Decision, EvidenceStatus,
-    Feedback, RateWindow, SpendWindow, State, Value, Verdict,
+    Feedback, KeyFamily, RateWindow, SpendWindow, State, Value, Verdict,
 };
-use rule::Rule;
+use rule::{Rule, Then};
 
 /// `policies.default`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +155,27 @@ impl Engine {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
+
+    /// The rate windows and spend ledgers of the rules with limits, for the
+    /// host's views (spend ledgers always have a window: nothing to collect).
+    pub fn key_families(&self) -> Vec<KeyFamily> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let (kind, prefix) = match &rule.then {
+                    Then::Rate(limit) => ("rate", &limit.prefix),
+                    Then::Spend(limit) => ("spend", &limit.prefix),
+                    Then::Verdict(_) => return None,
+                };
+                Some(KeyFamily {
+                    prefix: prefix.clone(),
+                    kind: kind.into(),
+                    name: rule.label.state_id(),
+                    idle_ttl_ms: None,
+                })
+            })
+            .collect()
+    }
 }
 
 impl policy_match::StageEngine for Engine {
@@ -170,5 +191,9 @@ impl policy_match::StageEngine for Engine {
     fn decide(&self, call: &impl CallView, state: &mut impl State) -> (Verdict, Option<String>) {
         let evaluation = self.evaluate(call, state);
         (evaluation.verdict.into_owned(), evaluation.warning)
+    }
+
+    fn key_families(&self) -> Vec<KeyFamily> {
+        Engine::key_families(self)
     }
 }

@@ -110,6 +110,9 @@ pub(crate) struct Budget {
     /// window and key: changing any of them starts a fresh pot, editing
     /// contributors keeps the spend.
     pub prefix: String,
+    /// `idle_ttl`: how long a per-session pot may sit idle before the host
+    /// collects it.
+    pub idle_ttl_ms: Option<u64>,
 }
 
 /// What charging one budget found.

@@ -104,10 +104,8 @@ fn budget(p: &mut Parser, value: &Json, path: &str) -> Option<Budget> {
         _ => OnExceed::Deny,
     };
     let approval = present(obj, "approval").and_then(|v| approval(p, v, &join(path, "approval")));
-    if let Some(v) = present(obj, "idle_ttl") {
-        // The host collects idle session pots; checked here so a typo fails.
-        p.duration_ms(v, &join(path, "idle_ttl"));
-    }
+    let idle_ttl_ms =
+        present(obj, "idle_ttl").and_then(|v| p.duration_ms(v, &join(path, "idle_ttl")));
     let contributors = p
         .required(obj, path, "contributors")
         .map(|v| contributors(p, v, &join(path, "contributors")))
@@ -127,6 +125,7 @@ fn budget(p: &mut Parser, value: &Json, path: &str) -> Option<Budget> {
     }));
     Some(Budget {
         prefix: format!("budget:{name}:{fingerprint}:"),
+        idle_ttl_ms,
         name,
         limit,
         currency,

@@ -551,3 +551,61 @@ fn pots_survive_contributor_edits_but_not_limit_changes() {
         );
     }
 }
+
+#[test]
+fn the_stage_describes_its_pots_for_the_host() {
+    let engine = engine(json!([
+        { "name": "per-run", "limit": 10, "currency": "EUR", "window": "session", "key": "session",
+          "idle_ttl": "2h", "contributors": [{ "match": { "tool": "pay" }, "field": "a" }] },
+        { "name": "fresh-run", "limit": 10, "currency": "EUR", "window": "session", "key": "session",
+          "contributors": [{ "match": { "tool": "pay" }, "field": "a" }] },
+        { "name": "shared", "limit": 10, "currency": "EUR", "window": "1d",
+          "contributors": [{ "match": { "tool": "pay" }, "field": "a" }] },
+        { "name": "hourly", "limit": 10, "currency": "EUR", "window": "1h", "key": "session",
+          "contributors": [{ "match": { "tool": "pay" }, "field": "a" }] },
+    ]));
+    let families = engine.key_families();
+    let described: Vec<(&str, &str, Option<u64>)> = families
+        .iter()
+        .map(|f| (f.kind.as_str(), f.name.as_str(), f.idle_ttl_ms))
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            (
+                "retired-budget",
+                "",
+                Some(super::super::DEFAULT_IDLE_TTL_MS)
+            ),
+            ("budget", "per-run", Some(2 * 3_600_000)),
+            (
+                "budget",
+                "fresh-run",
+                Some(super::super::DEFAULT_IDLE_TTL_MS)
+            ),
+            ("budget", "shared", None),
+            ("budget", "hourly", None),
+        ]
+    );
+    assert_eq!(families[0].prefix, "budget:");
+    // Every pot a budget draws from is of its family.
+    let mut state = MemoryState::at(NOW);
+    engine.evaluate(
+        &Call::new("pay").args(json!({ "a": 1 })).in_session("s1"),
+        &mut state,
+    );
+    assert_eq!(state.log.len(), 4, "{:?}", state.log);
+    for line in &state.log {
+        let key = line.split(' ').nth(1).expect("key");
+        let owner = families
+            .iter()
+            .filter(|f| key.starts_with(&f.prefix))
+            .max_by_key(|f| f.prefix.len())
+            .expect("described");
+        assert_eq!(owner.kind, "budget", "{key}");
+        assert!(
+            key.ends_with(":session:s1") || key.ends_with(":global"),
+            "{key}"
+        );
+    }
+}

@@ -516,3 +516,29 @@ fn long_tool_names_and_sessions_keep_keys_within_the_host_limit() {
     );
     assert_eq!(logged[0], logged[1]);
 }
+
+#[test]
+fn the_stage_describes_its_windows_and_ledgers_for_the_host() {
+    let engine = engine(json!({ "rules": [
+        { "name": "calls", "match": { "tool": "send" }, "action": "rate_limit",
+          "limits": { "max_calls": 5, "window": "1h" } },
+        { "match": { "tool": "pay" }, "action": "spend_limit",
+          "limits": { "max_spend": { "field": "amount", "limit": 100, "currency": "EUR", "window": "1d" } } },
+        { "name": "reads", "match": { "tool": "get" }, "action": "allow" },
+    ] }));
+    let families = engine.key_families();
+    let described: Vec<(&str, &str, Option<u64>)> = families
+        .iter()
+        .map(|f| (f.kind.as_str(), f.name.as_str(), f.idle_ttl_ms))
+        .collect();
+    assert_eq!(
+        described,
+        vec![("rate", "calls", None), ("spend", "#1", None)]
+    );
+    // The keys the rules take are of their families.
+    let mut state = MemoryState::at(NOW);
+    engine.evaluate(&Call::new("send").no_args(), &mut state);
+    let key = state.log[0].split(' ').nth(1).expect("key").to_owned();
+    assert!(key.starts_with(&families[0].prefix), "{key}");
+    assert_eq!(&key[families[0].prefix.len()..], "tool:send");
+}

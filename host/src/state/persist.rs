@@ -10,6 +10,7 @@
 //! and `synchronous = NORMAL` under WAL means a power loss may lose the last
 //! changes before a checkpoint. Checkpoints run on the writer thread when idle.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -187,15 +188,26 @@ impl Persist {
         if changes.is_empty() {
             return Ok(());
         }
+        // A completion carries the whole slot as it stands, so only the last
+        // one of a (session, tool) in a batch needs writing: an agent calling
+        // one tool in a loop costs one row write per batch, not per call.
+        let mut last_completion = HashMap::new();
+        for (index, change) in changes.iter().enumerate() {
+            if let Change::Completion(session, tool, _) = change {
+                last_completion.insert((session.as_str(), tool.as_str()), index);
+            }
+        }
         let tx = self.db.transaction()?;
-        for change in changes {
+        for (index, change) in changes.iter().enumerate() {
             match change {
                 Change::Entries(rows) | Change::Journaled(rows, _) => insert_entries(&tx, rows)?,
                 Change::Refunds(entries) => delete_entries(&tx, entries)?,
                 Change::Evidence(session, evidence) => upsert_evidence(&tx, session, evidence)?,
                 Change::Context(session, key, value) => upsert_context(&tx, session, key, value)?,
                 Change::Completion(session, tool, completion) => {
-                    upsert_completion(&tx, session, tool, *completion)?
+                    if last_completion.get(&(session.as_str(), tool.as_str())) == Some(&index) {
+                        upsert_completion(&tx, session, tool, *completion)?
+                    }
                 }
                 Change::ForgetKeys(keys) => forget_keys(&tx, keys)?,
                 Change::Sweep {
@@ -431,4 +443,39 @@ fn sweep(
 pub(super) fn ledger_rows(path: &Path) -> Result<i64, PersistError> {
     let db = Connection::open(path)?;
     Ok(db.query_row("SELECT COUNT(*) FROM state_ledger", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_writes_only_the_last_completion_of_each_tool() {
+        let dir = std::env::temp_dir().join(format!("helio-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut persist = Persist::open(&dir.join("state.db")).expect("open");
+        let completion = |succeeded, at_ms| Completion { succeeded, at_ms };
+        let before = persist.db.total_changes();
+        persist
+            .write_changes(&[
+                Change::Completion("s".into(), "pay".into(), completion(false, 1)),
+                Change::Completion("s".into(), "lookup".into(), completion(true, 2)),
+                Change::Completion("s".into(), "pay".into(), completion(true, 3)),
+                Change::Completion("s".into(), "pay".into(), completion(true, 4)),
+            ])
+            .expect("write");
+        assert_eq!(persist.db.total_changes() - before, 2, "one write per tool");
+        let loaded = persist.load(5).expect("load");
+        let mut completed = loaded.completed;
+        completed.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            completed,
+            vec![
+                ("s".into(), "lookup".into(), completion(true, 2)),
+                ("s".into(), "pay".into(), completion(true, 4)),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

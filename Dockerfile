@@ -11,6 +11,7 @@ RUN rustup target add wasm32-wasip2
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY host ./host
+COPY crates ./crates
 COPY wit ./wit
 COPY plugins ./plugins
 COPY examples/demo ./examples/demo

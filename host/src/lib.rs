@@ -5,7 +5,6 @@
 //! transport (`mcp`) → pipeline → forward → observe. The operator (`dashboard`)
 //! and SDK (`sideband`) listeners never share a port with agents.
 
-mod argpath;
 pub mod audit;
 mod auth;
 mod batch;

@@ -75,7 +75,7 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
 /// Replaces every value `path` names with [`REDACTED`], collecting what it
 /// held.
 fn mask(value: &mut Value, path: &str, masked: &mut Vec<String>) {
-    crate::argpath::for_each_mut(value, path, &mut |found| {
+    helio_syntax::argpath::for_each_mut(value, path, &mut |found| {
         collect_scalars(found, masked);
         *found = Value::String(REDACTED.into());
     });

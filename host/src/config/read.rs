@@ -1185,7 +1185,7 @@ fn audit(r: &mut Reader, value: &Value, path: &Path) -> Option<Audit> {
 fn redact_paths(r: &mut Reader, value: &Value, path: &Path) -> Option<Vec<String>> {
     let paths = r.string_list(value, path)?;
     for (i, p) in paths.iter().enumerate() {
-        if !crate::argpath::is_valid(p) {
+        if !helio_syntax::argpath::is_valid(p) {
             r.error(
                 &path.index(i),
                 format!("\"{p}\" is not an argument path (expected e.g. $.card.number, password or items.*.cvv)"),

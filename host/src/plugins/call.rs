@@ -68,7 +68,7 @@ impl ToolCall {
     /// walk keys, numeric segments index arrays. `__proto__`, `constructor`
     /// and `prototype` never resolve, as in the original Helio.
     pub fn argument(&self, path: &str) -> Option<&Value> {
-        crate::argpath::get(self.arguments.as_deref()?, path)
+        helio_syntax::argpath::get(self.arguments.as_deref()?, path)
     }
 }
 

@@ -84,22 +84,7 @@ pub trait CallView {
 /// keys, numeric segments index arrays, and `__proto__`, `constructor` and
 /// `prototype` never resolve (as in the original Helio).
 pub fn argument_at(arguments: &Json, path: &str) -> Option<Value> {
-    let rest = path.strip_prefix('$').unwrap_or(path);
-    let rest = rest.strip_prefix('.').unwrap_or(rest);
-    let mut current = arguments;
-    if !rest.is_empty() {
-        for segment in rest.split('.') {
-            if matches!(segment, "__proto__" | "constructor" | "prototype") {
-                return None;
-            }
-            current = match current {
-                Json::Object(map) => map.get(segment)?,
-                Json::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-    }
-    Some(Value::from_json(current))
+    helio_syntax::argpath::get(arguments, path).map(Value::from_json)
 }
 
 /// The amount at `field` as an exact decimal string, if it is a finite,

@@ -44,21 +44,10 @@ pub fn kind(value: &Json) -> &'static str {
     }
 }
 
-/// helio.yaml's duration grammar, `^\d+[smhd]$`, in milliseconds.
+/// helio.yaml's duration grammar, `^\d+[smhd]$`, in milliseconds (the
+/// host's own implementation: `helio_syntax`).
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let unit = text.chars().last()?;
-    let digits = &text[..text.len() - unit.len_utf8()];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let per_unit: u64 = match unit {
-        's' => 1_000,
-        'm' => 60_000,
-        'h' => 3_600_000,
-        'd' => 86_400_000,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(per_unit)
+    helio_syntax::duration::parse_ms(text)
 }
 
 /// The host's `session` block: what to do when a session-keyed control is

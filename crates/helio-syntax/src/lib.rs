@@ -8,3 +8,4 @@
 
 pub mod argpath;
 pub mod duration;
+pub mod suggest;

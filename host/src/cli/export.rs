@@ -168,7 +168,11 @@ fn export_ledger(
     let format = ExportFormat::take(&mut params).map_err(flag_error)?;
     let limit = take_limit(&mut params, EXPORT_BOUNDS).map_err(flag_error)?;
     params.finish().map_err(flag_error)?;
-    if !config.budgets.iter().any(|b| b.name == name) {
+    if !config
+        .budgets
+        .iter()
+        .any(|b| b.name.as_deref() == Some(name))
+    {
         // Its ledger may outlive it in the database, so this is no error.
         eprintln!(
             "warning: no budget named {name:?} in {}",

@@ -116,7 +116,7 @@ fn secrets(r: &mut Reader, c: &Config) {
         || c.policies
             .rules
             .iter()
-            .any(|rule| rule.action == Action::RequireApproval)
+            .any(|rule| rule.action == Some(Action::RequireApproval))
         || c.budgets
             .iter()
             .any(|b| b.on_exceed == OnExceed::RequireApproval);
@@ -215,7 +215,7 @@ fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
     let base = Path::root().key("policies").key("rules");
     for (i, rule) in c.policies.rules.iter().enumerate() {
         let at = base.index(i);
-        if let Some(env) = &rule.matcher.environment {
+        if let Some(env) = &rule.match_environment {
             if c.environment.is_none() {
                 r.error(
                     &at.key("match").key("environment"),
@@ -223,37 +223,13 @@ fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
                 );
             }
         }
-        if let Some(limits) = &rule.limits {
-            if !c.sdk.enabled {
-                if limits.key == Some(LimitKey::SenderId) {
-                    r.error(&at.key("limits").key("key"), "limits.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
-                }
-                if limits.max_spend.as_ref().and_then(|s| s.key) == Some(LimitKey::SenderId) {
-                    r.error(&at.key("limits").key("max_spend").key("key"), "limits.max_spend.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
-                }
+        if !c.sdk.enabled {
+            if rule.limits_key == Some(LimitKey::SenderId) {
+                r.error(&at.key("limits").key("key"), "limits.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
             }
-        }
-        let limits = rule.limits.as_ref();
-        if rule.action == Action::RateLimit {
-            if limits.and_then(|l| l.max_calls).is_none() {
-                r.error(
-                    &at.key("limits").key("max_calls"),
-                    "rate_limit rules require limits.max_calls (a positive integer)",
-                );
+            if rule.max_spend_key == Some(LimitKey::SenderId) {
+                r.error(&at.key("limits").key("max_spend").key("key"), "limits.max_spend.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
             }
-            if limits.and_then(|l| l.window).is_none() {
-                r.error(
-                    &at.key("limits").key("window"),
-                    "rate_limit rules require limits.window (for example \"1m\" or \"1h\")",
-                );
-            }
-        }
-        if rule.action == Action::SpendLimit && limits.and_then(|l| l.max_spend.as_ref()).is_none()
-        {
-            r.error(
-                &at.key("limits").key("max_spend"),
-                "spend_limit rules require limits.max_spend (field, limit, currency, window)",
-            );
         }
         match (&rule.approval, rule.action) {
             (Some(_), _) => check_route(
@@ -261,13 +237,13 @@ fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
                 rule.approval.as_ref(),
                 &at.key("approval"),
                 channels,
-                c.dashboard.enabled || !rule.matcher.metadata.is_empty(),
+                c.dashboard.enabled || rule.gated_by_metadata,
                 c.approval.timeout,
                 "rule",
             ),
             // Metadata-gated rules only match on the sideband, whose tickets
             // are resolved by the adapter, not a channel.
-            (None, Action::RequireApproval) if rule.matcher.metadata.is_empty() => check_route(
+            (None, Some(Action::RequireApproval)) if !rule.gated_by_metadata => check_route(
                 r,
                 None,
                 &at.key("action"),
@@ -283,19 +259,8 @@ fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
 
 fn budgets(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
     let base = Path::root().key("budgets");
-    let mut seen: Vec<&str> = Vec::new();
     for (i, budget) in c.budgets.iter().enumerate() {
         let at = base.index(i);
-        if seen.contains(&budget.name.as_str()) {
-            r.error(
-                &at.key("name"),
-                format!(
-                    "duplicate budget name \"{}\"; names identify a pot's accrued spend",
-                    budget.name
-                ),
-            );
-        }
-        seen.push(&budget.name);
         if budget.key == BudgetKey::SenderId && !c.sdk.enabled {
             r.error(&at.key("key"), "budget key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
         }

@@ -153,16 +153,12 @@ fn warnings(c: &Config) -> Vec<String> {
         ));
     }
     for (i, rule) in c.policies.rules.iter().enumerate() {
-        if rule.action == Action::RequireApproval && rule.approval.is_none() {
+        if rule.action == Some(Action::RequireApproval) && rule.approval.is_none() {
             out.push(format!(
                 "policies.rules[{i}]: require_approval without an approval block uses the dashboard channel and approval.timeout"
             ));
         }
-        if rule
-            .limits
-            .as_ref()
-            .is_some_and(|l| l.key == Some(LimitKey::Agent))
-        {
+        if rule.limits_key == Some(LimitKey::Agent) {
             out.push(format!(
                 "policies.rules[{i}].limits.key: \"agent\" is not available on the MCP path and falls back to \"tool\""
             ));

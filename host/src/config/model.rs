@@ -249,47 +249,26 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone)]
+/// What the host needs to know of a rule: its approval routing and what it
+/// implies for the other sections. The rule itself is the rules stage's:
+/// it validates and compiles the whole of `policies` (`Pipeline::build`),
+/// so the host reads these leniently and never reports the rule's schema.
+#[derive(Debug, Clone, Default)]
 pub struct Rule {
     pub name: Option<String>,
-    pub matcher: RuleMatch,
-    pub action: Action,
+    /// None when the rule's `action` is not one (the stage reports it).
+    pub action: Option<Action>,
     pub approval: Option<ApprovalRoute>,
-    pub evidence_requires: Option<Vec<String>>,
-    pub requires: Option<Vec<String>>,
-    pub requires_success: Option<bool>,
-    pub limits: Option<Limits>,
-    pub feedback: Option<Feedback>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RuleMatch {
-    pub tool: Option<String>,
-    pub annotations: AnnotationMatch,
-    /// Argument path → conditions, in file order.
-    pub input: Vec<(String, InputCondition)>,
-    pub environment: Option<String>,
-    pub metadata: Vec<(String, MetadataCondition)>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AnnotationMatch {
-    pub read_only_hint: Option<bool>,
-    pub destructive_hint: Option<bool>,
-    pub idempotent_hint: Option<bool>,
-    pub open_world_hint: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct InputCondition {
-    pub eq: Option<serde_json::Value>,
-    pub neq: Option<serde_json::Value>,
-    pub gt: Option<f64>,
-    pub gte: Option<f64>,
-    pub lt: Option<f64>,
-    pub lte: Option<f64>,
-    pub contains: Option<String>,
-    pub regex: Option<String>,
+    /// `evidence.requires`: the keys the SDK sideband accepts.
+    pub evidence_requires: Vec<String>,
+    /// `match.environment`.
+    pub match_environment: Option<String>,
+    /// `match.metadata` is set: the rule only matches on the sideband.
+    pub gated_by_metadata: bool,
+    /// `limits.key`.
+    pub limits_key: Option<LimitKey>,
+    /// `limits.max_spend.key`.
+    pub max_spend_key: Option<LimitKey>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -319,23 +298,6 @@ pub enum LimitKey {
 }
 
 #[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_calls: Option<u64>,
-    pub window: Option<Duration>,
-    pub key: Option<LimitKey>,
-    pub max_spend: Option<MaxSpend>,
-}
-
-#[derive(Debug, Clone)]
-pub struct MaxSpend {
-    pub field: String,
-    pub limit: f64,
-    pub currency: String,
-    pub window: Duration,
-    pub key: Option<LimitKey>,
-}
-
-#[derive(Debug, Clone)]
 pub struct Feedback {
     pub message: String,
     pub suggestion: Option<String>,
@@ -358,12 +320,6 @@ pub struct InstallRule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BudgetWindow {
-    Sliding(Duration),
-    Session,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetKey {
     Global,
     Session,
@@ -376,24 +332,14 @@ pub enum OnExceed {
     RequireApproval,
 }
 
+/// What the host needs to know of a budget (see [`Rule`]): the budgets
+/// stage validates and compiles the rest.
 #[derive(Debug, Clone)]
 pub struct Budget {
-    pub name: String,
-    pub limit: f64,
-    pub currency: String,
-    pub window: BudgetWindow,
+    pub name: Option<String>,
     pub key: BudgetKey,
     pub on_exceed: OnExceed,
     pub approval: Option<ApprovalRoute>,
-    pub idle_ttl: Option<Duration>,
-    pub contributors: Vec<Contributor>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Contributor {
-    pub tool: String,
-    pub input: Vec<(String, InputCondition)>,
-    pub field: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -642,139 +642,45 @@ fn tool_revalidation(r: &mut Reader, value: &Value, path: &Path) -> Option<ToolR
     })
 }
 
+/// The host's view of one rule ([`Rule`]): read leniently, since the rules
+/// stage validates the rule and reports its problems at their paths. Only
+/// the approval route, which the host resolves against its channels, is
+/// checked here.
 fn rule(r: &mut Reader, value: &Value, path: &Path) -> Option<Rule> {
-    let obj = r.object(
-        value,
-        path,
-        &[
-            "name",
-            "match",
-            "action",
-            "approval",
-            "evidence",
-            "requires",
-            "requires_success",
-            "limits",
-            "feedback",
-        ],
-    )?;
-    let name = opt_string(r, &obj, "name");
-    let matcher = match r.required(&obj, "match") {
-        Some((value, mpath)) => rule_match(r, value, &mpath),
-        None => None,
-    };
-    let action = match r.required(&obj, "action") {
-        Some((value, apath)) => r
-            .choice(value, &apath, Action::NAMES)
-            .and_then(Action::from_name),
-        None => None,
-    };
-    let approval = opt(r, &obj, "approval", approval_route);
-    let evidence_requires = opt(r, &obj, "evidence", |r, v, p| {
-        let e = r.object(v, p, &["requires"])?;
-        let (value, rpath) = r.required(&e, "requires")?;
-        r.string_list(value, &rpath)
-    });
-    let requires = opt(r, &obj, "requires", Reader::string_list);
-    let requires_success = opt_bool(r, &obj, "requires_success");
-    let limits = opt(r, &obj, "limits", limits);
-    let feedback = opt(r, &obj, "feedback", feedback);
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let limits = value.get("limits");
     Some(Rule {
-        name,
-        matcher: matcher?,
-        action: action?,
-        approval,
-        evidence_requires,
-        requires,
-        requires_success,
-        limits,
-        feedback,
+        name: text(value.get("name")),
+        action: value
+            .get("action")
+            .and_then(Value::as_str)
+            .and_then(Action::from_name),
+        approval: match value.get("approval") {
+            Some(v) if !v.is_null() => approval_route(r, v, &path.key("approval")),
+            _ => None,
+        },
+        evidence_requires: value
+            .get("evidence")
+            .and_then(|e| e.get("requires"))
+            .and_then(Value::as_sequence)
+            .map(|keys| keys.iter().filter_map(|k| text(Some(k))).collect())
+            .unwrap_or_default(),
+        match_environment: text(value.get("match").and_then(|m| m.get("environment"))),
+        gated_by_metadata: value
+            .get("match")
+            .and_then(|m| m.get("metadata"))
+            .and_then(Value::as_mapping)
+            .is_some_and(|m| !m.is_empty()),
+        limits_key: text(limits.and_then(|l| l.get("key"))).map(|k| limit_key(&k)),
+        max_spend_key: text(
+            limits
+                .and_then(|l| l.get("max_spend"))
+                .and_then(|m| m.get("key")),
+        )
+        .map(|k| limit_key(&k)),
     })
 }
 
-fn rule_match(r: &mut Reader, value: &Value, path: &Path) -> Option<RuleMatch> {
-    let obj = r.object(
-        value,
-        path,
-        &["tool", "annotations", "input", "environment", "metadata"],
-    )?;
-    Some(RuleMatch {
-        tool: opt_string(r, &obj, "tool"),
-        annotations: opt(r, &obj, "annotations", annotations).unwrap_or_default(),
-        input: opt(r, &obj, "input", input_conditions).unwrap_or_default(),
-        environment: opt_string(r, &obj, "environment"),
-        metadata: opt(r, &obj, "metadata", metadata_conditions).unwrap_or_default(),
-    })
-}
-
-fn annotations(r: &mut Reader, value: &Value, path: &Path) -> Option<AnnotationMatch> {
-    let obj = r.object(
-        value,
-        path,
-        &[
-            "readOnlyHint",
-            "destructiveHint",
-            "idempotentHint",
-            "openWorldHint",
-        ],
-    )?;
-    Some(AnnotationMatch {
-        read_only_hint: opt_bool(r, &obj, "readOnlyHint"),
-        destructive_hint: opt_bool(r, &obj, "destructiveHint"),
-        idempotent_hint: opt_bool(r, &obj, "idempotentHint"),
-        open_world_hint: opt_bool(r, &obj, "openWorldHint"),
-    })
-}
-
-fn input_conditions(
-    r: &mut Reader,
-    value: &Value,
-    path: &Path,
-) -> Option<Vec<(String, InputCondition)>> {
-    let mut out = Vec::new();
-    for (arg_path, value, cpath) in r.entries(value, path) {
-        if let Some(condition) = input_condition(r, value, &cpath) {
-            out.push((arg_path, condition));
-        }
-    }
-    Some(out)
-}
-
-fn input_condition(r: &mut Reader, value: &Value, path: &Path) -> Option<InputCondition> {
-    let obj = r.object(
-        value,
-        path,
-        &["eq", "neq", "gt", "gte", "lt", "lte", "contains", "regex"],
-    )?;
-    let json = |r: &mut Reader, v: &Value, p: &Path| match serde_json::to_value(v) {
-        Ok(j) => Some(j),
-        Err(e) => {
-            r.error(p, format!("cannot be compared as JSON: {e}"));
-            None
-        }
-    };
-    let condition = InputCondition {
-        eq: opt(r, &obj, "eq", json),
-        neq: opt(r, &obj, "neq", json),
-        gt: opt(r, &obj, "gt", Reader::number),
-        gte: opt(r, &obj, "gte", Reader::number),
-        lt: opt(r, &obj, "lt", Reader::number),
-        lte: opt(r, &obj, "lte", Reader::number),
-        contains: opt(r, &obj, "contains", Reader::string),
-        regex: opt(r, &obj, "regex", regex_source),
-    };
-    let any = ["eq", "neq", "gt", "gte", "lt", "lte", "contains", "regex"]
-        .iter()
-        .any(|k| obj.has(k));
-    if !any {
-        r.error(path, "at least one condition operator is required (eq, neq, gt, gte, lt, lte, contains, regex)");
-    }
-    Some(condition)
-}
-
-/// Regexes run on regex-lite, a linear-time engine (the same one the rules
-/// stage uses), so there is no catastrophic backtracking to screen for; what
-/// remains is a syntax check at load.
 fn regex_source(r: &mut Reader, value: &Value, path: &Path) -> Option<String> {
     let source = r.string(value, path)?;
     match regex_lite::Regex::new(&source) {
@@ -843,8 +749,6 @@ fn approval_route(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval
     })
 }
 
-const LIMIT_KEYS: &[&str] = &["tool", "session", "global", "agent", "sender_id"];
-
 fn limit_key(name: &str) -> LimitKey {
     match name {
         "global" => LimitKey::Global,
@@ -853,38 +757,6 @@ fn limit_key(name: &str) -> LimitKey {
         "sender_id" => LimitKey::SenderId,
         _ => LimitKey::Tool,
     }
-}
-
-fn limits(r: &mut Reader, value: &Value, path: &Path) -> Option<Limits> {
-    let obj = r.object(value, path, &["max_calls", "window", "key", "max_spend"])?;
-    Some(Limits {
-        max_calls: opt(r, &obj, "max_calls", Reader::positive_integer),
-        window: opt_duration(r, &obj, "window"),
-        key: opt_choice(r, &obj, "key", LIMIT_KEYS).map(limit_key),
-        max_spend: opt(r, &obj, "max_spend", max_spend),
-    })
-}
-
-fn max_spend(r: &mut Reader, value: &Value, path: &Path) -> Option<MaxSpend> {
-    let obj = r.object(
-        value,
-        path,
-        &["field", "limit", "currency", "window", "key"],
-    )?;
-    let field = req_string(r, &obj, "field");
-    let limit = r.required(&obj, "limit").and_then(|(v, p)| r.number(v, &p));
-    let currency = req_string(r, &obj, "currency");
-    let window = r
-        .required(&obj, "window")
-        .and_then(|(v, p)| r.duration(v, &p));
-    let key = opt_choice(r, &obj, "key", LIMIT_KEYS).map(limit_key);
-    Some(MaxSpend {
-        field: field?,
-        limit: limit?,
-        currency: currency?,
-        window: window?,
-        key,
-    })
 }
 
 fn feedback(r: &mut Reader, value: &Value, path: &Path) -> Option<Feedback> {
@@ -938,123 +810,25 @@ fn install_rule(r: &mut Reader, value: &Value, path: &Path) -> Option<InstallRul
 
 // --- budgets --------------------------------------------------------------
 
+/// The host's view of one budget ([`Budget`]), read leniently like a rule:
+/// the budgets stage validates the rest.
 fn budget(r: &mut Reader, value: &Value, path: &Path) -> Option<Budget> {
-    let obj = r.object(
-        value,
-        path,
-        &[
-            "name",
-            "limit",
-            "currency",
-            "window",
-            "key",
-            "on_exceed",
-            "approval",
-            "idle_ttl",
-            "contributors",
-        ],
-    )?;
-    let name = req_string(r, &obj, "name");
-    if let Some(name) = &name {
-        let valid = name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            r.error(
-                &path.key("name"),
-                "budget names may only contain letters, digits, \"_\" and \"-\" (at most 64)",
-            );
-        }
-    }
-    let limit = r.required(&obj, "limit").and_then(|(v, p)| {
-        let n = r.number(v, &p)?;
-        if n <= 0.0 {
-            r.error(&p, "must be greater than zero");
-        }
-        Some(n)
-    });
-    let currency = req_string(r, &obj, "currency");
-    let window = r.required(&obj, "window").and_then(|(v, p)| match v {
-        Value::String(s) if s == "session" => Some(BudgetWindow::Session),
-        _ => r.duration(v, &p).map(BudgetWindow::Sliding),
-    });
-    let key = match opt_choice(r, &obj, "key", &["global", "session", "sender_id"]) {
-        Some("session") => BudgetKey::Session,
-        Some("sender_id") => BudgetKey::SenderId,
-        _ => BudgetKey::Global,
-    };
-    let on_exceed = match opt_choice(r, &obj, "on_exceed", &["deny", "require_approval"]) {
-        Some("require_approval") => OnExceed::RequireApproval,
-        _ => OnExceed::Deny,
-    };
-    let approval = opt(r, &obj, "approval", approval_route);
-    let idle_ttl = opt_duration(r, &obj, "idle_ttl");
-    let contributors = match r.required(&obj, "contributors") {
-        Some((value, cpath)) => {
-            let items = list(r, value, &cpath, contributor);
-            if matches!(value, Value::Sequence(s) if s.is_empty()) {
-                r.error(&cpath, "a budget needs at least one contributor");
-            }
-            items
-        }
-        None => Vec::new(),
-    };
-
-    if approval.is_some() && on_exceed != OnExceed::RequireApproval {
-        r.error(
-            &path.key("approval"),
-            "budget approval config only applies with on_exceed: \"require_approval\"",
-        );
-    }
-    if window == Some(BudgetWindow::Session) && key == BudgetKey::Global {
-        r.error(
-            &path.key("key"),
-            "window: \"session\" requires key: \"session\" or \"sender_id\"; a global pot with session lifetime never replenishes",
-        );
-    }
-    if idle_ttl.is_some() && !matches!(window, Some(BudgetWindow::Session)) {
-        r.error(
-            &path.key("idle_ttl"),
-            "idle_ttl only applies to window: \"session\" budgets",
-        );
-    }
+    let text = |key: &str| value.get(key).and_then(Value::as_str);
     Some(Budget {
-        name: name?,
-        limit: limit?,
-        currency: currency?,
-        window: window?,
-        key,
-        on_exceed,
-        approval,
-        idle_ttl,
-        contributors,
-    })
-}
-
-fn contributor(r: &mut Reader, value: &Value, path: &Path) -> Option<Contributor> {
-    if let Value::Mapping(map) = value {
-        if map.contains_key("tool") {
-            r.error(
-                path,
-                "contributor \"tool\" moved under \"match\" in v0.11.0; write { match: { tool: \"<glob>\" }, field: \"<path>\" }",
-            );
-            return None;
-        }
-    }
-    let obj = r.object(value, path, &["match", "field"])?;
-    let matcher = r.required(&obj, "match").and_then(|(v, mpath)| {
-        let m = r.object(v, &mpath, &["tool", "input"])?;
-        let tool = req_string(r, &m, "tool");
-        let input = opt(r, &m, "input", input_conditions).unwrap_or_default();
-        Some((tool?, input))
-    });
-    let field = req_string(r, &obj, "field");
-    let (tool, input) = matcher?;
-    Some(Contributor {
-        tool,
-        input,
-        field: field?,
+        name: text("name").map(str::to_owned),
+        key: match text("key") {
+            Some("session") => BudgetKey::Session,
+            Some("sender_id") => BudgetKey::SenderId,
+            _ => BudgetKey::Global,
+        },
+        on_exceed: match text("on_exceed") {
+            Some("require_approval") => OnExceed::RequireApproval,
+            _ => OnExceed::Deny,
+        },
+        approval: match value.get("approval") {
+            Some(v) if !v.is_null() => approval_route(r, v, &path.key("approval")),
+            _ => None,
+        },
     })
 }
 

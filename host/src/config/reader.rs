@@ -4,6 +4,7 @@
 //! serde's derive stops at the first error; operators fixing a config want the
 //! whole list at once, each with a "did you mean" where a key is misspelt.
 
+use helio_syntax::suggest::{invalid_value, unknown_key};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
@@ -116,13 +117,7 @@ impl Reader {
         for key in map.keys() {
             match key.as_str() {
                 Some(name) if known.contains(&name) => {}
-                Some(name) => {
-                    let mut message = format!("unknown key \"{name}\"");
-                    if let Some(suggestion) = did_you_mean(name, known) {
-                        message.push_str(&format!(" (did you mean \"{suggestion}\"?)"));
-                    }
-                    self.error(path, message);
-                }
+                Some(name) => self.error(path, unknown_key(name, known)),
                 None => self.error(path, format!("keys must be strings, found {}", kind(key))),
             }
         }
@@ -236,25 +231,6 @@ impl Reader {
         }
     }
 
-    pub fn number(&mut self, value: &Value, path: &Path) -> Option<f64> {
-        match value {
-            Value::Number(n) => match n.as_f64() {
-                Some(v) if v.is_finite() => Some(v),
-                _ => {
-                    self.error(path, format!("expected a finite number, found {n}"));
-                    None
-                }
-            },
-            other => {
-                self.error(
-                    path,
-                    format!("expected a number, found {}", describe(other)),
-                );
-                None
-            }
-        }
-    }
-
     pub fn duration(&mut self, value: &Value, path: &Path) -> Option<Duration> {
         let text = self.string(value, path)?;
         match parse_duration(&text) {
@@ -282,14 +258,7 @@ impl Reader {
         if let Some(found) = choices.iter().find(|c| **c == text) {
             return Some(found);
         }
-        let mut message = format!(
-            "invalid value \"{text}\" (expected one of: {})",
-            choices.join(", ")
-        );
-        if let Some(suggestion) = did_you_mean(&text, choices) {
-            message.push_str(&format!("; did you mean \"{suggestion}\"?"));
-        }
-        self.error(path, message);
+        self.error(path, invalid_value(&text, choices));
         None
     }
 
@@ -351,16 +320,6 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     helio_syntax::duration::parse_ms(text).map(Duration::from_millis)
 }
 
-/// The closest known name to a misspelt one, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(input, c), *c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -387,16 +346,6 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggestions_only_for_near_misses() {
-        let known = ["request_timeout", "connect_timeout", "url"];
-        assert_eq!(
-            did_you_mean("request_timout", &known),
-            Some("request_timeout")
-        );
-        assert_eq!(did_you_mean("zzz", &known), None);
-    }
 
     #[test]
     fn paths_render_like_yaml_paths() {

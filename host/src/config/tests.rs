@@ -221,11 +221,17 @@ fn a_full_original_config_loads_unchanged() {
         IdentitySource::Header("x-agent-run".into())
     );
     assert_eq!(c.policies.rules.len(), 6);
-    assert_eq!(c.policies.rules[1].action, Action::RequireApproval);
-    assert_eq!(c.policies.rules[1].matcher.input.len(), 2);
+    assert_eq!(c.policies.rules[1].action, Some(Action::RequireApproval));
+    // What the rules stage gets: the section as written, aliases resolved.
     assert_eq!(
-        c.policies.rules[3].matcher.tool.as_deref(),
-        Some("stripe_*"),
+        c.policies_json["rules"][1]["match"]["input"]
+            .as_object()
+            .map(|i| i.len()),
+        Some(2)
+    );
+    assert_eq!(
+        c.policies_json["rules"][3]["match"]["tool"],
+        serde_json::json!("stripe_*"),
         "merge/alias resolved"
     );
     assert_eq!(
@@ -233,7 +239,7 @@ fn a_full_original_config_loads_unchanged() {
         Duration::from_secs(600)
     );
     assert_eq!(c.budgets.len(), 2);
-    assert_eq!(c.budgets[1].window, BudgetWindow::Session);
+    assert_eq!(c.budgets_json[1]["window"], serde_json::json!("session"));
     assert_eq!(c.approval.channels.len(), 3);
     assert!(!c.audit.include_responses);
     assert!(c.sdk.enabled);
@@ -275,32 +281,15 @@ fn secrets_never_appear_in_debug_output() {
 const INVALID: &[(&str, &str)] = &[
     ("rules: []\n", "(top level): unknown key \"rules\""),
     ("sdkk: {}\n", "(top level): unknown key \"sdkk\" (did you mean \"sdk\"?)"),
-    (
-        "policies:\n  rules:\n    - match: {tool: a}\n      action: allow\n    - match: {tool: b}\n      action: allow\n    - match: {tool: c}\n      action: rate_limit\n      limits: {max_calls: 3, window: 1 hour}\n",
-        "policies.rules[2].limits.window: invalid duration \"1 hour\"",
-    ),
     ("listen:\n  port: 70000\n", "listen.port: port 70000 is out of range (1-65535)"),
     ("listen:\n  port: abc\n", "listen.port: expected a port number, found \"abc\""),
     ("environment: ${NOT_SET_VAR}\n", "environment: environment variable \"NOT_SET_VAR\" is not set"),
     ("policies:\n  default: maybe\n", "policies.default: invalid value \"maybe\" (expected one of: allow, deny)"),
-    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "policies.rules[0].action: invalid value \"denny\""),
-    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "did you mean \"deny\"?"),
-    ("policies:\n  rules:\n    - action: deny\n", "policies.rules[0].match: missing required key"),
-    ("policies:\n  rules:\n    - match: {toool: x}\n      action: deny\n", "policies.rules[0].match: unknown key \"toool\" (did you mean \"tool\"?)"),
-    ("policies:\n  rules:\n    - match: {input: {amount: {}}}\n      action: deny\n", "policies.rules[0].match.input.amount: at least one condition operator is required"),
-    ("policies:\n  rules:\n    - match: {input: {amount: {regex: \"(a\"}}}\n      action: deny\n", "policies.rules[0].match.input.amount.regex: invalid regex \"(a\""),
     ("policies:\n  rules:\n    - match: {environment: prod}\n      action: deny\n", "policies.rules[0].match.environment: rule sets match.environment=\"prod\" but top-level `environment` is not configured"),
-    ("policies:\n  rules:\n    - match: {tool: x}\n      action: rate_limit\n", "policies.rules[0].limits.max_calls: rate_limit rules require limits.max_calls"),
-    ("policies:\n  rules:\n    - match: {tool: x}\n      action: spend_limit\n", "policies.rules[0].limits.max_spend: spend_limit rules require limits.max_spend"),
     ("policies:\n  rules:\n    - match: {tool: x}\n      action: require_approval\n      approval: {channel: nowhere}\n", "policies.rules[0].approval.channel: unknown approval channel \"nowhere\""),
     ("policies:\n  tool_revalidation: {interval: 5s}\n", "policies.tool_revalidation.interval: tool_revalidation.interval must be at least 10s"),
     ("listen:\n  allowed_origins: [\"*\"]\n", "listen.allowed_origins[0]: wildcards are not supported"),
     ("listen:\n  allowed_origins: [\"http://localhost:5173/\"]\n", "did you mean \"http://localhost:5173\"?"),
-    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - tool: x\n        field: amount\n", "budgets[0].contributors[0]: contributor \"tool\" moved under \"match\""),
-    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: session\n    contributors:\n      - match: {tool: x}\n        field: amount\n", "budgets[0].key: window: \"session\" requires key"),
-    ("budgets:\n  - name: \"bad name\"\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].name: budget names may only contain"),
-    ("budgets:\n  - name: b\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].limit: must be greater than zero"),
-    ("budgets:\n  - name: b\n    limit: 1\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].contributors: a budget needs at least one contributor"),
     ("approval:\n  channels:\n    - type: pager\n", "approval.channels[0].type: invalid value \"pager\""),
     ("approval:\n  channels:\n    - type: slack\n      name: dashboard\n      bot_token: a\n      signing_secret: b\n      channel: c\n", "approval.channels[0].name: the channel key \"dashboard\" is reserved"),
     ("sdk:\n  enabled: maybe\n", "sdk.enabled: expected true or false, found \"maybe\""),

@@ -105,7 +105,15 @@ impl Pipeline {
                         may_loosen: false,
                         is_rules: name == "rules",
                     }),
-                    Err(error) => issues.extend(plugin_issues(section, "", error)),
+                    // A failure that is not about one key is the section's.
+                    Err(error) => issues.extend(plugin_issues(section, "", error).into_iter().map(
+                        |mut issue| {
+                            if issue.path.is_empty() {
+                                issue.path = name.into();
+                            }
+                            issue
+                        },
+                    )),
                 }
             };
         if rules_can_decide(config) {
@@ -128,7 +136,8 @@ impl Pipeline {
                     "budgets": config.budgets_json,
                     "session": config.session.stage_json(),
                 }),
-                "budgets",
+                // The budgets stage reports paths from the root (`budgets[0]…`).
+                "",
             );
         }
         for (index, plugin) in config.plugins.iter().enumerate() {
@@ -160,7 +169,7 @@ impl Pipeline {
                     .policies
                     .rules
                     .iter()
-                    .flat_map(|rule| rule.evidence_requires.iter().flatten().cloned())
+                    .flat_map(|rule| rule.evidence_requires.iter().cloned())
                     .collect(),
             ),
         })
@@ -325,12 +334,10 @@ fn is_grounding_refusal(verdict: &Verdict) -> bool {
 }
 
 fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
-    let at = |suffix: &str| {
-        if suffix.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}.{suffix}")
-        }
+    let at = |suffix: &str| match (base.is_empty(), suffix.is_empty()) {
+        (_, true) => base.to_owned(),
+        (true, false) => suffix.to_owned(),
+        (false, false) => format!("{base}.{suffix}"),
     };
     match error {
         LoadError::Config(errors) => errors

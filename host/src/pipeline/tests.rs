@@ -429,3 +429,51 @@ fn the_stages_describe_their_keys_and_how_long_idle_pots_are_kept() {
     assert_eq!(p.pot_idle_ms("card-guard/exposure"), None);
     assert!(p.describe("rules/unknown-key").is_none());
 }
+
+/// The stage sections of helio.yaml, checked by their own stages (what
+/// `helio validate`, start and reload run): each problem at its YAML path.
+const STAGE_SECTION_PROBLEMS: &[(&str, &str)] = &[
+    (
+        "policies:\n  rules:\n    - match: {tool: a}\n      action: allow\n    - match: {tool: b}\n      action: allow\n    - match: {tool: c}\n      action: rate_limit\n      limits: {max_calls: 3, window: 1 hour}\n",
+        "policies.rules[2].limits.window: invalid duration \"1 hour\"",
+    ),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "policies.rules[0].action: invalid value \"denny\""),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: denny\n", "did you mean \"deny\"?"),
+    ("policies:\n  rules:\n    - action: deny\n", "policies.rules[0].match: missing required key"),
+    ("policies:\n  rules:\n    - match: {toool: x}\n      action: deny\n", "policies.rules[0].match: unknown key \"toool\" (did you mean \"tool\"?)"),
+    ("policies:\n  rules:\n    - match: {input: {amount: {}}}\n      action: deny\n", "policies.rules[0].match.input.amount: at least one condition operator is required"),
+    ("policies:\n  rules:\n    - match: {input: {amount: {regex: \"(a\"}}}\n      action: deny\n", "policies.rules[0].match.input.amount.regex: invalid regex \"(a\""),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: rate_limit\n", "policies.rules[0].limits.max_calls: rate_limit rules require limits.max_calls"),
+    ("policies:\n  rules:\n    - match: {tool: x}\n      action: spend_limit\n", "policies.rules[0].limits.max_spend: spend_limit rules require limits.max_spend"),
+    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - tool: x\n        field: amount\n", "budgets[0].contributors[0]: contributor \"tool\" moved under \"match\""),
+    ("budgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: session\n    contributors:\n      - match: {tool: x}\n        field: amount\n", "budgets[0].key: window: \"session\" requires key"),
+    ("budgets:\n  - name: \"bad name\"\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].name: budget names must be 1 to 64 letters, digits"),
+    ("budgets:\n  - name: b\n    limit: 0\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].limit: must be greater than zero"),
+    ("budgets:\n  - name: b\n    limit: 1\n    currency: USD\n    window: 1h\n    contributors: []\n", "budgets[0].contributors: a budget needs at least one contributor"),
+];
+
+#[test]
+fn the_stages_validate_their_own_sections_at_yaml_paths() {
+    for (extra, expected) in STAGE_SECTION_PROBLEMS {
+        let text = format!(
+            "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  api_secret: 0123456789abcdef0123456789abcdef\n{extra}"
+        );
+        // The host reads these sections leniently: no error of its own...
+        let loaded = match config::parse(&text, Path::new("helio.yaml"), &|_| None) {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("the host reported a stage's section:\n{}", e.report()),
+        };
+        // ...the stage reports it.
+        let Err(issues) = Pipeline::build(&loaded.config, runtime()) else {
+            panic!("config:\n{text}\nexpected the stage to reject it");
+        };
+        let found: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect();
+        assert!(
+            found.iter().any(|i| i.contains(expected)),
+            "config:\n{text}\nexpected an issue containing {expected:?}, got {found:#?}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! absent, as in the host (except the `eq`/`neq` operators, where null is a
 //! value).
 
+use helio_syntax::suggest::{invalid_value, unknown_key};
 use serde_json::{Map, Value as Json};
 
 use crate::{Expected, Glob, InputCondition, Operators};
@@ -132,7 +133,7 @@ impl Parser {
         };
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                self.error(path, format!("unknown key \"{key}\""));
+                self.error(path, unknown_key(key, known));
             }
         }
         Some(map)
@@ -213,13 +214,7 @@ impl Parser {
         if let Some(found) = choices.iter().find(|c| **c == text) {
             return Some(found);
         }
-        self.error(
-            path,
-            format!(
-                "invalid value \"{text}\" (expected one of: {})",
-                choices.join(", ")
-            ),
-        );
+        self.error(path, invalid_value(&text, choices));
         None
     }
 

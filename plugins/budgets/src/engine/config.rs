@@ -1,7 +1,7 @@
 //! Parsing the stage configuration `{"session": {...}, "budgets": [...]}`.
-//! The host has validated helio.yaml; this still checks everything it reads
-//! (with paths from the root, e.g. `budgets[0].contributors[1].match.tool`),
-//! so what it cannot compile is reported instead of ignored.
+//! This stage owns helio.yaml's `budgets` schema (the host reads only a
+//! budget's key, `on_exceed` and approval route): every problem is reported
+//! with its path from the root (e.g. `budgets[0].contributors[1].match.tool`).
 
 use policy_match::{join, kind, present, stage_root, text, ConfigError, Parser};
 use serde_json::{json, Map, Value as Json};
@@ -168,7 +168,7 @@ fn window(p: &mut Parser, value: &Json, path: &str) -> Option<Window> {
     Some(Window::Sliding { ms, text })
 }
 
-/// What the host rejects about combinations of keys.
+/// Combinations of keys that cannot work.
 fn cross_checks(
     p: &mut Parser,
     obj: &Map<String, Json>,

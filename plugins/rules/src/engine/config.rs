@@ -1,8 +1,10 @@
-//! Parsing and compiling the stage configuration. The host has already
-//! validated helio.yaml strictly; this still checks everything it reads, so
-//! whatever it cannot compile (a regex regex-lite rejects, a broken glob, an
-//! unknown action, a rate limit without `max_calls`) is reported with its
-//! path instead of silently ignored. Paths are relative to `policies`
+//! Parsing and compiling the stage configuration. This stage owns
+//! helio.yaml's `policies` schema: the host reads only what it needs of a
+//! rule (its action, approval route, evidence keys) and leaves the rest to
+//! this parser, which reports every problem (an unknown key, a regex
+//! regex-lite rejects, a broken glob, an unknown action, a rate limit
+//! without `max_calls`) with its path; the host shows them at `helio
+//! validate`, at start and on reload. Paths are relative to `policies`
 //! (the `session` block's are `session.…`); a key set to null counts as
 //! absent, as in the host (except the `eq`/`neq` operators, where null is a
 //! value).

@@ -72,6 +72,32 @@ policies:
         ['policies.rules[2].limits.window: invalid duration "1 hour"'],
     ),
     (
+        # policies.rules and budgets are validated by the stages that enforce
+        # them; their errors come out at the YAML path, like the host's.
+        "a-rule-typo-is-reported-by-the-rules-stage",
+        _OK_HEAD
+        + """\
+policies:
+  rules:
+    - match: { toool: echo }
+      action: deny
+""",
+        ['policies.rules[0].match: unknown key "toool" (did you mean "tool"?)'],
+    ),
+    (
+        "a-budget-problem-is-reported-by-the-budgets-stage",
+        _OK_HEAD
+        + """\
+budgets:
+  - name: travel
+    limit: 100
+    currency: EUR
+    window: 1d
+    contributors: []
+""",
+        ["budgets[0].contributors: a budget needs at least one contributor"],
+    ),
+    (
         "unset-environment-variable",
         """\
 version: "1"

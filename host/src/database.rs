@@ -19,6 +19,15 @@ const PAGE_SIZE: u32 = 16 * 1024;
 /// back, so one burst does not leave a large file behind.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// Page cache of each writing connection, in KiB. SQLite's default (2 MiB:
+/// 125 of our 16 KiB pages) cannot hold the hot pages of the audit table
+/// and its six indexes, so every batch read index pages back from the OS
+/// (`pread` and a copy per page: the largest item in the audit writer's
+/// profile). With 8 MiB the audit writer went from 10.6 % to 8.2 % and the
+/// state writer from 6.4 % to 4.6 % of Helio's CPU under sequential load
+/// (`perf`); the cache fills only as the writers touch pages.
+const CACHE_KIB: i64 = 8 * 1024;
+
 /// A read-write connection with the settings every writer of the file uses:
 /// WAL (readers never block the writer), `synchronous=NORMAL` (no fsync per
 /// transaction; a power cut can lose the last transactions, never corrupt
@@ -38,6 +47,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+    db.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(db)
 }
 

@@ -28,7 +28,10 @@ pub enum Unanswered {
     Unknown,
 }
 
-/// What a call needs to be forwarded once the stages let it through.
+/// What the stages took for a call, and what forwarding it needs. A guard:
+/// dropped without being forwarded (the call was abandoned while a stage
+/// waited, a panic), it gives the holds back, so nothing stays taken for a
+/// call that never went out.
 pub(super) struct Release {
     pub state: Arc<dyn StateStore>,
     pub session: Option<Arc<str>>,
@@ -39,11 +42,12 @@ pub(super) struct Release {
 impl Release {
     /// Commits the holds (spend durable before the call goes out) and
     /// starts the forward; a store that cannot write blocks the call.
-    pub fn forward(self, mut audit: CallAudit, decision: Option<&Decision>) -> Resolved {
-        let committed = if self.holds.is_empty() {
+    pub fn forward(mut self, mut audit: CallAudit, decision: Option<&Decision>) -> Resolved {
+        let holds = std::mem::take(&mut self.holds);
+        let committed = if holds.is_empty() {
             Ok(())
         } else {
-            self.state.commit(&self.holds)
+            self.state.commit(&holds)
         };
         if let Err(error) = committed {
             tracing::error!(%error, tool = %self.tool, "governance state could not be written; blocking the call");
@@ -53,14 +57,27 @@ impl Release {
         }
         audit.forwarding(decision);
         Resolved::Forward(Box::new(Forwarded {
-            settlement: Settlement::new(self.state, self.session, self.tool, self.holds),
+            settlement: Settlement::new(
+                self.state.clone(),
+                self.session.clone(),
+                self.tool.clone(),
+                holds,
+            ),
             audit,
         }))
     }
 
     /// Gives the holds back: the call is not forwarded.
-    pub fn release(self) {
-        self.state.release(&self.holds);
+    pub fn release(mut self) {
+        self.state.release(&std::mem::take(&mut self.holds));
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if !self.holds.is_empty() {
+            self.state.release(&std::mem::take(&mut self.holds));
+        }
     }
 }
 

@@ -107,24 +107,41 @@ impl Governor {
             environment.cloned(),
         )
         .with_session(session.clone());
-        let evaluation = if state.may_block() {
+        // What the stages take is guarded from the moment they take it: a
+        // call abandoned while a stage waits on the store gives it back.
+        let guard = |holds| Release {
+            state: state.clone(),
+            session: session.clone(),
+            tool: facts.tool.clone(),
+            holds,
+        };
+        let (mut evaluation, release) = if state.may_block() {
             // Off the connection worker: its other connections keep going
             // while a stage waits on the store.
             let (chain, runtime) = (pipeline.clone(), self.runtime.clone());
-            match tokio::task::spawn_blocking(move || chain.evaluate(&runtime, call)).await {
-                Ok(evaluation) => evaluation,
-                Err(error) => Evaluation::blocked(Denial::plugin_error("governance chain", &error)),
+            let mut release = guard(Vec::new());
+            let evaluated = tokio::task::spawn_blocking(move || {
+                let mut evaluation = chain.evaluate(&runtime, call);
+                release.holds = std::mem::take(&mut evaluation.holds);
+                (evaluation, release)
+            })
+            .await;
+            match evaluated {
+                Ok(evaluated) => evaluated,
+                Err(error) => (
+                    Evaluation::blocked(Denial::plugin_error("governance chain", &error)),
+                    guard(Vec::new()),
+                ),
             }
         } else {
-            pipeline.evaluate(&self.runtime, call)
+            let mut evaluation = pipeline.evaluate(&self.runtime, call);
+            let release = guard(std::mem::take(&mut evaluation.holds));
+            (evaluation, release)
         };
-        audit.checked(evaluation.checks, evaluation.flagged_destructive);
-        let release = Release {
-            state: state.clone(),
-            session,
-            tool: facts.tool,
-            holds: evaluation.holds,
-        };
+        audit.checked(
+            std::mem::take(&mut evaluation.checks),
+            evaluation.flagged_destructive,
+        );
         match evaluation.outcome {
             Outcome::Forward(decision) => match release.forward(audit, decision.as_ref()) {
                 Resolved::Forward(forwarded) => Decision::Forward(forwarded),

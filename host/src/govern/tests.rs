@@ -378,6 +378,34 @@ async fn a_stage_waiting_on_a_slow_store_does_not_stall_the_worker() {
     );
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_abandoned_while_a_stage_waits_on_the_store_gives_back_what_it_took() {
+    let scratch = Scratch::new("abandoned");
+    let store = LocalStore::in_memory();
+    let core = Core::new(
+        TWO_SLOTS,
+        crate::state::TestStore::slow(store.clone(), std::time::Duration::from_millis(200)),
+        &scratch.0.join("audit.db"),
+    );
+    // The client goes away while the rules stage waits for its rate slot.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        core.decide("add", json!({}), "s1"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the call was still waiting");
+    // The stage finishes on its blocking thread and takes the slot; the
+    // abandoned call's guard gives it back, so both slots are free again.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    for _ in 0..2 {
+        core.call("add", json!({}), ok)
+            .await
+            .expect("a slot the abandoned call took was given back");
+    }
+    let windows = store.windows(crate::state::now_ms());
+    assert!(windows.iter().any(|w| w.total == 2.into()), "{windows:?}");
+}
+
 const HELD: &str = "policies:\n  rules:\n    - name: approve-payments\n      match: { tool: pay }\n      action: require_approval\nbudgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    contributors:\n      - match: { tool: pay }\n        field: a\n";
 
 #[tokio::test(flavor = "current_thread")]

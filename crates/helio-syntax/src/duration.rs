@@ -19,6 +19,11 @@ pub fn parse_ms(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(per_unit)
 }
 
+/// The error for text that is not a duration.
+pub fn invalid(text: &str) -> String {
+    format!("invalid duration \"{text}\" (expected a whole number followed by s, m, h or d, e.g. \"30s\", \"5m\", \"1h\", \"2d\")")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

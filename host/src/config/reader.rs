@@ -236,12 +236,7 @@ impl Reader {
         match parse_duration(&text) {
             Some(d) => Some(d),
             None => {
-                self.error(
-                    path,
-                    format!(
-                        "invalid duration \"{text}\" (expected a whole number followed by s, m, h or d, e.g. \"30s\", \"5m\", \"1h\", \"90d\")"
-                    ),
-                );
+                self.error(path, helio_syntax::duration::invalid(&text));
                 None
             }
         }

@@ -45,12 +45,6 @@ pub fn kind(value: &Json) -> &'static str {
     }
 }
 
-/// helio.yaml's duration grammar, `^\d+[smhd]$`, in milliseconds (the
-/// host's own implementation: `helio_syntax`).
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    helio_syntax::duration::parse_ms(text)
-}
-
 /// The host's `session` block: what to do when a session-keyed control is
 /// engaged and no session identity resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,12 +226,9 @@ impl Parser {
 
     pub fn duration_ms(&mut self, value: &Json, path: &str) -> Option<u64> {
         let text = self.string(value, path)?;
-        let ms = parse_duration_ms(&text);
+        let ms = helio_syntax::duration::parse_ms(&text);
         if ms.is_none() {
-            self.error(
-                path,
-                format!("invalid duration \"{text}\" (expected a whole number followed by s, m, h or d, e.g. \"30s\", \"5m\", \"1h\", \"2d\")"),
-            );
+            self.error(path, helio_syntax::duration::invalid(&text));
         }
         ms
     }

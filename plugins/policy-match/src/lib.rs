@@ -27,9 +27,7 @@ pub mod text;
 mod verdict;
 
 pub use call::{argument_at, spend_amount, Annotations, CallView, Value};
-pub use config::{
-    join, kind, parse_duration_ms, present, stage_root, ConfigError, Parser, SessionPolicy,
-};
+pub use config::{join, kind, present, stage_root, ConfigError, Parser, SessionPolicy};
 pub use glob::Glob;
 pub use input::{inputs_match, json_eq, Expected, InputCondition, Operators};
 pub use state::{Completion, EvidenceStatus, KeyFamily, RateWindow, SpendWindow, State};

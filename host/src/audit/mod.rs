@@ -36,11 +36,15 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// How much of a call's unreadable params its record keeps.
 const UNREADABLE_PREVIEW_BYTES: usize = 1024;
 
-/// How the audit writer batches: up to 100 ms of gathering would delay the
-/// live feed; 10 ms keeps read-after-write short and transactions few.
+/// How the audit writer batches. Every transaction writes the pages it
+/// dirtied (a table page and one per index) and wakes the writer twice, so
+/// at a modest call rate a longer gather costs less per record: 25 ms
+/// measured ~10 µs of CPU per call less than 10 ms under sequential load,
+/// while the live feed and reads of a just-made call lag by no more than a
+/// human notices.
 const BATCHING: Batching = Batching {
     capacity: 16_384,
-    gather: Duration::from_millis(10),
+    gather: Duration::from_millis(25),
     max_batch: 8192,
     idle_after: Duration::from_secs(1),
 };

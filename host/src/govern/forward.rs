@@ -7,6 +7,7 @@ use crate::pipeline::Denial;
 use crate::plugins::Decision;
 use crate::state::{CallOutcome, Hold, Settlement, StateStore};
 
+use super::answer::Answer;
 use super::held::Resolved;
 use super::record::CallAudit;
 
@@ -85,15 +86,17 @@ impl Forwarded {
     /// The upstream answered with the JSON-RPC `message` (`status`: its
     /// transport's status, e.g. HTTP's, where there is one).
     pub fn answered(self, status: Option<u16>, message: &[u8]) {
-        self.settlement.settle(CallOutcome::of_response(message));
-        self.audit.answered(status, message);
+        let answer = Answer::read(message);
+        self.settlement.settle(answer.outcome);
+        self.audit.answered(status, message, answer.error_message);
     }
 
     /// The upstream refused the call before running it; `body` is what it
     /// said.
     pub fn refused(self, status: Option<u16>, body: &[u8]) {
+        let answer = Answer::read(body);
         self.settlement.settle(CallOutcome::Failed);
-        self.audit.answered(status, body);
+        self.audit.answered(status, body, answer.error_message);
     }
 
     /// No answer came; `why` is recorded.

@@ -17,6 +17,7 @@
 //! The core never sees a transport type (no headers, no status codes of
 //! its own); doors never contain policy.
 
+mod answer;
 mod facts;
 mod forward;
 mod held;
@@ -31,6 +32,7 @@ use crate::pipeline::{Active, Evaluation, Outcome};
 use crate::plugins::{Runtime, ToolCall};
 
 pub use crate::pipeline::{Approval, Denial, Simulation};
+pub use answer::Answer;
 pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
 pub use held::{Approvals, Held, Resolution, Resolved};

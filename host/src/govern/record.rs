@@ -103,9 +103,8 @@ impl CallAudit {
 
     /// The upstream answered with the JSON-RPC `message` (`status`: the
     /// upstream transport's status, e.g. HTTP's).
-    pub fn answered(mut self, status: Option<u16>, message: &[u8]) {
+    pub fn answered(mut self, status: Option<u16>, message: &[u8], error: Option<String>) {
         let (response, truncated) = self.audit.response(message, &self.secrets);
-        let error = error_message(message);
         let r = &mut self.record;
         r.upstream_http_status = status;
         r.upstream_response = response;
@@ -169,23 +168,6 @@ pub(super) fn refused(audit: &Audit, r: Refused<'_>) {
         protocol_version: r.protocol_version.map(str::to_owned),
         ..AuditRecord::default()
     });
-}
-
-/// The JSON-RPC error's `message`, if the response is an error. Read
-/// without building the whole (possibly large) response as a `Value`.
-fn error_message(message: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Response<'a> {
-        #[serde(borrow)]
-        error: Option<ErrorObject<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorObject<'a> {
-        #[serde(borrow)]
-        message: Option<std::borrow::Cow<'a, str>>,
-    }
-    let response: Response<'_> = serde_json::from_slice(message).ok()?;
-    Some(response.error?.message?.into_owned())
 }
 
 /// The wall-clock time at `instant` (which is at most a request ago).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use crate::govern::{Forwarded, Unanswered};
+use crate::govern::{Answer, Forwarded, Unanswered};
 use crate::state::CallOutcome;
 
 use super::tools::ToolCatalog;
@@ -50,7 +50,7 @@ impl Observer {
     /// call did not run.
     pub fn buffered(self, status: StatusCode, body: &[u8]) {
         let refused =
-            status.is_client_error() && CallOutcome::of_response(body) == CallOutcome::Unknown;
+            status.is_client_error() && Answer::read(body).outcome == CallOutcome::Unknown;
         match (self, refused) {
             (Observer::ToolCall { call, status }, true) => call.refused(status, body),
             (Observer::ToolList(_), true) => {}

@@ -37,6 +37,14 @@ struct Entry {
 /// within one call's lifetime, long before thousands of later charges.)
 const UNFOLDED_ENTRIES: usize = 4096;
 
+/// A completion whose outcome has not changed is written to disk again only
+/// once it is this much newer than what the disk holds. An agent calling a
+/// tool in a loop otherwise costs a SQLite transaction every few
+/// milliseconds for a timestamp; after a crash the time read back is at most
+/// this much older (it only dates the call in the session's state and in
+/// idle-session collection, an hour on).
+const COMPLETION_REWRITE_MS: u64 = 1000;
+
 /// One rate window or spend ledger: a sliding log of entries, oldest first,
 /// with its running total (so checking a call costs the same however busy
 /// the window is).
@@ -106,11 +114,39 @@ impl Window {
     }
 }
 
+/// A completion as it stands and when it was last written to disk.
+#[derive(Clone, Copy)]
+struct CompletionSlot {
+    completion: Completion,
+    written_ms: u64,
+}
+
+impl CompletionSlot {
+    fn loaded(completion: Completion) -> Self {
+        Self {
+            completion,
+            written_ms: completion.at_ms,
+        }
+    }
+
+    /// Records a call; says whether the disk needs the new state.
+    fn update(&mut self, succeeded: bool, now: u64) -> bool {
+        let changed = succeeded && !self.completion.succeeded;
+        self.completion.succeeded |= succeeded;
+        self.completion.at_ms = now;
+        let stale = now.saturating_sub(self.written_ms) >= COMPLETION_REWRITE_MS;
+        if changed || stale {
+            self.written_ms = now;
+        }
+        changed || stale
+    }
+}
+
 #[derive(Default)]
 struct Sessions {
     evidence: HashMap<String, HashMap<String, Evidence>>,
     context: HashMap<String, HashMap<String, serde_json::Value>>,
-    completed: HashMap<String, HashMap<String, Completion>>,
+    completed: HashMap<String, HashMap<String, CompletionSlot>>,
     /// When each session last did something.
     active_ms: HashMap<String, u64>,
 }
@@ -223,7 +259,7 @@ impl LocalStore {
                 .completed
                 .entry(session)
                 .or_default()
-                .insert(tool, completion);
+                .insert(tool, CompletionSlot::loaded(completion));
         }
         Ok(Arc::new(Self {
             windows: Mutex::new(windows),
@@ -254,7 +290,14 @@ impl LocalStore {
     /// must report a failed write (the SDK sideband).
     fn persist_now(&self, change: Change) -> Result<(), PersistError> {
         self.persist(change)?;
-        self.flush()
+        self.wait_written()
+    }
+
+    fn wait_written(&self) -> Result<(), PersistError> {
+        match &self.writer {
+            None => Ok(()),
+            Some(writer) => writer.flush().map_err(PersistError::Write),
+        }
     }
 
     fn hold(
@@ -491,21 +534,27 @@ impl LocalStore {
     }
 
     pub fn record_completion(&self, session: &str, tool: &str, succeeded: bool, now: u64) {
-        let completion = {
+        let written = {
             let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
             sessions.touch(session, now);
-            let slot = sessions
-                .completed
-                .entry(session.to_owned())
-                .or_default()
-                .entry(tool.to_owned())
-                .or_insert(Completion {
-                    succeeded,
-                    at_ms: now,
-                });
-            slot.succeeded |= succeeded;
-            slot.at_ms = now;
-            *slot
+            let tools = match sessions.completed.get_mut(session) {
+                Some(tools) => tools,
+                None => sessions.completed.entry(session.to_owned()).or_default(),
+            };
+            match tools.get_mut(tool) {
+                Some(slot) => slot.update(succeeded, now).then_some(slot.completion),
+                None => {
+                    let completion = Completion {
+                        succeeded,
+                        at_ms: now,
+                    };
+                    tools.insert(tool.to_owned(), CompletionSlot::loaded(completion));
+                    Some(completion)
+                }
+            }
+        };
+        let Some(completion) = written else {
+            return;
         };
         let change = Change::Completion(session.to_owned(), tool.to_owned(), completion);
         if let Err(error) = self.persist(change) {
@@ -515,7 +564,7 @@ impl LocalStore {
 
     pub fn completed(&self, session: &str, tool: &str) -> Option<Completion> {
         let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        sessions.completed.get(session)?.get(tool).copied()
+        Some(sessions.completed.get(session)?.get(tool)?.completion)
     }
 
     pub fn session_state(&self, session: &str, now: u64) -> SessionState {
@@ -537,7 +586,10 @@ impl LocalStore {
             state.context.sort_by(|a, b| a.0.cmp(&b.0));
         }
         if let Some(completed) = sessions.completed.get(session) {
-            state.completed = completed.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            state.completed = completed
+                .iter()
+                .map(|(tool, slot)| (tool.clone(), slot.completion))
+                .collect();
             state.completed.sort_by_key(|(_, c)| c.at_ms);
         }
         state
@@ -615,11 +667,35 @@ impl LocalStore {
         out
     }
 
+    /// Writes everything known, including the completion times not yet
+    /// rewritten (see [`COMPLETION_REWRITE_MS`]), and waits until it is
+    /// on disk (at shutdown).
     pub fn flush(&self) -> Result<(), PersistError> {
-        match &self.writer {
-            None => Ok(()),
-            Some(writer) => writer.flush().map_err(PersistError::Write),
+        if self.writer.is_none() {
+            return Ok(());
         }
+        for change in self.unwritten_completions() {
+            self.persist(change)?;
+        }
+        self.wait_written()
+    }
+
+    fn unwritten_completions(&self) -> Vec<Change> {
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        let mut changes = Vec::new();
+        for (session, tools) in &mut sessions.completed {
+            for (tool, slot) in tools {
+                if slot.written_ms < slot.completion.at_ms {
+                    slot.written_ms = slot.completion.at_ms;
+                    changes.push(Change::Completion(
+                        session.clone(),
+                        tool.clone(),
+                        slot.completion,
+                    ));
+                }
+            }
+        }
+        changes
     }
 
     pub fn room(&self) -> Option<&crate::batch::Room> {

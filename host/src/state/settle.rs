@@ -12,9 +12,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::{now_ms, Hold, HoldKind, StateStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,37 +21,6 @@ pub enum CallOutcome {
     Failed,
     /// No answer that says either way.
     Unknown,
-}
-
-impl CallOutcome {
-    /// Classifies the upstream's JSON-RPC response to the call.
-    pub fn of_response(message: &[u8]) -> Self {
-        #[derive(Deserialize)]
-        struct Response<'a> {
-            #[serde(borrow)]
-            error: Option<&'a RawValue>,
-            result: Option<ResultFlags>,
-        }
-        #[derive(Deserialize)]
-        struct ResultFlags {
-            #[serde(rename = "isError", default)]
-            is_error: Option<bool>,
-        }
-        match serde_json::from_slice::<Response<'_>>(message) {
-            Ok(Response { error: Some(_), .. }) => CallOutcome::Failed,
-            Ok(Response {
-                result:
-                    Some(ResultFlags {
-                        is_error: Some(true),
-                    }),
-                ..
-            }) => CallOutcome::Failed,
-            Ok(Response {
-                result: Some(_), ..
-            }) => CallOutcome::Succeeded,
-            _ => CallOutcome::Unknown,
-        }
-    }
 }
 
 /// The state a forwarded call still has to settle. Dropping it unsettled
@@ -115,33 +81,5 @@ impl Settlement {
 impl Drop for Settlement {
     fn drop(&mut self) {
         self.apply(CallOutcome::Unknown);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcomes() {
-        let of = |s: &str| CallOutcome::of_response(s.as_bytes());
-        assert_eq!(
-            of(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#),
-            CallOutcome::Succeeded
-        );
-        assert_eq!(
-            of(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}"#),
-            CallOutcome::Succeeded
-        );
-        assert_eq!(
-            of(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}"#),
-            CallOutcome::Failed
-        );
-        assert_eq!(
-            of(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"x"}}"#),
-            CallOutcome::Failed
-        );
-        assert_eq!(of("not json"), CallOutcome::Unknown);
-        assert_eq!(of(r#"{"jsonrpc":"2.0","id":1}"#), CallOutcome::Unknown);
     }
 }

@@ -33,6 +33,51 @@ fn rate_window_slides_and_blocked_calls_do_not_consume() {
 }
 
 #[test]
+fn a_repeated_completion_is_rewritten_once_a_second_and_in_full_at_shutdown() {
+    let path = temp_db("completion-rewrites");
+    let written = |path: &std::path::Path| {
+        let loaded = super::super::persist::Persist::open(path)
+            .and_then(|db| db.load(10_000))
+            .expect("load");
+        match loaded.completed.as_slice() {
+            [(session, tool, completion)] if session == "s1" && tool == "lookup" => *completion,
+            other => panic!("one completion expected on disk, found {}", other.len()),
+        }
+    };
+    {
+        let store = LocalStore::open(&path, 0).expect("open");
+        store.record_completion("s1", "lookup", false, 1_000);
+        store.record_completion("s1", "lookup", false, 1_500);
+        store.wait_written().expect("written");
+        // Same outcome within a second: the disk keeps the first time.
+        assert_eq!(
+            written(&path),
+            Completion {
+                succeeded: false,
+                at_ms: 1_000
+            }
+        );
+        // A changed outcome is written at once.
+        store.record_completion("s1", "lookup", true, 1_600);
+        store.wait_written().expect("written");
+        assert_eq!(written(&path).at_ms, 1_600);
+        // A second after the last write, the time is rewritten.
+        store.record_completion("s1", "lookup", false, 2_000);
+        store.record_completion("s1", "lookup", false, 2_700);
+        store.wait_written().expect("written");
+        let on_disk = written(&path);
+        assert!(on_disk.succeeded, "success is sticky");
+        assert_eq!(on_disk.at_ms, 2_700);
+        store.record_completion("s1", "lookup", false, 2_900);
+        store.wait_written().expect("written");
+        assert_eq!(written(&path).at_ms, 2_700);
+        // Shutdown writes what was held back.
+        store.flush().expect("flush");
+    }
+    assert_eq!(written(&path).at_ms, 2_900);
+}
+
+#[test]
 fn released_holds_are_given_back() {
     let store = LocalStore::in_memory();
     let (_, hold) = store.rate_take("k", 1, 1000, 0);
@@ -145,7 +190,7 @@ fn committed_state_survives_reopening_and_holds_do_not() {
             )
             .expect("evidence");
         store.record_completion("s1", "lookup_order", true, 10);
-        store.record_completion("s1", "lookup_order", false, 20);
+        store.record_completion("s1", "lookup_order", false, 2_000);
         // On disk: the two commits; not the bare hold, not the refund.
         store.flush().expect("flush");
         let rows = super::super::persist::ledger_rows(&path).expect("count");
@@ -166,7 +211,7 @@ fn committed_state_survives_reopening_and_holds_do_not() {
     );
     let done = store.completed("s1", "lookup_order").expect("completion");
     assert!(done.succeeded, "success is sticky");
-    assert_eq!(done.at_ms, 20);
+    assert_eq!(done.at_ms, 2_000);
     // Out of its window, the rate slot is gone after a restart too.
     let store = LocalStore::open(&path, 70_000).expect("reopen later");
     assert_eq!(store.rate_peek("rate", 5, 60_000, 70_000).current, 0);

@@ -614,8 +614,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
     let mut bytes = 0;
     for _ in 0..20_000 {
         let t0 = Instant::now();
-        let text =
-            helio::plugins::checks::evidence_chain(&decided.checks, None).unwrap_or_default();
+        let text = helio::plugins::checks::evidence_chain(&decided.checks, &[]).unwrap_or_default();
         chain.push(t0.elapsed().as_secs_f64() * 1e6);
         bytes = text.len();
     }

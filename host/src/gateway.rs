@@ -12,9 +12,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::approvals::Approvals;
 use crate::audit::Audit;
 use crate::config::{Config, Transport};
-use crate::govern::Governor;
+use crate::govern::{Governor, Holding};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
 use crate::{dashboard, mcp, sideband};
@@ -44,6 +45,8 @@ pub struct Gateway {
     pub sdk_addr: Option<SocketAddr>,
     servers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
     shutdown: CancellationToken,
+    /// Held calls' tickets (when the operator API that resolves them runs).
+    approvals: Option<Arc<Approvals>>,
 }
 
 impl Gateway {
@@ -68,7 +71,20 @@ impl Gateway {
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
-        let core = Governor::new(pipeline.clone(), runtime, audit.clone());
+        let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
+        // Tickets are resolved through the operator API: without it, a call
+        // that needs an approval is refused, never held for nobody.
+        let approvals = config
+            .dashboard
+            .enabled
+            .then(|| Arc::new(Approvals::default()));
+        if let Some(registry) = &approvals {
+            core = core.holding_approvals(Holding {
+                registry: registry.clone(),
+                timeout: config.approval.timeout,
+                on_timeout: config.approval.default_on_timeout,
+            });
+        }
         let mcp = mcp::McpServer::new(config, core, shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
@@ -90,6 +106,7 @@ impl Gateway {
                     audit,
                     state.clone(),
                     pipeline.clone(),
+                    approvals.clone(),
                     shutdown.clone(),
                 ),
                 shutdown.clone(),
@@ -115,6 +132,7 @@ impl Gateway {
             sdk_addr,
             servers,
             shutdown,
+            approvals,
         })
     }
 
@@ -133,6 +151,10 @@ impl Gateway {
             _ = tasks.join_next() => tracing::error!("a listener stopped unexpectedly; shutting down"),
         }
         shutdown.cancel();
+        // Held calls end now (`shutdown_cancelled`), not at the grace's end.
+        if let Some(approvals) = &self.approvals {
+            approvals.cancel_all();
+        }
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while tasks.join_next().await.is_some() {}
         })

@@ -5,6 +5,7 @@
 //! transport (`mcp`) → pipeline → forward → observe. The operator (`dashboard`)
 //! and SDK (`sideband`) listeners never share a port with agents.
 
+pub mod approvals;
 pub mod audit;
 mod auth;
 mod batch;

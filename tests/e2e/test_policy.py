@@ -199,17 +199,6 @@ def test_input_conditions(start) -> None:
         assert "result" in call(raw, "add", {"a": 100, "b": 0})
 
 
-def test_approvals_not_built_yet_fail_closed(start, upstream_sse: Upstream) -> None:
-    instance = start({"rules": [rule({"tool": "delete_record"}, "require_approval", name="approve-deletes")]})
-    marker = secrets.token_hex(4)
-    with RawMcp(instance.mcp_url) as raw:
-        raw.initialize()
-        approval = blocked(call(raw, "delete_record", {"id": marker}))
-        assert approval["data"]["reason"] == "not_yet_enforced"
-        assert approval["data"]["action"] == "require_approval"
-    assert not reached_upstream(upstream_sse, "delete_record", marker)
-
-
 def test_nameless_call_is_an_invalid_params_error(start) -> None:
     instance = start({})
     with RawMcp(instance.mcp_url) as raw:

@@ -33,6 +33,16 @@ pub struct AuditRecord {
     pub checks: Vec<Check>,
     /// `("blocked", data)` or `("dry_run", report)`.
     pub outcome: Option<(&'static str, Value)>,
+    /// A held call's approval: `pending`, `approved`, `denied`,
+    /// `timeout`, `break_glass`, `client_disconnected`,
+    /// `shutdown_cancelled`.
+    pub approval_status: Option<&'static str>,
+    /// Who resolved the ticket (the name the operator's request gave).
+    pub approved_by: Option<String>,
+    pub approval_wait_ms: f64,
+    /// `evidence_chain` sections about the approval (`approval`,
+    /// `break_glass`).
+    pub approval: Vec<(&'static str, Value)>,
     /// The upstream's response (JSON), cut at `MAX_RESPONSE_BYTES`.
     pub upstream_response: Option<String>,
     pub response_truncated: bool,
@@ -59,8 +69,13 @@ impl AuditRecord {
     /// thread, off the request path).
     pub fn finish_chain(&mut self) {
         if self.evidence_chain.is_none() {
-            let outcome = self.outcome.as_ref().map(|(name, value)| (*name, value));
-            self.evidence_chain = evidence_chain(&self.checks, outcome);
+            let sections: Vec<(&str, &Value)> = self
+                .outcome
+                .iter()
+                .chain(&self.approval)
+                .map(|(name, value)| (*name, value))
+                .collect();
+            self.evidence_chain = evidence_chain(&self.checks, &sections);
         }
     }
 
@@ -85,14 +100,14 @@ impl AuditRecord {
             "matched_rule": self.matched_rule,
             "matched_rule_index": self.matched_rule_index,
             "evidence_chain": json(&self.evidence_chain),
-            "approval_status": null,
-            "approved_by": null,
+            "approval_status": self.approval_status,
+            "approved_by": self.approved_by,
             "upstream_response": json(&self.upstream_response),
             "upstream_error": self.upstream_error,
             "upstream_http_status": self.upstream_http_status,
             "upstream_latency_ms": self.upstream_latency_ms,
             "total_duration_ms": self.total_duration_ms,
-            "approval_wait_ms": 0,
+            "approval_wait_ms": self.approval_wait_ms,
             "proxy_compute_ms": self.proxy_compute_ms,
             "flagged_destructive": self.flagged_destructive,
             "dry_run": self.dry_run,

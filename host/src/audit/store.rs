@@ -61,8 +61,8 @@ impl AuditStore {
                     upstream_latency_ms, total_duration_ms, approval_wait_ms,
                     proxy_compute_ms, flagged_destructive, dry_run, record_kind, origin,
                     metadata, protocol_version, created_at, plugins, response_truncated
-                ) VALUES (?1, ?2, ?3, ?4, ?27, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, NULL,
-                          ?13, ?14, ?15, ?16, ?17, 0, ?18, ?19, ?20, ?21, ?22, NULL, ?23, ?24,
+                ) VALUES (?1, ?2, ?3, ?4, ?27, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?28, ?29,
+                          ?13, ?14, ?15, ?16, ?17, ?30, ?18, ?19, ?20, ?21, ?22, NULL, ?23, ?24,
                           ?25, ?26)",
             )?;
             for r in batch {
@@ -94,6 +94,9 @@ impl AuditStore {
                     r.plugins,
                     r.response_truncated,
                     r.agent_id,
+                    r.approval_status,
+                    r.approved_by,
+                    r.approval_wait_ms,
                 ])?;
             }
         }

@@ -1,5 +1,6 @@
 //! The live operator routes: `GET /api/events` (each audit record as a
-//! server-sent event once it is written, with heartbeats) and
+//! server-sent event once it is written, approval tickets as they are
+//! requested and resolved, heartbeats) and
 //! `GET /api/limits` (the rate windows, spend ledgers and budget pots as
 //! they stand).
 
@@ -17,6 +18,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
 
 use super::Operator;
 use crate::pipeline::Pipeline;
@@ -32,28 +34,29 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
 
 async fn events(State(op): State<Arc<Operator>>) -> Response {
     let records = op.live.subscribe();
+    let tickets = op.approvals.as_ref().map(|a| a.subscribe());
     let mut heartbeat = tokio::time::interval(op.heartbeat);
     heartbeat.reset(); // the first beat after one interval, not at once
     let connected =
         stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": connected\n\n")) });
     let rest = stream::unfold(
-        (records, heartbeat, op.shutdown.clone()),
-        |(mut records, mut heartbeat, shutdown)| async move {
+        (records, tickets, heartbeat, op.shutdown.clone()),
+        |(mut records, mut tickets, mut heartbeat, shutdown)| async move {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return None,
                 _ = heartbeat.tick() => Bytes::from_static(b"event: heartbeat\ndata: {}\n\n"),
                 received = records.recv() => match received {
                     Ok(record) => Bytes::from(format!("event: audit\ndata: {record}\n\n")),
-                    // A subscriber too slow for the backlog is told how many
-                    // records it missed (they are in /api/audit).
-                    Err(RecvError::Lagged(missed)) => Bytes::from(format!(
-                        "event: lagged\ndata: {}\n\n",
-                        json!({ "missed": missed })
-                    )),
+                    Err(RecvError::Lagged(missed)) => lagged(missed),
+                    Err(RecvError::Closed) => return None,
+                },
+                received = next_ticket_event(&mut tickets) => match received {
+                    Ok((name, data)) => Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
+                    Err(RecvError::Lagged(missed)) => lagged(missed),
                     Err(RecvError::Closed) => return None,
                 },
             };
-            Some((Ok(event), (records, heartbeat, shutdown)))
+            Some((Ok(event), (records, tickets, heartbeat, shutdown)))
         },
     );
     (
@@ -64,6 +67,25 @@ async fn events(State(op): State<Arc<Operator>>) -> Response {
         Body::from_stream(connected.chain(rest)),
     )
         .into_response()
+}
+
+/// A subscriber too slow for the backlog is told how many events it
+/// missed (records are in /api/audit, tickets in /api/approvals).
+fn lagged(missed: u64) -> Bytes {
+    Bytes::from(format!(
+        "event: lagged\ndata: {}\n\n",
+        json!({ "missed": missed })
+    ))
+}
+
+/// The next approval event; never, without a ticket registry.
+async fn next_ticket_event(
+    tickets: &mut Option<Receiver<(&'static str, Arc<str>)>>,
+) -> Result<(&'static str, Arc<str>), RecvError> {
+    match tickets {
+        Some(tickets) => tickets.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn limits(State(op): State<Arc<Operator>>) -> Response {

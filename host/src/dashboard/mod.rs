@@ -3,6 +3,7 @@
 //! the operator API routes mount here as they are built. Errors are JSON
 //! `{error, code}`.
 
+mod approvals;
 mod audit;
 mod live;
 
@@ -19,6 +20,7 @@ use serde_json::json;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::approvals::Approvals;
 use crate::audit::query::AuditReader;
 use crate::audit::Audit;
 use crate::auth::BearerSecret;
@@ -38,6 +40,8 @@ struct Operator {
     state: Arc<dyn StateInspection>,
     /// The chain in force, whose stages describe their keys.
     pipeline: Active,
+    /// Held calls' tickets.
+    approvals: Option<Arc<Approvals>>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// Ends live streams at shutdown.
@@ -52,6 +56,7 @@ pub fn router(
     audit: Arc<Audit>,
     state: Arc<dyn StateInspection>,
     pipeline: Active,
+    approvals: Option<Arc<Approvals>>,
     shutdown: CancellationToken,
 ) -> Router {
     let state = Arc::new(Operator {
@@ -65,11 +70,13 @@ pub fn router(
         live: audit,
         state,
         pipeline,
+        approvals,
         heartbeat: config.dashboard.sse_heartbeat_interval,
         shutdown,
     });
     let protected = Router::new()
         .route("/api/{*rest}", axum::routing::any(not_found))
+        .merge(approvals::routes())
         .merge(audit::routes())
         .merge(live::routes())
         .route_layer(middleware::from_fn_with_state(

@@ -2,68 +2,83 @@
 //! slot, the spend) so no other call can take them meanwhile, and it goes
 //! on exactly once, as it was held, when it is resolved.
 //!
-//! The core opens a ticket in [`Approvals`] and hands the door a [`Held`];
-//! the door awaits [`Held::resolved`] while it keeps the client waiting.
-//! Whoever decides (an operator, a channel) resolves the ticket by id.
-//! Dropping the `Held` (the client went away) releases the holds, and
-//! dropping the ticket's sender (shutdown) resolves it as cancelled: in
-//! every path that does not forward, nothing stays taken.
+//! The core opens a ticket in the [`Approvals`] registry and hands the door
+//! a [`Held`]; the door awaits [`Held::resolved`] while it keeps the client
+//! waiting. An operator resolves the ticket by id. In every path that does
+//! not forward, the holds are given back and the ticket says why:
+//!
+//! - no decision within the ticket's timeout → `timeout`, then
+//!   `approval.default_on_timeout` (forward, or block `approval_timeout`);
+//! - the door drops the `Held` (the client went away) →
+//!   `client_disconnected`;
+//! - shutdown ([`Approvals::cancel_all`]) → `shutdown_cancelled`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::approvals::{Approvals, Decided, Resolution, Status, Ticket};
+use crate::audit::AuditRecord;
+use crate::config::TimeoutOutcome;
 use crate::pipeline::{Approval, Denial};
+use crate::state::now_ms;
+use crate::time::iso_utc;
 
 use super::forward::{Forwarded, Release};
 use super::record::CallAudit;
 
-/// How a ticket was resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
-    Approved,
-    Denied { reason: String },
+/// Where held calls wait, and for how long by default.
+pub struct Holding {
+    pub registry: Arc<Approvals>,
+    /// `approval.timeout`, when the stage named none.
+    pub timeout: Duration,
+    /// `approval.default_on_timeout`.
+    pub on_timeout: TimeoutOutcome,
 }
 
-/// The open tickets, by id.
-#[derive(Default)]
-pub struct Approvals {
-    open: Mutex<HashMap<String, oneshot::Sender<Resolution>>>,
-}
-
-impl Approvals {
-    fn open(&self, ticket: &str) -> oneshot::Receiver<Resolution> {
-        let (sender, receiver) = oneshot::channel();
-        self.tickets().insert(ticket.to_owned(), sender);
-        receiver
-    }
-
-    /// Resolves an open ticket; false when there is none by that id (never
-    /// opened, already resolved, or its call is gone).
-    pub fn resolve(&self, ticket: &str, resolution: Resolution) -> bool {
-        let sender = self.tickets().remove(ticket);
-        sender.is_some_and(|sender| sender.send(resolution).is_ok())
-    }
-
-    /// The ids of the open tickets.
-    pub fn open_tickets(&self) -> Vec<String> {
-        self.tickets().keys().cloned().collect()
-    }
-
-    /// Cancels every open ticket (shutdown): their calls are not forwarded.
-    pub fn cancel_all(&self) {
-        self.tickets().clear();
-    }
-
-    fn forget(&self, ticket: &str) {
-        self.tickets().remove(ticket);
-    }
-
-    fn tickets(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Resolution>>> {
-        match self.open.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+impl Holding {
+    /// The ticket for a call held by `approval`, bound to exactly that
+    /// call: its record (tool, redacted input, session, agent), the digest
+    /// of its arguments and the policy version it was held under.
+    pub(super) fn ticket(
+        &self,
+        record: &AuditRecord,
+        approval: &Approval,
+        arguments_digest: String,
+        policy_version: &str,
+    ) -> Ticket {
+        let timeout_ms = approval
+            .timeout_ms
+            .unwrap_or_else(|| u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
+        let now = now_ms();
+        Ticket {
+            id: record.id.clone(),
+            tool_name: record.tool_name.clone(),
+            tool_input: serde_json::from_str(&record.tool_input).unwrap_or_default(),
+            matched_rule: approval.decision.rule.clone(),
+            rule_index: approval.decision.rule_index,
+            channel_name: approval
+                .channel
+                .clone()
+                .unwrap_or_else(|| "dashboard".into()),
+            session_id: record.session_id.clone(),
+            requested_at: iso_utc(now),
+            timeout_at: iso_utc(now.saturating_add(timeout_ms)),
+            timeout_ms,
+            status: Status::Pending,
+            resolved_at: None,
+            resolved_by: None,
+            denial_reason: None,
+            break_glass_reason: None,
+            escalated_at: None,
+            escalated_to: None,
+            notification_failures: Vec::new(),
+            arguments_digest,
+            policy_version: policy_version.to_owned(),
+            agent_id: record.agent_id.clone(),
+            resolved_via: None,
         }
     }
 }
@@ -72,9 +87,12 @@ impl Approvals {
 pub struct Held {
     ticket: String,
     approval: Approval,
+    timeout: Duration,
+    on_timeout: TimeoutOutcome,
+    held_at: Instant,
     /// Taken when the call is resolved; still here on drop means it never was.
     parts: Option<(Release, CallAudit)>,
-    resolution: oneshot::Receiver<Resolution>,
+    decision: oneshot::Receiver<Decided>,
     approvals: Arc<Approvals>,
 }
 
@@ -86,18 +104,23 @@ pub enum Resolved {
 
 impl Held {
     pub(super) fn open(
-        approvals: &Arc<Approvals>,
+        holding: &Holding,
+        ticket: Ticket,
         approval: Approval,
         release: Release,
         audit: CallAudit,
     ) -> Self {
-        let ticket = audit.id().to_owned();
+        let id = ticket.id.clone();
+        let timeout = Duration::from_millis(ticket.timeout_ms);
         Self {
-            resolution: approvals.open(&ticket),
-            ticket,
+            decision: holding.registry.open(ticket),
+            ticket: id,
             approval,
+            timeout,
+            on_timeout: holding.on_timeout,
+            held_at: Instant::now(),
             parts: Some((release, audit)),
-            approvals: approvals.clone(),
+            approvals: holding.registry.clone(),
         }
     }
 
@@ -112,29 +135,96 @@ impl Held {
     }
 
     /// Waits for the ticket to be resolved: approved, the call goes on with
-    /// its holds committed; denied or cancelled, they are released.
+    /// its holds committed; otherwise they are released and the call is
+    /// blocked (or, on a timeout that allows, forwarded).
     pub async fn resolved(mut self) -> Resolved {
-        let resolution = (&mut self.resolution).await;
-        let Some((release, audit)) = self.parts.take() else {
+        let decided = tokio::select! {
+            decided = &mut self.decision => decided.ok(),
+            () = tokio::time::sleep(self.timeout) => {
+                if self.approvals.close(&self.ticket, Status::Timeout) {
+                    return self.timed_out();
+                }
+                // An operator decided just as the time ran out: theirs stands.
+                (&mut self.decision).await.ok()
+            }
+        };
+        let Some((release, mut audit)) = self.parts.take() else {
             return Resolved::Block(Denial::shutdown_cancelled(&self.approval));
         };
-        let denial = match resolution {
-            Ok(Resolution::Approved) => {
-                return release.forward(audit, Some(&self.approval.decision))
-            }
-            Ok(Resolution::Denied { reason }) => Denial::approval_denied(&self.approval, &reason),
-            Err(_) => Denial::shutdown_cancelled(&self.approval),
+        let waited = self.held_at.elapsed();
+        let Some(Decided { resolution, by }) = decided else {
+            // The ticket ended without a decision while the call waited:
+            // only shutdown does that.
+            let denial = Denial::shutdown_cancelled(&self.approval);
+            audit.approval(Status::ShutdownCancelled, None, waited, self.chain(None));
+            release.release();
+            audit.blocked(&denial);
+            return Resolved::Block(denial);
         };
-        release.release();
-        audit.blocked(&denial);
-        Resolved::Block(denial)
+        match resolution {
+            Resolution::Approved => {
+                let chain = self.chain(None);
+                audit.approval(Status::Approved, Some(by.name), waited, chain);
+                release.forward(audit, Some(&self.approval.decision))
+            }
+            Resolution::BreakGlass { reason } => {
+                let glass =
+                    json!({ "reason": reason, "invoked_by": by.name, "credential": by.credential });
+                let mut chain = self.chain(None);
+                chain.push(("break_glass", glass));
+                audit.approval(Status::BreakGlass, Some(by.name), waited, chain);
+                release.forward(audit, Some(&self.approval.decision))
+            }
+            Resolution::Denied { reason } => {
+                let denial = Denial::approval_denied(&self.approval, reason.as_deref());
+                let chain = self.chain(reason.as_deref());
+                audit.approval(Status::Denied, Some(by.name), waited, chain);
+                release.release();
+                audit.blocked(&denial);
+                Resolved::Block(denial)
+            }
+        }
+    }
+
+    /// Nobody decided in time: `approval.default_on_timeout` says what
+    /// happens.
+    fn timed_out(mut self) -> Resolved {
+        let Some((release, mut audit)) = self.parts.take() else {
+            return Resolved::Block(Denial::shutdown_cancelled(&self.approval));
+        };
+        let waited = self.held_at.elapsed();
+        audit.approval(Status::Timeout, None, waited, self.chain(None));
+        match self.on_timeout {
+            TimeoutOutcome::Allow => release.forward(audit, Some(&self.approval.decision)),
+            TimeoutOutcome::Deny => {
+                let waited_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+                let denial = Denial::approval_timeout(&self.approval, waited_ms);
+                release.release();
+                audit.blocked(&denial);
+                Resolved::Block(denial)
+            }
+        }
+    }
+
+    /// `evidence_chain.approval`: the ticket, and the operator's reason for
+    /// a denial.
+    fn chain(&self, denial_reason: Option<&str>) -> Vec<(&'static str, serde_json::Value)> {
+        let mut approval = json!({ "ticket_id": self.ticket });
+        if let Some(reason) = denial_reason {
+            approval["denial_reason"] = reason.into();
+        }
+        vec![("approval", approval)]
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.approvals.forget(&self.ticket);
-        if let Some((release, audit)) = self.parts.take() {
+        if let Some((release, mut audit)) = self.parts.take() {
+            self.approvals
+                .close(&self.ticket, Status::ClientDisconnected);
+            let waited = self.held_at.elapsed();
+            let chain = self.chain(None);
+            audit.approval(Status::ClientDisconnected, None, waited, chain);
             release.release();
             audit.blocked(&Denial::client_disconnected(&self.approval));
         }

@@ -27,6 +27,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use crate::approvals::arguments_digest;
 use crate::audit::Audit;
 use crate::pipeline::{Active, Evaluation, Outcome};
 use crate::plugins::{Runtime, ToolCall};
@@ -35,7 +36,7 @@ pub use crate::pipeline::{Approval, Denial, Simulation};
 pub use answer::Answer;
 pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
-pub use held::{Approvals, Held, Resolution, Resolved};
+pub use held::{Held, Holding, Resolved};
 
 use forward::Release;
 use record::CallAudit;
@@ -56,9 +57,9 @@ pub struct Governor {
     pipeline: Active,
     runtime: Arc<Runtime>,
     audit: Arc<Audit>,
-    /// Where held calls wait. Without it, a call that needs an approval is
-    /// refused (`not_yet_enforced`): nothing can resolve it yet.
-    approvals: Option<Arc<Approvals>>,
+    /// Where held calls wait. Without it (no operator API to resolve
+    /// them), a call that needs an approval is refused.
+    holding: Option<Holding>,
 }
 
 impl Governor {
@@ -67,15 +68,14 @@ impl Governor {
             pipeline,
             runtime,
             audit,
-            approvals: None,
+            holding: None,
         }
     }
 
-    /// Holds calls that need an approval in `approvals` instead of
+    /// Holds calls that need an approval (see [`Holding`]) instead of
     /// refusing them.
-    #[cfg(test)]
-    pub fn holding_approvals(mut self, approvals: Arc<Approvals>) -> Self {
-        self.approvals = Some(approvals);
+    pub fn holding_approvals(mut self, holding: Holding) -> Self {
+        self.holding = Some(holding);
         self
     }
 
@@ -102,6 +102,8 @@ impl Governor {
             pipeline.stage_names(),
         );
         let session = facts.identity.map(|identity| identity.id);
+        // Kept for a held call's ticket, which binds the exact arguments.
+        let arguments = facts.arguments.clone();
         let call = ToolCall::new(
             facts.tool.clone(),
             facts.annotations,
@@ -159,11 +161,19 @@ impl Governor {
                 audit.simulated(&simulation);
                 Decision::Simulate(simulation)
             }
-            Outcome::RequireApproval(approval) => match &self.approvals {
-                Some(approvals) => {
-                    Decision::Hold(Box::new(Held::open(approvals, approval, release, audit)))
+            Outcome::RequireApproval(approval) => match &self.holding {
+                // Budget tickets (every breached budget listed, the overage
+                // recorded as approved, fail-closed timeouts) are not built
+                // yet: refused rather than held with a rule's semantics.
+                Some(holding) if !approval.is_budget() => {
+                    let digest = arguments_digest(arguments.as_deref());
+                    let ticket =
+                        holding.ticket(audit.record(), &approval, digest, pipeline.version());
+                    Decision::Hold(Box::new(Held::open(
+                        holding, ticket, approval, release, audit,
+                    )))
                 }
-                None => {
+                Some(_) | None => {
                     let denial = Denial::approval_not_collected(&approval.decision);
                     release.release();
                     audit.blocked(&denial);

@@ -57,11 +57,6 @@ impl CallAudit {
         }
     }
 
-    /// The record's id, which also names the call (a held call's ticket).
-    pub fn id(&self) -> &str {
-        &self.record.id
-    }
-
     /// What the stages checked in governance state, and whether the call
     /// is flagged as destructive (the rest of the decision follows).
     pub fn checked(&mut self, checks: Vec<Check>, flagged_destructive: bool) {
@@ -89,6 +84,27 @@ impl CallAudit {
         r.matched_rule = simulation.rule.clone();
         r.matched_rule_index = simulation.rule_index;
         self.finish();
+    }
+
+    /// How the call's approval ended, after `waited`; `chain` goes into
+    /// `evidence_chain` (the ticket, a denial's reason, a break-glass).
+    pub fn approval(
+        &mut self,
+        status: crate::approvals::Status,
+        by: Option<String>,
+        waited: std::time::Duration,
+        chain: Vec<(&'static str, serde_json::Value)>,
+    ) {
+        let r = &mut self.record;
+        r.approval_status = Some(status.as_str());
+        r.approved_by = by;
+        r.approval_wait_ms = waited.as_secs_f64() * 1e3;
+        r.approval = chain;
+    }
+
+    /// The record as it stands: what a ticket shows of its call.
+    pub fn record(&self) -> &AuditRecord {
+        &self.record
     }
 
     /// The call is let through with `decision`; it is being sent.
@@ -131,7 +147,7 @@ impl CallAudit {
         let r = &mut self.record;
         r.total_duration_ms = total;
         r.upstream_latency_ms = upstream;
-        r.proxy_compute_ms = (total - upstream.unwrap_or(0.0)).max(0.0);
+        r.proxy_compute_ms = (total - upstream.unwrap_or(0.0) - r.approval_wait_ms).max(0.0);
         self.audit.record(std::mem::take(&mut self.record));
     }
 }

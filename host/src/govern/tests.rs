@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::approvals::{Approvals, Resolution, ResolveError, Resolver, Status};
+use crate::config::TimeoutOutcome;
 use crate::plugins::Annotations;
 use crate::state::{LocalStore, StateBackend};
 
@@ -67,8 +69,18 @@ impl Core {
         }
     }
 
-    fn holding(mut self, approvals: Arc<Approvals>) -> Self {
-        self.governor = self.governor.holding_approvals(approvals);
+    /// Holds calls for approval; `timeout` is `approval.timeout`.
+    fn holding(
+        mut self,
+        approvals: Arc<Approvals>,
+        timeout: Duration,
+        on_timeout: TimeoutOutcome,
+    ) -> Self {
+        self.governor = self.governor.holding_approvals(Holding {
+            registry: approvals,
+            timeout,
+            on_timeout,
+        });
         self
     }
 
@@ -426,8 +438,15 @@ async fn without_a_way_to_collect_approvals_a_call_that_needs_one_is_refused() {
 async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not_forwarded() {
     let scratch = Scratch::new("held");
     let approvals = Arc::new(Approvals::default());
-    let mut core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db"))
-        .holding(approvals.clone());
+    let mut core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db")).holding(
+        approvals.clone(),
+        Duration::from_secs(60),
+        TimeoutOutcome::Deny,
+    );
+    let pending = |approvals: &Approvals| -> Vec<String> {
+        let (tickets, _) = approvals.list(Some(Status::Pending), 100, 0);
+        tickets.into_iter().map(|t| t.id).collect()
+    };
     let held = |decision: Decision| match decision {
         Decision::Hold(held) => held,
         Decision::Forward(_) | Decision::Block(_) | Decision::Simulate(_) => {
@@ -441,7 +460,17 @@ async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not
         first.approval().decision.rule.as_deref(),
         Some("approve-payments")
     );
-    assert_eq!(approvals.open_tickets(), vec![first.ticket().to_owned()]);
+    assert_eq!(pending(&approvals), vec![first.ticket().to_owned()]);
+    let ticket = approvals.get(first.ticket()).expect("ticket");
+    assert_eq!(ticket.tool_name, "pay");
+    assert_eq!(ticket.session_id.as_deref(), Some("s1"));
+    assert_eq!(ticket.channel_name, "dashboard");
+    assert_eq!(ticket.timeout_ms, 60_000);
+    assert_eq!(
+        ticket.arguments_digest,
+        crate::approvals::arguments_digest(Some(&json!({ "a": 60 })))
+    );
+    assert_eq!(ticket.policy_version.len(), 64);
     assert_eq!(core.spent(), 60.0);
     // So a second call cannot take what the first holds.
     let Decision::Block(denial) = core.decide("pay", json!({ "a": 50 }), "s1").await else {
@@ -452,25 +481,33 @@ async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not
     // The client goes away: nothing is forwarded, the spend comes back.
     drop(first);
     assert_eq!(core.spent(), 0.0);
-    assert!(approvals.open_tickets().is_empty());
+    assert!(pending(&approvals).is_empty());
+    assert_eq!(
+        approvals.get(&ticket.id).map(|t| t.status),
+        Some(Status::ClientDisconnected)
+    );
 
     // Denied: blocked with the operator's reason, released.
     let second = held(core.decide("pay", json!({ "a": 50 }), "s1").await);
     let ticket = second.ticket().to_owned();
-    assert!(approvals.resolve(
-        &ticket,
-        Resolution::Denied {
-            reason: "not this vendor".into()
-        }
-    ));
+    approvals
+        .resolve(
+            &ticket,
+            Resolution::Denied {
+                reason: Some("not this vendor".into()),
+            },
+            operator("alice"),
+        )
+        .expect("deny");
     let Resolved::Block(denial) = second.resolved().await else {
         panic!("a denied call is blocked");
     };
     assert_eq!(denial.reason, "approval_denied");
     assert!(denial.message.contains("not this vendor"));
     assert_eq!(core.spent(), 0.0);
-    assert!(
-        !approvals.resolve(&ticket, Resolution::Approved),
+    assert_eq!(
+        approvals.resolve(&ticket, Resolution::Approved, operator("bob")),
+        Err(ResolveError::AlreadyResolved(Status::Denied)),
         "resolved once"
     );
 
@@ -490,13 +527,13 @@ async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not
         let ticket = fourth.ticket().to_owned();
         async move {
             tokio::task::yield_now().await;
-            approvals.resolve(&ticket, Resolution::Approved)
+            approvals.resolve(&ticket, Resolution::Approved, operator("carol"))
         }
     });
     let Resolved::Forward(call) = fourth.resolved().await else {
         panic!("an approved call is forwarded");
     };
-    assert!(resolving.await.expect("resolver"));
+    resolving.await.expect("resolver").expect("approved");
     forward(*call, &json!({ "a": 70 }), ok);
     assert_eq!(core.spent(), 70.0);
 
@@ -517,4 +554,62 @@ async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not
     assert_eq!(approved["policy_decision"], json!("require_approval"));
     assert_eq!(approved["matched_rule"], json!("approve-payments"));
     assert_eq!(approved["upstream_http_status"], json!(200));
+    assert_eq!(approved["approval_status"], json!("approved"));
+    assert_eq!(approved["approved_by"], json!("carol"));
+    assert!(approved["evidence_chain"]["approval"]["ticket_id"].is_string());
+    let denied = &records[2];
+    assert_eq!(denied["approval_status"], json!("denied"));
+    assert_eq!(denied["approved_by"], json!("alice"));
+    assert_eq!(
+        denied["evidence_chain"]["approval"]["denial_reason"],
+        json!("not this vendor")
+    );
+    assert_eq!(records[1]["approval_status"], json!("client_disconnected"));
+    assert_eq!(records[3]["approval_status"], json!("shutdown_cancelled"));
+}
+
+fn operator(name: &str) -> Resolver {
+    Resolver {
+        name: name.into(),
+        credential: "api_secret",
+    }
+}
+
+const HELD_RULE_ONLY: &str = "policies:\n  rules:\n    - name: approve-mail\n      match: { tool: mail }\n      action: require_approval\n";
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_call_nobody_decides_on_times_out_as_configured() {
+    let scratch = Scratch::new("held-timeout");
+    for (on_timeout, forwarded) in [(TimeoutOutcome::Deny, false), (TimeoutOutcome::Allow, true)] {
+        let approvals = Arc::new(Approvals::default());
+        let mut core = Core::new(
+            HELD_RULE_ONLY,
+            LocalStore::in_memory(),
+            &scratch.0.join(format!("audit-{forwarded}.db")),
+        )
+        .holding(approvals.clone(), Duration::from_millis(300), on_timeout);
+        let Decision::Hold(held) = core.decide("mail", json!({ "to": "x" }), "s1").await else {
+            panic!("held");
+        };
+        let id = held.ticket().to_owned();
+        match held.resolved().await {
+            Resolved::Forward(call) => {
+                assert!(forwarded, "forwarded only when the timeout allows");
+                forward(*call, &json!({ "to": "x" }), ok);
+            }
+            Resolved::Block(denial) => {
+                assert!(!forwarded);
+                assert_eq!(denial.reason, "approval_timeout");
+            }
+        }
+        assert_eq!(approvals.get(&id).map(|t| t.status), Some(Status::Timeout));
+        // Too late: the ticket is closed.
+        assert_eq!(
+            approvals.resolve(&id, Resolution::Approved, operator("alice")),
+            Err(ResolveError::AlreadyResolved(Status::Timeout))
+        );
+        let records = core.written();
+        assert_eq!(records[0]["approval_status"], json!("timeout"));
+        assert!(records[0]["approval_wait_ms"].as_f64().unwrap_or(0.0) >= 250.0);
+    }
 }

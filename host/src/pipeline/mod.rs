@@ -51,6 +51,10 @@ pub struct Pipeline {
     evidence_keys: Arc<BTreeSet<String>>,
     /// `["rules","budgets",…]`.
     stage_names: String,
+    /// SHA-256 (hex) of what decides: the environment, `policies`,
+    /// `budgets` and the plugins with their configuration. An approval
+    /// ticket records the version its call was held under.
+    version: Arc<str>,
 }
 
 impl Pipeline {
@@ -156,6 +160,7 @@ impl Pipeline {
         )
         .to_string();
         Ok(Self {
+            version: policy_version(config).into(),
             stage_names,
             stages,
             dry_run: config.policies.dry_run,
@@ -266,6 +271,11 @@ impl Pipeline {
             }),
         };
         evaluation
+    }
+
+    /// The policy's version: see [`policy_version`].
+    pub fn version(&self) -> &Arc<str> {
+        &self.version
     }
 
     /// The configured environment, as stages see it on each call.
@@ -422,3 +432,30 @@ impl Active {
 
 #[cfg(test)]
 mod tests;
+
+/// SHA-256 (hex) over what decides calls, in canonical JSON: a changed rule,
+/// budget, plugin or plugin configuration is a new version; a changed port
+/// or log setting is not.
+fn policy_version(config: &Config) -> String {
+    use sha2::Digest;
+    let plugins: Vec<Value> = config
+        .plugins
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "path": p.path.display().to_string(),
+                "sha256": p.sha256.map(hex::encode),
+                "config": p.config,
+                "may_loosen": p.may_loosen,
+            })
+        })
+        .collect();
+    let decides = json!([
+        config.environment,
+        config.policies_json,
+        config.budgets_json,
+        plugins
+    ]);
+    hex::encode(sha2::Sha256::digest(decides.to_string().as_bytes()))
+}

@@ -59,6 +59,16 @@ pub struct Approval {
     pub feedback: Option<Feedback>,
 }
 
+impl Approval {
+    /// Whether a budget asked (its ticket lists the breached budgets and
+    /// fails closed on a timeout).
+    pub fn is_budget(&self) -> bool {
+        self.feedback
+            .as_ref()
+            .is_some_and(|f| f.reason == "budget_exceeded")
+    }
+}
+
 impl Denial {
     /// The block a stage's verdict describes.
     pub fn of_verdict(decision: &Decision, feedback: &Feedback) -> Self {
@@ -164,16 +174,39 @@ impl Denial {
         }
     }
 
-    /// A held call an operator denied, with their reason.
-    pub fn approval_denied(approval: &Approval, why: &str) -> Self {
+    /// A held call an operator denied; their reason, if they gave one,
+    /// is the agent's feedback.
+    pub fn approval_denied(approval: &Approval, why: Option<&str>) -> Self {
+        let message = match why {
+            Some(why) => format!("Blocked: an operator denied this call: {why}"),
+            None => "Blocked: an operator denied this call".into(),
+        };
         Self {
             reason: "approval_denied".into(),
-            message: format!("Blocked: an operator denied this call: {why}"),
+            message,
             rule: approval.decision.rule.clone(),
             rule_index: approval.decision.rule_index,
             action: approval.decision.action.clone(),
-            suggestion: Some(why.into()),
+            suggestion: why.map(str::to_owned),
             retry_allowed: false,
+            extra: Map::new(),
+        }
+    }
+
+    /// A held call nobody decided on in time, where the timeout denies
+    /// (`approval.default_on_timeout: deny`).
+    pub fn approval_timeout(approval: &Approval, waited_ms: u64) -> Self {
+        Self {
+            reason: "approval_timeout".into(),
+            message: format!(
+                "Blocked: this call needed a human approval and none came within {} s",
+                waited_ms / 1000
+            ),
+            rule: approval.decision.rule.clone(),
+            rule_index: approval.decision.rule_index,
+            action: approval.decision.action.clone(),
+            suggestion: Some("Ask an operator to watch for the approval, then retry.".into()),
+            retry_allowed: true,
             extra: Map::new(),
         }
     }

@@ -309,7 +309,7 @@ fn the_decision_reports_what_the_stages_checked_allowed_or_blocked() {
         )
     };
     let sections = |decided: &Evaluation| -> Value {
-        let text = crate::plugins::checks::evidence_chain(&decided.checks, None).expect("checks");
+        let text = crate::plugins::checks::evidence_chain(&decided.checks, &[]).expect("checks");
         serde_json::from_str(&text).expect("JSON")
     };
 

@@ -114,8 +114,8 @@ pub fn decimal_json(value: &Decimal) -> Value {
 ///
 /// Built by the audit writer thread, straight to text: a `serde_json::Map`
 /// of small strings cost ~10 µs a call, this ~3.5 µs for five checks.
-pub fn evidence_chain(checks: &[Check], outcome: Option<(&str, &Value)>) -> Option<String> {
-    if checks.is_empty() && outcome.is_none() {
+pub fn evidence_chain(checks: &[Check], sections: &[(&str, &Value)]) -> Option<String> {
+    if checks.is_empty() && sections.is_empty() {
         return None;
     }
     let mut evidence: [Vec<&str>; 3] = Default::default();
@@ -162,7 +162,7 @@ pub fn evidence_chain(checks: &[Check], outcome: Option<(&str, &Value)>) -> Opti
     for (section, entries) in SECTIONS.iter().zip(&limits) {
         out.limits(section, entries);
     }
-    if let Some((name, value)) = outcome {
+    for (name, value) in sections {
         out.key(name);
         out.json(value);
     }
@@ -387,7 +387,7 @@ mod tests {
                 },
             },
         ];
-        let text = evidence_chain(&checks, None).expect("chain");
+        let text = evidence_chain(&checks, &[]).expect("chain");
         let chain: Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             chain,
@@ -409,9 +409,9 @@ mod tests {
 
     #[test]
     fn the_outcome_comes_last_and_nothing_checked_is_no_chain() {
-        assert_eq!(evidence_chain(&[], None), None);
+        assert_eq!(evidence_chain(&[], &[]), None);
         let blocked = json!({"blocked": true, "reason": "policy_denied"});
-        let text = evidence_chain(&[], Some(("blocked", &blocked))).expect("chain");
+        let text = evidence_chain(&[], &[("blocked", &blocked)]).expect("chain");
         assert_eq!(
             text,
             r#"{"blocked":{"blocked":true,"reason":"policy_denied"}}"#
@@ -420,7 +420,7 @@ mod tests {
             key: "a\"b".into(),
             status: EvidenceStatus::Missing,
         }];
-        let text = evidence_chain(&checks, Some(("blocked", &blocked))).expect("chain");
+        let text = evidence_chain(&checks, &[("blocked", &blocked)]).expect("chain");
         let chain: Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(chain["evidence"]["missing"], json!(["a\"b"]));
         assert_eq!(chain["blocked"], blocked);

@@ -1,0 +1,286 @@
+//! Approval tickets: one per held call, bound to exactly that call, and the
+//! registry operators resolve them through.
+//!
+//! The governance core opens a ticket when a stage asks for a human
+//! ([`crate::govern::Held`]) and waits on it; the operator API lists,
+//! approves, denies and breaks glass; the live feed announces each ticket
+//! and its resolution. A ticket changes from `pending` exactly once, under
+//! the registry's lock, so an operator's approval and a timeout racing for
+//! the same ticket cannot both win.
+
+mod ticket;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::json;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::state::now_ms;
+use crate::time::iso_utc;
+
+pub use ticket::{arguments_digest, Status, Ticket};
+
+/// Resolved tickets kept for the operator API (newest first); older ones
+/// live on in the audit trail.
+const KEPT_RESOLVED: usize = 10_000;
+
+/// Approval events the live feed relays, as `(event name, JSON data)`.
+const EVENT_BACKLOG: usize = 256;
+
+/// What an operator decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    Approved,
+    Denied {
+        reason: Option<String>,
+    },
+    /// Force-approved (operator API only), with the mandatory reason.
+    BreakGlass {
+        reason: String,
+    },
+}
+
+/// Who resolved a ticket: the name the request gives, and the credential
+/// that authenticated it (so a self-declared name never hides who acted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolver {
+    pub name: String,
+    pub credential: &'static str,
+}
+
+/// What the held call learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub resolution: Resolution,
+    pub by: Resolver,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("Ticket not found")]
+    NotFound,
+    #[error("Ticket already resolved")]
+    AlreadyResolved(Status),
+}
+
+struct Entry {
+    ticket: Ticket,
+    /// The held call, while it waits.
+    waiter: Option<oneshot::Sender<Decided>>,
+}
+
+#[derive(Default)]
+struct Tickets {
+    by_id: HashMap<String, Entry>,
+    /// Ids, oldest first.
+    order: VecDeque<String>,
+}
+
+pub struct Approvals {
+    tickets: Mutex<Tickets>,
+    events: broadcast::Sender<(&'static str, Arc<str>)>,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Self {
+            tickets: Mutex::default(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+        }
+    }
+}
+
+impl Approvals {
+    /// Registers a pending ticket; the receiver gets the operator's
+    /// decision.
+    pub fn open(&self, ticket: Ticket) -> oneshot::Receiver<Decided> {
+        let (sender, receiver) = oneshot::channel();
+        let event = json!({
+            "ticket_id": ticket.id,
+            "tool_name": ticket.tool_name,
+            "channel": ticket.channel_name,
+            "requested_at": ticket.requested_at,
+        });
+        {
+            let mut tickets = self.lock();
+            tickets.order.push_back(ticket.id.clone());
+            tickets.by_id.insert(
+                ticket.id.clone(),
+                Entry {
+                    ticket,
+                    waiter: Some(sender),
+                },
+            );
+            tickets.forget_old();
+        }
+        self.announce("approval_requested", event);
+        receiver
+    }
+
+    /// An operator's decision on a pending ticket.
+    pub fn resolve(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        by: Resolver,
+    ) -> Result<(), ResolveError> {
+        let status = match &resolution {
+            Resolution::Approved => Status::Approved,
+            Resolution::Denied { .. } => Status::Denied,
+            Resolution::BreakGlass { .. } => Status::BreakGlass,
+        };
+        let waiter = {
+            let mut tickets = self.lock();
+            let entry = tickets.by_id.get_mut(id).ok_or(ResolveError::NotFound)?;
+            if entry.ticket.status != Status::Pending {
+                return Err(ResolveError::AlreadyResolved(entry.ticket.status));
+            }
+            let ticket = &mut entry.ticket;
+            ticket.settle(status, Some(&by));
+            match &resolution {
+                Resolution::Denied { reason } => ticket.denial_reason.clone_from(reason),
+                Resolution::BreakGlass { reason } => {
+                    ticket.break_glass_reason = Some(reason.clone());
+                }
+                Resolution::Approved => {}
+            }
+            entry.waiter.take()
+        };
+        self.announce_resolved(id);
+        // A waiter gone means its call ended meanwhile (it set its own
+        // status first, so this is unreachable in practice).
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Decided { resolution, by });
+        }
+        Ok(())
+    }
+
+    /// Ends a pending ticket without an operator (timeout, client gone,
+    /// shutdown). False when it was no longer pending: an operator got
+    /// there first, and the held call reads their decision instead.
+    pub fn close(&self, id: &str, status: Status) -> bool {
+        let closed = {
+            let mut tickets = self.lock();
+            match tickets.by_id.get_mut(id) {
+                Some(entry) if entry.ticket.status == Status::Pending => {
+                    entry.ticket.settle(status, None);
+                    entry.waiter = None;
+                    true
+                }
+                Some(_) | None => false,
+            }
+        };
+        if closed {
+            self.announce_resolved(id);
+        }
+        closed
+    }
+
+    /// Shutdown: every pending ticket ends `shutdown_cancelled`, and its
+    /// held call is not forwarded.
+    pub fn cancel_all(&self) {
+        let pending: Vec<String> = {
+            let tickets = self.lock();
+            tickets
+                .by_id
+                .values()
+                .filter(|e| e.ticket.status == Status::Pending)
+                .map(|e| e.ticket.id.clone())
+                .collect()
+        };
+        for id in pending {
+            self.close(&id, Status::ShutdownCancelled);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Ticket> {
+        self.lock().by_id.get(id).map(|e| e.ticket.clone())
+    }
+
+    /// Tickets newest first, optionally of one status: a page and the
+    /// total that matched.
+    pub fn list(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+        offset: usize,
+    ) -> (Vec<Ticket>, usize) {
+        let tickets = self.lock();
+        let matching = tickets
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| tickets.by_id.get(id))
+            .filter(|e| status.is_none_or(|s| e.ticket.status == s));
+        let total = matching.clone().count();
+        let page = matching
+            .skip(offset)
+            .take(limit)
+            .map(|e| e.ticket.clone())
+            .collect();
+        (page, total)
+    }
+
+    /// Approval events for the live feed: `(event name, JSON data)`.
+    pub fn subscribe(&self) -> broadcast::Receiver<(&'static str, Arc<str>)> {
+        self.events.subscribe()
+    }
+
+    fn announce_resolved(&self, id: &str) {
+        let Some(ticket) = self.get(id) else {
+            return;
+        };
+        self.announce(
+            "approval_resolved",
+            json!({
+                "ticket_id": ticket.id,
+                "status": ticket.status.as_str(),
+                "resolved_by": ticket.resolved_by,
+                "resolved_at": ticket.resolved_at,
+            }),
+        );
+    }
+
+    fn announce(&self, event: &'static str, data: serde_json::Value) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.events.send((event, Arc::from(data.to_string())));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tickets> {
+        self.tickets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Tickets {
+    /// Drops the oldest resolved tickets beyond [`KEPT_RESOLVED`]; pending
+    /// ones always stay.
+    fn forget_old(&mut self) {
+        if self.by_id.len() <= KEPT_RESOLVED {
+            return;
+        }
+        let mut excess = self.by_id.len().saturating_sub(KEPT_RESOLVED);
+        let mut kept = VecDeque::with_capacity(self.order.len());
+        while let Some(id) = self.order.pop_front() {
+            let pending = self
+                .by_id
+                .get(&id)
+                .is_some_and(|e| e.ticket.status == Status::Pending);
+            if excess > 0 && !pending {
+                self.by_id.remove(&id);
+                excess -= 1;
+            } else {
+                kept.push_back(id);
+            }
+        }
+        self.order = kept;
+    }
+}
+
+/// The time now, as tickets show it.
+fn now_iso() -> String {
+    iso_utc(now_ms())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+use super::*;
+use serde_json::Value;
+
+fn ticket(id: &str) -> Ticket {
+    Ticket {
+        id: id.into(),
+        tool_name: "send_email".into(),
+        tool_input: json!({"to": "a@b"}),
+        matched_rule: Some("approve-mail".into()),
+        rule_index: Some(0),
+        channel_name: "dashboard".into(),
+        session_id: Some("s1".into()),
+        requested_at: now_iso(),
+        timeout_at: now_iso(),
+        timeout_ms: 1000,
+        status: Status::Pending,
+        resolved_at: None,
+        resolved_by: None,
+        denial_reason: None,
+        break_glass_reason: None,
+        escalated_at: None,
+        escalated_to: None,
+        notification_failures: Vec::new(),
+        arguments_digest: arguments_digest(None),
+        policy_version: "v".into(),
+        agent_id: None,
+        resolved_via: None,
+    }
+}
+
+fn operator(name: &str) -> Resolver {
+    Resolver {
+        name: name.into(),
+        credential: "api_secret",
+    }
+}
+
+#[test]
+fn a_ticket_is_resolved_once_and_its_call_learns_by_whom() {
+    let approvals = Approvals::default();
+    let mut events = approvals.subscribe();
+    let mut waiter = approvals.open(ticket("t1"));
+    assert_eq!(events.try_recv().map(|e| e.0), Ok("approval_requested"));
+    approvals
+        .resolve("t1", Resolution::Approved, operator("alice"))
+        .expect("resolve");
+    let decided = waiter.try_recv().expect("decided");
+    assert_eq!(decided.resolution, Resolution::Approved);
+    assert_eq!(decided.by, operator("alice"));
+    let stored = approvals.get("t1").expect("ticket");
+    assert_eq!(stored.status, Status::Approved);
+    assert_eq!(stored.resolved_by.as_deref(), Some("alice"));
+    assert_eq!(stored.resolved_via, Some("api_secret"));
+    assert_eq!(events.try_recv().map(|e| e.0), Ok("approval_resolved"));
+    // Once only: a second decision, or a timeout, finds it resolved.
+    assert_eq!(
+        approvals.resolve("t1", Resolution::Denied { reason: None }, operator("bob")),
+        Err(ResolveError::AlreadyResolved(Status::Approved))
+    );
+    assert!(!approvals.close("t1", Status::Timeout));
+    assert_eq!(
+        approvals.resolve("nope", Resolution::Approved, operator("bob")),
+        Err(ResolveError::NotFound)
+    );
+}
+
+#[test]
+fn closing_and_shutdown_end_pending_tickets_without_a_decision() {
+    let approvals = Approvals::default();
+    let mut timed_out = approvals.open(ticket("t1"));
+    let mut cancelled = approvals.open(ticket("t2"));
+    assert!(approvals.close("t1", Status::Timeout));
+    approvals.cancel_all();
+    assert!(timed_out.try_recv().is_err());
+    assert!(cancelled.try_recv().is_err());
+    assert_eq!(approvals.get("t1").map(|t| t.status), Some(Status::Timeout));
+    assert_eq!(
+        approvals.get("t2").map(|t| t.status),
+        Some(Status::ShutdownCancelled)
+    );
+    assert_eq!(
+        approvals.resolve("t2", Resolution::Approved, operator("alice")),
+        Err(ResolveError::AlreadyResolved(Status::ShutdownCancelled))
+    );
+}
+
+#[test]
+fn lists_newest_first_by_status_with_a_total() {
+    let approvals = Approvals::default();
+    for i in 0..5 {
+        drop(approvals.open(ticket(&format!("t{i}"))));
+    }
+    approvals
+        .resolve(
+            "t1",
+            Resolution::Denied {
+                reason: Some("no".into()),
+            },
+            operator("alice"),
+        )
+        .expect("deny");
+    let (page, total) = approvals.list(None, 2, 0);
+    assert_eq!(total, 5);
+    assert_eq!(
+        page.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t4", "t3"]
+    );
+    let (pending, total) = approvals.list(Some(Status::Pending), 10, 1);
+    assert_eq!(total, 4);
+    assert_eq!(
+        pending.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t3", "t2", "t0"]
+    );
+    let denied = approvals.get("t1").expect("t1");
+    assert_eq!(denied.denial_reason.as_deref(), Some("no"));
+}
+
+#[test]
+fn the_arguments_digest_does_not_depend_on_key_order() {
+    let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[3]}}"#).expect("a");
+    let b: Value = serde_json::from_str(r#"{"a":{"x":[3],"y":2},"b":1}"#).expect("b");
+    assert_eq!(arguments_digest(Some(&a)), arguments_digest(Some(&b)));
+    assert_ne!(arguments_digest(Some(&a)), arguments_digest(None));
+}

@@ -1,0 +1,108 @@
+//! One approval ticket, in the operator API's shape (the original's fields,
+//! then Helio's: what binds the ticket to its call, and who resolved it by
+//! which credential).
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{now_iso, Resolver};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Timeout,
+    BreakGlass,
+    ClientDisconnected,
+    ShutdownCancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Approved,
+        Status::Denied,
+        Status::Timeout,
+        Status::BreakGlass,
+        Status::ClientDisconnected,
+        Status::ShutdownCancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Timeout => "timeout",
+            Status::BreakGlass => "break_glass",
+            Status::ClientDisconnected => "client_disconnected",
+            Status::ShutdownCancelled => "shutdown_cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ticket {
+    /// The held call's id (its audit record's id).
+    pub id: String,
+    pub tool_name: String,
+    /// The arguments as the audit trail stores them (redacted).
+    pub tool_input: Value,
+    pub matched_rule: Option<String>,
+    pub rule_index: Option<u32>,
+    pub channel_name: String,
+    pub session_id: Option<String>,
+    pub requested_at: String,
+    pub timeout_at: String,
+    pub timeout_ms: u64,
+    pub status: Status,
+    pub resolved_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub denial_reason: Option<String>,
+    pub break_glass_reason: Option<String>,
+    pub escalated_at: Option<String>,
+    pub escalated_to: Option<Vec<String>>,
+    pub notification_failures: Vec<Value>,
+    /// SHA-256 of the call's arguments in canonical JSON (keys sorted):
+    /// what is approved is exactly what is forwarded.
+    pub arguments_digest: String,
+    /// SHA-256 of the policy in force when the call was held.
+    pub policy_version: String,
+    /// The requesting agent's label (`clientInfo` name@version).
+    pub agent_id: Option<String>,
+    /// The credential that authenticated the resolution (`api_secret`,
+    /// `open_mode`), beside the self-declared `resolved_by`.
+    pub resolved_via: Option<&'static str>,
+}
+
+impl Ticket {
+    /// Leaves `pending` for `status`, now.
+    pub(super) fn settle(&mut self, status: Status, by: Option<&Resolver>) {
+        self.status = status;
+        self.resolved_at = Some(now_iso());
+        if let Some(by) = by {
+            self.resolved_by = Some(by.name.clone());
+            self.resolved_via = Some(by.credential);
+        }
+    }
+}
+
+/// The arguments' digest: SHA-256 over their canonical JSON text (object
+/// keys sorted, no whitespace), hex. Absent arguments hash as `{}`.
+pub fn arguments_digest(arguments: Option<&Value>) -> String {
+    let text = arguments.map_or_else(|| "{}".to_owned(), canonical);
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// `serde_json`'s maps are ordered by key (no `preserve_order`), so its
+/// compact text is canonical; this says so in one place.
+fn canonical(value: &Value) -> String {
+    value.to_string()
+}

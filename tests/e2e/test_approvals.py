@@ -1,0 +1,230 @@
+"""Human approvals on the dashboard channel: a call a rule sends for approval is
+held open on its request, a ticket appears in the operator API bound to exactly
+that call, and the call goes on (approve, break-glass) or is blocked (deny,
+timeout) — driven by the official MCP SDK client and by raw JSON-RPC."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import (
+    HelioInstance,
+    HelioLauncher,
+    RawMcp,
+    Upstream,
+    call_tool_outcome,
+    jsonrpc_body_matches,
+    mcp_session,
+    wait_until,
+)
+
+HOLD_DELETES = {
+    "rules": [
+        {"name": "approve-deletes", "match": {"tool": "delete_record"}, "action": "require_approval"},
+    ]
+}
+
+
+def start(helio: HelioLauncher, upstream: Upstream, **approval: Any) -> HelioInstance:
+    overrides: dict[str, Any] = {"policies": HOLD_DELETES}
+    if approval:
+        overrides["approval"] = approval
+    return helio(overrides, upstream=upstream)
+
+
+def api(instance: HelioInstance) -> httpx.Client:
+    return httpx.Client(
+        base_url=instance.dashboard_url,
+        headers={"authorization": f"Bearer {instance.api_secret}"},
+        timeout=10,
+    )
+
+
+def reached(upstream: Upstream, marker: str) -> bool:
+    return bool(
+        upstream.find(
+            lambda r: jsonrpc_body_matches(r, "tools/call", name="delete_record") and marker in str(r.get("body"))
+        )
+    )
+
+
+def pending_ticket(client: httpx.Client, marker: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def appeared() -> bool:
+        page = client.get("/api/approvals", params={"status": "pending"}).json()
+        for ticket in page["data"]:
+            if ticket["tool_input"].get("id") == marker:
+                found.update(ticket)
+                return True
+        return False
+
+    assert wait_until(appeared, timeout=15), "no pending ticket appeared"
+    return found
+
+
+def call_in_background(instance: HelioInstance, marker: str) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        with RawMcp(instance.mcp_url) as raw:
+            raw.initialize()
+            reply = raw.call_tool("delete_record", {"id": marker}, id="held")
+            outcome["final"] = reply.final("held")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def audit_record(client: httpx.Client, ticket_id: str) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+
+    def written() -> bool:
+        response = client.get(f"/api/audit/{ticket_id}")
+        if response.status_code == 200:
+            record.update(response.json()["data"] if "data" in response.json() else response.json())
+            return True
+        return False
+
+    assert wait_until(written, timeout=10), "the held call's record was not written"
+    return record
+
+
+@pytest.mark.anyio
+async def test_an_sdk_clients_held_call_goes_on_once_an_operator_approves(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    import anyio
+
+    async with mcp_session(instance.mcp_url) as (session, events):
+        async with anyio.create_task_group() as group:
+            outcome: dict[str, Any] = {}
+
+            async def held_call() -> None:
+                outcome.update(await call_tool_outcome(session, "delete_record", {"id": marker}, events))
+
+            group.start_soon(held_call)
+            with api(instance) as client:
+                ticket = await anyio.to_thread.run_sync(pending_ticket, client, marker)
+                # Held, not forwarded, until a human decides.
+                assert not reached(upstream_sse, marker)
+                assert ticket["matched_rule"] == "approve-deletes"
+                assert ticket["channel_name"] == "dashboard"
+                assert len(ticket["arguments_digest"]) == 64
+                assert len(ticket["policy_version"]) == 64
+                one = client.get(f"/api/approvals/{ticket['id']}")
+                assert one.status_code == 200 and one.json()["data"]["status"] == "pending"
+                approved = client.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "alice"})
+                assert approved.status_code == 200 and approved.json() == {"ok": True}
+    assert "result" in outcome, outcome
+    assert reached(upstream_sse, marker)
+    with api(instance) as client:
+        ticket = client.get(f"/api/approvals/{ticket['id']}").json()["data"]
+        assert ticket["status"] == "approved"
+        assert ticket["resolved_by"] == "alice"
+        assert ticket["resolved_via"] == "api_secret"
+        again = client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "bob"})
+        assert again.status_code == 409
+        assert again.json() == {"error": "Ticket already resolved", "status": "approved"}
+        record = audit_record(client, ticket["id"])
+        assert record["approval_status"] == "approved"
+        assert record["approved_by"] == "alice"
+        assert record["approval_wait_ms"] > 0
+
+
+def test_a_denied_call_is_blocked_with_the_operators_reason_and_never_forwarded(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    with api(instance) as client:
+        ticket = pending_ticket(client, marker)
+        # Validation in the original's shapes.
+        assert client.post(f"/api/approvals/{ticket['id']}/deny", content=b"{nope").json() == {"error": "Invalid JSON"}
+        missing = client.post(f"/api/approvals/{ticket['id']}/deny", json={}).json()
+        assert missing["error"] == "Validation error"
+        assert missing["details"][0]["path"] == ["denied_by"]
+        glass = client.post(f"/api/approvals/{ticket['id']}/break-glass", json={"approved_by": "x", "reason": " "})
+        assert glass.status_code == 400
+        assert client.post("/api/approvals/nope/approve", json={"approved_by": "x"}).status_code == 404
+        denied = client.post(
+            f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "bob", "reason": "wrong customer"}
+        )
+        assert denied.status_code == 200
+        thread.join(timeout=15)
+        error = outcome["final"]["error"]
+        assert error["data"]["reason"] == "approval_denied"
+        assert "wrong customer" in error["message"]
+        assert not reached(upstream_sse, marker)
+        record = audit_record(client, ticket["id"])
+        assert record["approval_status"] == "denied"
+        assert record["block_reason"] == "approval_denied"
+        assert record["evidence_chain"]["approval"]["denial_reason"] == "wrong customer"
+
+
+def test_break_glass_forwards_and_is_recorded_as_such(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    with api(instance) as client:
+        ticket = pending_ticket(client, marker)
+        forced = client.post(
+            f"/api/approvals/{ticket['id']}/break-glass",
+            json={"approved_by": "oncall", "reason": "incident 42"},
+        )
+        assert forced.status_code == 200
+        thread.join(timeout=15)
+        assert "result" in outcome["final"], outcome
+        assert reached(upstream_sse, marker)
+        stored = client.get(f"/api/approvals/{ticket['id']}").json()["data"]
+        assert stored["status"] == "break_glass"
+        assert stored["break_glass_reason"] == "incident 42"
+        record = audit_record(client, ticket["id"])
+        assert record["approval_status"] == "break_glass"
+        assert record["evidence_chain"]["break_glass"]["reason"] == "incident 42"
+
+
+@pytest.mark.parametrize("on_timeout", ["deny", "allow"])
+def test_nobody_deciding_in_time_follows_default_on_timeout(
+    helio: HelioLauncher, upstream_sse: Upstream, on_timeout: str
+) -> None:
+    instance = start(helio, upstream_sse, timeout="1s", default_on_timeout=on_timeout)
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    thread.join(timeout=15)
+    final = outcome["final"]
+    with api(instance) as client:
+        page = client.get("/api/approvals", params={"status": "timeout"}).json()
+        assert page["total"] == 1
+        ticket = page["data"][0]
+        late = client.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "late"})
+        assert late.status_code == 409
+    if on_timeout == "deny":
+        assert final["error"]["data"]["reason"] == "approval_timeout"
+        assert not reached(upstream_sse, marker)
+    else:
+        assert "result" in final, final
+        assert reached(upstream_sse, marker)
+
+
+def test_a_held_call_ends_shutdown_cancelled_when_helio_stops(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    with api(instance) as client:
+        pending_ticket(client, marker)
+    assert instance.terminate() == 0
+    thread.join(timeout=15)
+    assert outcome["final"]["error"]["data"]["reason"] == "shutdown_cancelled"
+    assert not reached(upstream_sse, marker)

@@ -74,10 +74,11 @@ impl Gateway {
         let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
         // Tickets are resolved through the operator API: without it, a call
         // that needs an approval is refused, never held for nobody.
-        let approvals = config
-            .dashboard
-            .enabled
-            .then(|| Arc::new(Approvals::default()));
+        let approvals = config.dashboard.enabled.then(|| {
+            let approvals = Arc::new(Approvals::restore(state.clone()));
+            spawn_ticket_retention(approvals.clone(), config.audit.retention);
+            approvals
+        });
         if let Some(registry) = &approvals {
             core = core.holding_approvals(Holding {
                 registry: registry.clone(),
@@ -167,6 +168,19 @@ impl Gateway {
             tasks.abort_all();
         }
     }
+}
+
+/// Tickets are kept as long as the audit records of their calls
+/// (`audit.retention`), checked every minute.
+fn spawn_ticket_retention(approvals: Arc<Approvals>, retention: Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+            approvals.forget_before(crate::state::now_ms().saturating_sub(retention_ms));
+        }
+    });
 }
 
 /// Serves an operator or SDK router with the same connection bounds as

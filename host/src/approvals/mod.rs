@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::json;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::state::now_ms;
+use crate::state::{now_ms, StoredTicket, TicketStore};
 use crate::time::iso_utc;
 
 pub use ticket::{arguments_digest, Status, Ticket};
@@ -80,18 +80,98 @@ struct Tickets {
 pub struct Approvals {
     tickets: Mutex<Tickets>,
     events: broadcast::Sender<(&'static str, Arc<str>)>,
+    /// Where tickets are kept across restarts.
+    store: Option<Arc<dyn TicketStore>>,
 }
 
 impl Default for Approvals {
+    /// Tickets in memory only (tests, `helio demo`).
     fn default() -> Self {
         Self {
             tickets: Mutex::default(),
             events: broadcast::channel(EVENT_BACKLOG).0,
+            store: None,
         }
     }
 }
 
 impl Approvals {
+    /// Tickets kept in `store`: those it held at start come back (newest
+    /// first, as many as the operator API keeps). A ticket still pending
+    /// then belonged to a call that ended with the previous process: it is
+    /// closed `shutdown_cancelled`, as that call was.
+    pub fn restore(store: Arc<dyn TicketStore>) -> Self {
+        let approvals = Self {
+            store: Some(store.clone()),
+            ..Self::default()
+        };
+        let mut restored = store.restored_tickets();
+        restored.reverse(); // oldest first, as they were opened
+        let mut tickets = approvals.lock();
+        for stored in restored {
+            let mut ticket: Ticket = match serde_json::from_str(&stored.json) {
+                Ok(ticket) => ticket,
+                Err(error) => {
+                    tracing::warn!(%error, id = %stored.id, "an approval ticket on disk could not be read; skipped");
+                    continue;
+                }
+            };
+            ticket.requested_ms = stored.requested_ms;
+            if ticket.status == Status::Pending {
+                ticket.settle(Status::ShutdownCancelled, None);
+                approvals.save(&ticket);
+            }
+            tickets.order.push_back(ticket.id.clone());
+            tickets.by_id.insert(
+                ticket.id.clone(),
+                Entry {
+                    ticket,
+                    waiter: None,
+                },
+            );
+        }
+        drop(tickets);
+        approvals
+    }
+
+    /// Forgets tickets requested before `before_ms`, in memory and in the
+    /// store (the audit's retention).
+    pub fn forget_before(&self, before_ms: u64) {
+        {
+            let mut tickets = self.lock();
+            let Tickets { by_id, order } = &mut *tickets;
+            order.retain(|id| {
+                let keep = by_id.get(id).is_some_and(|e| {
+                    e.ticket.status == Status::Pending || e.ticket.requested_ms >= before_ms
+                });
+                if !keep {
+                    by_id.remove(id);
+                }
+                keep
+            });
+        }
+        if let Some(store) = &self.store {
+            if let Err(error) = store.forget_tickets(before_ms) {
+                tracing::warn!(%error, "old approval tickets could not be removed; retrying later");
+            }
+        }
+    }
+
+    /// Writes a ticket's current state to the store.
+    fn save(&self, ticket: &Ticket) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let stored = StoredTicket {
+            id: ticket.id.clone(),
+            requested_ms: ticket.requested_ms,
+            json: serde_json::to_string(ticket).unwrap_or_default(),
+        };
+        if let Err(error) = store.save_ticket(stored) {
+            tracing::error!(%error, id = %ticket.id, "an approval ticket could not be saved; it is kept in memory");
+        }
+    }
+
     /// Registers a pending ticket; the receiver gets the operator's
     /// decision.
     pub fn open(&self, ticket: Ticket) -> oneshot::Receiver<Decided> {
@@ -102,6 +182,7 @@ impl Approvals {
             "channel": ticket.channel_name,
             "requested_at": ticket.requested_at,
         });
+        self.save(&ticket);
         {
             let mut tickets = self.lock();
             tickets.order.push_back(ticket.id.clone());
@@ -145,6 +226,7 @@ impl Approvals {
                 }
                 Resolution::Approved => {}
             }
+            self.save(ticket);
             entry.waiter.take()
         };
         self.announce_resolved(id);
@@ -166,6 +248,7 @@ impl Approvals {
                 Some(entry) if entry.ticket.status == Status::Pending => {
                     entry.ticket.settle(status, None);
                     entry.waiter = None;
+                    self.save(&entry.ticket);
                     true
                 }
                 Some(_) | None => false,

@@ -11,6 +11,7 @@ fn ticket(id: &str) -> Ticket {
         channel_name: "dashboard".into(),
         session_id: Some("s1".into()),
         requested_at: now_iso(),
+        requested_ms: now_ms(),
         timeout_at: now_iso(),
         timeout_ms: 1000,
         status: Status::Pending,
@@ -50,7 +51,7 @@ fn a_ticket_is_resolved_once_and_its_call_learns_by_whom() {
     let stored = approvals.get("t1").expect("ticket");
     assert_eq!(stored.status, Status::Approved);
     assert_eq!(stored.resolved_by.as_deref(), Some("alice"));
-    assert_eq!(stored.resolved_via, Some("api_secret"));
+    assert_eq!(stored.resolved_via.as_deref(), Some("api_secret"));
     assert_eq!(events.try_recv().map(|e| e.0), Ok("approval_resolved"));
     // Once only: a second decision, or a timeout, finds it resolved.
     assert_eq!(
@@ -121,4 +122,53 @@ fn the_arguments_digest_does_not_depend_on_key_order() {
     let b: Value = serde_json::from_str(r#"{"a":{"x":[3],"y":2},"b":1}"#).expect("b");
     assert_eq!(arguments_digest(Some(&a)), arguments_digest(Some(&b)));
     assert_ne!(arguments_digest(Some(&a)), arguments_digest(None));
+}
+
+#[test]
+fn tickets_survive_a_restart_and_a_pending_one_comes_back_cancelled() {
+    use crate::state::LocalStore;
+    let dir = std::env::temp_dir().join(format!("helio-tickets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("state.db");
+    {
+        let store = LocalStore::open(&path, now_ms()).expect("open");
+        let approvals = Approvals::restore(store.clone());
+        drop(approvals.open(ticket("approved")));
+        approvals
+            .resolve("approved", Resolution::Approved, operator("alice"))
+            .expect("approve");
+        let mut old = ticket("old");
+        old.requested_ms = 1_000;
+        drop(approvals.open(old));
+        approvals.close("old", Status::Timeout);
+        // The process dies with this one pending.
+        drop(approvals.open(ticket("pending")));
+        store.flush().expect("flush");
+    }
+    let store = LocalStore::open(&path, now_ms()).expect("reopen");
+    let approvals = Approvals::restore(store.clone());
+    let status = |id: &str| approvals.get(id).map(|t| t.status);
+    assert_eq!(status("approved"), Some(Status::Approved));
+    assert_eq!(
+        approvals.get("approved").and_then(|t| t.resolved_via),
+        Some("api_secret".to_owned())
+    );
+    assert_eq!(status("pending"), Some(Status::ShutdownCancelled));
+    assert_eq!(status("old"), Some(Status::Timeout));
+    let (all, total) = approvals.list(None, 10, 0);
+    assert_eq!(total, 3);
+    assert_eq!(all[0].id, "pending", "newest first, as before the restart");
+    // Retention: what was requested before the cutoff goes, on disk too.
+    approvals.forget_before(10_000);
+    assert_eq!(status("old"), None);
+    store.flush().expect("flush");
+    drop(approvals);
+    let again = Approvals::restore(LocalStore::open(&path, now_ms()).expect("reopen"));
+    assert!(again.get("old").is_none());
+    assert_eq!(
+        again.get("pending").map(|t| t.status),
+        Some(Status::ShutdownCancelled),
+        "the cancellation itself was saved"
+    );
 }

@@ -2,13 +2,13 @@
 //! then Helio's: what binds the ticket to its call, and who resolved it by
 //! which credential).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{now_iso, Resolver};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -48,7 +48,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
     /// The held call's id (its audit record's id).
     pub id: String,
@@ -60,6 +60,10 @@ pub struct Ticket {
     pub channel_name: String,
     pub session_id: Option<String>,
     pub requested_at: String,
+    /// `requested_at` in milliseconds since the epoch (for ordering and
+    /// retention).
+    #[serde(skip)]
+    pub requested_ms: u64,
     pub timeout_at: String,
     pub timeout_ms: u64,
     pub status: Status,
@@ -79,7 +83,7 @@ pub struct Ticket {
     pub agent_id: Option<String>,
     /// The credential that authenticated the resolution (`api_secret`,
     /// `open_mode`), beside the self-declared `resolved_by`.
-    pub resolved_via: Option<&'static str>,
+    pub resolved_via: Option<String>,
 }
 
 impl Ticket {
@@ -89,7 +93,7 @@ impl Ticket {
         self.resolved_at = Some(now_iso());
         if let Some(by) = by {
             self.resolved_by = Some(by.name.clone());
-            self.resolved_via = Some(by.credential);
+            self.resolved_via = Some(by.credential.to_owned());
         }
     }
 }

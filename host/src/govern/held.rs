@@ -65,6 +65,7 @@ impl Holding {
                 .unwrap_or_else(|| "dashboard".into()),
             session_id: record.session_id.clone(),
             requested_at: iso_utc(now),
+            requested_ms: now,
             timeout_at: iso_utc(now.saturating_add(timeout_ms)),
             timeout_ms,
             status: Status::Pending,

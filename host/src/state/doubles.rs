@@ -145,6 +145,18 @@ impl StateInspection for TestStore {
     }
 }
 
+impl TicketStore for TestStore {
+    fn save_ticket(&self, ticket: StoredTicket) -> Result<(), StateError> {
+        self.inner.save_ticket(ticket)
+    }
+    fn restored_tickets(&self) -> Vec<StoredTicket> {
+        self.inner.restored_tickets()
+    }
+    fn forget_tickets(&self, before_ms: u64) -> Result<(), StateError> {
+        self.inner.forget_tickets(before_ms)
+    }
+}
+
 /// A backend that is down: every operation fails.
 pub struct Down;
 
@@ -215,6 +227,18 @@ impl StateInspection for Down {
         Err(down())
     }
     fn session_state(&self, _: &str, _: u64) -> Result<SessionState, StateError> {
+        Err(down())
+    }
+}
+
+impl TicketStore for Down {
+    fn save_ticket(&self, _: StoredTicket) -> Result<(), StateError> {
+        Err(down())
+    }
+    fn restored_tickets(&self) -> Vec<StoredTicket> {
+        Vec::new()
+    }
+    fn forget_tickets(&self, _: u64) -> Result<(), StateError> {
         Err(down())
     }
 }

@@ -193,6 +193,8 @@ pub struct LocalStore {
     /// Spend is journaled before its call goes out ([`super::journal`]).
     journal: Option<Arc<Journal>>,
     next_id: AtomicU64,
+    /// Tickets read at open, until the approvals registry takes them.
+    restored_tickets: Mutex<Vec<StoredTicket>>,
 }
 
 impl LocalStore {
@@ -205,6 +207,7 @@ impl LocalStore {
             writer: None,
             journal: None,
             next_id: AtomicU64::new(1),
+            restored_tickets: Mutex::default(),
         })
     }
 
@@ -269,6 +272,7 @@ impl LocalStore {
             })?),
             journal: Some(journal),
             next_id: AtomicU64::new(max_id + 1),
+            restored_tickets: Mutex::new(loaded.tickets),
         }))
     }
 
@@ -700,6 +704,25 @@ impl LocalStore {
 
     pub fn room(&self) -> Option<&crate::batch::Room> {
         self.writer.as_ref().map(|writer| &**writer.room())
+    }
+}
+
+impl TicketStore for LocalStore {
+    fn save_ticket(&self, ticket: StoredTicket) -> Result<(), StateError> {
+        Ok(self.persist(Change::Ticket(ticket))?)
+    }
+
+    fn restored_tickets(&self) -> Vec<StoredTicket> {
+        std::mem::take(
+            &mut *self
+                .restored_tickets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    fn forget_tickets(&self, before_ms: u64) -> Result<(), StateError> {
+        Ok(self.persist(Change::ForgetTickets(before_ms))?)
     }
 }
 

@@ -252,8 +252,31 @@ pub trait StateInspection: Send + Sync {
     fn session_state(&self, session: &str, now: u64) -> Result<SessionState, StateError>;
 }
 
-/// A complete backend: the call path, upkeep and views. The host holds one
-/// and hands each part of itself only the part it uses.
-pub trait StateBackend: StateStore + StateMaintenance + StateInspection {}
+/// An approval ticket as the backend keeps it: opaque JSON, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTicket {
+    pub id: String,
+    pub requested_ms: u64,
+    pub json: String,
+}
 
-impl<T: StateStore + StateMaintenance + StateInspection> StateBackend for T {}
+/// Approval tickets, kept with the governance state so that they survive a
+/// restart (and, with a shared backend, are seen by every replica).
+pub trait TicketStore: Send + Sync {
+    /// Writes a ticket as it stands, replacing its earlier state. Queued
+    /// behind the call path like other state changes.
+    fn save_ticket(&self, ticket: StoredTicket) -> Result<(), StateError>;
+
+    /// The newest tickets the backend held when it opened, newest first
+    /// (taken: a second call returns nothing).
+    fn restored_tickets(&self) -> Vec<StoredTicket>;
+
+    /// Forgets tickets requested before `before_ms` (the audit's retention).
+    fn forget_tickets(&self, before_ms: u64) -> Result<(), StateError>;
+}
+
+/// A complete backend: the call path, upkeep, views and tickets. The host
+/// holds one and hands each part of itself only the part it uses.
+pub trait StateBackend: StateStore + StateMaintenance + StateInspection + TicketStore {}
+
+impl<T: StateStore + StateMaintenance + StateInspection + TicketStore> StateBackend for T {}

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{Completion, Decimal, Evidence};
+use super::{Completion, Decimal, Evidence, StoredTicket};
 use crate::batch::{Batching, Sink};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,10 @@ pub(super) enum Change {
     Completion(String, String, Completion),
     /// Pots collected as idle: every ledger row of these keys goes.
     ForgetKeys(Vec<String>),
+    /// An approval ticket as it stands (replacing its earlier state).
+    Ticket(StoredTicket),
+    /// Tickets requested before this time go (audit retention).
+    ForgetTickets(u64),
     Sweep {
         now: u64,
         evidence_before: u64,
@@ -117,7 +121,17 @@ CREATE TABLE IF NOT EXISTS state_completed (
     at_ms INTEGER NOT NULL,
     PRIMARY KEY (session, tool)
 );
+CREATE TABLE IF NOT EXISTS state_tickets (
+    id TEXT PRIMARY KEY,
+    requested_ms INTEGER NOT NULL,
+    ticket TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS state_tickets_requested ON state_tickets (requested_ms);
 ";
+
+/// Tickets loaded at start (the newest): the operator API's window onto
+/// them; older ones stay on disk until retention removes them.
+pub(super) const RESTORED_TICKETS: usize = 10_000;
 
 /// One committed ledger entry (a rate slot or an amount).
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +149,8 @@ pub(super) struct Loaded {
     pub evidence: Vec<(String, Evidence)>,
     pub context: Vec<(String, String, serde_json::Value)>,
     pub completed: Vec<(String, String, Completion)>,
+    /// Newest first.
+    pub tickets: Vec<StoredTicket>,
 }
 
 pub(super) struct Persist {
@@ -210,6 +226,23 @@ impl Persist {
                     }
                 }
                 Change::ForgetKeys(keys) => forget_keys(&tx, keys)?,
+                Change::Ticket(ticket) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO state_tickets (id, requested_ms, ticket)
+                         VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        ticket.id,
+                        to_i64(ticket.requested_ms),
+                        ticket.json
+                    ])?;
+                }
+                Change::ForgetTickets(before_ms) => {
+                    tx.execute(
+                        "DELETE FROM state_tickets WHERE requested_ms < ?1",
+                        [to_i64(*before_ms)],
+                    )?;
+                }
                 Change::Sweep {
                     now,
                     evidence_before,
@@ -303,6 +336,20 @@ impl Persist {
         })?;
         for c in completed {
             loaded.completed.push(c?);
+        }
+        let mut rows = self.db.prepare(
+            "SELECT id, requested_ms, ticket FROM state_tickets
+             ORDER BY requested_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let tickets = rows.query_map([to_i64(RESTORED_TICKETS as u64)], |r| {
+            Ok(StoredTicket {
+                id: r.get(0)?,
+                requested_ms: to_u64(r.get(1)?),
+                json: r.get(2)?,
+            })
+        })?;
+        for t in tickets {
+            loaded.tickets.push(t?);
         }
         Ok(loaded)
     }

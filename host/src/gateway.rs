@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::approvals::Approvals;
+use crate::approvals::{Approvals, Notifier, NotifierError};
 use crate::audit::Audit;
 use crate::config::{Config, Transport};
 use crate::govern::{Governor, Holding};
@@ -36,6 +36,8 @@ pub enum StartError {
     TransportNotSupported(&'static str),
     #[error(transparent)]
     Upstream(#[from] mcp::UpstreamSetupError),
+    #[error(transparent)]
+    Approvals(#[from] NotifierError),
 }
 
 /// Listeners bound and ready to serve.
@@ -74,11 +76,15 @@ impl Gateway {
         let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
         // Tickets are resolved through the operator API: without it, a call
         // that needs an approval is refused, never held for nobody.
-        let approvals = config.dashboard.enabled.then(|| {
-            let approvals = Arc::new(Approvals::restore(state.clone()));
-            spawn_ticket_retention(approvals.clone(), config.audit.retention);
-            approvals
-        });
+        let approvals = match config.dashboard.enabled {
+            true => {
+                let notifier = Notifier::new(&config.approval.channels)?;
+                let approvals = Arc::new(Approvals::restore(state.clone()).notifying(notifier));
+                spawn_ticket_retention(approvals.clone(), config.audit.retention);
+                Some(approvals)
+            }
+            false => None,
+        };
         if let Some(registry) = &approvals {
             core = core.holding_approvals(Holding {
                 registry: registry.clone(),

@@ -18,6 +18,7 @@ mod files;
 pub mod gateway;
 pub mod govern;
 mod mcp;
+mod outbound;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;

@@ -270,3 +270,149 @@ def test_tickets_survive_a_restart_and_a_pending_one_comes_back_cancelled(
         late = client.post(f"/api/approvals/{held['id']}/approve", json={"approved_by": "alice"})
         assert late.status_code == 409
     assert not reached(upstream_sse, pending)
+
+
+class WebhookReceiver:
+    """A real HTTP server standing in for an approval webhook receiver: it
+    records each delivery and answers with the statuses it is given in turn
+    (then 200)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        import http.server
+        import json as json_module
+
+        self.deliveries: list[dict[str, Any]] = []
+        self.statuses = list(statuses)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                receiver.deliveries.append(
+                    {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                     "json": json_module.loads(body)}
+                )
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"receiver says no" if status >= 400 else b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def webhook_config(url: str, secret: str | None) -> dict[str, Any]:
+    channel: dict[str, Any] = {"type": "webhook", "name": "ops-hook", "url": url}
+    if secret:
+        channel["secret"] = secret
+    return {
+        "policies": {
+            "rules": [
+                {"name": "approve-deletes", "match": {"tool": "delete_record"}, "action": "require_approval",
+                 "approval": {"channel": "ops-hook"}},
+            ]
+        },
+        "approval": {"channels": [channel]},
+    }
+
+
+def test_a_webhook_receiver_gets_a_signed_ticket_retried_until_it_answers_and_resolves_it(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    import hashlib
+    import hmac as hmac_module
+    import time
+
+    receiver = WebhookReceiver([503])  # the first attempt fails, the retry lands
+    secret = secrets.token_hex(16)
+    try:
+        instance = helio(webhook_config(receiver.url, secret), upstream=upstream_sse)
+        marker = secrets.token_hex(4)
+        thread, outcome = call_in_background(instance, marker)
+        assert wait_until(lambda: len(receiver.deliveries) >= 2, timeout=15), receiver.deliveries
+        first, second = receiver.deliveries[0], receiver.deliveries[1]
+        # The same delivery, byte for byte, on every attempt.
+        assert first["body"] == second["body"]
+        assert first["headers"]["x-helio-delivery"] == second["headers"]["x-helio-delivery"]
+        payload = second["json"]
+        assert payload["event"] == "approval_requested"
+        assert payload["delivery_id"] == second["headers"]["x-helio-delivery"]
+        ticket = payload["ticket"]
+        assert ticket["tool_input"] == {"id": marker}
+        assert ticket["channel_name"] == "ops-hook"
+        # The receiver's checks: the signature over the raw body (the
+        # original's header), and a timestamp inside the replay window.
+        expected = "sha256=" + hmac_module.new(secret.encode(), second["body"], hashlib.sha256).hexdigest()
+        assert hmac_module.compare_digest(second["headers"]["x-helio-signature"], expected)
+        assert abs(time.time() - int(second["headers"]["x-helio-timestamp"])) < 300
+        forged = "sha256=" + hmac_module.new(b"wrong", second["body"], hashlib.sha256).hexdigest()
+        assert not hmac_module.compare_digest(second["headers"]["x-helio-signature"], forged)
+        assert not reached(upstream_sse, marker)
+        # The receiver resolves through the operator API.
+        with api(instance) as client:
+            assert wait_until(
+                lambda: client.get(f"/api/approvals/{ticket['id']}").json()["data"]["notifications"], timeout=10
+            )
+            stored = client.get(f"/api/approvals/{ticket['id']}").json()["data"]
+            assert stored["notifications"][0]["attempts"] == 2
+            assert stored["notification_failures"] == []
+            approved = client.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "hook-bot"})
+            assert approved.status_code == 200
+        thread.join(timeout=15)
+        assert "result" in outcome["final"], outcome
+        assert reached(upstream_sse, marker)
+    finally:
+        receiver.close()
+
+
+def test_a_webhook_that_keeps_failing_is_recorded_on_the_ticket_and_in_the_live_feed(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    receiver = WebhookReceiver([500] * 10)
+    try:
+        instance = helio(webhook_config(receiver.url, None), upstream=upstream_sse)
+        events: list[str] = []
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET", f"{instance.dashboard_url}/api/events",
+                headers={"authorization": f"Bearer {instance.api_secret}"}, timeout=60,
+            ) as stream:
+                for line in stream.iter_lines():
+                    events.append(line)
+                    if "approval_notification_failed" in line:
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        marker = secrets.token_hex(4)
+        thread, outcome = call_in_background(instance, marker)
+        with api(instance) as client:
+            ticket = pending_ticket(client, marker)
+            # Five attempts over about fifteen seconds, then the failure.
+            assert wait_until(
+                lambda: client.get(f"/api/approvals/{ticket['id']}").json()["data"]["notification_failures"],
+                timeout=40,
+            )
+            failure = client.get(f"/api/approvals/{ticket['id']}").json()["data"]["notification_failures"][0]
+            assert failure["channel"] == "ops-hook"
+            assert "HTTP 500" in failure["error"] and "5 attempts" in failure["error"]
+            assert len(receiver.deliveries) == 5
+            assert "x-helio-signature" not in receiver.deliveries[0]["headers"]  # no secret, no signature
+            listener.join(timeout=10)
+            assert any("approval_notification_failed" in line for line in events), events
+            # The dashboard still resolves it.
+            client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "ops"})
+        thread.join(timeout=15)
+        assert outcome["final"]["error"]["data"]["reason"] == "approval_denied"
+    finally:
+        receiver.close()

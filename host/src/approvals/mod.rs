@@ -8,6 +8,7 @@
 //! the registry's lock, so an operator's approval and a timeout racing for
 //! the same ticket cannot both win.
 
+mod notify;
 mod ticket;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::state::{now_ms, StoredTicket, TicketStore};
 use crate::time::iso_utc;
 
+pub use notify::{signature, Notifier, NotifierError};
 pub use ticket::{arguments_digest, Status, Ticket};
 
 /// Resolved tickets kept for the operator API (newest first); older ones
@@ -82,6 +84,8 @@ pub struct Approvals {
     events: broadcast::Sender<(&'static str, Arc<str>)>,
     /// Where tickets are kept across restarts.
     store: Option<Arc<dyn TicketStore>>,
+    /// Sends tickets to their channels.
+    notifier: Option<Arc<Notifier>>,
 }
 
 impl Default for Approvals {
@@ -91,6 +95,7 @@ impl Default for Approvals {
             tickets: Mutex::default(),
             events: broadcast::channel(EVENT_BACKLOG).0,
             store: None,
+            notifier: None,
         }
     }
 }
@@ -132,6 +137,59 @@ impl Approvals {
         }
         drop(tickets);
         approvals
+    }
+
+    /// Sends new tickets to their channels through `notifier`.
+    pub fn notifying(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
+        self
+    }
+
+    /// Tells the ticket's channel (in the background; the outcome is
+    /// recorded on the ticket).
+    pub fn notify(self: &Arc<Self>, id: &str) {
+        let (Some(notifier), Some(ticket)) = (&self.notifier, self.get(id)) else {
+            return;
+        };
+        notifier.requested(self, &ticket);
+    }
+
+    /// A channel got the ticket.
+    fn notified(&self, id: &str, channel: &str, delivery_id: &str, attempts: usize) {
+        self.update(id, |ticket| {
+            ticket.notifications.push(json!({
+                "channel": channel,
+                "phase": "initial",
+                "delivery_id": delivery_id,
+                "attempts": attempts,
+                "delivered_at": now_iso(),
+            }));
+        });
+    }
+
+    /// A channel could not be told: recorded on the ticket and announced.
+    fn notification_failed(&self, id: &str, channel: &str, error: String) {
+        self.update(id, |ticket| {
+            ticket.notification_failures.push(json!({
+                "channel": channel,
+                "phase": "initial",
+                "error": error,
+                "failed_at": now_iso(),
+            }));
+        });
+        self.announce(
+            "approval_notification_failed",
+            json!({ "ticket_id": id, "channel": channel, "phase": "initial", "error": error }),
+        );
+    }
+
+    /// Changes a ticket and saves it.
+    fn update(&self, id: &str, change: impl FnOnce(&mut Ticket)) {
+        let mut tickets = self.lock();
+        if let Some(entry) = tickets.by_id.get_mut(id) {
+            change(&mut entry.ticket);
+            self.save(&entry.ticket);
+        }
     }
 
     /// Forgets tickets requested before `before_ms`, in memory and in the

@@ -22,6 +22,7 @@ fn ticket(id: &str) -> Ticket {
         escalated_at: None,
         escalated_to: None,
         notification_failures: Vec::new(),
+        notifications: Vec::new(),
         arguments_digest: arguments_digest(None),
         policy_version: "v".into(),
         agent_id: None,
@@ -170,5 +171,14 @@ fn tickets_survive_a_restart_and_a_pending_one_comes_back_cancelled() {
         again.get("pending").map(|t| t.status),
         Some(Status::ShutdownCancelled),
         "the cancellation itself was saved"
+    );
+}
+
+#[test]
+fn webhook_signatures_are_hmac_sha256_of_the_body() {
+    // RFC 4231, test case 2.
+    assert_eq!(
+        signature(b"Jefe", b"what do ya want for nothing?").as_deref(),
+        Some("sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     );
 }

@@ -74,6 +74,10 @@ pub struct Ticket {
     pub escalated_at: Option<String>,
     pub escalated_to: Option<Vec<String>>,
     pub notification_failures: Vec<Value>,
+    /// Deliveries that reached their channel: `{channel, phase,
+    /// delivery_id, attempts, delivered_at}`.
+    #[serde(default)]
+    pub notifications: Vec<Value>,
     /// SHA-256 of the call's arguments in canonical JSON (keys sorted):
     /// what is approved is exactly what is forwarded.
     pub arguments_digest: String,

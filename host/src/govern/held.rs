@@ -76,6 +76,7 @@ impl Holding {
             escalated_at: None,
             escalated_to: None,
             notification_failures: Vec::new(),
+            notifications: Vec::new(),
             arguments_digest,
             policy_version: policy_version.to_owned(),
             agent_id: record.agent_id.clone(),
@@ -113,8 +114,10 @@ impl Held {
     ) -> Self {
         let id = ticket.id.clone();
         let timeout = Duration::from_millis(ticket.timeout_ms);
+        let decision = holding.registry.open(ticket);
+        holding.registry.notify(&id);
         Self {
-            decision: holding.registry.open(ticket),
+            decision,
             ticket: id,
             approval,
             timeout,

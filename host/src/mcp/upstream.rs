@@ -95,15 +95,8 @@ impl Upstream {
             .url
             .parse()
             .map_err(|_| UpstreamSetupError::Uri(cfg.url.clone()))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(uri.scheme_str() == Some("https"))?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector =
+            crate::outbound::connector(uri.scheme_str() == Some("https"), cfg.connect_timeout)?;
         Ok(Self {
             connector,
             uri,
@@ -231,31 +224,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The system's CA certificates with the ring provider, loaded only for an
-/// HTTPS upstream (reading the store is not free). A machine without CA
-/// certificates fails HTTPS verification, reported per request as an
-/// unreachable upstream.
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    if https {
-        let native = rustls_native_certs::load_native_certs();
-        for error in &native.errors {
-            tracing::debug!(%error, "skipping a system CA certificate");
-        }
-        let (added, _) = roots.add_parsable_certificates(native.certs);
-        if added == 0 {
-            tracing::warn!(
-                "no system CA certificates found; HTTPS upstreams will fail TLS verification"
-            );
-        }
-    }
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 #[cfg(test)]

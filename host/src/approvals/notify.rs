@@ -1,0 +1,243 @@
+//! Telling a ticket's channel that a call waits for it.
+//!
+//! - `dashboard`: nothing to send; the operator API and the live feed show
+//!   the ticket.
+//! - `webhook`: `POST` of `{"event":"approval_requested","ticket":{…},
+//!   "sent_at":…,"delivery_id":…}`. With a `secret`, `x-helio-signature:
+//!   sha256=<hex HMAC-SHA256(secret, body)>` (the original's header, so its
+//!   receivers keep verifying); the signed body carries `sent_at` and a
+//!   `delivery_id`, also sent as `x-helio-timestamp` (Unix seconds) and
+//!   `x-helio-delivery`, so a receiver can refuse stale or replayed
+//!   deliveries. Retried with backoff while the ticket is pending; the
+//!   outcome is recorded on the ticket (`notifications`, or
+//!   `notification_failures` and an `approval_notification_failed` event).
+//! - `slack`: not sent yet (named at start as not yet enforced); the ticket
+//!   is resolved on the dashboard.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use sha2::Sha256;
+
+use super::{Approvals, Status, Ticket};
+use crate::config::{Channel, Secret};
+use crate::state::now_ms;
+use crate::time::iso_utc;
+
+/// Delays before the second, third, … attempt.
+const RETRY_DELAYS: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+/// One attempt's bound, from connecting to the end of the response.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a receiver's error response kept on the ticket.
+const ERROR_BODY_BYTES: usize = 200;
+
+enum Target {
+    Dashboard,
+    Webhook {
+        uri: Uri,
+        secret: Option<Secret<String>>,
+    },
+    NotSentYet,
+}
+
+pub struct Notifier {
+    targets: HashMap<String, Target>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Deliveries run on the main runtime, wherever the call was held.
+    runtime: tokio::runtime::Handle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error("approval.channels: webhook url \"{0}\" cannot be used as a request URI")]
+    Uri(String),
+    #[error("approval.channels: TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl Notifier {
+    /// Channels by key (`name`, else the type); `dashboard` is always there.
+    /// Call on the runtime deliveries should run on.
+    pub fn new(channels: &[Channel]) -> Result<Self, NotifierError> {
+        let mut targets = HashMap::from([("dashboard".to_owned(), Target::Dashboard)]);
+        let mut https = false;
+        for channel in channels {
+            let target = match channel {
+                Channel::Dashboard { .. } => Target::Dashboard,
+                Channel::Webhook { url, secret, .. } => {
+                    let uri: Uri = url.parse().map_err(|_| NotifierError::Uri(url.clone()))?;
+                    https |= uri.scheme_str() == Some("https");
+                    Target::Webhook {
+                        uri,
+                        secret: secret.clone(),
+                    }
+                }
+                Channel::Slack { .. } => Target::NotSentYet,
+            };
+            targets.insert(channel.key().to_owned(), target);
+        }
+        let client = Client::builder(TokioExecutor::new())
+            .build(crate::outbound::connector(https, CONNECT_TIMEOUT)?);
+        Ok(Self {
+            targets,
+            client,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Sends the ticket to its channel, in the background.
+    pub(super) fn requested(self: &Arc<Self>, approvals: &Arc<Approvals>, ticket: &Ticket) {
+        let channel = ticket.channel_name.clone();
+        match self.targets.get(&channel) {
+            Some(Target::Dashboard) | Some(Target::NotSentYet) => {}
+            Some(Target::Webhook { uri, secret }) => {
+                let delivery = Delivery::new(ticket, secret.as_ref());
+                let (notifier, approvals, uri) = (self.clone(), approvals.clone(), uri.clone());
+                let id = ticket.id.clone();
+                self.runtime.spawn(async move {
+                    notifier
+                        .deliver(&approvals, &id, &channel, uri, delivery)
+                        .await;
+                });
+            }
+            // Validation refuses unknown channels; a router's answer comes
+            // through here once routers exist.
+            None => approvals.notification_failed(
+                &ticket.id,
+                &channel,
+                format!("unknown approval channel \"{channel}\""),
+            ),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        approvals: &Approvals,
+        id: &str,
+        channel: &str,
+        uri: Uri,
+        delivery: Delivery,
+    ) {
+        let mut last_error = String::new();
+        for attempt in 0..=RETRY_DELAYS.len() {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_DELAYS[attempt - 1]).await;
+                // Nobody needs the news of a ticket already decided.
+                if approvals
+                    .get(id)
+                    .is_none_or(|t| t.status != Status::Pending)
+                {
+                    return;
+                }
+            }
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.post(&uri, &delivery)).await {
+                Ok(Ok(())) => {
+                    approvals.notified(id, channel, &delivery.id, attempt + 1);
+                    return;
+                }
+                Ok(Err(error)) => last_error = error,
+                Err(_) => {
+                    last_error = format!("no response within {} s", ATTEMPT_TIMEOUT.as_secs())
+                }
+            }
+            tracing::warn!(ticket = id, channel, attempt = attempt + 1, error = %last_error, "approval webhook delivery failed");
+        }
+        approvals.notification_failed(
+            id,
+            channel,
+            format!("{last_error} (after {} attempts)", RETRY_DELAYS.len() + 1),
+        );
+    }
+
+    async fn post(&self, uri: &Uri, delivery: &Delivery) -> Result<(), String> {
+        let mut request = Request::post(uri.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("x-helio-timestamp", delivery.timestamp.to_string())
+            .header("x-helio-delivery", &delivery.id);
+        if let Some(signature) = &delivery.signature {
+            request = request.header("x-helio-signature", signature);
+        }
+        let request = request
+            .body(Full::new(delivery.body.clone()))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("cannot reach the receiver: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]).into_owned();
+        Err(format!(
+            "the receiver answered HTTP {}: {text}",
+            status.as_u16()
+        ))
+    }
+}
+
+/// One delivery: the same bytes and id on every attempt, so a receiver can
+/// recognise a retry of what it already processed.
+struct Delivery {
+    id: String,
+    timestamp: u64,
+    body: Bytes,
+    signature: Option<String>,
+}
+
+impl Delivery {
+    fn new(ticket: &Ticket, secret: Option<&Secret<String>>) -> Self {
+        let now = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
+        let body = json!({
+            "event": "approval_requested",
+            "ticket": ticket,
+            "sent_at": iso_utc(now),
+            "delivery_id": id,
+        })
+        .to_string();
+        let signature =
+            secret.and_then(|secret| signature(secret.expose().as_bytes(), body.as_bytes()));
+        Self {
+            id,
+            timestamp: now / 1000,
+            body: Bytes::from(body),
+            signature,
+        }
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`. (HMAC takes a key of any
+/// length, so `None` does not happen; a delivery without its signature is
+/// refused by the receiver, never accepted unsigned.)
+pub fn signature(secret: &[u8], body: &[u8]) -> Option<String> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
+    mac.update(body);
+    Some(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}

@@ -141,6 +141,14 @@ async def test_an_sdk_clients_held_call_goes_on_once_an_operator_approves(
         assert record["approval_status"] == "approved"
         assert record["approved_by"] == "alice"
         assert record["approval_wait_ms"] > 0
+        # The ticket's lifecycle, from the audit trail alone.
+        lifecycle = record["evidence_chain"]["approval"]
+        assert lifecycle["ticket_id"] == ticket["id"]
+        assert lifecycle["status"] == "approved"
+        assert lifecycle["channel"] == "dashboard"
+        assert lifecycle["resolved_by"] == "alice" and lifecycle["resolved_via"] == "api_secret"
+        assert lifecycle["requested_at"] <= lifecycle["resolved_at"]
+        assert lifecycle["arguments_digest"] == ticket["arguments_digest"]
 
 
 def test_a_denied_call_is_blocked_with_the_operators_reason_and_never_forwarded(

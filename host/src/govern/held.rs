@@ -210,10 +210,31 @@ impl Held {
         }
     }
 
-    /// `evidence_chain.approval`: the ticket, and the operator's reason for
+    /// `evidence_chain.approval`: the ticket's lifecycle as it ended (when
+    /// it was requested, where it was announced and whether that worked,
+    /// who resolved it with which credential, and what it was bound to), so
+    /// the audit trail alone tells the story; and the operator's reason for
     /// a denial.
     fn chain(&self, denial_reason: Option<&str>) -> Vec<(&'static str, serde_json::Value)> {
         let mut approval = json!({ "ticket_id": self.ticket });
+        if let Some(ticket) = self.approvals.get(&self.ticket) {
+            approval = json!({
+                "ticket_id": ticket.id,
+                "status": ticket.status.as_str(),
+                "channel": ticket.channel_name,
+                "requested_at": ticket.requested_at,
+                "timeout_at": ticket.timeout_at,
+                "notifications": ticket.notifications,
+                "notification_failures": ticket.notification_failures,
+                "escalated_at": ticket.escalated_at,
+                "escalated_to": ticket.escalated_to,
+                "resolved_at": ticket.resolved_at,
+                "resolved_by": ticket.resolved_by,
+                "resolved_via": ticket.resolved_via,
+                "arguments_digest": ticket.arguments_digest,
+                "policy_version": ticket.policy_version,
+            });
+        }
         if let Some(reason) = denial_reason {
             approval["denial_reason"] = reason.into();
         }

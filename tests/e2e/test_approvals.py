@@ -424,3 +424,45 @@ def test_a_webhook_that_keeps_failing_is_recorded_on_the_ticket_and_in_the_live_
         assert outcome["final"]["error"]["data"]["reason"] == "approval_denied"
     finally:
         receiver.close()
+
+
+def test_a_ticket_nobody_decides_on_escalates_to_its_delegates(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    primary, oncall = WebhookReceiver([]), WebhookReceiver([])
+    try:
+        config = {
+            "policies": {
+                "rules": [
+                    {"name": "approve-deletes", "match": {"tool": "delete_record"}, "action": "require_approval",
+                     "approval": {"channel": "ops-hook", "timeout": "60s", "escalation_after": "1s",
+                                  "delegates": ["oncall-hook"]}},
+                ]
+            },
+            "approval": {"channels": [
+                {"type": "webhook", "name": "ops-hook", "url": primary.url},
+                {"type": "webhook", "name": "oncall-hook", "url": oncall.url},
+            ]},
+        }
+        instance = helio(config, upstream=upstream_sse)
+        marker = secrets.token_hex(4)
+        thread, outcome = call_in_background(instance, marker)
+        assert wait_until(lambda: len(oncall.deliveries) == 1, timeout=15), oncall.deliveries
+        assert [d["json"]["event"] for d in primary.deliveries] == ["approval_requested"]
+        escalated = oncall.deliveries[0]["json"]
+        assert escalated["event"] == "approval_escalated"
+        ticket_id = escalated["ticket"]["id"]
+        assert escalated["ticket"]["escalated_to"] == ["oncall-hook"]
+        with api(instance) as client:
+            ticket = client.get(f"/api/approvals/{ticket_id}").json()["data"]
+            assert ticket["escalated_at"] and ticket["escalated_to"] == ["oncall-hook"]
+            assert ticket["timeout_ms"] == 60_000  # the rule's own timeout
+            client.post(f"/api/approvals/{ticket_id}/approve", json={"approved_by": "oncall"})
+            thread.join(timeout=15)
+            assert "result" in outcome["final"], outcome
+            record = audit_record(client, ticket_id)
+            lifecycle = record["evidence_chain"]["approval"]
+            assert lifecycle["escalated_to"] == ["oncall-hook"]
+            phases = sorted((n["channel"], n["phase"]) for n in lifecycle["notifications"])
+            assert phases == [("oncall-hook", "escalation"), ("ops-hook", "initial")]
+    finally:
+        primary.close()
+        oncall.close()

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::state::{now_ms, StoredTicket, TicketStore};
 use crate::time::iso_utc;
 
-pub use notify::{signature, Notifier, NotifierError};
+pub use notify::{signature, Notifier, NotifierError, Phase};
 pub use ticket::{arguments_digest, Status, Ticket};
 
 /// Resolved tickets kept for the operator API (newest first); older ones
@@ -29,6 +29,28 @@ const KEPT_RESOLVED: usize = 10_000;
 
 /// Approval events the live feed relays, as `(event name, JSON data)`.
 const EVENT_BACKLOG: usize = 256;
+
+/// When a ticket nobody decided on is escalated, and to which channels
+/// (none: the ticket's own channel again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub after: std::time::Duration,
+    pub delegates: Vec<String>,
+}
+
+impl Escalation {
+    /// A route's escalation, if it can fire: `escalation_after` between zero
+    /// and the ticket's timeout (exclusive), as the original requires.
+    pub fn of(route: Option<&crate::config::ApprovalRoute>, timeout_ms: u64) -> Option<Self> {
+        let route = route?;
+        let after = route.escalation_after?;
+        let fires = !after.is_zero() && after.as_millis() < u128::from(timeout_ms);
+        fires.then(|| Self {
+            after,
+            delegates: route.delegates.clone(),
+        })
+    }
+}
 
 /// What an operator decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,15 +173,54 @@ impl Approvals {
         let (Some(notifier), Some(ticket)) = (&self.notifier, self.get(id)) else {
             return;
         };
-        notifier.requested(self, &ticket);
+        let channel = ticket.channel_name.clone();
+        notifier.requested(self, &ticket, &channel, Phase::Initial);
+    }
+
+    /// Escalates the ticket after `escalation.after` if it is still pending
+    /// then: `escalated_at` and `escalated_to` are set and the delegates (or
+    /// the ticket's own channel) are told again.
+    pub fn escalate_later(self: &Arc<Self>, id: &str, escalation: Escalation) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let (approvals, id) = (self.clone(), id.to_owned());
+        notifier.runtime().spawn(async move {
+            tokio::time::sleep(escalation.after).await;
+            approvals.escalate(&id, escalation.delegates);
+        });
+    }
+
+    fn escalate(self: &Arc<Self>, id: &str, delegates: Vec<String>) {
+        let mut escalated = None;
+        self.update(id, |ticket| {
+            if ticket.status != Status::Pending {
+                return;
+            }
+            let to = if delegates.is_empty() {
+                vec![ticket.channel_name.clone()]
+            } else {
+                delegates
+            };
+            ticket.escalated_at = Some(now_iso());
+            ticket.escalated_to = Some(to);
+            escalated = Some(ticket.clone());
+        });
+        let (Some(ticket), Some(notifier)) = (escalated, &self.notifier) else {
+            return;
+        };
+        tracing::info!(ticket = id, to = ?ticket.escalated_to, "approval ticket escalated");
+        for channel in ticket.escalated_to.iter().flatten() {
+            notifier.requested(self, &ticket, channel, Phase::Escalation);
+        }
     }
 
     /// A channel got the ticket.
-    fn notified(&self, id: &str, channel: &str, delivery_id: &str, attempts: usize) {
+    fn notified(&self, id: &str, channel: &str, phase: Phase, delivery_id: &str, attempts: usize) {
         self.update(id, |ticket| {
             ticket.notifications.push(json!({
                 "channel": channel,
-                "phase": "initial",
+                "phase": phase.as_str(),
                 "delivery_id": delivery_id,
                 "attempts": attempts,
                 "delivered_at": now_iso(),
@@ -168,18 +229,18 @@ impl Approvals {
     }
 
     /// A channel could not be told: recorded on the ticket and announced.
-    fn notification_failed(&self, id: &str, channel: &str, error: String) {
+    fn notification_failed(&self, id: &str, channel: &str, phase: Phase, error: String) {
         self.update(id, |ticket| {
             ticket.notification_failures.push(json!({
                 "channel": channel,
-                "phase": "initial",
+                "phase": phase.as_str(),
                 "error": error,
                 "failed_at": now_iso(),
             }));
         });
         self.announce(
             "approval_notification_failed",
-            json!({ "ticket_id": id, "channel": channel, "phase": "initial", "error": error }),
+            json!({ "ticket_id": id, "channel": channel, "phase": phase.as_str(), "error": error }),
         );
     }
 

@@ -47,6 +47,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of a receiver's error response kept on the ticket.
 const ERROR_BODY_BYTES: usize = 200;
 
+/// Whether a notice is the ticket's first or its escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Initial,
+    Escalation,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Initial => "initial",
+            Phase::Escalation => "escalation",
+        }
+    }
+}
+
 enum Target {
     Dashboard,
     Webhook {
@@ -101,18 +117,28 @@ impl Notifier {
         })
     }
 
-    /// Sends the ticket to its channel, in the background.
-    pub(super) fn requested(self: &Arc<Self>, approvals: &Arc<Approvals>, ticket: &Ticket) {
-        let channel = ticket.channel_name.clone();
-        match self.targets.get(&channel) {
+    /// The runtime deliveries and escalations run on.
+    pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Sends the ticket to `channel`, in the background.
+    pub(super) fn requested(
+        self: &Arc<Self>,
+        approvals: &Arc<Approvals>,
+        ticket: &Ticket,
+        channel: &str,
+        phase: Phase,
+    ) {
+        match self.targets.get(channel) {
             Some(Target::Dashboard) | Some(Target::NotSentYet) => {}
             Some(Target::Webhook { uri, secret }) => {
-                let delivery = Delivery::new(ticket, secret.as_ref());
+                let delivery = Delivery::new(ticket, phase, secret.as_ref());
                 let (notifier, approvals, uri) = (self.clone(), approvals.clone(), uri.clone());
-                let id = ticket.id.clone();
+                let (id, channel) = (ticket.id.clone(), channel.to_owned());
                 self.runtime.spawn(async move {
                     notifier
-                        .deliver(&approvals, &id, &channel, uri, delivery)
+                        .deliver(&approvals, &id, &channel, phase, uri, delivery)
                         .await;
                 });
             }
@@ -120,7 +146,8 @@ impl Notifier {
             // through here once routers exist.
             None => approvals.notification_failed(
                 &ticket.id,
-                &channel,
+                channel,
+                phase,
                 format!("unknown approval channel \"{channel}\""),
             ),
         }
@@ -131,6 +158,7 @@ impl Notifier {
         approvals: &Approvals,
         id: &str,
         channel: &str,
+        phase: Phase,
         uri: Uri,
         delivery: Delivery,
     ) {
@@ -148,7 +176,7 @@ impl Notifier {
             }
             match tokio::time::timeout(ATTEMPT_TIMEOUT, self.post(&uri, &delivery)).await {
                 Ok(Ok(())) => {
-                    approvals.notified(id, channel, &delivery.id, attempt + 1);
+                    approvals.notified(id, channel, phase, &delivery.id, attempt + 1);
                     return;
                 }
                 Ok(Err(error)) => last_error = error,
@@ -161,6 +189,7 @@ impl Notifier {
         approvals.notification_failed(
             id,
             channel,
+            phase,
             format!("{last_error} (after {} attempts)", RETRY_DELAYS.len() + 1),
         );
     }
@@ -209,11 +238,15 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(ticket: &Ticket, secret: Option<&Secret<String>>) -> Self {
+    fn new(ticket: &Ticket, phase: Phase, secret: Option<&Secret<String>>) -> Self {
         let now = now_ms();
         let id = uuid::Uuid::now_v7().to_string();
+        let event = match phase {
+            Phase::Initial => "approval_requested",
+            Phase::Escalation => "approval_escalated",
+        };
         let body = json!({
-            "event": "approval_requested",
+            "event": event,
             "ticket": ticket,
             "sent_at": iso_utc(now),
             "delivery_id": id,

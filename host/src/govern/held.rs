@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::approvals::{Approvals, Decided, Resolution, Status, Ticket};
+use crate::approvals::{Approvals, Decided, Escalation, Resolution, Status, Ticket};
 use crate::audit::AuditRecord;
 use crate::config::TimeoutOutcome;
 use crate::pipeline::{Approval, Denial};
@@ -109,6 +109,7 @@ impl Held {
         holding: &Holding,
         ticket: Ticket,
         approval: Approval,
+        escalation: Option<Escalation>,
         release: Release,
         audit: CallAudit,
     ) -> Self {
@@ -116,6 +117,9 @@ impl Held {
         let timeout = Duration::from_millis(ticket.timeout_ms);
         let decision = holding.registry.open(ticket);
         holding.registry.notify(&id);
+        if let Some(escalation) = escalation {
+            holding.registry.escalate_later(&id, escalation);
+        }
         Self {
             decision,
             ticket: id,

@@ -27,7 +27,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::approvals::arguments_digest;
+use crate::approvals::{arguments_digest, Escalation};
 use crate::audit::Audit;
 use crate::pipeline::{Active, Evaluation, Outcome};
 use crate::plugins::{Runtime, ToolCall};
@@ -169,8 +169,13 @@ impl Governor {
                     let digest = arguments_digest(arguments.as_deref());
                     let ticket =
                         holding.ticket(audit.record(), &approval, digest, pipeline.version());
+                    let route = pipeline.approval_route(
+                        approval.decision.rule_index,
+                        approval.decision.rule.as_deref(),
+                    );
+                    let escalation = Escalation::of(route, ticket.timeout_ms);
                     Decision::Hold(Box::new(Held::open(
-                        holding, ticket, approval, release, audit,
+                        holding, ticket, approval, escalation, release, audit,
                     )))
                 }
                 Some(_) | None => {

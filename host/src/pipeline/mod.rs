@@ -51,6 +51,8 @@ pub struct Pipeline {
     evidence_keys: Arc<BTreeSet<String>>,
     /// `["rules","budgets",…]`.
     stage_names: String,
+    /// Each rule's `approval` block, by rule index: its escalation.
+    approval_routes: Vec<(Option<String>, Option<config::ApprovalRoute>)>,
     /// SHA-256 (hex) of what decides: the environment, `policies`,
     /// `budgets` and the plugins with their configuration. An approval
     /// ticket records the version its call was held under.
@@ -160,6 +162,12 @@ impl Pipeline {
         )
         .to_string();
         Ok(Self {
+            approval_routes: config
+                .policies
+                .rules
+                .iter()
+                .map(|rule| (rule.name.clone(), rule.approval.clone()))
+                .collect(),
             version: policy_version(config).into(),
             stage_names,
             stages,
@@ -271,6 +279,21 @@ impl Pipeline {
             }),
         };
         evaluation
+    }
+
+    /// The `approval` block of the rule a decision names (by index, checked
+    /// against its name: a plugin's decision may carry an index of its own).
+    pub fn approval_route(
+        &self,
+        rule_index: Option<u32>,
+        rule: Option<&str>,
+    ) -> Option<&config::ApprovalRoute> {
+        let (name, route) = self
+            .approval_routes
+            .get(usize::try_from(rule_index?).ok()?)?;
+        (name.as_deref() == rule)
+            .then_some(route.as_ref())
+            .flatten()
     }
 
     /// The policy's version: see [`policy_version`].

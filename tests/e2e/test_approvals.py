@@ -125,6 +125,12 @@ async def test_an_sdk_clients_held_call_goes_on_once_an_operator_approves(
                 assert len(ticket["policy_version"]) == 64
                 one = client.get(f"/api/approvals/{ticket['id']}")
                 assert one.status_code == 200 and one.json()["data"]["status"] == "pending"
+                # The waiting client hears about it (the SDK sent a progressToken).
+                assert await anyio.to_thread.run_sync(
+                    lambda: wait_until(lambda: bool(events.of("progress")), timeout=10)
+                ), events.kinds()
+                waiting = events.of("progress")[0].data
+                assert ticket["id"] in waiting["message"]
                 approved = client.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "alice"})
                 assert approved.status_code == 200 and approved.json() == {"ok": True}
     assert "result" in outcome, outcome
@@ -466,3 +472,30 @@ def test_a_ticket_nobody_decides_on_escalates_to_its_delegates(helio: HelioLaunc
     finally:
         primary.close()
         oncall.close()
+
+
+@pytest.mark.anyio
+async def test_a_2026_07_28_client_waits_for_the_approval_and_gets_its_result(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    import anyio
+    from mcp import Client
+
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    async with Client(instance.mcp_url) as client:
+        assert client.protocol_version == "2026-07-28"
+        outcome: dict[str, Any] = {}
+
+        async def held_call() -> None:
+            outcome["result"] = await client.call_tool("delete_record", {"id": marker})
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(held_call)
+            with api(instance) as operator:
+                ticket = await anyio.to_thread.run_sync(pending_ticket, operator, marker)
+                assert not reached(upstream_sse, marker)
+                operator.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "alice"})
+        result = outcome["result"]
+        assert not result.is_error, result
+    assert reached(upstream_sse, marker)

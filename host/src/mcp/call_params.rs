@@ -84,6 +84,26 @@ pub(super) fn stated_name(params: Option<&RawValue>) -> Option<String> {
     named.name.filter(|n| !n.is_empty())
 }
 
+/// The `_meta.progressToken` a request carries (a string or an integer, as
+/// MCP defines it), to tag progress notifications about it.
+pub(super) fn progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(rename = "_meta", borrow)]
+        meta: Option<ProgressMeta<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct ProgressMeta<'a> {
+        #[serde(rename = "progressToken", borrow)]
+        progress_token: Option<&'a RawValue>,
+    }
+    let params: Params<'_> = serde_json::from_str(params?.get()).ok()?;
+    let token = params.meta?.progress_token?;
+    let text = token.get();
+    let usable = text.starts_with('"') || text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    usable.then(|| token.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +184,24 @@ mod tests {
             Some("echo"),
             "the record of a refused call still names its tool"
         );
+    }
+
+    #[test]
+    fn progress_tokens_are_strings_or_integers() {
+        let token = |params: &str| {
+            let raw = RawValue::from_string(params.to_owned()).expect("raw");
+            progress_token(Some(&raw)).map(|t| t.get().to_owned())
+        };
+        assert_eq!(
+            token(r#"{"_meta":{"progressToken":"abc"}}"#).as_deref(),
+            Some(r#""abc""#)
+        );
+        assert_eq!(
+            token(r#"{"_meta":{"progressToken":7}}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(token(r#"{"_meta":{"progressToken":{"x":1}}}"#), None);
+        assert_eq!(token(r#"{"_meta":{}}"#), None);
+        assert_eq!(token(r#"{"name":"x"}"#), None);
     }
 }

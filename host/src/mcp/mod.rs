@@ -5,6 +5,7 @@
 mod agents;
 mod agreement;
 mod call_params;
+mod held;
 mod identity;
 mod jsonrpc;
 mod listener;
@@ -84,7 +85,7 @@ impl McpServer {
 
 /// The listener's two paths. Routed by hand: `/mcp` is the hot path and a
 /// general router would add a layer to every relayed message.
-async fn route(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+async fn route(relay: &Arc<Relay>, pool: &Pool, request: Request<TimedBody>) -> Response {
     match request.uri().path() {
         "/mcp" => {
             if let Some(refused) = relay.refuse_origin(request.headers()) {

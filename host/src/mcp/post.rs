@@ -3,6 +3,8 @@
 //! either refused, governed (a `tools/call`: the core decides) or relayed
 //! with its original bytes.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::Response;
@@ -12,7 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use crate::govern::{CallFacts, Decision, Door, Forwarded, Refused, Resolved};
+use crate::govern::{CallFacts, Decision, Door, Forwarded, Held, Refused, Resolved};
 use crate::serve::{BodyTimeout, TimedBody};
 
 use super::agents::meta_client_info;
@@ -28,7 +30,7 @@ use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESS
 /// Largest JSON-RPC message Helio accepts from a client.
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
-pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<TimedBody>) -> Response {
     let received = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
@@ -69,10 +71,34 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         if !is_request {
             return message.refuse_tool_notification();
         }
-        match message.govern().await {
-            Ok(call) => observer = Some(Observer::tool_call(call)),
-            Err(answer) => return answer,
-        }
+        let call = match message.govern().await {
+            Governed::Forward(call) => call,
+            Governed::Answer(answer) => return answer,
+            // Streamed: the client hears that its call waits (progress
+            // notifications or keep-alive comments) until a human decides.
+            Governed::Held(held) if stream::accepts_event_stream(headers) => {
+                let exchange = Exchange {
+                    headers: Cow::Owned(headers.clone()),
+                    bytes: bytes.clone(),
+                    method: Cow::Borrowed("tools/call"),
+                    target_name: target_name.clone().map(Cow::Owned),
+                };
+                let progress_token = super::call_params::progress_token(envelope.params);
+                return super::held::reply(
+                    relay.clone(),
+                    pool.clone(),
+                    exchange,
+                    reply_id,
+                    held,
+                    progress_token,
+                );
+            }
+            Governed::Held(held) => match held.resolved().await {
+                Resolved::Forward(call) => call,
+                Resolved::Block(denial) => return render::denial(reply_id.as_deref(), &denial),
+            },
+        };
+        observer = Some(Observer::tool_call(call));
     }
     // Every relayed tools/list teaches Helio the tools' annotations.
     if is_request && method == Some("tools/list") {
@@ -82,33 +108,71 @@ pub(super) async fn post(relay: &Relay, pool: &Pool, request: Request<TimedBody>
         .then(|| super::agents::of_initialize(envelope.params))
         .flatten();
 
-    let upstream = &relay.upstream;
-    let mut request = upstream.request(
-        Method::POST,
-        headers,
-        "application/json, text/event-stream",
-        bytes.clone(),
-    );
-    if let Some(method) = method {
-        stamp_method_headers(request.headers_mut(), method, target_name.as_deref());
-    }
-    let deadline = tokio::time::Instant::now() + upstream.request_timeout();
-    let response = match upstream.send(pool, request).await {
-        Ok(response) => response,
-        Err(error) => {
-            if let Some(observer) = observer {
-                observer.no_response(&error);
-            }
-            return render::upstream_failure(reply_id.as_deref(), &error);
-        }
+    let exchange = Exchange {
+        headers: Cow::Borrowed(headers),
+        bytes: bytes.clone(),
+        method: Cow::Borrowed(method.unwrap_or_default()),
+        target_name: target_name.as_deref().map(Cow::Borrowed),
     };
-    if let Some(observer) = &mut observer {
-        observer.head(response.status());
+    exchange
+        .send(relay, pool, reply_id, observer, introduced)
+        .await
+}
+
+/// What goes to the upstream for one message: borrowed from the request
+/// on the direct path, owned by a held call's reply.
+pub(super) struct Exchange<'a> {
+    pub headers: Cow<'a, HeaderMap>,
+    pub bytes: Bytes,
+    /// The JSON-RPC method (empty for a message without one).
+    pub method: Cow<'a, str>,
+    pub target_name: Option<Cow<'a, str>>,
+}
+
+impl Exchange<'_> {
+    /// Sends the message upstream and relays the reply; `observer` learns
+    /// the answer, `introduced` is the agent an `initialize` names.
+    pub async fn send(
+        self,
+        relay: &Relay,
+        pool: &Pool,
+        reply_id: Option<Box<RawValue>>,
+        observer: Option<Observer>,
+        introduced: Option<Arc<str>>,
+    ) -> Response {
+        let upstream = &relay.upstream;
+        let mut request = upstream.request(
+            Method::POST,
+            &self.headers,
+            "application/json, text/event-stream",
+            self.bytes,
+        );
+        if !self.method.is_empty() {
+            stamp_method_headers(
+                request.headers_mut(),
+                &self.method,
+                self.target_name.as_deref(),
+            );
+        }
+        let deadline = tokio::time::Instant::now() + upstream.request_timeout();
+        let response = match upstream.send(pool, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(observer) = observer {
+                    observer.no_response(&error);
+                }
+                return render::upstream_failure(reply_id.as_deref(), &error);
+            }
+        };
+        let mut observer = observer;
+        if let Some(observer) = &mut observer {
+            observer.head(response.status());
+        }
+        if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
+            relay.agents.remember(session, agent);
+        }
+        stream::relay_reply(relay, response, reply_id, deadline, observer).await
     }
-    if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
-        relay.agents.remember(session, agent);
-    }
-    stream::relay_reply(relay, response, reply_id, deadline, observer).await
 }
 
 /// The body, whole, within [`MAX_REQUEST_BYTES`] and the listener's body
@@ -127,6 +191,15 @@ async fn read_body(body: TimedBody) -> Result<Bytes, Refusal<'static>> {
     }
 }
 
+/// What governance made of a `tools/call`.
+enum Governed {
+    Forward(Box<Forwarded>),
+    /// A human must decide first.
+    Held(Box<Held>),
+    /// Answer with this instead (refused, blocked, simulated).
+    Answer(Response),
+}
+
 /// One parsed message and what arrived with it.
 struct Message<'a> {
     relay: &'a Relay,
@@ -138,8 +211,7 @@ struct Message<'a> {
 
 impl Message<'_> {
     /// A `tools/call`, read exactly and handed to the governance core.
-    /// `Ok`: forward it; `Err`: answer with this instead.
-    async fn govern(&self) -> Result<Box<Forwarded>, Response> {
+    async fn govern(&self) -> Governed {
         let call = match CallParams::parse(self.envelope.params) {
             Ok(call) => call,
             Err(ParamsError::Nameless) => {
@@ -148,12 +220,12 @@ impl Message<'_> {
                     .params
                     .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
                 let input = json!({ "raw_params": raw_params }).to_string();
-                return Err(self.refuse("<nameless>", &Refusal::Nameless, input));
+                return Governed::Answer(self.refuse("<nameless>", &Refusal::Nameless, input));
             }
             Err(ParamsError::Unreadable(why)) => {
                 let raw = self.envelope.params.map_or("", RawValue::get);
                 let input = self.relay.core.audit().unreadable_input(raw, &why);
-                return Err(self.refuse_call(&Refusal::InvalidArguments(&why), input));
+                return Governed::Answer(self.refuse_call(&Refusal::InvalidArguments(&why), input));
             }
         };
         let relay = self.relay;
@@ -175,13 +247,12 @@ impl Message<'_> {
         let era = facts.era();
         let id = self.reply_id;
         match relay.core.decide(facts).await {
-            Decision::Forward(call) => Ok(call),
-            Decision::Block(denial) => Err(render::denial(id, &denial)),
-            Decision::Simulate(simulation) => Err(render::simulation(id, &simulation, era)),
-            Decision::Hold(held) => match held.resolved().await {
-                Resolved::Forward(call) => Ok(call),
-                Resolved::Block(denial) => Err(render::denial(id, &denial)),
-            },
+            Decision::Forward(call) => Governed::Forward(call),
+            Decision::Block(denial) => Governed::Answer(render::denial(id, &denial)),
+            Decision::Simulate(simulation) => {
+                Governed::Answer(render::simulation(id, &simulation, era))
+            }
+            Decision::Hold(held) => Governed::Held(held),
         }
     }
 

@@ -227,7 +227,21 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
     media_type_is(headers, "application/json")
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
+/// Whether the client's `Accept` admits an event stream.
+pub(super) fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::ACCEPT).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|range| {
+                let range = range.split(';').next().unwrap_or_default().trim();
+                range.eq_ignore_ascii_case("text/event-stream")
+                    || range == "text/*"
+                    || range == "*/*"
+            })
+        })
+    })
+}
+
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
     media_type_is(headers, "text/event-stream")
 }
 

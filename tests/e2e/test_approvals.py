@@ -499,3 +499,32 @@ async def test_a_2026_07_28_client_waits_for_the_approval_and_gets_its_result(
         result = outcome["result"]
         assert not result.is_error, result
     assert reached(upstream_sse, marker)
+
+
+def test_the_approval_routes_refuse_hostile_requests(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    instance = start(helio, upstream_sse)
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    with api(instance) as client:
+        ticket = pending_ticket(client, marker)
+        approve = f"/api/approvals/{ticket['id']}/approve"
+        # No credential, a wrong one: nothing is resolved.
+        assert httpx.post(instance.dashboard_url + approve, json={"approved_by": "x"}).status_code == 401
+        wrong = {"authorization": "Bearer " + "0" * 64}
+        assert httpx.post(instance.dashboard_url + approve, json={"approved_by": "x"}, headers=wrong).status_code == 401
+        # Bodies that are not what the route reads.
+        assert client.post(approve, content=b"[]").json() == {"error": "Invalid JSON"}
+        assert client.post(approve, content=b"\xff\xfe").json() == {"error": "Invalid JSON"}
+        assert client.post(approve, json={"approved_by": 7}).json()["details"][0]["message"] == "Expected a string"
+        too_big = client.post(approve, content=b'{"approved_by":"' + b"a" * (3 << 20) + b'"}')
+        assert too_big.status_code in (400, 413)
+        # Ids that name nothing.
+        for bad in ("..%2F..%2Fetc", "x" * 4000, "%00"):
+            assert client.post(f"/api/approvals/{bad}/approve", json={"approved_by": "x"}).status_code == 404
+        # Approvals are not reachable from the MCP port.
+        assert httpx.post(f"{instance.base_url}{approve}", json={"approved_by": "x"}).status_code == 404
+        # Still pending after all that.
+        assert client.get(f"/api/approvals/{ticket['id']}").json()["data"]["status"] == "pending"
+        client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "ops"})
+    thread.join(timeout=15)
+    assert not reached(upstream_sse, marker)

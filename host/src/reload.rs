@@ -29,6 +29,8 @@ pub async fn watch(
     // The file as it was read for `current`, not as it is now: an edit made
     // since is a change to load.
     let mut seen = current.source_digest;
+    // What took effect at start: approval channels are not reloaded.
+    let running = current.clone();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
@@ -48,6 +50,18 @@ pub async fn watch(
         let built = tokio::task::spawn_blocking(move || load(&load_path, &load_runtime)).await;
         match built {
             Ok(Ok((config, pipeline, warnings))) => {
+                let unroutable = config::unroutable_on_reload(&running, &config);
+                if !unroutable.is_empty() {
+                    let lines: Vec<String> = unroutable
+                        .iter()
+                        .map(|(at, channel)| format!("  {at}: approval channel \"{channel}\" is not one the running Helio has (approval.channels take effect at start); restart to add it"))
+                        .collect();
+                    tracing::error!(
+                        "config reload failed (keeping the current configuration):\n{}",
+                        lines.join("\n")
+                    );
+                    continue;
+                }
                 let changed = current.restart_required_changes(&config);
                 if !changed.is_empty() {
                     tracing::warn!(

@@ -282,3 +282,46 @@ fn budgets(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>)
         }
     }
 }
+
+/// What a reloaded file's rules and budgets route approvals to that the
+/// running channels do not have (`approval` takes effect only at start):
+/// `(YAML path, channel)`. Such a reload is refused, as in the original,
+/// rather than open tickets nobody is told about.
+pub fn unroutable_on_reload(running: &Config, reloaded: &Config) -> Vec<(String, String)> {
+    let known: std::collections::HashSet<&str> = std::iter::once("dashboard")
+        .chain(running.approval.channels.iter().map(|c| c.key()))
+        .collect();
+    let rules = reloaded
+        .policies
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            let at = Path::root()
+                .key("policies")
+                .key("rules")
+                .index(i)
+                .key("approval");
+            rule.approval.as_ref().map(|route| (at, route))
+        });
+    let budgets = reloaded
+        .budgets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, budget)| {
+            let at = Path::root().key("budgets").index(i).key("approval");
+            budget.approval.as_ref().map(|route| (at, route))
+        });
+    let mut unknown = Vec::new();
+    for (at, route) in rules.chain(budgets) {
+        if !known.contains(route.channel.as_str()) {
+            unknown.push((at.key("channel").to_string(), route.channel.clone()));
+        }
+        for (d, delegate) in route.delegates.iter().enumerate() {
+            if !known.contains(delegate.as_str()) {
+                unknown.push((at.key("delegates").index(d).to_string(), delegate.clone()));
+            }
+        }
+    }
+    unknown
+}

@@ -6,6 +6,7 @@
 //! checks. All-or-nothing: a file with any issue yields no `Config`.
 
 mod checks;
+pub use checks::unroutable_on_reload;
 mod env;
 mod model;
 mod nesting;

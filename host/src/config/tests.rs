@@ -439,3 +439,37 @@ fn the_init_scaffold_is_valid() {
         .iter()
         .all(|n| !n.blocks_tool_calls));
 }
+
+#[test]
+fn a_reload_may_not_route_approvals_to_channels_the_running_helio_lacks() {
+    let config = |channels: &str, route: &str| {
+        let text = minimal(&format!(
+            "approval:\n  channels:\n{channels}policies:\n  rules:\n    - name: approve\n      match: {{ tool: pay }}\n      action: require_approval\n      approval: {route}\n"
+        ));
+        match parse_text(&text) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{}", e.report()),
+        }
+    };
+    let hook = "    - { type: webhook, name: ops, url: \"https://hooks.example/a\" }\n";
+    let both = "    - { type: webhook, name: ops, url: \"https://hooks.example/a\" }\n    - { type: webhook, name: oncall, url: \"https://hooks.example/b\" }\n";
+    let running = config(hook, "{ channel: ops }");
+    assert!(unroutable_on_reload(&running, &config(hook, "{ channel: dashboard }")).is_empty());
+    let reloaded = config(
+        both,
+        "{ channel: oncall, escalation_after: 1m, delegates: [ops, oncall] }",
+    );
+    assert_eq!(
+        unroutable_on_reload(&running, &reloaded),
+        vec![
+            (
+                "policies.rules[0].approval.channel".to_owned(),
+                "oncall".to_owned()
+            ),
+            (
+                "policies.rules[0].approval.delegates[1]".to_owned(),
+                "oncall".to_owned()
+            ),
+        ]
+    );
+}

@@ -384,6 +384,11 @@ def test_a_webhook_receiver_gets_a_signed_ticket_retried_until_it_answers_and_re
         thread.join(timeout=15)
         assert "result" in outcome["final"], outcome
         assert reached(upstream_sse, marker)
+        # The receiver also learns how the ticket ended.
+        assert wait_until(lambda: len(receiver.deliveries) >= 3, timeout=10), receiver.deliveries
+        resolved = receiver.deliveries[2]["json"]
+        assert resolved["event"] == "approval_resolved"
+        assert resolved["ticket"]["status"] == "approved" and resolved["ticket"]["resolved_by"] == "hook-bot"
     finally:
         receiver.close()
 
@@ -469,6 +474,11 @@ def test_a_ticket_nobody_decides_on_escalates_to_its_delegates(helio: HelioLaunc
             assert lifecycle["escalated_to"] == ["oncall-hook"]
             phases = sorted((n["channel"], n["phase"]) for n in lifecycle["notifications"])
             assert phases == [("oncall-hook", "escalation"), ("ops-hook", "initial")]
+        # Both the primary channel and the delegate learn how it ended.
+        for receiver in (primary, oncall):
+            assert wait_until(
+                lambda r=receiver: r.deliveries[-1]["json"]["event"] == "approval_resolved", timeout=10
+            ), receiver.deliveries
     finally:
         primary.close()
         oncall.close()

@@ -320,7 +320,7 @@ impl Approvals {
 
     /// An operator's decision on a pending ticket.
     pub fn resolve(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         resolution: Resolution,
         by: Resolver,
@@ -360,7 +360,7 @@ impl Approvals {
     /// Ends a pending ticket without an operator (timeout, client gone,
     /// shutdown). False when it was no longer pending: an operator got
     /// there first, and the held call reads their decision instead.
-    pub fn close(&self, id: &str, status: Status) -> bool {
+    pub fn close(self: &Arc<Self>, id: &str, status: Status) -> bool {
         let closed = {
             let mut tickets = self.lock();
             match tickets.by_id.get_mut(id) {
@@ -381,7 +381,7 @@ impl Approvals {
 
     /// Shutdown: every pending ticket ends `shutdown_cancelled`, and its
     /// held call is not forwarded.
-    pub fn cancel_all(&self) {
+    pub fn cancel_all(self: &Arc<Self>) {
         let pending: Vec<String> = {
             let tickets = self.lock();
             tickets
@@ -429,10 +429,23 @@ impl Approvals {
         self.events.subscribe()
     }
 
-    fn announce_resolved(&self, id: &str) {
+    /// The live feed, and the channels that were told of the ticket, learn
+    /// how it ended.
+    fn announce_resolved(self: &Arc<Self>, id: &str) {
         let Some(ticket) = self.get(id) else {
             return;
         };
+        if let Some(notifier) = &self.notifier {
+            let mut told = vec![ticket.channel_name.clone()];
+            for channel in ticket.escalated_to.iter().flatten() {
+                if !told.contains(channel) {
+                    told.push(channel.clone());
+                }
+            }
+            for channel in &told {
+                notifier.requested(self, &ticket, channel, Phase::Resolution);
+            }
+        }
         self.announce(
             "approval_resolved",
             json!({

@@ -52,6 +52,8 @@ const ERROR_BODY_BYTES: usize = 200;
 pub enum Phase {
     Initial,
     Escalation,
+    /// The ticket ended (decided, timed out, cancelled).
+    Resolution,
 }
 
 impl Phase {
@@ -59,6 +61,7 @@ impl Phase {
         match self {
             Phase::Initial => "initial",
             Phase::Escalation => "escalation",
+            Phase::Resolution => "resolution",
         }
     }
 }
@@ -166,11 +169,11 @@ impl Notifier {
         for attempt in 0..=RETRY_DELAYS.len() {
             if attempt > 0 {
                 tokio::time::sleep(RETRY_DELAYS[attempt - 1]).await;
-                // Nobody needs the news of a ticket already decided.
-                if approvals
+                // Nobody needs the call for a decision already made.
+                let decided = approvals
                     .get(id)
-                    .is_none_or(|t| t.status != Status::Pending)
-                {
+                    .is_none_or(|t| t.status != Status::Pending);
+                if decided && phase != Phase::Resolution {
                     return;
                 }
             }
@@ -244,6 +247,7 @@ impl Delivery {
         let event = match phase {
             Phase::Initial => "approval_requested",
             Phase::Escalation => "approval_escalated",
+            Phase::Resolution => "approval_resolved",
         };
         let body = json!({
             "event": event,

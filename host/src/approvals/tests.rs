@@ -39,7 +39,7 @@ fn operator(name: &str) -> Resolver {
 
 #[test]
 fn a_ticket_is_resolved_once_and_its_call_learns_by_whom() {
-    let approvals = Approvals::default();
+    let approvals = Arc::new(Approvals::default());
     let mut events = approvals.subscribe();
     let mut waiter = approvals.open(ticket("t1"));
     assert_eq!(events.try_recv().map(|e| e.0), Ok("approval_requested"));
@@ -68,7 +68,7 @@ fn a_ticket_is_resolved_once_and_its_call_learns_by_whom() {
 
 #[test]
 fn closing_and_shutdown_end_pending_tickets_without_a_decision() {
-    let approvals = Approvals::default();
+    let approvals = Arc::new(Approvals::default());
     let mut timed_out = approvals.open(ticket("t1"));
     let mut cancelled = approvals.open(ticket("t2"));
     assert!(approvals.close("t1", Status::Timeout));
@@ -88,7 +88,7 @@ fn closing_and_shutdown_end_pending_tickets_without_a_decision() {
 
 #[test]
 fn lists_newest_first_by_status_with_a_total() {
-    let approvals = Approvals::default();
+    let approvals = Arc::new(Approvals::default());
     for i in 0..5 {
         drop(approvals.open(ticket(&format!("t{i}"))));
     }
@@ -134,7 +134,7 @@ fn tickets_survive_a_restart_and_a_pending_one_comes_back_cancelled() {
     let path = dir.join("state.db");
     {
         let store = LocalStore::open(&path, now_ms()).expect("open");
-        let approvals = Approvals::restore(store.clone());
+        let approvals = Arc::new(Approvals::restore(store.clone()));
         drop(approvals.open(ticket("approved")));
         approvals
             .resolve("approved", Resolution::Approved, operator("alice"))
@@ -148,7 +148,7 @@ fn tickets_survive_a_restart_and_a_pending_one_comes_back_cancelled() {
         store.flush().expect("flush");
     }
     let store = LocalStore::open(&path, now_ms()).expect("reopen");
-    let approvals = Approvals::restore(store.clone());
+    let approvals = Arc::new(Approvals::restore(store.clone()));
     let status = |id: &str| approvals.get(id).map(|t| t.status);
     assert_eq!(status("approved"), Some(Status::Approved));
     assert_eq!(

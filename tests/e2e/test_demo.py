@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -61,21 +63,53 @@ async def test_demo_serves_the_shop_through_helio(demo) -> None:
     health = httpx.get("http://127.0.0.1:3100/api/health").json()
     assert health["status"] == "ok"
 
-    # Every call is in the audit trail, read back through the operator API.
+    # The operator API takes this run's secret, printed in the banner.
     banner = stderr.read_text()
     assert "http://127.0.0.1:3100/api/audit" in banner
+    secret = re.search(r"export HELIO_SECRET=([0-9a-f]{64})", banner).group(1)
+    operator = {"authorization": f"Bearer {secret}"}
+    assert httpx.get("http://127.0.0.1:3100/api/audit").status_code == 401
+
+    # A refund over 100 waits for an operator, who approves it.
+    async with mcp_session("http://127.0.0.1:3000/mcp") as (session, events):
+        await session.call_tool("lookup_order", {"order_id": "ORD-1003"})
+        outcome: dict = {}
+        async with anyio.create_task_group() as group:
+            async def big_refund() -> None:
+                outcome.update(await call_tool_outcome(
+                    session, "process_refund", {"order_id": "ORD-1003", "amount": 150, "reason": "damaged"}, events
+                ))
+
+            group.start_soon(big_refund)
+
+            def pending() -> list[dict]:
+                return httpx.get(
+                    "http://127.0.0.1:3100/api/approvals", params={"status": "pending"}, headers=operator
+                ).json()["data"]
+
+            assert await anyio.to_thread.run_sync(lambda: wait_until(lambda: bool(pending()), 10))
+            ticket = pending()[0]
+            assert ticket["matched_rule"] == "large-refunds"
+            approved = httpx.post(
+                f"http://127.0.0.1:3100/api/approvals/{ticket['id']}/approve",
+                json={"approved_by": "demo-operator"}, headers=operator,
+            )
+            assert approved.status_code == 200
+    assert json.loads(outcome["result"]["content"][0]["text"])["status"] == "issued", outcome
 
     def audit() -> list[dict]:
-        return httpx.get("http://127.0.0.1:3100/api/audit", params={"limit": 50}).json()["data"]
+        return httpx.get("http://127.0.0.1:3100/api/audit", params={"limit": 50}, headers=operator).json()["data"]
 
     assert wait_until(lambda: len(audit()) >= 4, 5), audit()
     records = audit()
     refunds = [r for r in records if r["tool_name"] == "process_refund"]
     assert {bool(r["block_reason"]) for r in refunds} == {True, False}, refunds
+    held = next(r for r in refunds if r["approval_status"])
+    assert held["approval_status"] == "approved" and held["approved_by"] == "demo-operator"
     blocked = next(r for r in refunds if r["block_reason"])
     assert blocked["block_reason"] == "dependency_missing"
     assert blocked["evidence_chain"]["dependencies"]["missing"] == ["lookup_order"]
-    issued = next(r for r in refunds if not r["block_reason"])
+    issued = next(r for r in refunds if not r["block_reason"] and not r["approval_status"])
     assert issued["evidence_chain"]["budgets"][0]["name"] == "daily-refunds"
     assert all(r["environment"] == "demo" for r in records)
 

@@ -17,8 +17,11 @@ pub fn run() -> anyhow::Result<()> {
     super::start::runtime()?.block_on(async {
         let (listener, upstream_addr) = demo::bind().await.context("cannot start the demo MCP server")?;
         let upstream_url = format!("http://{upstream_addr}/mcp");
+        // The operator API resolves held refunds, so it needs a secret.
+        let api_secret = crate::auth::generate_token().context("cannot generate the demo's operator secret")?;
         let lookup = |name: &str| match name {
             "HELIO_DEMO_UPSTREAM_URL" => Some(upstream_url.clone()),
+            "HELIO_DEMO_API_SECRET" => Some(api_secret.clone()),
             other => std::env::var(other).ok(),
         };
         let source = Path::new("examples/demo/helio.yaml");
@@ -52,12 +55,17 @@ pub fn run() -> anyhow::Result<()> {
             eprintln!("    Claude Code:     claude mcp add --transport http helio-demo {mcp}");
             eprintln!("    MCP Inspector:   npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)");
             eprintln!("  Tools: lookup_order, search_docs, process_refund, create_payment, delete_record");
-            eprintln!("  Policy: deletes denied; refunds over 100 denied, others only after a lookup_order in the");
-            eprintln!("          same session and within a 500 USD daily budget; payments rehearsed (dry run);");
-            eprintln!("          search_docs limited to 20 calls a minute per session.");
+            eprintln!("  Policy: deletes denied; refunds only after a lookup_order in the same session, within a");
+            eprintln!("          500 USD daily budget, and over 100 only once an operator approves; payments");
+            eprintln!("          rehearsed (dry run); search_docs limited to 20 calls a minute per session.");
             if let Some(addr) = gateway.dashboard_addr {
                 eprintln!("  Dashboard API: http://{addr}/api/health");
-                eprintln!("  Audit trail:   http://{addr}/api/audit   (live: /api/events; kept until the demo stops)");
+                eprintln!("  Operator API:  export HELIO_SECRET={api_secret}   (this run's secret)");
+                eprintln!("  Audit trail:   curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/audit");
+                eprintln!("                 (live: /api/events; kept until the demo stops)");
+                eprintln!("  Held refunds:  curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/approvals");
+                eprintln!("    approve:     curl -H \"authorization: Bearer $HELIO_SECRET\" -d '{{\"approved_by\":\"you\"}}' \\");
+                eprintln!("                   http://{addr}/api/approvals/<id>/approve");
             }
             eprintln!("  The demo server directly (for comparison): {upstream_url}");
             eprintln!("Press Ctrl-C to stop.");

@@ -76,7 +76,10 @@ impl Gateway {
         let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
         // Tickets are resolved through the operator API: without it, a call
         // that needs an approval is refused, never held for nobody.
-        let approvals = match config.dashboard.enabled {
+        // Tickets are resolved through the operator API or from Slack.
+        let resolvable = config.dashboard.enabled
+            || config.approval.channels.iter().any(|c| c.kind() == "slack");
+        let approvals = match resolvable {
             true => {
                 let notifier = Notifier::new(&config.approval.channels)?;
                 let approvals = Arc::new(Approvals::restore(state.clone()).notifying(notifier));
@@ -92,7 +95,7 @@ impl Gateway {
                 on_timeout: config.approval.default_on_timeout,
             });
         }
-        let mcp = mcp::McpServer::new(config, core, shutdown.clone())?;
+        let mcp = mcp::McpServer::new(config, core, approvals.clone(), shutdown.clone())?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;

@@ -5,6 +5,7 @@ timeout) — driven by the official MCP SDK client and by raw JSON-RPC."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from typing import Any
@@ -538,3 +539,142 @@ def test_the_approval_routes_refuse_hostile_requests(helio: HelioLauncher, upstr
         client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "ops"})
     thread.join(timeout=15)
     assert not reached(upstream_sse, marker)
+
+
+class FakeSlack:
+    """A real HTTP server standing in for Slack's Web API side of the wire:
+    records chat.postMessage / chat.update calls (method, token, JSON body)
+    and answers like Slack does."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json as json_module
+
+        self.calls: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                method = self.path.rsplit("/", 1)[-1]
+                fake.calls.append({"method": method, "auth": self.headers.get("authorization"),
+                                   "json": json_module.loads(body)})
+                answer = {"ok": True, "channel": "C0APPROVALS", "ts": f"1700000000.{len(fake.calls):06d}"}
+                payload = json_module.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.api_url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["method"] == method]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def slack_callback(
+    instance: HelioInstance, secret: str, action_id: str, user: str, *, timestamp: int | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    """POSTs a block_actions callback to /slack/actions as Slack does: the
+    JSON payload form-encoded, signed v0 over timestamp and raw body."""
+    import hashlib
+    import hmac as hmac_module
+    import json as json_module
+    import time
+    import urllib.parse
+
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0TEAM", "domain": "example"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "C0APPROVALS"},
+        "trigger_id": "1.2.3",
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "action_ts": "1700000001.0"}],
+    }
+    body = urllib.parse.urlencode({"payload": json_module.dumps(payload)}).encode()
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    mac = hmac_module.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    headers = {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": signature or f"v0={mac}",
+    }
+    return httpx.post(f"{instance.base_url}/slack/actions", content=body, headers=headers, timeout=10)
+
+
+def test_a_slack_approver_resolves_a_ticket_from_the_message(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    import time
+
+    slack = FakeSlack()
+    secret = secrets.token_hex(16)
+    try:
+        config = {
+            "policies": {
+                "rules": [
+                    {"name": "approve-deletes", "match": {"tool": "delete_record"}, "action": "require_approval",
+                     "approval": {"channel": "finance"}},
+                ]
+            },
+            "approval": {"channels": [
+                {"type": "slack", "name": "finance", "bot_token": "xoxb-test-token", "signing_secret": secret,
+                 "channel": "#approvals", "approvers": ["U0ALLOWED"], "api_url": slack.api_url},
+            ]},
+        }
+        instance = helio(config, upstream=upstream_sse)
+        marker = f"<!channel> *{secrets.token_hex(4)}*"
+        thread, outcome = call_in_background(instance, marker)
+        assert wait_until(lambda: len(slack.of("chat.postMessage")) == 1, timeout=15), slack.calls
+        posted = slack.of("chat.postMessage")[0]
+        assert posted["auth"] == "Bearer xoxb-test-token"
+        message = posted["json"]
+        assert message["channel"] == "#approvals"
+        rendered = json.dumps(message["blocks"])
+        assert "<!channel>" not in rendered  # the caller's text cannot mention or format
+        buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        approve = next(b["action_id"] for b in buttons if b["action_id"].startswith("helio_approve:"))
+        ticket_id = approve.split(":", 1)[1]
+        # Forged, stale and unsigned callbacks are refused the same way.
+        assert slack_callback(instance, "wrong-secret", approve, "U0ALLOWED").status_code == 401
+        stale = slack_callback(instance, secret, approve, "U0ALLOWED", timestamp=int(time.time()) - 600)
+        assert stale.status_code == 401 and stale.json() == {"error": "Unauthorized"}
+        assert slack_callback(instance, secret, approve, "U0ALLOWED", signature="v0=" + "0" * 64).status_code == 401
+        # Someone not on the approver list: acknowledged, ignored.
+        assert slack_callback(instance, secret, approve, "U0INTRUDER").status_code == 200
+        with api(instance) as client:
+            assert client.get(f"/api/approvals/{ticket_id}").json()["data"]["status"] == "pending"
+            assert not reached(upstream_sse, marker)
+            # The approver presses Approve.
+            assert slack_callback(instance, secret, approve, "U0ALLOWED").status_code == 200
+            thread.join(timeout=15)
+            assert "result" in outcome["final"], outcome
+            assert reached(upstream_sse, marker)
+            ticket = client.get(f"/api/approvals/{ticket_id}").json()["data"]
+            assert ticket["status"] == "approved"
+            assert ticket["resolved_by"] == "u0allowed" and ticket["resolved_via"] == "slack:U0ALLOWED"
+            # A replayed press changes nothing.
+            assert slack_callback(instance, secret, approve, "U0ALLOWED").status_code == 200
+            assert client.get(f"/api/approvals/{ticket_id}").json()["data"]["status"] == "approved"
+        # The message is updated with the outcome, in place.
+        assert wait_until(lambda: len(slack.of("chat.update")) == 1, timeout=10), slack.calls
+        update = slack.of("chat.update")[0]["json"]
+        assert update["ts"] == "1700000000.000001" and update["channel"] == "C0APPROVALS"
+        assert "Approved by u0allowed" in update["text"]
+        assert "actions" not in json.dumps(update["blocks"])
+    finally:
+        slack.close()
+
+
+def test_slack_actions_is_not_served_without_a_slack_channel(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    instance = start(helio, upstream_sse)
+    assert httpx.post(f"{instance.base_url}/slack/actions", content=b"payload=%7B%7D").status_code == 404

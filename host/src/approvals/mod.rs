@@ -9,6 +9,7 @@
 //! the same ticket cannot both win.
 
 mod notify;
+pub mod slack;
 mod ticket;
 
 use std::collections::{HashMap, VecDeque};
@@ -70,7 +71,7 @@ pub enum Resolution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolver {
     pub name: String,
-    pub credential: &'static str,
+    pub credential: String,
 }
 
 /// What the held call learns.
@@ -216,16 +217,19 @@ impl Approvals {
     }
 
     /// A channel got the ticket.
-    fn notified(&self, id: &str, channel: &str, phase: Phase, delivery_id: &str, attempts: usize) {
-        self.update(id, |ticket| {
-            ticket.notifications.push(json!({
-                "channel": channel,
-                "phase": phase.as_str(),
-                "delivery_id": delivery_id,
-                "attempts": attempts,
-                "delivered_at": now_iso(),
-            }));
+    /// A channel got the ticket; `details` is what it answered that the
+    /// ticket keeps (a webhook's delivery id, a Slack message's ts).
+    fn notified(&self, id: &str, channel: &str, phase: Phase, details: serde_json::Value) {
+        let mut entry = json!({
+            "channel": channel,
+            "phase": phase.as_str(),
+            "delivered_at": now_iso(),
         });
+        if let (Some(entry), serde_json::Value::Object(details)) = (entry.as_object_mut(), details)
+        {
+            entry.extend(details);
+        }
+        self.update(id, |ticket| ticket.notifications.push(entry));
     }
 
     /// A channel could not be told: recorded on the ticket and announced.

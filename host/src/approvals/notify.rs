@@ -26,10 +26,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{Approvals, Status, Ticket};
+use super::{slack, Approvals, Status, Ticket};
 use crate::config::{Channel, Secret};
 use crate::state::now_ms;
 use crate::time::iso_utc;
@@ -72,7 +72,24 @@ enum Target {
         uri: Uri,
         secret: Option<Secret<String>>,
     },
-    NotSentYet,
+    Slack {
+        /// Web API base, without a trailing slash.
+        api: String,
+        token: Secret<String>,
+        /// The Slack channel messages go to.
+        channel: String,
+    },
+}
+
+/// One message to a channel.
+enum Send {
+    Webhook(Uri, Delivery),
+    /// A Web API method and its JSON body.
+    Slack {
+        url: String,
+        token: Secret<String>,
+        body: Bytes,
+    },
 }
 
 pub struct Notifier {
@@ -107,7 +124,19 @@ impl Notifier {
                         secret: secret.clone(),
                     }
                 }
-                Channel::Slack { .. } => Target::NotSentYet,
+                Channel::Slack {
+                    bot_token,
+                    channel,
+                    api_url,
+                    ..
+                } => {
+                    https |= api_url.starts_with("https:");
+                    Target::Slack {
+                        api: api_url.trim_end_matches('/').to_owned(),
+                        token: bot_token.clone(),
+                        channel: channel.clone(),
+                    }
+                }
             };
             targets.insert(channel.key().to_owned(), target);
         }
@@ -133,27 +162,35 @@ impl Notifier {
         channel: &str,
         phase: Phase,
     ) {
-        match self.targets.get(channel) {
-            Some(Target::Dashboard) | Some(Target::NotSentYet) => {}
+        let send = match self.targets.get(channel) {
+            Some(Target::Dashboard) => return,
             Some(Target::Webhook { uri, secret }) => {
-                let delivery = Delivery::new(ticket, phase, secret.as_ref());
-                let (notifier, approvals, uri) = (self.clone(), approvals.clone(), uri.clone());
-                let (id, channel) = (ticket.id.clone(), channel.to_owned());
-                self.runtime.spawn(async move {
-                    notifier
-                        .deliver(&approvals, &id, &channel, phase, uri, delivery)
-                        .await;
-                });
+                Send::Webhook(uri.clone(), Delivery::new(ticket, phase, secret.as_ref()))
             }
+            Some(Target::Slack {
+                api,
+                token,
+                channel: slack_channel,
+            }) => slack_send(api, token, slack_channel, channel, ticket, phase),
+
             // Validation refuses unknown channels; a router's answer comes
             // through here once routers exist.
-            None => approvals.notification_failed(
-                &ticket.id,
-                channel,
-                phase,
-                format!("unknown approval channel \"{channel}\""),
-            ),
-        }
+            None => {
+                return approvals.notification_failed(
+                    &ticket.id,
+                    channel,
+                    phase,
+                    format!("unknown approval channel \"{channel}\""),
+                )
+            }
+        };
+        let (notifier, approvals) = (self.clone(), approvals.clone());
+        let (id, channel) = (ticket.id.clone(), channel.to_owned());
+        self.runtime.spawn(async move {
+            notifier
+                .deliver(&approvals, &id, &channel, phase, send)
+                .await;
+        });
     }
 
     async fn deliver(
@@ -162,8 +199,7 @@ impl Notifier {
         id: &str,
         channel: &str,
         phase: Phase,
-        uri: Uri,
-        delivery: Delivery,
+        send: Send,
     ) {
         let mut last_error = String::new();
         for attempt in 0..=RETRY_DELAYS.len() {
@@ -177,9 +213,10 @@ impl Notifier {
                     return;
                 }
             }
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.post(&uri, &delivery)).await {
-                Ok(Ok(())) => {
-                    approvals.notified(id, channel, phase, &delivery.id, attempt + 1);
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&send)).await {
+                Ok(Ok(mut details)) => {
+                    details["attempts"] = (attempt + 1).into();
+                    approvals.notified(id, channel, phase, details);
                     return;
                 }
                 Ok(Err(error)) => last_error = error,
@@ -187,7 +224,7 @@ impl Notifier {
                     last_error = format!("no response within {} s", ATTEMPT_TIMEOUT.as_secs())
                 }
             }
-            tracing::warn!(ticket = id, channel, attempt = attempt + 1, error = %last_error, "approval webhook delivery failed");
+            tracing::warn!(ticket = id, channel, attempt = attempt + 1, error = %last_error, "an approval notice could not be delivered");
         }
         approvals.notification_failed(
             id,
@@ -195,6 +232,60 @@ impl Notifier {
             phase,
             format!("{last_error} (after {} attempts)", RETRY_DELAYS.len() + 1),
         );
+    }
+
+    /// One attempt; what the channel answered that the ticket keeps.
+    async fn send(&self, send: &Send) -> Result<Value, String> {
+        match send {
+            Send::Webhook(uri, delivery) => {
+                self.post(uri, delivery).await?;
+                Ok(json!({ "delivery_id": delivery.id }))
+            }
+            Send::Slack { url, token, body } => self.call_slack(url, token, body).await,
+        }
+    }
+
+    /// A Slack Web API call; its `channel` and `ts` (the message, to update
+    /// it later) on success. Slack answers `200` with `ok: false` and an
+    /// `error` code when it refuses.
+    async fn call_slack(
+        &self,
+        url: &str,
+        token: &Secret<String>,
+        body: &Bytes,
+    ) -> Result<Value, String> {
+        let request = Request::post(url)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose()),
+            )
+            .body(Full::new(body.clone()))
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("cannot reach Slack: {e}"))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("Slack's answer could not be read: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("Slack answered HTTP {}", status.as_u16()));
+        }
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if answer["ok"] != Value::Bool(true) {
+            let code = answer["error"].as_str().unwrap_or("no ok in the answer");
+            return Err(format!("Slack refused the message: {code}"));
+        }
+        Ok(json!({ "slack": { "channel": answer["channel"], "ts": answer["ts"] } }))
     }
 
     async fn post(&self, uri: &Uri, delivery: &Delivery) -> Result<(), String> {
@@ -277,4 +368,42 @@ pub fn signature(secret: &[u8], body: &[u8]) -> Option<String> {
         "sha256={}",
         hex::encode(mac.finalize().into_bytes())
     ))
+}
+
+/// The Slack call for a notice: a new message for a request or an
+/// escalation; for the ending, an update of the message this channel got
+/// (a new message if it never got one).
+fn slack_send(
+    api: &str,
+    token: &Secret<String>,
+    slack_channel: &str,
+    key: &str,
+    ticket: &Ticket,
+    phase: Phase,
+) -> Send {
+    let posted = ticket
+        .notifications
+        .iter()
+        .rev()
+        .filter(|n| n["channel"] == key)
+        .find_map(|n| Some((n["slack"]["channel"].as_str()?, n["slack"]["ts"].as_str()?)));
+    let (method, body) = match (phase, posted) {
+        (Phase::Resolution, Some((channel, ts))) => (
+            "chat.update",
+            slack::resolved_message(channel, Some(ts), ticket),
+        ),
+        (Phase::Resolution, None) => (
+            "chat.postMessage",
+            slack::resolved_message(slack_channel, None, ticket),
+        ),
+        (Phase::Initial | Phase::Escalation, _) => (
+            "chat.postMessage",
+            slack::request_message(slack_channel, ticket, phase == Phase::Escalation),
+        ),
+    };
+    Send::Slack {
+        url: format!("{api}/{method}"),
+        token: token.clone(),
+        body: Bytes::from(body.to_string()),
+    }
 }

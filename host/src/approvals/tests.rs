@@ -33,7 +33,7 @@ fn ticket(id: &str) -> Ticket {
 fn operator(name: &str) -> Resolver {
     Resolver {
         name: name.into(),
-        credential: "api_secret",
+        credential: "api_secret".into(),
     }
 }
 

@@ -86,7 +86,8 @@ pub struct Ticket {
     /// The requesting agent's label (`clientInfo` name@version).
     pub agent_id: Option<String>,
     /// The credential that authenticated the resolution (`api_secret`,
-    /// `open_mode`), beside the self-declared `resolved_by`.
+    /// `open_mode`, `slack:<user id>`), beside the self-declared
+    /// `resolved_by`.
     pub resolved_via: Option<String>,
 }
 
@@ -97,7 +98,7 @@ impl Ticket {
         self.resolved_at = Some(now_iso());
         if let Some(by) = by {
             self.resolved_by = Some(by.name.clone());
-            self.resolved_via = Some(by.credential.to_owned());
+            self.resolved_via = Some(by.credential.clone());
         }
     }
 }

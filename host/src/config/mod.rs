@@ -153,6 +153,16 @@ fn warnings(c: &Config) -> Vec<String> {
             c.sdk.host
         ));
     }
+    for (i, channel) in c.approval.channels.iter().enumerate() {
+        if let Channel::Slack {
+            approvers: None, ..
+        } = channel
+        {
+            out.push(format!(
+                "approval.channels[{i}]: a Slack channel without approvers lets anyone who can press the message's buttons approve or deny; list the Slack user ids allowed to decide"
+            ));
+        }
+    }
     for (i, rule) in c.policies.rules.iter().enumerate() {
         if rule.action == Some(Action::RequireApproval) && rule.approval.is_none() {
             out.push(format!(

@@ -363,6 +363,12 @@ pub enum Channel {
         bot_token: Secret<String>,
         signing_secret: Secret<String>,
         channel: String,
+        /// Slack user ids allowed to approve or deny from the message;
+        /// unset: anyone who can press its buttons (the original's
+        /// behaviour, warned about at start).
+        approvers: Option<Vec<String>>,
+        /// Slack's Web API base URL.
+        api_url: String,
     },
 }
 

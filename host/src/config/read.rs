@@ -857,6 +857,10 @@ fn approval(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval> {
     })
 }
 
+/// Slack's Web API (a workspace on GovSlack sets `api_url:
+/// https://slack-gov.com/api`).
+const SLACK_API_URL: &str = "https://slack.com/api";
+
 fn channel(r: &mut Reader, value: &Value, path: &Path) -> Option<Channel> {
     let kind = match value {
         Value::Mapping(map) => map.get("type").and_then(Value::as_str),
@@ -887,17 +891,32 @@ fn channel(r: &mut Reader, value: &Value, path: &Path) -> Option<Channel> {
             let obj = r.object(
                 value,
                 path,
-                &["type", "name", "bot_token", "signing_secret", "channel"],
+                &[
+                    "type",
+                    "name",
+                    "bot_token",
+                    "signing_secret",
+                    "channel",
+                    "approvers",
+                    "api_url",
+                ],
             )?;
             let name = opt_string(r, &obj, "name");
             let bot_token = req_string(r, &obj, "bot_token");
             let signing_secret = req_string(r, &obj, "signing_secret");
             let channel = req_string(r, &obj, "channel");
+            let approvers = opt(r, &obj, "approvers", Reader::string_list);
+            let api_url = opt_string(r, &obj, "api_url");
+            if let Some(url) = &api_url {
+                check_http_url(r, url, &path.key("api_url"));
+            }
             Some(Channel::Slack {
                 name,
                 bot_token: Secret::new(bot_token?),
                 signing_secret: Secret::new(signing_secret?),
                 channel: channel?,
+                approvers,
+                api_url: api_url.unwrap_or_else(|| SLACK_API_URL.to_owned()),
             })
         }
         _ => {

@@ -255,7 +255,7 @@ fn a_full_original_config_loads_unchanged() {
     // Informational keys are reported but never block.
     let drift = unenforced
         .iter()
-        .find(|n| n.key == "policies.tool_revalidation" || n.key == "approval.channels")
+        .find(|n| n.key == "policies.tool_revalidation")
         .expect("an informational key reported");
     assert!(!drift.blocks_tool_calls);
     assert!(unenforced.iter().all(|n| n.key != "audit"));

@@ -52,18 +52,6 @@ const PENDING: &[Pending] = &[
     },
     pending("policies.tool_revalidation"),
     pending("policies.install"),
-    Pending {
-        // Tickets are held and resolved on the dashboard; webhook and
-        // Slack notifications are not sent yet.
-        key: "approval.channels",
-        requested: |c| {
-            c.approval
-                .channels
-                .iter()
-                .any(|ch| ch.kind() != "dashboard")
-        },
-        restrictive: |_| false,
-    },
     pending("sdk.evaluation_ttl"),
 ];
 

@@ -112,7 +112,8 @@ fn resolve(op: &Operator, id: &str, resolution: Resolution, name: String) -> Res
             "api_secret"
         } else {
             "open_mode"
-        },
+        }
+        .into(),
     };
     match approvals.resolve(id, resolution, by) {
         Ok(()) => Json(json!({ "ok": true })).into_response(),

@@ -571,7 +571,7 @@ async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not
 fn operator(name: &str) -> Resolver {
     Resolver {
         name: name.into(),
-        credential: "api_secret",
+        credential: "api_secret".into(),
     }
 }
 

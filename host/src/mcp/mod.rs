@@ -14,6 +14,7 @@ mod post;
 mod prime;
 mod relay;
 mod render;
+mod slack;
 mod sse;
 mod stream;
 mod tools;
@@ -50,9 +51,11 @@ pub struct McpServer {
 impl McpServer {
     /// Builds the listener from the configuration. `shutdown` stops accepting,
     /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
+    /// `approvals` is where Slack's button presses resolve tickets.
     pub fn new(
         config: &Config,
         core: Governor,
+        approvals: Option<Arc<crate::approvals::Approvals>>,
         shutdown: CancellationToken,
     ) -> Result<Self, UpstreamSetupError> {
         let relay = Arc::new(Relay {
@@ -64,6 +67,7 @@ impl McpServer {
             tools: Arc::default(),
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
+            slack: approvals.and_then(|approvals| slack::Callbacks::new(config, approvals)),
         });
         Ok(Self {
             relay,
@@ -87,6 +91,10 @@ impl McpServer {
 /// general router would add a layer to every relayed message.
 async fn route(relay: &Arc<Relay>, pool: &Pool, request: Request<TimedBody>) -> Response {
     match request.uri().path() {
+        "/slack/actions" => match &relay.slack {
+            Some(slack) => slack.handle(request).await,
+            None => (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response(),
+        },
         "/mcp" => {
             if let Some(refused) = relay.refuse_origin(request.headers()) {
                 return refused;

@@ -30,6 +30,8 @@ pub struct Relay {
     /// Cancelled at shutdown: ends the long-lived `GET /mcp` streams.
     pub(super) shutdown: CancellationToken,
     pub(super) rejected_origins: super::OriginLog,
+    /// `POST /slack/actions`, when a Slack approval channel is configured.
+    pub(super) slack: Option<super::slack::Callbacks>,
 }
 
 impl Relay {

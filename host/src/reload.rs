@@ -21,16 +21,17 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 pub async fn watch(
     path: PathBuf,
-    mut current: Config,
+    running: Config,
     active: Active,
     runtime: Arc<Runtime>,
     shutdown: CancellationToken,
 ) {
-    // The file as it was read for `current`, not as it is now: an edit made
+    // The file as it was read for `running`, not as it is now: an edit made
     // since is a change to load.
-    let mut seen = current.source_digest;
-    // What took effect at start: approval channels are not reloaded.
-    let running = current.clone();
+    let mut seen = running.source_digest;
+    // `running` stays what took effect at start: the restart-required
+    // sections (approval channels among them) are compared with it on every
+    // reload, so a difference is reported for as long as it lasts.
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}
@@ -62,7 +63,7 @@ pub async fn watch(
                     );
                     continue;
                 }
-                let changed = current.restart_required_changes(&config);
+                let changed = running.restart_required_changes(&config);
                 if !changed.is_empty() {
                     tracing::warn!(
                         sections = %changed.join(", "),
@@ -80,7 +81,6 @@ pub async fn watch(
                 }
                 active.replace(pipeline);
                 seen = config.source_digest;
-                current = config;
             }
             Ok(Err(report)) => {
                 tracing::error!(

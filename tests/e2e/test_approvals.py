@@ -678,3 +678,51 @@ def test_a_slack_approver_resolves_a_ticket_from_the_message(helio: HelioLaunche
 def test_slack_actions_is_not_served_without_a_slack_channel(helio: HelioLauncher, upstream_sse: Upstream) -> None:
     instance = start(helio, upstream_sse)
     assert httpx.post(f"{instance.base_url}/slack/actions", content=b"payload=%7B%7D").status_code == 404
+
+
+def test_a_reload_may_not_route_approvals_to_a_channel_the_running_helio_lacks(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    import copy
+
+    import yaml
+
+    receiver = WebhookReceiver([])
+    try:
+        instance = helio(webhook_config(receiver.url, None), upstream=upstream_sse)
+
+        def rewrite(config: dict[str, Any]) -> None:
+            tmp = instance.config_path.with_suffix(".tmp")
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+            tmp.replace(instance.config_path)
+
+        # Routes to a channel only the new file has: refused whole, with its path.
+        routed = copy.deepcopy(instance.config)
+        routed["approval"]["channels"].append({"type": "webhook", "name": "new-hook", "url": receiver.url})
+        routed["policies"]["rules"][0]["approval"] = {"channel": "new-hook"}
+        rewrite(routed)
+        assert wait_until(lambda: "policies.rules[0].approval.channel" in instance.stderr, timeout=10), instance.stderr
+        assert "config reload failed" in instance.stderr
+        # The running policy still routes to the channel it had.
+        marker = secrets.token_hex(4)
+        thread, _ = call_in_background(instance, marker)
+        assert wait_until(lambda: len(receiver.deliveries) == 1, timeout=10)
+        assert receiver.deliveries[0]["json"]["ticket"]["channel_name"] == "ops-hook"
+        with api(instance) as client:
+            client.post(f"/api/approvals/{receiver.deliveries[0]['json']['ticket']['id']}/deny", json={"denied_by": "x"})
+        thread.join(timeout=15)
+
+        # A changed approval section alone: the rules reload, the section waits for a restart.
+        timed = copy.deepcopy(instance.config)
+        timed["approval"]["timeout"] = "1s"
+        timed["policies"]["rules"].append({"name": "deny-adds", "match": {"tool": "add"}, "action": "deny"})
+        rewrite(timed)
+        assert wait_until(lambda: "restart required" in instance.stderr, timeout=10), instance.stderr
+        warning = next(line for line in instance.stderr.splitlines() if "restart required" in line)
+        assert "sections=approval" in warning, warning
+        with RawMcp(instance.mcp_url) as raw:
+            raw.initialize()
+            final = raw.call_tool("add", {"a": 1, "b": 2}, id="after-reload").final("after-reload")
+            assert final["error"]["data"]["rule"] == "deny-adds", final
+    finally:
+        receiver.close()

@@ -86,6 +86,13 @@ def call_in_background(instance: HelioInstance, marker: str) -> tuple[threading.
     return thread, outcome
 
 
+def hold(instance: HelioInstance) -> tuple[str, threading.Thread, dict[str, Any]]:
+    """A call that a rule holds, made in the background: its marker, thread, outcome."""
+    marker = secrets.token_hex(4)
+    thread, outcome = call_in_background(instance, marker)
+    return marker, thread, outcome
+
+
 def audit_record(client: httpx.Client, ticket_id: str) -> dict[str, Any]:
     record: dict[str, Any] = {}
 
@@ -162,8 +169,7 @@ def test_a_denied_call_is_blocked_with_the_operators_reason_and_never_forwarded(
     helio: HelioLauncher, upstream_sse: Upstream
 ) -> None:
     instance = start(helio, upstream_sse)
-    marker = secrets.token_hex(4)
-    thread, outcome = call_in_background(instance, marker)
+    marker, thread, outcome = hold(instance)
     with api(instance) as client:
         ticket = pending_ticket(client, marker)
         # Validation in the original's shapes.
@@ -191,8 +197,7 @@ def test_a_denied_call_is_blocked_with_the_operators_reason_and_never_forwarded(
 
 def test_break_glass_forwards_and_is_recorded_as_such(helio: HelioLauncher, upstream_sse: Upstream) -> None:
     instance = start(helio, upstream_sse)
-    marker = secrets.token_hex(4)
-    thread, outcome = call_in_background(instance, marker)
+    marker, thread, outcome = hold(instance)
     with api(instance) as client:
         ticket = pending_ticket(client, marker)
         forced = client.post(
@@ -216,8 +221,7 @@ def test_nobody_deciding_in_time_follows_default_on_timeout(
     helio: HelioLauncher, upstream_sse: Upstream, on_timeout: str
 ) -> None:
     instance = start(helio, upstream_sse, timeout="1s", default_on_timeout=on_timeout)
-    marker = secrets.token_hex(4)
-    thread, outcome = call_in_background(instance, marker)
+    marker, thread, outcome = hold(instance)
     thread.join(timeout=15)
     final = outcome["final"]
     with api(instance) as client:
@@ -238,8 +242,7 @@ def test_a_held_call_ends_shutdown_cancelled_when_helio_stops(
     helio: HelioLauncher, upstream_sse: Upstream
 ) -> None:
     instance = start(helio, upstream_sse)
-    marker = secrets.token_hex(4)
-    thread, outcome = call_in_background(instance, marker)
+    marker, thread, outcome = hold(instance)
     with api(instance) as client:
         pending_ticket(client, marker)
     assert instance.terminate() == 0
@@ -351,8 +354,7 @@ def test_a_webhook_receiver_gets_a_signed_ticket_retried_until_it_answers_and_re
     secret = secrets.token_hex(16)
     try:
         instance = helio(webhook_config(receiver.url, secret), upstream=upstream_sse)
-        marker = secrets.token_hex(4)
-        thread, outcome = call_in_background(instance, marker)
+        marker, thread, outcome = hold(instance)
         assert wait_until(lambda: len(receiver.deliveries) >= 2, timeout=15), receiver.deliveries
         first, second = receiver.deliveries[0], receiver.deliveries[1]
         # The same delivery, byte for byte, on every attempt.
@@ -414,8 +416,7 @@ def test_a_webhook_that_keeps_failing_is_recorded_on_the_ticket_and_in_the_live_
 
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
-        marker = secrets.token_hex(4)
-        thread, outcome = call_in_background(instance, marker)
+        marker, thread, outcome = hold(instance)
         with api(instance) as client:
             ticket = pending_ticket(client, marker)
             # Five attempts over about fifteen seconds, then the failure.
@@ -455,8 +456,7 @@ def test_a_ticket_nobody_decides_on_escalates_to_its_delegates(helio: HelioLaunc
             ]},
         }
         instance = helio(config, upstream=upstream_sse)
-        marker = secrets.token_hex(4)
-        thread, outcome = call_in_background(instance, marker)
+        marker, thread, outcome = hold(instance)
         assert wait_until(lambda: len(oncall.deliveries) == 1, timeout=15), oncall.deliveries
         assert [d["json"]["event"] for d in primary.deliveries] == ["approval_requested"]
         escalated = oncall.deliveries[0]["json"]
@@ -514,8 +514,7 @@ async def test_a_2026_07_28_client_waits_for_the_approval_and_gets_its_result(
 
 def test_the_approval_routes_refuse_hostile_requests(helio: HelioLauncher, upstream_sse: Upstream) -> None:
     instance = start(helio, upstream_sse)
-    marker = secrets.token_hex(4)
-    thread, outcome = call_in_background(instance, marker)
+    marker, thread, outcome = hold(instance)
     with api(instance) as client:
         ticket = pending_ticket(client, marker)
         approve = f"/api/approvals/{ticket['id']}/approve"

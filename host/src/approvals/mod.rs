@@ -22,7 +22,7 @@ use crate::state::{now_ms, StoredTicket, TicketStore};
 use crate::time::iso_utc;
 
 pub use notify::{signature, Notifier, NotifierError, Phase};
-pub use ticket::{arguments_digest, Status, Ticket};
+pub use ticket::{arguments_digest, Call, Status, Ticket};
 
 /// Resolved tickets kept for the operator API (newest first); older ones
 /// live on in the audit trail.

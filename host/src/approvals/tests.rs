@@ -2,32 +2,22 @@ use super::*;
 use serde_json::Value;
 
 fn ticket(id: &str) -> Ticket {
-    Ticket {
+    let call = Call {
         id: id.into(),
         tool_name: "send_email".into(),
         tool_input: json!({"to": "a@b"}),
-        matched_rule: Some("approve-mail".into()),
-        rule_index: Some(0),
-        channel_name: "dashboard".into(),
         session_id: Some("s1".into()),
-        requested_at: now_iso(),
-        requested_ms: now_ms(),
-        timeout_at: now_iso(),
-        timeout_ms: 1000,
-        status: Status::Pending,
-        resolved_at: None,
-        resolved_by: None,
-        denial_reason: None,
-        break_glass_reason: None,
-        escalated_at: None,
-        escalated_to: None,
-        notification_failures: Vec::new(),
-        notifications: Vec::new(),
+        agent_id: None,
         arguments_digest: arguments_digest(None),
         policy_version: "v".into(),
-        agent_id: None,
-        resolved_via: None,
-    }
+    };
+    Ticket::pending(
+        call,
+        Some("approve-mail".into()),
+        Some(0),
+        "dashboard".into(),
+        1000,
+    )
 }
 
 fn operator(name: &str) -> Resolver {

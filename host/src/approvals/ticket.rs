@@ -7,6 +7,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{now_iso, Resolver};
+use crate::state::now_ms;
+use crate::time::iso_utc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,7 +93,57 @@ pub struct Ticket {
     pub resolved_via: Option<String>,
 }
 
+/// Who a new ticket is for: the call it is bound to.
+pub struct Call {
+    /// The call's audit record id.
+    pub id: String,
+    pub tool_name: String,
+    pub tool_input: Value,
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub arguments_digest: String,
+    pub policy_version: String,
+}
+
 impl Ticket {
+    /// A pending ticket for `call`, opened now, waiting `timeout_ms` on
+    /// `channel_name`; nothing notified, escalated or resolved yet.
+    pub fn pending(
+        call: Call,
+        matched_rule: Option<String>,
+        rule_index: Option<u32>,
+        channel_name: String,
+        timeout_ms: u64,
+    ) -> Self {
+        let now = now_ms();
+        Ticket {
+            id: call.id,
+            tool_name: call.tool_name,
+            tool_input: call.tool_input,
+            matched_rule,
+            rule_index,
+            channel_name,
+            session_id: call.session_id,
+            requested_at: iso_utc(now),
+            requested_ms: now,
+            timeout_at: iso_utc(now.saturating_add(timeout_ms)),
+            timeout_ms,
+            status: Status::Pending,
+            resolved_at: None,
+            resolved_by: None,
+            denial_reason: None,
+            break_glass_reason: None,
+            escalated_at: None,
+            escalated_to: None,
+            notification_failures: Vec::new(),
+            notifications: Vec::new(),
+            arguments_digest: call.arguments_digest,
+            policy_version: call.policy_version,
+            agent_id: call.agent_id,
+            resolved_via: None,
+        }
+    }
+
     /// Leaves `pending` for `status`, now.
     pub(super) fn settle(&mut self, status: Status, by: Option<&Resolver>) {
         self.status = status;

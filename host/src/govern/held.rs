@@ -19,12 +19,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use crate::approvals::{Approvals, Decided, Escalation, Resolution, Status, Ticket};
+use crate::approvals::{Approvals, Call, Decided, Escalation, Resolution, Status, Ticket};
 use crate::audit::AuditRecord;
 use crate::config::TimeoutOutcome;
 use crate::pipeline::{Approval, Denial};
-use crate::state::now_ms;
-use crate::time::iso_utc;
 
 use super::forward::{Forwarded, Release};
 use super::record::CallAudit;
@@ -52,36 +50,26 @@ impl Holding {
         let timeout_ms = approval
             .timeout_ms
             .unwrap_or_else(|| u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
-        let now = now_ms();
-        Ticket {
+        let call = Call {
             id: record.id.clone(),
             tool_name: record.tool_name.clone(),
             tool_input: serde_json::from_str(&record.tool_input).unwrap_or_default(),
-            matched_rule: approval.decision.rule.clone(),
-            rule_index: approval.decision.rule_index,
-            channel_name: approval
-                .channel
-                .clone()
-                .unwrap_or_else(|| "dashboard".into()),
             session_id: record.session_id.clone(),
-            requested_at: iso_utc(now),
-            requested_ms: now,
-            timeout_at: iso_utc(now.saturating_add(timeout_ms)),
-            timeout_ms,
-            status: Status::Pending,
-            resolved_at: None,
-            resolved_by: None,
-            denial_reason: None,
-            break_glass_reason: None,
-            escalated_at: None,
-            escalated_to: None,
-            notification_failures: Vec::new(),
-            notifications: Vec::new(),
+            agent_id: record.agent_id.clone(),
             arguments_digest,
             policy_version: policy_version.to_owned(),
-            agent_id: record.agent_id.clone(),
-            resolved_via: None,
-        }
+        };
+        let channel = approval
+            .channel
+            .clone()
+            .unwrap_or_else(|| "dashboard".into());
+        Ticket::pending(
+            call,
+            approval.decision.rule.clone(),
+            approval.decision.rule_index,
+            channel,
+            timeout_ms,
+        )
     }
 }
 

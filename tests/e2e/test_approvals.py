@@ -648,11 +648,21 @@ def test_a_slack_approver_resolves_a_ticket_from_the_message(helio: HelioLaunche
         stale = slack_callback(instance, secret, approve, "U0ALLOWED", timestamp=int(time.time()) - 600)
         assert stale.status_code == 401 and stale.json() == {"error": "Unauthorized"}
         assert slack_callback(instance, secret, approve, "U0ALLOWED", signature="v0=" + "0" * 64).status_code == 401
+        # Oversized: refused unread. Signed but malformed, or not a button of
+        # ours: acknowledged (so Slack does not retry) and ignored.
+        huge = httpx.post(
+            f"{instance.base_url}/slack/actions", content=b"payload=" + b"x" * (300 << 10),
+            headers={"x-slack-request-timestamp": str(int(time.time())), "x-slack-signature": "v0=00"}, timeout=10,
+        )
+        assert huge.status_code == 401
+        assert slack_callback(instance, secret, "helio_approve:no-such-ticket", "U0ALLOWED").status_code == 200
+        assert slack_callback(instance, secret, "something_else", "U0ALLOWED").status_code == 200
         # Someone not on the approver list: acknowledged, ignored.
         assert slack_callback(instance, secret, approve, "U0INTRUDER").status_code == 200
         with api(instance) as client:
             assert client.get(f"/api/approvals/{ticket_id}").json()["data"]["status"] == "pending"
             assert not reached(upstream_sse, marker)
+            assert client.get(f"/api/audit/{ticket_id}").status_code == 404  # nothing recorded as decided
             # The approver presses Approve.
             assert slack_callback(instance, secret, approve, "U0ALLOWED").status_code == 200
             thread.join(timeout=15)

@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -44,6 +44,8 @@ const RETRY_DELAYS: [Duration; 4] = [
 /// One attempt's bound, from connecting to the end of the response.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an answer read (Slack's are a few kilobytes).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// The most of a receiver's error response kept on the ticket.
 const ERROR_BODY_BYTES: usize = 200;
 
@@ -265,18 +267,7 @@ impl Notifier {
             )
             .body(Full::new(body.clone()))
             .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("cannot reach Slack: {e}"))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| format!("Slack's answer could not be read: {e}"))?;
+        let (status, bytes) = self.exchange(request, "Slack").await?;
         if !status.is_success() {
             return Err(format!("Slack answered HTTP {}", status.as_u16()));
         }
@@ -286,6 +277,27 @@ impl Notifier {
             return Err(format!("Slack refused the message: {code}"));
         }
         Ok(json!({ "slack": { "channel": answer["channel"], "ts": answer["ts"] } }))
+    }
+
+    /// Sends a request and reads the answer, at most [`MAX_ANSWER_BYTES`]
+    /// of it (a receiver cannot make Helio hold an unbounded body).
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        peer: &str,
+    ) -> Result<(http::StatusCode, Bytes), String> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("cannot reach {peer}: {e}"))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("the answer of {peer} could not be read: {e}"))?;
+        Ok((status, body))
     }
 
     async fn post(&self, uri: &Uri, delivery: &Delivery) -> Result<(), String> {
@@ -299,21 +311,10 @@ impl Notifier {
         let request = request
             .body(Full::new(delivery.body.clone()))
             .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("cannot reach the receiver: {e}"))?;
-        let status = response.status();
+        let (status, body) = self.exchange(request, "the receiver").await?;
         if status.is_success() {
             return Ok(());
         }
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
         let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]).into_owned();
         Err(format!(
             "the receiver answered HTTP {}: {text}",

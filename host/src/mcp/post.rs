@@ -80,7 +80,7 @@ pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<Timed
                 let exchange = Exchange {
                     headers: Cow::Owned(headers.clone()),
                     bytes: bytes.clone(),
-                    method: Cow::Borrowed("tools/call"),
+                    method: Some(Cow::Borrowed("tools/call")),
                     target_name: target_name.clone().map(Cow::Owned),
                 };
                 let progress_token = super::call_params::progress_token(envelope.params);
@@ -111,7 +111,7 @@ pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<Timed
     let exchange = Exchange {
         headers: Cow::Borrowed(headers),
         bytes: bytes.clone(),
-        method: Cow::Borrowed(method.unwrap_or_default()),
+        method: method.map(Cow::Borrowed),
         target_name: target_name.as_deref().map(Cow::Borrowed),
     };
     exchange
@@ -124,8 +124,8 @@ pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<Timed
 pub(super) struct Exchange<'a> {
     pub headers: Cow<'a, HeaderMap>,
     pub bytes: Bytes,
-    /// The JSON-RPC method (empty for a message without one).
-    pub method: Cow<'a, str>,
+    /// The JSON-RPC method, when the message has one.
+    pub method: Option<Cow<'a, str>>,
     pub target_name: Option<Cow<'a, str>>,
 }
 
@@ -137,7 +137,7 @@ impl Exchange<'_> {
         relay: &Relay,
         pool: &Pool,
         reply_id: Option<Box<RawValue>>,
-        observer: Option<Observer>,
+        mut observer: Option<Observer>,
         introduced: Option<Arc<str>>,
     ) -> Response {
         let upstream = &relay.upstream;
@@ -147,12 +147,8 @@ impl Exchange<'_> {
             "application/json, text/event-stream",
             self.bytes,
         );
-        if !self.method.is_empty() {
-            stamp_method_headers(
-                request.headers_mut(),
-                &self.method,
-                self.target_name.as_deref(),
-            );
+        if let Some(method) = &self.method {
+            stamp_method_headers(request.headers_mut(), method, self.target_name.as_deref());
         }
         let deadline = tokio::time::Instant::now() + upstream.request_timeout();
         let response = match upstream.send(pool, request).await {
@@ -164,7 +160,6 @@ impl Exchange<'_> {
                 return render::upstream_failure(reply_id.as_deref(), &error);
             }
         };
-        let mut observer = observer;
         if let Some(observer) = &mut observer {
             observer.head(response.status());
         }

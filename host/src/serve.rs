@@ -6,6 +6,11 @@
 //! until one closes, so the kernel's backlog queues newcomers). A client that
 //! stalls its body gets `408`-class failure and its connection is closed, so
 //! slow clients cannot pin a listener's connections.
+//!
+//! An answer given before its request's body was read whole (a body past a
+//! size limit, a refusal that needs no body) says `Connection: close`: the
+//! unread rest cannot be told apart from a next request, so the connection
+//! ends after the answer, and the client must know not to reuse it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -128,9 +133,20 @@ pub async fn connection<H, F>(
         let stalled = stalled.clone();
         let body_timeout = bounds.body_timeout;
         hyper::service::service_fn(move |request: Request<Incoming>| {
-            let request = request.map(|body| TimedBody::new(body, body_timeout, stalled.clone()));
+            let read_whole = Arc::new(AtomicBool::new(false));
+            let request = request.map(|body| {
+                TimedBody::new(body, body_timeout, stalled.clone(), read_whole.clone())
+            });
             let answer = handle(request);
-            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            async move {
+                let mut response = answer.await;
+                if !read_whole.load(Ordering::Relaxed) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         })
     };
     let server = hyper::server::conn::http1::Builder::new()
@@ -167,6 +183,9 @@ pub struct TimedBody {
     timeout: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     stalled: Arc<Notify>,
+    /// Set once the body has been read to its end (at once for a request
+    /// without one).
+    read_whole: Arc<AtomicBool>,
 }
 
 /// The body did not arrive within `connections.body_timeout`.
@@ -175,13 +194,22 @@ pub struct TimedBody {
 pub struct BodyTimeout(pub Duration);
 
 impl TimedBody {
-    fn new(inner: Incoming, timeout: Duration, stalled: Arc<Notify>) -> Self {
+    fn new(
+        inner: Incoming,
+        timeout: Duration,
+        stalled: Arc<Notify>,
+        read_whole: Arc<AtomicBool>,
+    ) -> Self {
+        if inner.is_end_stream() {
+            read_whole.store(true, Ordering::Relaxed);
+        }
         Self {
             inner,
             deadline: Instant::now() + timeout,
             timeout,
             sleep: None,
             stalled,
+            read_whole,
         }
     }
 }
@@ -196,7 +224,12 @@ impl Body for TimedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => return Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                if frame.is_none() || this.inner.is_end_stream() {
+                    this.read_whole.store(true, Ordering::Relaxed);
+                }
+                return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            }
             Poll::Pending => {}
         }
         let deadline = this.deadline;
@@ -218,5 +251,67 @@ impl Body for TimedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Serves one request whose handler reads the body or not, and returns
+    /// the raw answer head.
+    async fn answer_head(read_body: bool, request: &[u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let handle = move |request: Request<TimedBody>| async move {
+            if read_body {
+                let _ = request.into_body().collect().await;
+            }
+            Response::new(axum::body::Body::from("ok"))
+        };
+        let served = tokio::spawn(serve(
+            listener,
+            "test",
+            Connections::default(),
+            handle,
+            shutdown.clone(),
+        ));
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(request).await.expect("write");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.expect("read");
+            assert!(n > 0, "connection closed before an answer");
+            head.extend_from_slice(&buf[..n]);
+        }
+        shutdown.cancel();
+        drop(tcp);
+        let _ = served.await;
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    }
+
+    const WITH_BODY: &[u8] = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello";
+    const WITHOUT_BODY: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+
+    #[tokio::test]
+    async fn an_answer_given_before_the_body_was_read_closes_the_connection() {
+        assert!(answer_head(false, WITH_BODY)
+            .await
+            .contains("connection: close"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_request_was_read_whole_stays_open() {
+        assert!(!answer_head(true, WITH_BODY)
+            .await
+            .contains("connection: close"));
+        assert!(!answer_head(false, WITHOUT_BODY)
+            .await
+            .contains("connection: close"));
     }
 }

@@ -528,6 +528,9 @@ def test_the_approval_routes_refuse_hostile_requests(helio: HelioLauncher, upstr
         assert client.post(approve, json={"approved_by": 7}).json()["details"][0]["message"] == "Expected a string"
         too_big = client.post(approve, content=b'{"approved_by":"' + b"a" * (3 << 20) + b'"}')
         assert too_big.status_code in (400, 413)
+        # Refused before the body was read: the client is told not to reuse
+        # the connection (its unread rest would be read as the next request).
+        assert too_big.headers.get("connection") == "close"
         # Ids that name nothing.
         for bad in ("..%2F..%2Fetc", "x" * 4000, "%00"):
             assert client.post(f"/api/approvals/{bad}/approve", json={"approved_by": "x"}).status_code == 404

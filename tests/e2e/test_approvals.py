@@ -70,13 +70,19 @@ def pending_ticket(client: httpx.Client, marker: str) -> dict[str, Any]:
 
 
 def call_in_background(instance: HelioInstance, marker: str) -> tuple[threading.Thread, dict[str, Any]]:
+    return tool_in_background(instance, "delete_record", {"id": marker})
+
+
+def tool_in_background(
+    instance: HelioInstance, tool: str, arguments: dict[str, Any]
+) -> tuple[threading.Thread, dict[str, Any]]:
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
             with RawMcp(instance.mcp_url) as raw:
                 raw.initialize()
-                reply = raw.call_tool("delete_record", {"id": marker}, id="held")
+                reply = raw.call_tool(tool, arguments, id="held")
                 outcome["final"] = reply.final("held")
         except Exception as exc:  # Helio killed under the call: no answer
             outcome["error"] = repr(exc)
@@ -738,3 +744,131 @@ def test_a_reload_may_not_route_approvals_to_a_channel_the_running_helio_lacks(
             assert final["error"]["data"]["rule"] == "deny-adds", final
     finally:
         receiver.close()
+
+
+# A pot of 50 that asks finance past its limit; charges over 100 also need a
+# rule's approval (the action), asked first.
+BUDGET_TICKETS = {
+    "policies": {
+        "rules": [
+            {
+                "name": "approve-big-charges",
+                "match": {"tool": "charge", "input": {"amount": {"gt": 100}}},
+                "action": "require_approval",
+            }
+        ]
+    },
+    "budgets": [
+        {
+            "name": "refunds",
+            "limit": 50,
+            "currency": "USD",
+            "window": "1d",
+            "on_exceed": "require_approval",
+            "approval": {"channel": "dashboard", "timeout": "30s"},
+            "contributors": [{"match": {"tool": "charge"}, "field": "$.amount"}],
+        }
+    ],
+}
+
+
+def charge_tickets(client: httpx.Client, amount: float) -> list[dict[str, Any]]:
+    page = client.get("/api/approvals", params={"status": "pending"}).json()
+    return [t for t in page["data"] if t["tool_name"] == "charge" and t["tool_input"].get("amount") == amount]
+
+
+def wait_for_ticket(client: httpx.Client, amount: float, *, budget: bool) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def appeared() -> bool:
+        found[:] = [t for t in charge_tickets(client, amount) if ("breached_budgets" in t) == budget]
+        return bool(found)
+
+    assert wait_until(appeared, timeout=15), f"no pending {'budget' if budget else 'rule'} ticket"
+    return found[0]
+
+
+def refunds_spent(client: httpx.Client) -> float:
+    limits = client.get("/api/limits").json()
+    (pot,) = [b for b in limits["budgets"] if b["name"] == "refunds"]
+    return float(pot["spent"])
+
+
+def test_a_budget_ticket_lists_the_breach_and_charges_the_approved_overage(
+    helio: HelioLauncher, upstream_sse: Upstream
+) -> None:
+    instance = helio(BUDGET_TICKETS, upstream=upstream_sse)
+    with api(instance) as client, RawMcp(instance.mcp_url) as raw:
+        raw.initialize()
+        assert "result" in raw.call_tool("charge", {"amount": 30}, id=1).final(1)
+
+        # Past the pot's limit: held for the money, the breach on the ticket.
+        thread, outcome = tool_in_background(instance, "charge", {"amount": 40})
+        ticket = wait_for_ticket(client, 40, budget=True)
+        (breach,) = ticket["breached_budgets"]
+        assert breach == {
+            "name": "refunds", "limit": 50, "spent": 30, "attempted_amount": 40,
+            "currency": "USD", "window": "1d",
+        }
+        assert ticket["timeout_ms"] == 30_000 and ticket["matched_rule"] is None
+        assert client.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "finance"}).json() == {"ok": True}
+        thread.join(timeout=15)
+        assert "result" in outcome["final"], outcome
+        # Charged beyond the limit, as approved.
+        assert refunds_spent(client) == 70
+        record = audit_record(client, ticket["id"])
+        chain = record["evidence_chain"]
+        assert record["approval_status"] == "approved" and record["approved_by"] == "finance"
+        assert chain["budget_approval"]["status"] == "approved"
+        assert chain["budget_approval"]["approved_overage"] == [
+            {"name": "refunds", "amount": 40, "currency": "USD", "kind": "approved_overage"}
+        ]
+
+        # Over the limit now: every charge asks. Denied: blocked, not retryable.
+        thread, outcome = tool_in_background(instance, "charge", {"amount": 5})
+        ticket = wait_for_ticket(client, 5, budget=True)
+        client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "finance", "reason": "month closed"})
+        thread.join(timeout=15)
+        data = outcome["final"]["error"]["data"]
+        assert data["reason"] == "budget_exceeded" and data["retry_allowed"] is False
+        assert data["denied_by"] == "finance" and data["denial_reason"] == "month closed"
+        assert data["budgets"][0]["name"] == "refunds"
+        assert refunds_spent(client) == 70
+    assert upstream_calls(upstream_sse, 5) == 0
+
+
+def upstream_calls(upstream: Upstream, amount: float) -> int:
+    return len(upstream.find(lambda r: jsonrpc_body_matches(r, "tools/call", name="charge") and f'"amount":{amount}' in json.dumps(r.get("body"), separators=(",", ":"))))
+
+
+def test_a_rule_and_a_budget_ask_one_after_the_other(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    instance = helio(BUDGET_TICKETS, upstream=upstream_sse)
+    with api(instance) as client:
+        thread, outcome = tool_in_background(instance, "charge", {"amount": 120})
+        # The action first: a rule's ticket, no budgets on it.
+        rule_ticket = wait_for_ticket(client, 120, budget=False)
+        assert rule_ticket["matched_rule"] == "approve-big-charges"
+        client.post(f"/api/approvals/{rule_ticket['id']}/approve", json={"approved_by": "ops"})
+        # Then the money, on its own ticket bound to the same call.
+        budget_ticket = wait_for_ticket(client, 120, budget=True)
+        assert budget_ticket["id"] != rule_ticket["id"]
+        assert budget_ticket["call_id"] == rule_ticket["id"]
+        assert budget_ticket["arguments_digest"] == rule_ticket["arguments_digest"]
+        assert not upstream_calls(upstream_sse, 120), "forwarded before the money was approved"
+        # Break-glass on the money: forwarded, recorded as such.
+        glass = client.post(
+            f"/api/approvals/{budget_ticket['id']}/break-glass",
+            json={"approved_by": "cfo", "reason": "customer escalation"},
+        )
+        assert glass.json() == {"ok": True}
+        thread.join(timeout=15)
+        assert "result" in outcome["final"], outcome
+        assert upstream_calls(upstream_sse, 120) == 1
+        record = audit_record(client, rule_ticket["id"])
+        # The columns keep the rule's decision; the money's is beside it.
+        assert record["approval_status"] == "approved" and record["approved_by"] == "ops"
+        chain = record["evidence_chain"]
+        assert chain["approval"]["status"] == "approved"
+        assert chain["budget_approval"]["status"] == "break_glass"
+        assert chain["break_glass"] == {"reason": "customer escalation", "invoked_by": "cfo", "credential": "api_secret"}
+        assert refunds_spent(client) == 120

@@ -27,6 +27,8 @@ pub const CALLBACK_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 const INLINE_CHARS: usize = 64;
 const INPUT_CHARS: usize = 200;
+/// Breached budgets listed one per line in a message; more are counted.
+const BUDGET_LINES: usize = 10;
 
 /// The `chat.postMessage` body for a ticket.
 pub fn request_message(channel: &str, ticket: &Ticket, escalated: bool) -> Value {
@@ -62,6 +64,15 @@ pub fn request_message(channel: &str, ticket: &Ticket, escalated: bool) -> Value
                 code(&ticket.tool_input.to_string())
             )))
             .into(),
+    ];
+    if let Some(budgets) = &ticket.breached_budgets {
+        blocks.push(
+            SlackSectionBlock::new()
+                .with_text(md!(breached_budgets(budgets)))
+                .into(),
+        );
+    }
+    blocks.push(
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
             SlackBlockMarkDownText::new(format!(
                 "Ticket {} · expires {}",
@@ -70,7 +81,7 @@ pub fn request_message(channel: &str, ticket: &Ticket, escalated: bool) -> Value
             )),
         )])
         .into(),
-    ];
+    );
     blocks.push(
         SlackActionsBlock::new(vec![
             SlackActionBlockElement::Button(
@@ -97,6 +108,35 @@ pub fn request_message(channel: &str, ticket: &Ticket, escalated: bool) -> Value
             .with_blocks(blocks),
     );
     serde_json::to_value(&request).unwrap_or(Value::Null)
+}
+
+/// Budgets a call would exceed, one line each (the first
+/// [`BUDGET_LINES`], then how many more), all values sanitised.
+fn breached_budgets(budgets: &[Value]) -> String {
+    let text = |budget: &Value, key: &str| match budget.get(key) {
+        Some(Value::String(s)) => inline(s),
+        Some(Value::Null) | None => "?".into(),
+        Some(other) => inline(&other.to_string()),
+    };
+    let mut out = String::from("*Budgets exceeded*");
+    for budget in budgets.iter().take(BUDGET_LINES) {
+        out.push_str(&format!(
+            "\n• {}: {} of {} {} spent ({}), this call needs {}",
+            text(budget, "name"),
+            text(budget, "spent"),
+            text(budget, "limit"),
+            text(budget, "currency"),
+            text(budget, "window"),
+            text(budget, "attempted_amount"),
+        ));
+    }
+    if budgets.len() > BUDGET_LINES {
+        out.push_str(&format!(
+            "\n…and {} more (see the ticket)",
+            budgets.len() - BUDGET_LINES
+        ));
+    }
+    out
 }
 
 /// Once the ticket ended: the outcome, no buttons. With the `ts` of the
@@ -221,6 +261,21 @@ mod tests {
         assert_eq!(inline(&"a".repeat(100)).chars().count(), INLINE_CHARS + 1);
         assert_eq!(code("```}<!channel>"), "'''}‹!channel›");
         assert_eq!(code(&"é".repeat(300)).chars().count(), INPUT_CHARS + 1);
+    }
+
+    #[test]
+    fn breached_budgets_are_listed_sanitised_and_capped() {
+        let budget = |name: &str| serde_json::json!({ "name": name, "limit": 100, "spent": "90", "currency": "EUR", "window": "1h", "attempted_amount": 20.5 });
+        let mut budgets = vec![budget("<!channel> *pot*")];
+        let one = breached_budgets(&budgets);
+        assert_eq!(
+            one,
+            "*Budgets exceeded*\n• channel pot: 90 of 100 EUR spent (1h), this call needs 20.5"
+        );
+        budgets.extend((0..12).map(|i| budget(&format!("b{i}"))));
+        let many = breached_budgets(&budgets);
+        assert_eq!(many.lines().count(), 1 + BUDGET_LINES + 1);
+        assert!(many.ends_with("…and 3 more (see the ticket)"), "{many}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ fn ticket(id: &str) -> Ticket {
         policy_version: "v".into(),
     };
     Ticket::pending(
+        id.into(),
         call,
         Some("approve-mail".into()),
         Some(0),

@@ -52,8 +52,12 @@ impl Status {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
-    /// The held call's id (its audit record's id).
+    /// The ticket's id: the held call's audit record id for its first
+    /// ticket, a fresh one for a second (a budget's after a rule's).
     pub id: String,
+    /// The held call's audit record id.
+    #[serde(default)]
+    pub call_id: String,
     pub tool_name: String,
     /// The arguments as the audit trail stores them (redacted).
     pub tool_input: Value,
@@ -76,6 +80,10 @@ pub struct Ticket {
     pub escalated_at: Option<String>,
     pub escalated_to: Option<Vec<String>>,
     pub notification_failures: Vec<Value>,
+    /// For a budget's ticket: every budget the call would exceed
+    /// (`{name, limit, spent, attempted_amount, currency, window}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_budgets: Option<Vec<Value>>,
     /// Deliveries that reached their channel: `{channel, phase,
     /// delivery_id, attempts, delivered_at}`.
     #[serde(default)]
@@ -94,6 +102,7 @@ pub struct Ticket {
 }
 
 /// Who a new ticket is for: the call it is bound to.
+#[derive(Debug, Clone)]
 pub struct Call {
     /// The call's audit record id.
     pub id: String,
@@ -106,9 +115,10 @@ pub struct Call {
 }
 
 impl Ticket {
-    /// A pending ticket for `call`, opened now, waiting `timeout_ms` on
-    /// `channel_name`; nothing notified, escalated or resolved yet.
+    /// A pending ticket `id` for `call`, opened now, waiting `timeout_ms`
+    /// on `channel_name`; nothing notified, escalated or resolved yet.
     pub fn pending(
+        id: String,
         call: Call,
         matched_rule: Option<String>,
         rule_index: Option<u32>,
@@ -117,7 +127,8 @@ impl Ticket {
     ) -> Self {
         let now = now_ms();
         Ticket {
-            id: call.id,
+            id,
+            call_id: call.id,
             tool_name: call.tool_name,
             tool_input: call.tool_input,
             matched_rule,
@@ -136,6 +147,7 @@ impl Ticket {
             escalated_at: None,
             escalated_to: None,
             notification_failures: Vec::new(),
+            breached_budgets: None,
             notifications: Vec::new(),
             arguments_digest: call.arguments_digest,
             policy_version: call.policy_version,

@@ -1,28 +1,38 @@
-//! A call waiting for a human: its stages' holds stay reserved (the rate
+//! A call waiting for humans: its stages' holds stay reserved (the rate
 //! slot, the spend) so no other call can take them meanwhile, and it goes
-//! on exactly once, as it was held, when it is resolved.
+//! on exactly once, as it was held, when every ticket it needs is approved.
 //!
-//! The core opens a ticket in the [`Approvals`] registry and hands the door
-//! a [`Held`]; the door awaits [`Held::resolved`] while it keeps the client
-//! waiting. An operator resolves the ticket by id. In every path that does
-//! not forward, the holds are given back and the ticket says why:
+//! A call needs one ticket per stage that asked for an approval, asked in
+//! chain order: a rule's approver decides on the action, then a budget's on
+//! the money. The core opens the first ticket in the [`Approvals`] registry
+//! and hands the door a [`Held`]; the door awaits [`Held::resolved`] while
+//! it keeps the client waiting. An operator resolves a ticket by id. In
+//! every path that does not forward, the holds are given back and the
+//! ticket says why:
 //!
 //! - no decision within the ticket's timeout → `timeout`, then
 //!   `approval.default_on_timeout` (forward, or block `approval_timeout`);
+//!   a budget's ticket always blocks;
 //! - the door drops the `Held` (the client went away) →
 //!   `client_disconnected`;
 //! - shutdown ([`Approvals::cancel_all`]) → `shutdown_cancelled`.
+//!
+//! Approving a budget's ticket authorises the spend its stage was refused:
+//! it is charged to the budget as approved overage when the call goes on.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::approvals::{Approvals, Call, Decided, Escalation, Resolution, Status, Ticket};
 use crate::audit::AuditRecord;
-use crate::config::TimeoutOutcome;
+use crate::config::{ApprovalRoute, TimeoutOutcome};
 use crate::pipeline::{Approval, Denial};
+use crate::plugins::Decision;
+use crate::state::now_ms;
 
 use super::forward::{Forwarded, Release};
 use super::record::CallAudit;
@@ -36,21 +46,23 @@ pub struct Holding {
     pub on_timeout: TimeoutOutcome,
 }
 
+/// One approval a held call needs, with the helio.yaml `approval` block
+/// that says where its ticket escalates.
+pub(super) struct Step {
+    pub approval: Approval,
+    pub route: Option<ApprovalRoute>,
+}
+
 impl Holding {
-    /// The ticket for a call held by `approval`, bound to exactly that
-    /// call: its record (tool, redacted input, session, agent), the digest
-    /// of its arguments and the policy version it was held under.
-    pub(super) fn ticket(
-        &self,
+    /// What every ticket of a held call is bound to: its record (tool,
+    /// redacted input, session, agent), the digest of its arguments and the
+    /// policy version it was held under.
+    pub(super) fn call(
         record: &AuditRecord,
-        approval: &Approval,
         arguments_digest: String,
         policy_version: &str,
-    ) -> Ticket {
-        let timeout_ms = approval
-            .timeout_ms
-            .unwrap_or_else(|| u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
-        let call = Call {
+    ) -> Call {
+        Call {
             id: record.id.clone(),
             tool_name: record.tool_name.clone(),
             tool_input: serde_json::from_str(&record.tool_input).unwrap_or_default(),
@@ -58,31 +70,64 @@ impl Holding {
             agent_id: record.agent_id.clone(),
             arguments_digest,
             policy_version: policy_version.to_owned(),
-        };
+        }
+    }
+
+    /// Ticket `id` for `call`, held by `approval`.
+    fn ticket(&self, id: String, call: Call, approval: &Approval) -> Ticket {
+        let timeout_ms = approval
+            .timeout_ms
+            .unwrap_or_else(|| u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
         let channel = approval
             .channel
             .clone()
             .unwrap_or_else(|| "dashboard".into());
-        Ticket::pending(
+        let mut ticket = Ticket::pending(
+            id,
             call,
             approval.decision.rule.clone(),
             approval.decision.rule_index,
             channel,
             timeout_ms,
-        )
+        );
+        if approval.is_budget() {
+            ticket.breached_budgets = Some(
+                approval
+                    .breached_budgets()
+                    .iter()
+                    .map(breached_budget)
+                    .collect(),
+            );
+        }
+        ticket
     }
+}
+
+/// The ticket the call waits on now.
+struct Waiting {
+    id: String,
+    approval: Approval,
+    timeout: Duration,
+    opened: Instant,
+    decision: oneshot::Receiver<Decided>,
 }
 
 /// A held call. Resolve it with [`Held::resolved`]; drop it to give up.
 pub struct Held {
-    ticket: String,
-    approval: Approval,
+    call: Call,
+    waiting: Waiting,
+    /// Approvals still to ask for once the current one is granted.
+    next: VecDeque<Step>,
+    /// The first approval's decision: the one the record's columns keep.
+    first: Decision,
+    first_ticket: String,
     timeout: Duration,
     on_timeout: TimeoutOutcome,
     held_at: Instant,
+    /// The tickets decided so far, for `evidence_chain`.
+    chain: Chain,
     /// Taken when the call is resolved; still here on drop means it never was.
     parts: Option<(Release, CallAudit)>,
-    decision: oneshot::Receiver<Decided>,
     approvals: Arc<Approvals>,
 }
 
@@ -93,124 +138,218 @@ pub enum Resolved {
 }
 
 impl Held {
+    /// Opens the first ticket; the `next` are asked once it is approved.
     pub(super) fn open(
         holding: &Holding,
-        ticket: Ticket,
-        approval: Approval,
-        escalation: Option<Escalation>,
+        call: Call,
+        first: Step,
+        next: Vec<Step>,
         release: Release,
         audit: CallAudit,
     ) -> Self {
-        let id = ticket.id.clone();
-        let timeout = Duration::from_millis(ticket.timeout_ms);
-        let decision = holding.registry.open(ticket);
-        holding.registry.notify(&id);
-        if let Some(escalation) = escalation {
-            holding.registry.escalate_later(&id, escalation);
-        }
+        let first_ticket = call.id.clone();
+        let waiting = open_ticket(holding, first_ticket.clone(), &call, first);
         Self {
-            decision,
-            ticket: id,
-            approval,
-            timeout,
+            call,
+            first: waiting.approval.decision.clone(),
+            first_ticket,
+            waiting,
+            next: VecDeque::from(next),
+            timeout: holding.timeout,
             on_timeout: holding.on_timeout,
             held_at: Instant::now(),
+            chain: Chain::default(),
             parts: Some((release, audit)),
             approvals: holding.registry.clone(),
         }
     }
 
-    /// The ticket's id (the call's audit record id).
+    /// The first ticket's id (the call's audit record id).
     pub fn ticket(&self) -> &str {
-        &self.ticket
+        &self.first_ticket
     }
 
-    /// What the stage asked for (channel, timeout, the rule).
+    /// What the first stage that asked wants (channel, timeout, the rule).
     pub fn approval(&self) -> &Approval {
-        &self.approval
+        &self.waiting.approval
     }
 
-    /// Waits for the ticket to be resolved: approved, the call goes on with
-    /// its holds committed; otherwise they are released and the call is
-    /// blocked (or, on a timeout that allows, forwarded).
+    /// Waits for the call's tickets to be resolved, one after another:
+    /// every one approved, the call goes on with its holds committed;
+    /// otherwise they are released and the call is blocked (or, on a
+    /// rule's timeout that allows, the next ticket is asked or the call
+    /// forwarded).
     pub async fn resolved(mut self) -> Resolved {
-        let decided = tokio::select! {
-            decided = &mut self.decision => decided.ok(),
-            () = tokio::time::sleep(self.timeout) => {
-                if self.approvals.close(&self.ticket, Status::Timeout) {
-                    return self.timed_out();
+        loop {
+            let remaining = self
+                .waiting
+                .timeout
+                .saturating_sub(self.waiting.opened.elapsed());
+            let decided = tokio::select! {
+                decided = &mut self.waiting.decision => decided.ok(),
+                () = tokio::time::sleep(remaining) => {
+                    if self.approvals.close(&self.waiting.id, Status::Timeout) {
+                        match self.timed_out() {
+                            None => continue,
+                            Some(resolved) => return resolved,
+                        }
+                    }
+                    // An operator decided just as the time ran out: theirs stands.
+                    (&mut self.waiting.decision).await.ok()
                 }
-                // An operator decided just as the time ran out: theirs stands.
-                (&mut self.decision).await.ok()
+            };
+            let Some(Decided { resolution, by }) = decided else {
+                // The ticket ended without a decision while the call
+                // waited: only shutdown does that.
+                return self.block(Status::ShutdownCancelled, None, None, |a| {
+                    Denial::shutdown_cancelled(a)
+                });
+            };
+            match resolution {
+                Resolution::Approved => {
+                    self.record(Status::Approved, Some(&by.name), None, None);
+                }
+                Resolution::BreakGlass { reason } => {
+                    let glass = json!({ "reason": reason, "invoked_by": by.name, "credential": by.credential });
+                    self.record(Status::BreakGlass, Some(&by.name), None, Some(glass));
+                }
+                Resolution::Denied { reason } => {
+                    let name = by.name;
+                    return self.block(Status::Denied, Some(&name), reason.as_deref(), |a| {
+                        Denial::approval_denied(a, Some(&name), reason.as_deref())
+                    });
+                }
             }
+            if let Some(resolved) = self.granted() {
+                return resolved;
+            }
+        }
+    }
+
+    /// The current ticket was approved: charge what it authorised, then
+    /// go on. Some: the wait is over.
+    fn granted(&mut self) -> Option<Resolved> {
+        if !self.charge_overage() {
+            return Some(self.end_blocked(Denial::state_unavailable()));
+        }
+        self.go_on()
+    }
+
+    /// Asks the next approval, or forwards the call when none is left.
+    fn go_on(&mut self) -> Option<Resolved> {
+        let Some(step) = self.next.pop_front() else {
+            return Some(self.forward());
         };
+        let holding = Holding {
+            registry: self.approvals.clone(),
+            timeout: self.timeout,
+            on_timeout: self.on_timeout,
+        };
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
+        self.waiting = open_ticket(&holding, id, &self.call, step);
+        None
+    }
+
+    /// Holds the spend the approved stage was refused, beyond its limit:
+    /// it is committed with the call's other holds when it goes on. False
+    /// when the store cannot take it.
+    fn charge_overage(&mut self) -> bool {
+        let Some((release, _)) = self.parts.as_mut() else {
+            return true;
+        };
+        let now = now_ms();
+        for overage in &self.waiting.approval.overage {
+            match release
+                .state
+                .spend_overage(&overage.key, overage.amount, overage.window_ms, now)
+            {
+                Ok(hold) => release.holds.push(hold),
+                Err(error) => {
+                    tracing::error!(%error, tool = %self.call.tool_name, "an approved overage could not be held; blocking the call");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Nobody decided in time: a budget's ticket blocks, a rule's does
+    /// what `approval.default_on_timeout` says. Some: the wait is over.
+    fn timed_out(&mut self) -> Option<Resolved> {
+        let allows = self.on_timeout == TimeoutOutcome::Allow && !self.waiting.approval.is_budget();
+        if !allows {
+            let waited_ms = u64::try_from(self.waiting.timeout.as_millis()).unwrap_or(u64::MAX);
+            return Some(self.block_now(Status::Timeout, None, None, |a| {
+                Denial::approval_timeout(a, waited_ms)
+            }));
+        }
+        // Allowed by the clock: the call goes out, so whatever spend its
+        // stage was refused is charged as if approved.
+        self.record(Status::Timeout, None, None, None);
+        self.granted()
+    }
+
+    fn forward(&mut self) -> Resolved {
         let Some((release, mut audit)) = self.parts.take() else {
-            return Resolved::Block(Denial::shutdown_cancelled(&self.approval));
+            return Resolved::Block(Denial::shutdown_cancelled(&self.waiting.approval));
         };
-        let waited = self.held_at.elapsed();
-        let Some(Decided { resolution, by }) = decided else {
-            // The ticket ended without a decision while the call waited:
-            // only shutdown does that.
-            let denial = Denial::shutdown_cancelled(&self.approval);
-            audit.approval(Status::ShutdownCancelled, None, waited, self.chain(None));
+        self.chain.write(&mut audit, self.held_at.elapsed());
+        release.forward(audit, Some(&self.first))
+    }
+
+    /// Records how the current ticket ended, then blocks the call.
+    fn block(
+        mut self,
+        status: Status,
+        by: Option<&str>,
+        reason: Option<&str>,
+        denial: impl FnOnce(&Approval) -> Denial,
+    ) -> Resolved {
+        self.block_now(status, by, reason, denial)
+    }
+
+    fn block_now(
+        &mut self,
+        status: Status,
+        by: Option<&str>,
+        reason: Option<&str>,
+        denial: impl FnOnce(&Approval) -> Denial,
+    ) -> Resolved {
+        self.record(status, by, reason, None);
+        let mut denial = denial(&self.waiting.approval);
+        if denial.rule.is_none() {
+            // A budget's ticket after a rule's: the rule that held the call
+            // stays the record's matched rule.
+            denial.rule = self.first.rule.clone();
+            denial.rule_index = self.first.rule_index;
+        }
+        self.end_blocked(denial)
+    }
+
+    fn end_blocked(&mut self, denial: Denial) -> Resolved {
+        if let Some((release, mut audit)) = self.parts.take() {
+            self.chain.write(&mut audit, self.held_at.elapsed());
             release.release();
             audit.blocked(&denial);
-            return Resolved::Block(denial);
-        };
-        match resolution {
-            Resolution::Approved => {
-                let chain = self.chain(None);
-                audit.approval(Status::Approved, Some(by.name), waited, chain);
-                release.forward(audit, Some(&self.approval.decision))
-            }
-            Resolution::BreakGlass { reason } => {
-                let glass =
-                    json!({ "reason": reason, "invoked_by": by.name, "credential": by.credential });
-                let mut chain = self.chain(None);
-                chain.push(("break_glass", glass));
-                audit.approval(Status::BreakGlass, Some(by.name), waited, chain);
-                release.forward(audit, Some(&self.approval.decision))
-            }
-            Resolution::Denied { reason } => {
-                let denial = Denial::approval_denied(&self.approval, reason.as_deref());
-                let chain = self.chain(reason.as_deref());
-                audit.approval(Status::Denied, Some(by.name), waited, chain);
-                release.release();
-                audit.blocked(&denial);
-                Resolved::Block(denial)
-            }
         }
+        Resolved::Block(denial)
     }
 
-    /// Nobody decided in time: `approval.default_on_timeout` says what
-    /// happens.
-    fn timed_out(mut self) -> Resolved {
-        let Some((release, mut audit)) = self.parts.take() else {
-            return Resolved::Block(Denial::shutdown_cancelled(&self.approval));
-        };
-        let waited = self.held_at.elapsed();
-        audit.approval(Status::Timeout, None, waited, self.chain(None));
-        match self.on_timeout {
-            TimeoutOutcome::Allow => release.forward(audit, Some(&self.approval.decision)),
-            TimeoutOutcome::Deny => {
-                let waited_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
-                let denial = Denial::approval_timeout(&self.approval, waited_ms);
-                release.release();
-                audit.blocked(&denial);
-                Resolved::Block(denial)
-            }
-        }
-    }
-
-    /// `evidence_chain.approval`: the ticket's lifecycle as it ended (when
-    /// it was requested, where it was announced and whether that worked,
-    /// who resolved it with which credential, and what it was bound to), so
-    /// the audit trail alone tells the story; and the operator's reason for
-    /// a denial.
-    fn chain(&self, denial_reason: Option<&str>) -> Vec<(&'static str, serde_json::Value)> {
-        let mut approval = json!({ "ticket_id": self.ticket });
-        if let Some(ticket) = self.approvals.get(&self.ticket) {
-            approval = json!({
+    /// Adds the current ticket's ending to the record: its lifecycle as the
+    /// registry holds it (requested, announced where and whether that
+    /// worked, escalated, resolved by whom with which credential, what it
+    /// was bound to), the operator's reason for a denial, a break-glass.
+    fn record(
+        &mut self,
+        status: Status,
+        by: Option<&str>,
+        denial_reason: Option<&str>,
+        break_glass: Option<Value>,
+    ) {
+        let approval = &self.waiting.approval;
+        let mut entry = json!({ "ticket_id": self.waiting.id, "status": status.as_str() });
+        if let Some(ticket) = self.approvals.get(&self.waiting.id) {
+            entry = json!({
                 "ticket_id": ticket.id,
                 "status": ticket.status.as_str(),
                 "channel": ticket.channel_name,
@@ -228,22 +367,137 @@ impl Held {
             });
         }
         if let Some(reason) = denial_reason {
-            approval["denial_reason"] = reason.into();
+            entry["denial_reason"] = reason.into();
         }
-        vec![("approval", approval)]
+        let granted = matches!(status, Status::Approved | Status::BreakGlass);
+        if approval.is_budget() {
+            let budgets = approval.breached_budgets();
+            entry["breached_budgets"] = budgets.iter().map(breached_budget).collect();
+            if granted {
+                entry["approved_overage"] = budgets.iter().map(overage).collect();
+            }
+        }
+        self.chain.push(
+            approval.is_budget(),
+            status,
+            by.map(str::to_owned),
+            entry,
+            break_glass,
+        );
+    }
+}
+
+/// Opens `step`'s ticket `id`: saved, announced on the live feed, sent to
+/// its channel, its escalation scheduled.
+fn open_ticket(holding: &Holding, id: String, call: &Call, step: Step) -> Waiting {
+    let ticket = holding.ticket(id.clone(), call.clone(), &step.approval);
+    let timeout = Duration::from_millis(ticket.timeout_ms);
+    let escalation = Escalation::of(step.route.as_ref(), ticket.timeout_ms);
+    let decision = holding.registry.open(ticket);
+    holding.registry.notify(&id);
+    if let Some(escalation) = escalation {
+        holding.registry.escalate_later(&id, escalation);
+    }
+    Waiting {
+        id,
+        approval: step.approval,
+        timeout,
+        opened: Instant::now(),
+        decision,
+    }
+}
+
+/// A breached budget as a ticket lists it: `{name, limit, spent,
+/// attempted_amount, currency, window}`.
+fn breached_budget(budget: &Value) -> Value {
+    let field = |key: &str| budget.get(key).cloned().unwrap_or(Value::Null);
+    json!({
+        "name": field("name"),
+        "limit": field("limit"),
+        "spent": field("spent"),
+        "attempted_amount": field("attempted_amount"),
+        "currency": field("currency"),
+        "window": field("window"),
+    })
+}
+
+/// What an approved budget ticket charges a breached budget.
+fn overage(budget: &Value) -> Value {
+    let field = |key: &str| budget.get(key).cloned().unwrap_or(Value::Null);
+    json!({
+        "name": field("name"),
+        "amount": field("attempted_amount"),
+        "currency": field("currency"),
+        "kind": "approved_overage",
+    })
+}
+
+/// The tickets a call's record tells of: `evidence_chain.approval` (the
+/// first rule's or plugin's ticket), `budget_approval` (a budget's),
+/// `further_approvals` (more stages that asked), `break_glass` (the first
+/// break-glass). The record's approval columns keep the first ticket's
+/// decision (for a budget-only hold, the budget's).
+#[derive(Default)]
+struct Chain {
+    columns: Option<(Status, Option<String>)>,
+    approval: Option<Value>,
+    budget: Option<Value>,
+    further: Vec<Value>,
+    break_glass: Option<Value>,
+}
+
+impl Chain {
+    fn push(
+        &mut self,
+        budget: bool,
+        status: Status,
+        by: Option<String>,
+        mut entry: Value,
+        break_glass: Option<Value>,
+    ) {
+        self.columns.get_or_insert((status, by));
+        if let Some(glass) = break_glass {
+            entry["break_glass"] = glass.clone();
+            self.break_glass.get_or_insert(glass);
+        }
+        let slot = if budget {
+            &mut self.budget
+        } else {
+            &mut self.approval
+        };
+        if slot.is_none() {
+            *slot = Some(entry);
+        } else {
+            self.further.push(entry);
+        }
+    }
+
+    fn write(&mut self, audit: &mut CallAudit, waited: Duration) {
+        let Some((status, by)) = self.columns.take() else {
+            return;
+        };
+        let mut sections = Vec::new();
+        sections.extend(self.approval.take().map(|v| ("approval", v)));
+        sections.extend(self.budget.take().map(|v| ("budget_approval", v)));
+        if !self.further.is_empty() {
+            sections.push((
+                "further_approvals",
+                Value::from(std::mem::take(&mut self.further)),
+            ));
+        }
+        sections.extend(self.break_glass.take().map(|v| ("break_glass", v)));
+        audit.approval(status, by, waited, sections);
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some((release, mut audit)) = self.parts.take() {
+        if self.parts.is_some() {
             self.approvals
-                .close(&self.ticket, Status::ClientDisconnected);
-            let waited = self.held_at.elapsed();
-            let chain = self.chain(None);
-            audit.approval(Status::ClientDisconnected, None, waited, chain);
-            release.release();
-            audit.blocked(&Denial::client_disconnected(&self.approval));
+                .close(&self.waiting.id, Status::ClientDisconnected);
+            let _ = self.block_now(Status::ClientDisconnected, None, None, |a| {
+                Denial::client_disconnected(a)
+            });
         }
     }
 }

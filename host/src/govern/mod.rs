@@ -27,9 +27,10 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::approvals::{arguments_digest, Escalation};
+use crate::approvals::arguments_digest;
 use crate::audit::Audit;
-use crate::pipeline::{Active, Evaluation, Outcome};
+use crate::config::ApprovalRoute;
+use crate::pipeline::{Active, Evaluation, Outcome, Pipeline};
 use crate::plugins::{Runtime, ToolCall};
 
 pub use crate::pipeline::{Approval, Denial, Simulation};
@@ -37,6 +38,8 @@ pub use answer::Answer;
 pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
 pub use held::{Held, Holding, Resolved};
+
+use held::Step;
 
 use forward::Release;
 use record::CallAudit;
@@ -161,30 +164,28 @@ impl Governor {
                 audit.simulated(&simulation);
                 Decision::Simulate(simulation)
             }
-            Outcome::RequireApproval(approval) => match &self.holding {
-                // Budget tickets (every breached budget listed, the overage
-                // recorded as approved, fail-closed timeouts) are not built
-                // yet: refused rather than held with a rule's semantics.
-                Some(holding) if !approval.is_budget() => {
-                    let digest = arguments_digest(arguments.as_deref());
-                    let ticket =
-                        holding.ticket(audit.record(), &approval, digest, pipeline.version());
-                    let route = pipeline.approval_route(
-                        approval.decision.rule_index,
-                        approval.decision.rule.as_deref(),
-                    );
-                    let escalation = Escalation::of(route, ticket.timeout_ms);
-                    Decision::Hold(Box::new(Held::open(
-                        holding, ticket, approval, escalation, release, audit,
-                    )))
-                }
-                Some(_) | None => {
-                    let denial = Denial::approval_not_collected(&approval.decision);
+            Outcome::RequireApproval(approvals) => {
+                let mut steps = approvals.into_iter().map(|approval| Step {
+                    route: route(&pipeline, &approval).cloned(),
+                    approval,
+                });
+                let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
+                    let denial = Denial::approval_unavailable();
                     release.release();
                     audit.blocked(&denial);
-                    Decision::Block(denial)
-                }
-            },
+                    return Decision::Block(denial);
+                };
+                let digest = arguments_digest(arguments.as_deref());
+                let call = Holding::call(audit.record(), digest, pipeline.version());
+                Decision::Hold(Box::new(Held::open(
+                    holding,
+                    call,
+                    first,
+                    steps.collect(),
+                    release,
+                    audit,
+                )))
+            }
         }
     }
 
@@ -192,4 +193,17 @@ impl Governor {
     pub fn refused(&self, refused: Refused<'_>) {
         record::refused(&self.audit, refused);
     }
+}
+
+/// The helio.yaml `approval` block behind an approval: the deciding rule's,
+/// or for a budget's ticket the first breached budget's.
+fn route<'p>(pipeline: &'p Pipeline, approval: &Approval) -> Option<&'p ApprovalRoute> {
+    if approval.is_budget() {
+        let first = approval.breached_budgets().first()?;
+        return pipeline.budget_route(first.get("name")?.as_str()?);
+    }
+    pipeline.approval_route(
+        approval.decision.rule_index,
+        approval.decision.rule.as_deref(),
+    )
 }

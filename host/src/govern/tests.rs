@@ -428,9 +428,9 @@ async fn without_a_way_to_collect_approvals_a_call_that_needs_one_is_refused() {
         .call("pay", json!({ "a": 10 }), ok)
         .await
         .expect_err("refused");
-    assert_eq!(denial.reason, "not_yet_enforced");
-    assert_eq!(denial.action, "require_approval");
-    assert_eq!(denial.rule_index, Some(0));
+    assert_eq!(denial.reason, "approval_unavailable");
+    assert_eq!(denial.action, "deny");
+    assert!(!denial.retry_allowed);
     assert_eq!(core.spent(), 0.0);
 }
 
@@ -612,4 +612,210 @@ async fn a_held_call_nobody_decides_on_times_out_as_configured() {
         assert_eq!(records[0]["approval_status"], json!("timeout"));
         assert!(records[0]["approval_wait_ms"].as_f64().unwrap_or(0.0) >= 250.0);
     }
+}
+
+/// A rule holds `pay`; a pot of 100 asks for an approval past its limit
+/// (with its own route), a pot of 1,000 beside it fits.
+const HELD_BUDGETS: &str = "policies:\n  rules:\n    - name: approve-payments\n      match: { tool: pay }\n      action: require_approval\nbudgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    approval: { channel: dashboard, timeout: 30s }\n    contributors:\n      - match: { tool: \"*\" }\n        field: a\n  - name: big\n    limit: 1000\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    contributors:\n      - match: { tool: \"*\" }\n        field: a\n";
+
+fn held(decision: Decision) -> Box<Held> {
+    match decision {
+        Decision::Hold(held) => held,
+        Decision::Forward(_) | Decision::Block(_) | Decision::Simulate(_) => {
+            panic!("expected the call to be held")
+        }
+    }
+}
+
+/// Resolves ticket `id` once the held call is waiting on it.
+fn resolve_soon(approvals: &Arc<Approvals>, id: String, resolution: Resolution, by: &str) {
+    let approvals = approvals.clone();
+    let by = operator(by);
+    tokio::spawn(async move {
+        for _ in 0..200 {
+            if approvals
+                .get(&id)
+                .is_some_and(|t| t.status == Status::Pending)
+            {
+                approvals.resolve(&id, resolution, by).expect("resolve");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("ticket {id} never became pending");
+    });
+}
+
+/// The pending tickets other than `except`.
+fn pending_except(approvals: &Approvals, except: &str) -> Vec<crate::approvals::Ticket> {
+    let (tickets, _) = approvals.list(Some(Status::Pending), 100, 0);
+    tickets.into_iter().filter(|t| t.id != except).collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_budget_ticket_lists_what_it_breaches_and_charges_the_overage_when_approved() {
+    let scratch = Scratch::new("budget-ticket");
+    let approvals = Arc::new(Approvals::default());
+    let mut core = Core::new(
+        HELD_BUDGETS,
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    )
+    .holding(
+        approvals.clone(),
+        Duration::from_secs(60),
+        TimeoutOutcome::Deny,
+    );
+
+    // Only the budget asks: one ticket, from the first breached budget's route.
+    let call = held(core.decide("refund", json!({ "a": 150 }), "s1").await);
+    let id = call.ticket().to_owned();
+    let ticket = approvals.get(&id).expect("ticket");
+    assert_eq!(
+        ticket.timeout_ms, 30_000,
+        "the budget's own approval timeout"
+    );
+    let breached = ticket.breached_budgets.expect("a budget ticket");
+    assert_eq!(breached.len(), 1);
+    assert_eq!(breached[0]["name"], json!("pot"));
+    assert_eq!(breached[0]["attempted_amount"], json!(150));
+    assert_eq!(breached[0]["limit"], json!(100));
+    // Held: only the pot that fits has the amount reserved.
+    assert_eq!(core.spent(), 150.0);
+    resolve_soon(&approvals, id, Resolution::Approved, "finance");
+    let Resolved::Forward(forwarded) = call.resolved().await else {
+        panic!("an approved budget ticket forwards the call");
+    };
+    forward(*forwarded, &json!({ "a": 150 }), ok);
+    // Both pots are charged: the breached one beyond its limit.
+    assert_eq!(core.spent(), 300.0);
+
+    // Now over its limit, the pot asks again: denied, nothing is charged.
+    let call = held(core.decide("refund", json!({ "a": 5 }), "s1").await);
+    let id = call.ticket().to_owned();
+    resolve_soon(
+        &approvals,
+        id,
+        Resolution::Denied {
+            reason: Some("not this month".into()),
+        },
+        "finance",
+    );
+    let Resolved::Block(denial) = call.resolved().await else {
+        panic!("denied");
+    };
+    assert_eq!(denial.reason, "budget_exceeded");
+    assert_eq!(denial.action, "budget");
+    assert!(!denial.retry_allowed);
+    assert_eq!(denial.extra["denied_by"], json!("finance"));
+    assert_eq!(denial.extra["denial_reason"], json!("not this month"));
+    assert_eq!(denial.extra["budgets"][0]["name"], json!("pot"));
+    assert_eq!(core.spent(), 300.0);
+
+    let records = core.written();
+    let approved = &records[0];
+    assert_eq!(approved["approval_status"], json!("approved"));
+    assert_eq!(approved["approved_by"], json!("finance"));
+    let chain = &approved["evidence_chain"];
+    assert!(chain["approval"].is_null(), "{chain}");
+    assert_eq!(chain["budget_approval"]["status"], json!("approved"));
+    assert_eq!(
+        chain["budget_approval"]["approved_overage"],
+        json!([{ "name": "pot", "amount": 150, "currency": "EUR", "kind": "approved_overage" }])
+    );
+    assert_eq!(records[1]["block_reason"], json!("budget_exceeded"));
+    assert_eq!(records[1]["approval_status"], json!("denied"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rule_and_a_budget_ask_one_after_the_other() {
+    let scratch = Scratch::new("rule-then-budget");
+    let approvals = Arc::new(Approvals::default());
+    let mut core = Core::new(
+        HELD_BUDGETS,
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    )
+    .holding(
+        approvals.clone(),
+        Duration::from_secs(60),
+        TimeoutOutcome::Deny,
+    );
+
+    for money in [Resolution::Approved, Resolution::Denied { reason: None }] {
+        let approved = money == Resolution::Approved;
+        let call = held(core.decide("pay", json!({ "a": 120 }), "s1").await);
+        let rule_ticket = call.ticket().to_owned();
+        assert!(approvals
+            .get(&rule_ticket)
+            .expect("rule ticket")
+            .breached_budgets
+            .is_none());
+        resolve_soon(&approvals, rule_ticket.clone(), Resolution::Approved, "ops");
+        let waiting = tokio::spawn(call.resolved());
+        // The money is asked for on its own ticket once the action is approved.
+        let budget_ticket = loop {
+            if let Some(ticket) = pending_except(&approvals, &rule_ticket).pop() {
+                break ticket;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_ne!(budget_ticket.id, rule_ticket);
+        assert_eq!(budget_ticket.call_id, rule_ticket, "bound to the same call");
+        assert_eq!(
+            budget_ticket.breached_budgets.expect("budgets")[0]["name"],
+            json!("pot")
+        );
+        approvals
+            .resolve(&budget_ticket.id, money, operator("finance"))
+            .expect("resolve");
+        match waiting.await.expect("joined") {
+            Resolved::Forward(forwarded) => {
+                assert!(approved);
+                forward(*forwarded, &json!({ "a": 120 }), ok);
+            }
+            Resolved::Block(denial) => {
+                assert!(!approved);
+                assert_eq!(denial.reason, "budget_exceeded");
+            }
+        }
+    }
+    assert_eq!(core.spent(), 240.0, "charged to both pots once");
+    let records = core.written();
+    for (record, money) in records.iter().zip(["approved", "denied"]) {
+        // The columns keep the rule's decision; the money's is beside it.
+        assert_eq!(record["approval_status"], json!("approved"), "{record:#}");
+        assert_eq!(record["approved_by"], json!("ops"));
+        assert_eq!(record["matched_rule"], json!("approve-payments"));
+        assert_eq!(
+            record["evidence_chain"]["approval"]["status"],
+            json!("approved")
+        );
+        assert_eq!(
+            record["evidence_chain"]["budget_approval"]["status"],
+            json!(money)
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_budget_ticket_nobody_decides_on_blocks_even_where_timeouts_allow() {
+    let scratch = Scratch::new("budget-timeout");
+    let approvals = Arc::new(Approvals::default());
+    let budget = "budgets:\n  - name: pot\n    limit: 10\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    contributors:\n      - match: { tool: refund }\n        field: a\n";
+    let mut core = Core::new(budget, LocalStore::in_memory(), &scratch.0.join("audit.db")).holding(
+        approvals.clone(),
+        Duration::from_millis(200),
+        TimeoutOutcome::Allow,
+    );
+    let call = held(core.decide("refund", json!({ "a": 50 }), "s1").await);
+    let Resolved::Block(denial) = call.resolved().await else {
+        panic!("a budget ticket fails closed");
+    };
+    assert_eq!(denial.reason, "budget_exceeded");
+    assert_eq!(denial.extra["timeout_seconds"], json!(0));
+    assert_eq!(core.spent(), 0.0);
+    let records = core.written();
+    assert_eq!(records[0]["approval_status"], json!("timeout"));
+    assert_eq!(records[0]["block_reason"], json!("budget_exceeded"));
 }

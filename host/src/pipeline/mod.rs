@@ -7,6 +7,10 @@
 //! chain; a plugin with `may_loosen` can replace a stricter non-deny
 //! decision with its `allow`. A stage that fails (trap, timeout, memory,
 //! malformed verdict) blocks the call with `plugin_error`.
+//!
+//! Every stage that asks for an approval gets its own ticket, in chain order
+//! (a rule's approver decides on the action, a budget's on the money); any
+//! deny wins over them all.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use crate::state::Hold;
 
 mod outcome;
 
-pub use outcome::{Approval, Denial, Outcome, Simulation};
+pub use outcome::{Approval, Denial, Outcome, Overage, Simulation};
 
 struct ChainStage {
     stage: Arc<plugins::Stage>,
@@ -53,6 +57,8 @@ pub struct Pipeline {
     stage_names: String,
     /// Each rule's `approval` block, by rule index: its escalation.
     approval_routes: Vec<(Option<String>, Option<config::ApprovalRoute>)>,
+    /// Each budget's `approval` block, by budget name.
+    budget_routes: Vec<(String, config::ApprovalRoute)>,
     /// SHA-256 (hex) of what decides: the environment, `policies`,
     /// `budgets` and the plugins with their configuration. An approval
     /// ticket records the version its call was held under.
@@ -162,6 +168,11 @@ impl Pipeline {
         )
         .to_string();
         Ok(Self {
+            budget_routes: config
+                .budgets
+                .iter()
+                .filter_map(|b| Some((b.name.clone()?, b.approval.clone()?)))
+                .collect(),
             approval_routes: config
                 .policies
                 .rules
@@ -218,9 +229,13 @@ impl Pipeline {
         };
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
+        let mut approvals: Vec<Approval> = Vec::new();
         for chain_stage in &self.stages {
             let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
                 Ok(evaluated) => {
+                    if let Some(approval) = Approval::of_verdict(&evaluated.verdict) {
+                        approvals.push(approval.with_overage(&evaluated.checks));
+                    }
                     evaluation.holds.extend(evaluated.holds);
                     evaluation.checks.extend(evaluated.checks);
                     evaluated.verdict
@@ -243,9 +258,15 @@ impl Pipeline {
             if chain_stage.is_rules && self.flag_destructive && destructive {
                 evaluation.flagged_destructive = verdict.decision().rule_index.is_none();
             }
+            let loosens =
+                current.is_some() && chain_stage.may_loosen && matches!(verdict, Verdict::Allow(_));
+            if loosens {
+                // Its allow stands for the stages before it, approvals too.
+                approvals.clear();
+            }
             let replace = match &current {
                 None => true,
-                Some(_) if chain_stage.may_loosen && matches!(verdict, Verdict::Allow(_)) => true,
+                Some(_) if loosens => true,
                 Some(held) => verdict.strictness() > held.strictness(),
             };
             let is_deny = matches!(verdict, Verdict::Deny(..));
@@ -266,17 +287,7 @@ impl Pipeline {
             Some(Verdict::Deny(decision, feedback)) => {
                 Outcome::Block(Denial::of_verdict(&decision, &feedback))
             }
-            Some(Verdict::RequireApproval {
-                decision,
-                channel,
-                timeout_ms,
-                feedback,
-            }) => Outcome::RequireApproval(Approval {
-                decision,
-                channel,
-                timeout_ms,
-                feedback,
-            }),
+            Some(Verdict::RequireApproval { .. }) => Outcome::RequireApproval(approvals),
         };
         evaluation
     }
@@ -294,6 +305,14 @@ impl Pipeline {
         (name.as_deref() == rule)
             .then_some(route.as_ref())
             .flatten()
+    }
+
+    /// The `approval` block of a budget, by name.
+    pub fn budget_route(&self, name: &str) -> Option<&config::ApprovalRoute> {
+        self.budget_routes
+            .iter()
+            .find(|(budget, _)| budget == name)
+            .map(|(_, route)| route)
     }
 
     /// The policy's version: see [`policy_version`].

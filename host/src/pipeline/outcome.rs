@@ -5,7 +5,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::plugins::{Decision, Feedback, Verdict};
+use crate::plugins::{Check, Decision, Feedback, Verdict};
+use crate::state::Decimal;
 
 /// What the chain says should happen to a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,8 +17,9 @@ pub enum Outcome {
     Block(Denial),
     /// Answer with a simulated result; do not forward.
     DryRun(Simulation),
-    /// A human must approve it first.
-    RequireApproval(Approval),
+    /// Humans must approve it first: one ticket per stage that asked, in
+    /// chain order (never empty).
+    RequireApproval(Vec<Approval>),
 }
 
 /// A blocked call: why, which rule, and what the agent can do about it.
@@ -57,9 +59,77 @@ pub struct Approval {
     pub channel: Option<String>,
     pub timeout_ms: Option<u64>,
     pub feedback: Option<Feedback>,
+    /// The spend the asking stage was refused: approving the call
+    /// authorises it, charged as approved overage.
+    pub overage: Vec<Overage>,
+}
+
+/// A spend reservation a stage was refused (its ledger was full) before it
+/// asked for an approval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overage {
+    /// The scoped ledger key (`<stage>/<key>`).
+    pub key: String,
+    pub amount: Decimal,
+    pub window_ms: Option<u64>,
 }
 
 impl Approval {
+    /// What a `require-approval` verdict asks for.
+    pub fn of_verdict(verdict: &Verdict) -> Option<Self> {
+        let Verdict::RequireApproval {
+            decision,
+            channel,
+            timeout_ms,
+            feedback,
+        } = verdict
+        else {
+            return None;
+        };
+        Some(Self {
+            decision: decision.clone(),
+            channel: channel.clone(),
+            timeout_ms: *timeout_ms,
+            feedback: feedback.clone(),
+            overage: Vec::new(),
+        })
+    }
+
+    /// With the spend reservations the stage was refused while deciding
+    /// (`checks`: its state operations).
+    pub fn with_overage(mut self, checks: &[Check]) -> Self {
+        self.overage = checks
+            .iter()
+            .filter_map(|check| match check {
+                Check::Spend {
+                    key,
+                    amount,
+                    window_ms,
+                    window,
+                    ..
+                } if !window.allowed => Some(Overage {
+                    key: key.clone(),
+                    amount: *amount,
+                    window_ms: *window_ms,
+                }),
+                Check::Spend { .. }
+                | Check::Rate { .. }
+                | Check::Evidence { .. }
+                | Check::Completion { .. } => None,
+            })
+            .collect();
+        self
+    }
+
+    /// The budgets a budget ticket is about (`budgets[]` of its feedback),
+    /// in configuration order; empty for other approvals.
+    pub fn breached_budgets(&self) -> &[Value] {
+        match self.feedback.as_ref().map(|f| f.extra.get("budgets")) {
+            Some(Some(Value::Array(budgets))) if self.is_budget() => budgets,
+            _ => &[],
+        }
+    }
+
     /// Whether a budget asked (its ticket lists the breached budgets and
     /// fails closed on a timeout).
     pub fn is_budget(&self) -> bool {
@@ -154,29 +224,47 @@ impl Denial {
         .with("not_yet_enforced", json!(keys))
     }
 
-    /// A call that needs an approval, where none can be collected.
-    pub fn approval_not_collected(decision: &Decision) -> Self {
-        Self {
-            reason: "not_yet_enforced".into(),
-            message: format!(
-                "Blocked: {} requires a human approval, which this version of Helio cannot collect yet, so the call is refused rather than let through",
-                decision.explanation
-            ),
-            rule: decision.rule.clone(),
-            rule_index: decision.rule_index,
-            action: decision.action.clone(),
-            suggestion: Some(
-                "An operator must change this rule or run a Helio release that supports approvals."
-                    .into(),
-            ),
-            retry_allowed: false,
-            extra: Map::from_iter([("not_yet_enforced".into(), json!(["require_approval"]))]),
-        }
+    /// A call that needs an approval where nobody can give one (no
+    /// operator API to resolve tickets): refused rather than let through.
+    pub fn approval_unavailable() -> Self {
+        Self::by_helio(
+            "approval_unavailable",
+            "Blocked: this call needs a human approval and this Helio has no operator API to collect one, so it is refused rather than let through".into(),
+            "An operator must enable the dashboard (with dashboard.api_secret) to approve such calls.".into(),
+            false,
+        )
+    }
+
+    /// A budget's ticket that ended without approval: the budget's own
+    /// block (`budget_exceeded` with every breached budget), plus how it
+    /// ended.
+    fn budget_unapproved(approval: &Approval, extra: Map<String, Value>) -> Option<Self> {
+        let feedback = approval
+            .feedback
+            .as_ref()
+            .filter(|_| approval.is_budget())?;
+        let mut denial = Self::of_verdict(&approval.decision, feedback);
+        denial.action = "budget".into();
+        denial.extra.extend(extra);
+        Some(denial)
     }
 
     /// A held call an operator denied; their reason, if they gave one,
     /// is the agent's feedback.
-    pub fn approval_denied(approval: &Approval, why: Option<&str>) -> Self {
+    pub fn approval_denied(approval: &Approval, by: Option<&str>, why: Option<&str>) -> Self {
+        let ended = Map::from_iter([
+            ("denied_by".to_owned(), Value::from(by)),
+            ("denial_reason".to_owned(), Value::from(why)),
+        ]);
+        if let Some(mut denial) = Self::budget_unapproved(approval, ended) {
+            // Denied by a human: the same call will not pass on a retry.
+            denial.retry_allowed = false;
+            denial.message = match why {
+                Some(why) => format!("{} (an operator denied the overage: {why})", denial.message),
+                None => format!("{} (an operator denied the overage)", denial.message),
+            };
+            return denial;
+        }
         let message = match why {
             Some(why) => format!("Blocked: an operator denied this call: {why}"),
             None => "Blocked: an operator denied this call".into(),
@@ -196,6 +284,15 @@ impl Denial {
     /// A held call nobody decided on in time, where the timeout denies
     /// (`approval.default_on_timeout: deny`).
     pub fn approval_timeout(approval: &Approval, waited_ms: u64) -> Self {
+        let ended = Map::from_iter([("timeout_seconds".to_owned(), Value::from(waited_ms / 1000))]);
+        if let Some(mut denial) = Self::budget_unapproved(approval, ended) {
+            denial.message = format!(
+                "{} (no operator approved the overage within {} s)",
+                denial.message,
+                waited_ms / 1000
+            );
+            return denial;
+        }
         Self {
             reason: "approval_timeout".into(),
             message: format!(

@@ -164,8 +164,11 @@ fn dry_run_rule_simulates() {
 fn approval_rules_ask_for_an_approval() {
     let p = pipeline(RULES);
     let outcome = run(&p, "delete_record", known(false, true), None);
-    let Outcome::RequireApproval(approval) = &outcome else {
+    let Outcome::RequireApproval(approvals) = &outcome else {
         panic!("{outcome:?}")
+    };
+    let [approval] = approvals.as_slice() else {
+        panic!("one stage asked: {approvals:?}")
     };
     assert_eq!(approval.decision.action, "require_approval");
     assert_eq!(approval.decision.rule_index, Some(3));

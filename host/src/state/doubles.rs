@@ -80,6 +80,16 @@ impl StateStore for TestStore {
         self.wait();
         Ok(self.inner.spend_reserve(key, amount, limit, window_ms, now))
     }
+    fn spend_overage(
+        &self,
+        key: &str,
+        amount: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> Result<Hold, StateError> {
+        self.wait();
+        StateStore::spend_overage(&*self.inner, key, amount, window_ms, now)
+    }
     fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {
         if let Err(error) = self.write() {
             self.inner.release(holds);
@@ -185,6 +195,15 @@ impl StateStore for Down {
         _: Option<u64>,
         _: u64,
     ) -> Result<(SpendWindow, Option<Hold>), StateError> {
+        Err(down())
+    }
+    fn spend_overage(
+        &self,
+        _: &str,
+        _: Decimal,
+        _: Option<u64>,
+        _: u64,
+    ) -> Result<Hold, StateError> {
         Err(down())
     }
     fn commit(&self, _: &[Hold]) -> Result<(), StateError> {

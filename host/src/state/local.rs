@@ -409,6 +409,21 @@ impl LocalStore {
         (window, hold)
     }
 
+    pub fn spend_overage(
+        &self,
+        key: &str,
+        amount: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> Option<Hold> {
+        let (id, _, _) = self.hold(key, window_ms, amount, now, |_| true);
+        id.map(|id| Hold {
+            key: key.into(),
+            id,
+            kind: HoldKind::Spend,
+        })
+    }
+
     pub fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
         if holds.is_empty() {
             return Ok(());
@@ -758,6 +773,17 @@ impl StateStore for LocalStore {
         Ok(LocalStore::spend_reserve(
             self, key, amount, limit, window_ms, now,
         ))
+    }
+
+    fn spend_overage(
+        &self,
+        key: &str,
+        amount: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> Result<Hold, StateError> {
+        LocalStore::spend_overage(self, key, amount, window_ms, now)
+            .ok_or_else(|| StateError("the ledger could not take the approved overage".into()))
     }
 
     fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {

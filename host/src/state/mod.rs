@@ -178,6 +178,16 @@ pub trait StateStore: Send + Sync {
         now: u64,
     ) -> Result<(SpendWindow, Option<Hold>), StateError>;
 
+    /// Holds `amount` against ledger `key` whatever its limit: spend a
+    /// human approved beyond it (a budget's approved overage).
+    fn spend_overage(
+        &self,
+        key: &str,
+        amount: Decimal,
+        window_ms: Option<u64>,
+        now: u64,
+    ) -> Result<Hold, StateError>;
+
     /// Makes holds permanent, before the call is forwarded. On error nothing
     /// is committed and the holds are released. Spend is durable when this
     /// returns (a crash of the process must not lose it); rate slots may

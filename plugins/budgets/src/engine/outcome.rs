@@ -78,10 +78,9 @@ pub(crate) fn verdict(charges: &[Charge], now_ms: u64) -> Verdict {
     if blocks {
         return Verdict::Deny(decision("budget", explanation), feedback);
     }
-    let approval = breached
-        .iter()
-        .find_map(|c| c.budget.approval.clone())
-        .unwrap_or_default();
+    // Routed as the first breached budget (configuration order) says; one
+    // without an `approval` block takes the host's default route.
+    let approval = first.budget.approval.clone().unwrap_or_default();
     Verdict::RequireApproval(ApprovalRequest {
         decision: decision(
             "require_approval",

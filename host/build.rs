@@ -8,7 +8,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const STAGES: &[&str] = &["helio_rules", "helio_budgets"];
+const STAGES: &[&str] = &["helio_rules", "helio_budgets", "helio_approval_router"];
 
 fn main() {
     let host =
@@ -33,6 +33,8 @@ fn main() {
         "rules/src",
         "budgets/Cargo.toml",
         "budgets/src",
+        "approval-router/Cargo.toml",
+        "approval-router/src",
     ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }

@@ -559,6 +559,8 @@ class FakeSlack:
         import json as json_module
 
         self.calls: list[dict[str, Any]] = []
+        # Web API methods answered as refused (`ok: false`).
+        self.refuse: set[str] = set()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -567,7 +569,9 @@ class FakeSlack:
                 method = self.path.rsplit("/", 1)[-1]
                 fake.calls.append({"method": method, "auth": self.headers.get("authorization"),
                                    "json": json_module.loads(body)})
-                answer = {"ok": True, "channel": "C0APPROVALS", "ts": f"1700000000.{len(fake.calls):06d}"}
+                answer: dict[str, Any] = {"ok": True, "channel": "C0APPROVALS", "ts": f"1700000000.{len(fake.calls):06d}"}
+                if method in fake.refuse:
+                    answer = {"ok": False, "error": "expired_trigger_id"}
                 payload = json_module.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -610,6 +614,35 @@ def slack_callback(
         "trigger_id": "1.2.3",
         "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "action_ts": "1700000001.0"}],
     }
+    return slack_post(instance, secret, payload, timestamp=timestamp, signature=signature)
+
+
+def deny_reason_submission(ticket_id: str, reason: str, user: str) -> dict[str, Any]:
+    """The view_submission Slack sends when the deny dialog is submitted."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0TEAM", "domain": "example"},
+        "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
+        "trigger_id": "4.5.6",
+        "view": {
+            "id": "V0DIALOG", "team_id": "T0TEAM", "type": "modal", "hash": "1700000002.abc",
+            "title": {"type": "plain_text", "text": "Deny this call"}, "blocks": [],
+            "private_metadata": ticket_id, "callback_id": "helio_deny_reason",
+            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
+        },
+    }
+
+
+def slack_post(
+    instance: HelioInstance, secret: str, payload: dict[str, Any], *, timestamp: int | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    import hashlib
+    import hmac as hmac_module
+    import json as json_module
+    import time
+    import urllib.parse
+
     body = urllib.parse.urlencode({"payload": json_module.dumps(payload)}).encode()
     ts = str(timestamp if timestamp is not None else int(time.time()))
     mac = hmac_module.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
@@ -689,6 +722,70 @@ def test_a_slack_approver_resolves_a_ticket_from_the_message(helio: HelioLaunche
         assert update["ts"] == "1700000000.000001" and update["channel"] == "C0APPROVALS"
         assert "Approved by u0allowed" in update["text"]
         assert "actions" not in json.dumps(update["blocks"])
+    finally:
+        slack.close()
+
+
+def test_a_slack_denier_is_asked_why_and_the_agent_is_told(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    slack = FakeSlack()
+    secret = secrets.token_hex(16)
+    try:
+        config = {
+            "policies": {"rules": [{"name": "approve-deletes", "match": {"tool": "delete_record"},
+                                    "action": "require_approval", "approval": {"channel": "finance"}}]},
+            "approval": {"channels": [
+                {"type": "slack", "name": "finance", "bot_token": "xoxb-test-token", "signing_secret": secret,
+                 "channel": "#approvals", "approvers": ["U0ALLOWED"], "api_url": slack.api_url},
+            ]},
+        }
+        instance = helio(config, upstream=upstream_sse)
+        marker, thread, outcome = hold(instance)
+        assert wait_until(lambda: len(slack.of("chat.postMessage")) == 1, timeout=15), slack.calls
+        message = slack.of("chat.postMessage")[0]["json"]
+        buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        deny = next(b["action_id"] for b in buttons if b["action_id"].startswith("helio_deny:"))
+        ticket_id = deny.split(":", 1)[1]
+        # Deny opens a dialog asking why (with the press's trigger_id).
+        assert slack_callback(instance, secret, deny, "U0ALLOWED").status_code == 200
+        assert wait_until(lambda: len(slack.of("views.open")) == 1, timeout=10), slack.calls
+        dialog = slack.of("views.open")[0]
+        assert dialog["auth"] == "Bearer xoxb-test-token" and dialog["json"]["trigger_id"] == "1.2.3"
+        view = dialog["json"]["view"]
+        assert view["type"] == "modal" and view["callback_id"] == "helio_deny_reason"
+        assert view["private_metadata"] == ticket_id
+        with api(instance) as client:
+            assert client.get(f"/api/approvals/{ticket_id}").json()["data"]["status"] == "pending"
+            # A submission by someone not on the list keeps the dialog open, decides nothing.
+            refused = slack_post(instance, secret, deny_reason_submission(ticket_id, "no", "U0INTRUDER"))
+            assert refused.json()["response_action"] == "errors"
+            # Unsigned: refused like any callback.
+            assert slack_post(instance, "wrong", deny_reason_submission(ticket_id, "no", "U0ALLOWED")).status_code == 401
+            submitted = slack_post(instance, secret, deny_reason_submission(ticket_id, "vendor not approved", "U0ALLOWED"))
+            assert submitted.status_code == 200 and submitted.content == b""  # closes the dialog
+            thread.join(timeout=15)
+            data = outcome["final"]["error"]["data"]
+            assert data["reason"] == "approval_denied" and data["suggestion"] == "vendor not approved"
+            ticket = client.get(f"/api/approvals/{ticket_id}").json()["data"]
+            assert ticket["status"] == "denied" and ticket["denial_reason"] == "vendor not approved"
+            assert ticket["resolved_via"] == "slack:U0ALLOWED"
+            # Submitted again: already resolved, said in the dialog.
+            again = slack_post(instance, secret, deny_reason_submission(ticket_id, "x", "U0ALLOWED"))
+            assert "already resolved" in again.json()["errors"]["reason"]
+        assert not reached(upstream_sse, marker)
+        assert wait_until(lambda: len(slack.of("chat.update")) == 1, timeout=10), slack.calls
+        assert "Denied by u0allowed: vendor not approved" in slack.of("chat.update")[0]["json"]["text"]
+
+        # When Slack will not open the dialog, the press denies at once.
+        slack.refuse.add("views.open")
+        marker, thread, outcome = hold(instance)
+        assert wait_until(lambda: len(slack.of("chat.postMessage")) == 2, timeout=15), slack.calls
+        message = slack.of("chat.postMessage")[1]["json"]
+        buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        deny = next(b["action_id"] for b in buttons if b["action_id"].startswith("helio_deny:"))
+        assert slack_callback(instance, secret, deny, "U0ALLOWED").status_code == 200
+        thread.join(timeout=15)
+        assert outcome["final"]["error"]["data"]["reason"] == "approval_denied"
+        assert not reached(upstream_sse, marker)
     finally:
         slack.close()
 
@@ -825,8 +922,8 @@ def test_a_budget_ticket_lists_the_breach_and_charges_the_approved_overage(
         ]
 
         # Over the limit now: every charge asks. Denied: blocked, not retryable.
-        thread, outcome = tool_in_background(instance, "charge", {"amount": 5})
-        ticket = wait_for_ticket(client, 5, budget=True)
+        thread, outcome = tool_in_background(instance, "charge", {"amount": 4.321})
+        ticket = wait_for_ticket(client, 4.321, budget=True)
         client.post(f"/api/approvals/{ticket['id']}/deny", json={"denied_by": "finance", "reason": "month closed"})
         thread.join(timeout=15)
         data = outcome["final"]["error"]["data"]
@@ -834,7 +931,7 @@ def test_a_budget_ticket_lists_the_breach_and_charges_the_approved_overage(
         assert data["denied_by"] == "finance" and data["denial_reason"] == "month closed"
         assert data["budgets"][0]["name"] == "refunds"
         assert refunds_spent(client) == 70
-    assert upstream_calls(upstream_sse, 5) == 0
+    assert upstream_calls(upstream_sse, 4.321) == 0
 
 
 def upstream_calls(upstream: Upstream, amount: float) -> int:

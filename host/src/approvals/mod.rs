@@ -39,20 +39,6 @@ pub struct Escalation {
     pub delegates: Vec<String>,
 }
 
-impl Escalation {
-    /// A route's escalation, if it can fire: `escalation_after` between zero
-    /// and the ticket's timeout (exclusive), as the original requires.
-    pub fn of(route: Option<&crate::config::ApprovalRoute>, timeout_ms: u64) -> Option<Self> {
-        let route = route?;
-        let after = route.escalation_after?;
-        let fires = !after.is_zero() && after.as_millis() < u128::from(timeout_ms);
-        fires.then(|| Self {
-            after,
-            delegates: route.delegates.clone(),
-        })
-    }
-}
-
 /// What an operator decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -162,6 +148,12 @@ impl Approvals {
         approvals
     }
 
+    /// Whether tickets can be sent to `channel`: `dashboard`, or a channel
+    /// of `approval.channels`.
+    pub fn has_channel(&self, channel: &str) -> bool {
+        channel == "dashboard" || self.notifier.as_ref().is_some_and(|n| n.has(channel))
+    }
+
     /// Sends new tickets to their channels through `notifier`.
     pub fn notifying(mut self, notifier: Notifier) -> Self {
         self.notifier = Some(Arc::new(notifier));
@@ -176,6 +168,32 @@ impl Approvals {
         };
         let channel = ticket.channel_name.clone();
         notifier.requested(self, &ticket, &channel, Phase::Initial);
+    }
+
+    /// Asks a Slack approver who pressed Deny for a reason, in a dialog
+    /// opened with the press's `trigger_id` on `channel`'s workspace; the
+    /// dialog's submission denies the ticket ([`Self::resolve`]). If the
+    /// dialog cannot be opened, the press denies at once, without a reason:
+    /// a deny is never lost to a failed dialog.
+    pub fn ask_deny_reason(
+        self: &Arc<Self>,
+        id: &str,
+        channel: &str,
+        trigger_id: &str,
+        by: Resolver,
+    ) {
+        let (Some(notifier), Some(ticket)) = (self.notifier.clone(), self.get(id)) else {
+            let _ = self.resolve(id, Resolution::Denied { reason: None }, by);
+            return;
+        };
+        let body = slack::deny_dialog(trigger_id, &ticket);
+        let (approvals, id, channel) = (self.clone(), id.to_owned(), channel.to_owned());
+        notifier.clone().runtime().spawn(async move {
+            if let Err(error) = notifier.open_dialog(&channel, body).await {
+                tracing::warn!(ticket = %id, %error, "the Slack deny dialog could not be opened; denying without a reason");
+                let _ = approvals.resolve(&id, Resolution::Denied { reason: None }, by);
+            }
+        });
     }
 
     /// Escalates the ticket after `escalation.after` if it is still pending
@@ -216,7 +234,6 @@ impl Approvals {
         }
     }
 
-    /// A channel got the ticket.
     /// A channel got the ticket; `details` is what it answered that the
     /// ticket keeps (a webhook's delivery id, a Slack message's ts).
     fn notified(&self, id: &str, channel: &str, phase: Phase, details: serde_json::Value) {

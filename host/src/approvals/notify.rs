@@ -110,6 +110,11 @@ pub enum NotifierError {
 }
 
 impl Notifier {
+    /// Whether `channel` is one of its channels.
+    pub fn has(&self, channel: &str) -> bool {
+        self.targets.contains_key(channel)
+    }
+
     /// Channels by key (`name`, else the type); `dashboard` is always there.
     /// Call on the runtime deliveries should run on.
     pub fn new(channels: &[Channel]) -> Result<Self, NotifierError> {
@@ -151,6 +156,24 @@ impl Notifier {
         })
     }
 
+    /// Opens a Slack dialog (`views.open` with `body`) through `channel`'s
+    /// workspace.
+    pub(super) async fn open_dialog(&self, channel: &str, body: Value) -> Result<(), String> {
+        let Some(Target::Slack { api, token, .. }) = self.targets.get(channel) else {
+            return Err(format!("\"{channel}\" is not a Slack channel"));
+        };
+        let url = format!("{api}/views.open");
+        let body = Bytes::from(body.to_string());
+        let call = self.call_slack(&url, token, &body);
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, call).await {
+            Ok(answer) => answer.map(|_| ()),
+            Err(_) => Err(format!(
+                "no response within {} s",
+                ATTEMPT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
     /// The runtime deliveries and escalations run on.
     pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
@@ -175,8 +198,9 @@ impl Notifier {
                 channel: slack_channel,
             }) => slack_send(api, token, slack_channel, channel, ticket, phase),
 
-            // Validation refuses unknown channels; a router's answer comes
-            // through here once routers exist.
+            // Rules and budgets name known channels (validation) and a
+            // router's channel is checked; an escalation target a router
+            // named may still be unknown.
             None => {
                 return approvals.notification_failed(
                     &ticket.id,

@@ -22,6 +22,13 @@ use super::{Status, Ticket};
 pub const APPROVE: &str = "helio_approve:";
 pub const DENY: &str = "helio_deny:";
 
+/// `callback_id` of the dialog asking a denier why.
+pub const DENY_DIALOG: &str = "helio_deny_reason";
+/// The dialog's reason input (its block and action id).
+const REASON: &str = "reason";
+/// Longest reason Slack lets the denier type (the agent reads it).
+const REASON_CHARS: u64 = 500;
+
 /// How old a callback's timestamp may be (Slack's own guidance).
 pub const CALLBACK_WINDOW: Duration = Duration::from_secs(5 * 60);
 
@@ -226,29 +233,129 @@ fn code(text: &str) -> String {
     }
 }
 
+/// The `views.open` body for a denier of `ticket`: a dialog with an
+/// optional reason (what the agent is told), submitted as `Deny`.
+pub fn deny_dialog(trigger_id: &str, ticket: &Ticket) -> Value {
+    let view = SlackModalView::new(
+        "Deny this call".into(),
+        vec![
+            SlackSectionBlock::new()
+                .with_text(md!(format!(
+                    "Deny `{}` (ticket {})?",
+                    inline(&ticket.tool_name),
+                    inline(&ticket.id)
+                )))
+                .into(),
+            SlackInputBlock::new(
+                "Reason (the agent is told)".into(),
+                SlackInputBlockElement::PlainTextInput(
+                    SlackBlockPlainTextInputElement::new()
+                        .with_action_id(REASON.into())
+                        .with_multiline(true)
+                        .with_max_length(REASON_CHARS),
+                ),
+            )
+            .with_block_id(REASON.into())
+            .with_optional(true)
+            .into(),
+        ],
+    )
+    .with_submit("Deny".into())
+    .with_close("Cancel".into())
+    .with_private_metadata(ticket.id.clone())
+    .with_callback_id(DENY_DIALOG.into());
+    let request = SlackApiViewsOpenRequest::new(trigger_id.into(), SlackView::Modal(view));
+    serde_json::to_value(&request).unwrap_or(Value::Null)
+}
+
+/// What a Slack callback says someone did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interaction {
+    /// Pressed Approve or Deny on a ticket's message.
+    Pressed {
+        ticket: String,
+        approve: bool,
+        user: SlackUser,
+        /// For a dialog opened in answer (valid for three seconds).
+        trigger_id: String,
+    },
+    /// Submitted the deny dialog, with or without a reason.
+    DenyReason {
+        ticket: String,
+        reason: Option<String>,
+        user: SlackUser,
+    },
+}
+
+/// Who acted in Slack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackUser {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// What a callback's payload says was done, if it is something Helio acts
+/// on.
+pub fn interaction(payload: &Value) -> Option<Interaction> {
+    let event: SlackInteractionEvent = serde_json::from_value(payload.clone()).ok()?;
+    match event {
+        SlackInteractionEvent::BlockActions(actions) => {
+            let user = actions.user?;
+            let action = actions.actions?.into_iter().next()?;
+            let id = action.action_id.to_string();
+            let (ticket, approve) = match (id.strip_prefix(APPROVE), id.strip_prefix(DENY)) {
+                (Some(ticket), _) => (ticket.to_owned(), true),
+                (None, Some(ticket)) => (ticket.to_owned(), false),
+                (None, None) => return None,
+            };
+            Some(Interaction::Pressed {
+                ticket,
+                approve,
+                user: SlackUser {
+                    id: user.id.to_string(),
+                    name: user.username,
+                },
+                trigger_id: actions.trigger_id.to_string(),
+            })
+        }
+        SlackInteractionEvent::ViewSubmission(submission) => {
+            let SlackView::Modal(modal) = &submission.view.view else {
+                return None;
+            };
+            if modal.callback_id.as_ref().map(|c| c.to_string()).as_deref() != Some(DENY_DIALOG) {
+                return None;
+            }
+            let ticket = modal.private_metadata.clone()?;
+            let reason = submission
+                .view
+                .state_params
+                .state
+                .as_ref()
+                .and_then(|state| state.values.get(&REASON.into()))
+                .and_then(|block| block.get(&REASON.into()))
+                .and_then(|input| input.value.as_deref())
+                .map(str::trim)
+                .filter(|reason| !reason.is_empty())
+                .map(str::to_owned);
+            Some(Interaction::DenyReason {
+                ticket,
+                reason,
+                user: SlackUser {
+                    id: submission.user.id.to_string(),
+                    name: submission.user.username,
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The `payload` JSON of Slack's form-encoded callback.
 pub fn callback_payload(body: &[u8]) -> Option<Value> {
     let payload = url::form_urlencoded::parse(body)
         .find(|(key, _)| key == "payload")
         .map(|(_, value)| value.into_owned())?;
     serde_json::from_str(&payload).ok()
-}
-
-/// A pressed button: `(ticket id, approve?, user id, user name)`.
-pub fn pressed(payload: &Value) -> Option<(String, bool, String, Option<String>)> {
-    let event: SlackInteractionEvent = serde_json::from_value(payload.clone()).ok()?;
-    let SlackInteractionEvent::BlockActions(actions) = event else {
-        return None;
-    };
-    let user = actions.user?;
-    let action = actions.actions?.into_iter().next()?;
-    let id = action.action_id.to_string();
-    let (ticket, approve) = match (id.strip_prefix(APPROVE), id.strip_prefix(DENY)) {
-        (Some(ticket), _) => (ticket.to_owned(), true),
-        (None, Some(ticket)) => (ticket.to_owned(), false),
-        (None, None) => return None,
-    };
-    Some((ticket, approve, user.id.to_string(), user.username))
 }
 
 #[cfg(test)]

@@ -173,24 +173,3 @@ fn webhook_signatures_are_hmac_sha256_of_the_body() {
         Some("sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     );
 }
-
-#[test]
-fn an_escalation_fires_only_between_zero_and_the_timeout() {
-    use std::time::Duration;
-    let route = |after: Option<u64>, delegates: &[&str]| crate::config::ApprovalRoute {
-        channel: "dashboard".into(),
-        timeout: None,
-        delegates: delegates.iter().map(|d| (*d).to_owned()).collect(),
-        escalation_after: after.map(Duration::from_secs),
-    };
-    let fired = Escalation::of(Some(&route(Some(30), &["oncall"])), 60_000).expect("fires");
-    assert_eq!(fired.after, Duration::from_secs(30));
-    assert_eq!(fired.delegates, ["oncall"]);
-    assert_eq!(Escalation::of(Some(&route(Some(60), &[])), 60_000), None);
-    assert_eq!(Escalation::of(Some(&route(Some(0), &[])), 60_000), None);
-    assert_eq!(
-        Escalation::of(Some(&route(None, &["oncall"])), 60_000),
-        None
-    );
-    assert_eq!(Escalation::of(None, 60_000), None);
-}

@@ -84,6 +84,10 @@ pub struct Ticket {
     /// (`{name, limit, spent, attempted_amount, currency, window}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breached_budgets: Option<Vec<Value>>,
+    /// Why the approval router's answer was not used, when it was not: the
+    /// ticket then went to the dashboard with `approval.timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_error: Option<String>,
     /// Deliveries that reached their channel: `{channel, phase,
     /// delivery_id, attempts, delivered_at}`.
     #[serde(default)]
@@ -148,6 +152,7 @@ impl Ticket {
             escalated_to: None,
             notification_failures: Vec::new(),
             breached_budgets: None,
+            routing_error: None,
             notifications: Vec::new(),
             arguments_digest: call.arguments_digest,
             policy_version: call.policy_version,

@@ -122,6 +122,9 @@ impl Launch {
         for plugin in &c.plugins {
             eprintln!("  Plugin: {} ({})", plugin.name, plugin.path.display());
         }
+        if let Some(router) = &c.approval.router {
+            eprintln!("  Approval router: {}", router.path.display());
+        }
         match gateway.dashboard_addr {
             Some(addr) if c.dashboard.api_secret.is_some() => {
                 eprintln!(

@@ -19,6 +19,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     if !config.plugins.is_empty() {
         summary.push_str(&format!(", {}", plural(config.plugins.len(), "plugin")));
     }
+    if let Some(router) = &config.approval.router {
+        summary.push_str(&format!(", approval router {}", router.path.display()));
+    }
     eprintln!("Config is valid: {} ({summary})", path.display());
     for warning in &warnings {
         eprintln!("warning: {warning}");

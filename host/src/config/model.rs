@@ -400,6 +400,21 @@ pub struct Approval {
     pub timeout: Duration,
     pub default_on_timeout: TimeoutOutcome,
     pub channels: Vec<Channel>,
+    /// `approval.router`: the operator's approval router component; none
+    /// for the built-in one.
+    pub router: Option<RouterConfig>,
+}
+
+/// `approval.router`: a component of the `approval-router-plugin` world.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Resolved against the directory of the helio.yaml that named it.
+    pub path: std::path::PathBuf,
+    pub sha256: Option<[u8; 32]>,
+    /// Handed to the router's `configure` as JSON.
+    pub config: serde_json::Value,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

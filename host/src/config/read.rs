@@ -89,7 +89,10 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         Some((value, path)) => list(r, value, &path, budget),
         None => Vec::new(),
     };
-    let approval = section(r, &obj, "approval", approval).unwrap_or_else(approval_default);
+    let mut approval = section(r, &obj, "approval", approval).unwrap_or_else(approval_default);
+    if let Some(router) = &mut approval.router {
+        router.path = crate::plugins::resolve_path(source, &router.path.to_string_lossy());
+    }
     let audit = section(r, &obj, "audit", audit).unwrap_or_else(audit_default);
     let dashboard = section(r, &obj, "dashboard", dashboard).unwrap_or_else(dashboard_default);
     let sdk = section(r, &obj, "sdk", sdk).unwrap_or_else(sdk_default);
@@ -101,9 +104,15 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
     let restart_sections = RESTART_SECTIONS
         .iter()
         .map(|key| {
-            let text = root
-                .get(*key)
-                .and_then(|v| serde_json::to_string(v).ok())
+            let mut section = root.get(*key).cloned();
+            if *key == "approval" {
+                // The router reloads with the rules it routes for.
+                if let Some(Value::Mapping(approval)) = &mut section {
+                    approval.remove("router");
+                }
+            }
+            let text = section
+                .and_then(|v| serde_json::to_string(&v).ok())
                 .unwrap_or_default();
             // A digest, not the text: these sections hold secrets.
             let digest: [u8; 32] = sha2::Sha256::digest(text.as_bytes()).into();
@@ -839,11 +848,16 @@ fn approval_default() -> Approval {
         timeout: secs(300),
         default_on_timeout: TimeoutOutcome::Deny,
         channels: Vec::new(),
+        router: None,
     }
 }
 
 fn approval(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval> {
-    let obj = r.object(value, path, &["timeout", "default_on_timeout", "channels"])?;
+    let obj = r.object(
+        value,
+        path,
+        &["timeout", "default_on_timeout", "channels", "router"],
+    )?;
     Some(Approval {
         timeout: opt_duration(r, &obj, "timeout").unwrap_or(secs(300)),
         default_on_timeout: match opt_choice(r, &obj, "default_on_timeout", &["deny", "allow"]) {
@@ -854,7 +868,68 @@ fn approval(r: &mut Reader, value: &Value, path: &Path) -> Option<Approval> {
             Some((value, cpath)) => list(r, value, &cpath, channel),
             None => Vec::new(),
         },
+        router: opt(r, &obj, "router", router),
     })
+}
+
+/// `approval.router: {path, sha256?, config?, limits?}`. The path is kept
+/// as written here and resolved against the file's directory by
+/// [`config`], which knows the file.
+fn router(r: &mut Reader, value: &Value, path: &Path) -> Option<RouterConfig> {
+    let obj = r.object(value, path, &["path", "sha256", "config", "limits"])?;
+    let file = req_string(r, &obj, "path").map(std::path::PathBuf::from);
+    let component = component(r, &obj);
+    Some(RouterConfig {
+        path: file?,
+        sha256: component.sha256,
+        config: component.config,
+        timeout: component.timeout,
+        memory_bytes: component.memory_bytes,
+    })
+}
+
+/// What every component named in helio.yaml may set besides its path.
+struct Component {
+    sha256: Option<[u8; 32]>,
+    config: serde_json::Value,
+    timeout: Duration,
+    memory_bytes: usize,
+}
+
+/// `sha256`, `config` and `limits` of a component's mapping.
+fn component(r: &mut Reader, obj: &Obj<'_>) -> Component {
+    let sha256 = opt(r, obj, "sha256", |r, v, p| {
+        let text = r.string(v, p)?;
+        let pin = crate::plugins::parse_sha256(&text);
+        if pin.is_none() {
+            r.error(
+                p,
+                "expected 64 hexadecimal digits (the output of `sha256sum`)",
+            );
+        }
+        pin
+    });
+    let config = match r.field(obj, "config") {
+        Some((value, cpath)) => match serde_json::to_value(value) {
+            Ok(json) => json,
+            Err(e) => {
+                r.error(
+                    &cpath,
+                    format!("cannot be passed to the plugin as JSON: {e}"),
+                );
+                serde_json::Value::Null
+            }
+        },
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let (timeout, memory_bytes) =
+        opt(r, obj, "limits", plugin_limits).unwrap_or(DEFAULT_PLUGIN_LIMITS);
+    Component {
+        sha256,
+        config,
+        timeout,
+        memory_bytes,
+    }
 }
 
 /// Slack's Web API (a workspace on GovSlack sets `api_url:
@@ -1113,46 +1188,21 @@ fn plugin(
         }
     }
     let file = req_string(r, &obj, "path").map(|p| crate::plugins::resolve_path(source, &p));
-    let sha256 = opt(r, &obj, "sha256", |r, v, p| {
-        let text = r.string(v, p)?;
-        let pin = crate::plugins::parse_sha256(&text);
-        if pin.is_none() {
-            r.error(
-                p,
-                "expected 64 hexadecimal digits (the output of `sha256sum`)",
-            );
-        }
-        pin
-    });
+    let component = component(r, &obj);
     let position = match opt_choice(r, &obj, "position", &["before_rules", "after_rules"]) {
         Some("before_rules") => PluginPosition::BeforeRules,
         _ => PluginPosition::AfterRules,
     };
     let may_loosen = opt_bool(r, &obj, "may_loosen").unwrap_or(false);
-    let config = match r.field(&obj, "config") {
-        Some((value, cpath)) => match serde_json::to_value(value) {
-            Ok(json) => json,
-            Err(e) => {
-                r.error(
-                    &cpath,
-                    format!("cannot be passed to the plugin as JSON: {e}"),
-                );
-                serde_json::Value::Null
-            }
-        },
-        None => serde_json::Value::Object(Default::default()),
-    };
-    let (timeout, memory_bytes) =
-        opt(r, &obj, "limits", plugin_limits).unwrap_or(DEFAULT_PLUGIN_LIMITS);
     Some(PluginConfig {
         name: name?,
         path: file?,
-        sha256,
+        sha256: component.sha256,
         position,
         may_loosen,
-        config,
-        timeout,
-        memory_bytes,
+        config: component.config,
+        timeout: component.timeout,
+        memory_bytes: component.memory_bytes,
     })
 }
 

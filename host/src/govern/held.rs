@@ -29,9 +29,9 @@ use tokio::sync::oneshot;
 
 use crate::approvals::{Approvals, Call, Decided, Escalation, Resolution, Status, Ticket};
 use crate::audit::AuditRecord;
-use crate::config::{ApprovalRoute, TimeoutOutcome};
+use crate::config::TimeoutOutcome;
 use crate::pipeline::{Approval, Denial};
-use crate::plugins::Decision;
+use crate::plugins::{Asked, Decision, Router, Runtime, ToolCall};
 use crate::state::now_ms;
 
 use super::forward::{Forwarded, Release};
@@ -46,11 +46,98 @@ pub struct Holding {
     pub on_timeout: TimeoutOutcome,
 }
 
-/// One approval a held call needs, with the helio.yaml `approval` block
-/// that says where its ticket escalates.
-pub(super) struct Step {
-    pub approval: Approval,
-    pub route: Option<ApprovalRoute>,
+/// How a held call's tickets are routed: the configuration's approval
+/// router, asked about this call.
+pub(super) struct Routing {
+    pub runtime: Arc<Runtime>,
+    pub router: Arc<Router>,
+    pub call: ToolCall,
+}
+
+/// The longest a router may make a ticket wait.
+const MAX_ROUTED_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Where a ticket goes, checked.
+struct Route {
+    channel: String,
+    timeout_ms: u64,
+    escalation: Option<Escalation>,
+    /// Why the router's answer was not used (the ticket then goes to the
+    /// dashboard with `approval.timeout`).
+    error: Option<String>,
+}
+
+impl Routing {
+    /// Asks the router about `approval`'s ticket, on a blocking thread (a
+    /// router may run up to its time limit; the connection worker keeps
+    /// serving meanwhile). A router that fails or answers what cannot be
+    /// delivered fails closed: the dashboard, with the default timeout,
+    /// and the ticket says why.
+    async fn route(&self, approval: &Approval, holding: &Holding) -> Route {
+        let default_ms = u64::try_from(holding.timeout.as_millis()).unwrap_or(u64::MAX);
+        let (runtime, router, call) =
+            (self.runtime.clone(), self.router.clone(), self.call.clone());
+        let asked = approval.clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            let asked = Asked {
+                decision: &asked.decision,
+                channel: asked.channel.as_deref(),
+                timeout_ms: asked.timeout_ms,
+                feedback: asked.feedback.as_ref(),
+            };
+            runtime
+                .route(&router, call, &asked)
+                .map_err(|failure| failure.to_string())
+        })
+        .await;
+        let delivery = answered
+            .unwrap_or_else(|error| Err(format!("could not be run ({error})")))
+            .and_then(|delivery| {
+                let timeout_ms = delivery
+                    .timeout_ms
+                    .or(approval.timeout_ms)
+                    .unwrap_or(default_ms);
+                if !holding.registry.has_channel(&delivery.channel) {
+                    return Err(format!(
+                        "answered channel \"{}\", which is not configured",
+                        delivery.channel
+                    ));
+                }
+                if timeout_ms == 0 || u128::from(timeout_ms) > MAX_ROUTED_TIMEOUT.as_millis() {
+                    return Err(format!(
+                        "answered a timeout of {timeout_ms} ms (expected 1 ms to 30 days)"
+                    ));
+                }
+                Ok((delivery, timeout_ms))
+            });
+        match delivery {
+            Ok((delivery, timeout_ms)) => Route {
+                escalation: delivery
+                    .escalate_after_ms
+                    .filter(|&after| after > 0 && after < timeout_ms)
+                    .map(|after| Escalation {
+                        after: Duration::from_millis(after),
+                        delegates: delivery.escalate_to,
+                    }),
+                channel: delivery.channel,
+                timeout_ms,
+                error: None,
+            },
+            Err(error) => {
+                let error = format!(
+                    "approval router \"{}\" {error}; routed to the dashboard with approval.timeout",
+                    self.router.name
+                );
+                tracing::error!(tool = %self.call.tool, "{error}");
+                Route {
+                    channel: "dashboard".into(),
+                    timeout_ms: default_ms,
+                    escalation: None,
+                    error: Some(error),
+                }
+            }
+        }
+    }
 }
 
 impl Holding {
@@ -73,23 +160,17 @@ impl Holding {
         }
     }
 
-    /// Ticket `id` for `call`, held by `approval`.
-    fn ticket(&self, id: String, call: Call, approval: &Approval) -> Ticket {
-        let timeout_ms = approval
-            .timeout_ms
-            .unwrap_or_else(|| u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX));
-        let channel = approval
-            .channel
-            .clone()
-            .unwrap_or_else(|| "dashboard".into());
+    /// Ticket `id` for `call`, held by `approval`, routed by `route`.
+    fn ticket(&self, id: String, call: Call, approval: &Approval, route: &Route) -> Ticket {
         let mut ticket = Ticket::pending(
             id,
             call,
             approval.decision.rule.clone(),
             approval.decision.rule_index,
-            channel,
-            timeout_ms,
+            route.channel.clone(),
+            route.timeout_ms,
         );
+        ticket.routing_error = route.error.clone();
         if approval.is_budget() {
             ticket.breached_budgets = Some(
                 approval
@@ -115,9 +196,10 @@ struct Waiting {
 /// A held call. Resolve it with [`Held::resolved`]; drop it to give up.
 pub struct Held {
     call: Call,
+    routing: Routing,
     waiting: Waiting,
     /// Approvals still to ask for once the current one is granted.
-    next: VecDeque<Step>,
+    next: VecDeque<Approval>,
     /// The first approval's decision: the one the record's columns keep.
     first: Decision,
     first_ticket: String,
@@ -139,18 +221,20 @@ pub enum Resolved {
 
 impl Held {
     /// Opens the first ticket; the `next` are asked once it is approved.
-    pub(super) fn open(
+    pub(super) async fn open(
         holding: &Holding,
+        routing: Routing,
         call: Call,
-        first: Step,
-        next: Vec<Step>,
+        first: Approval,
+        next: Vec<Approval>,
         release: Release,
         audit: CallAudit,
     ) -> Self {
         let first_ticket = call.id.clone();
-        let waiting = open_ticket(holding, first_ticket.clone(), &call, first);
+        let waiting = open_ticket(holding, &routing, first_ticket.clone(), &call, first).await;
         Self {
             call,
+            routing,
             first: waiting.approval.decision.clone(),
             first_ticket,
             waiting,
@@ -189,7 +273,7 @@ impl Held {
                 decided = &mut self.waiting.decision => decided.ok(),
                 () = tokio::time::sleep(remaining) => {
                     if self.approvals.close(&self.waiting.id, Status::Timeout) {
-                        match self.timed_out() {
+                        match self.timed_out().await {
                             None => continue,
                             Some(resolved) => return resolved,
                         }
@@ -220,7 +304,7 @@ impl Held {
                     });
                 }
             }
-            if let Some(resolved) = self.granted() {
+            if let Some(resolved) = self.granted().await {
                 return resolved;
             }
         }
@@ -228,16 +312,16 @@ impl Held {
 
     /// The current ticket was approved: charge what it authorised, then
     /// go on. Some: the wait is over.
-    fn granted(&mut self) -> Option<Resolved> {
+    async fn granted(&mut self) -> Option<Resolved> {
         if !self.charge_overage() {
             return Some(self.end_blocked(Denial::state_unavailable()));
         }
-        self.go_on()
+        self.go_on().await
     }
 
     /// Asks the next approval, or forwards the call when none is left.
-    fn go_on(&mut self) -> Option<Resolved> {
-        let Some(step) = self.next.pop_front() else {
+    async fn go_on(&mut self) -> Option<Resolved> {
+        let Some(approval) = self.next.pop_front() else {
             return Some(self.forward());
         };
         let holding = Holding {
@@ -246,7 +330,7 @@ impl Held {
             on_timeout: self.on_timeout,
         };
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        self.waiting = open_ticket(&holding, id, &self.call, step);
+        self.waiting = open_ticket(&holding, &self.routing, id, &self.call, approval).await;
         None
     }
 
@@ -275,7 +359,7 @@ impl Held {
 
     /// Nobody decided in time: a budget's ticket blocks, a rule's does
     /// what `approval.default_on_timeout` says. Some: the wait is over.
-    fn timed_out(&mut self) -> Option<Resolved> {
+    async fn timed_out(&mut self) -> Option<Resolved> {
         let allows = self.on_timeout == TimeoutOutcome::Allow && !self.waiting.approval.is_budget();
         if !allows {
             let waited_ms = u64::try_from(self.waiting.timeout.as_millis()).unwrap_or(u64::MAX);
@@ -286,7 +370,7 @@ impl Held {
         // Allowed by the clock: the call goes out, so whatever spend its
         // stage was refused is charged as if approved.
         self.record(Status::Timeout, None, None, None);
-        self.granted()
+        self.granted().await
     }
 
     fn forward(&mut self) -> Resolved {
@@ -365,6 +449,9 @@ impl Held {
                 "arguments_digest": ticket.arguments_digest,
                 "policy_version": ticket.policy_version,
             });
+            if let Some(error) = &ticket.routing_error {
+                entry["routing_error"] = error.as_str().into();
+            }
         }
         if let Some(reason) = denial_reason {
             entry["denial_reason"] = reason.into();
@@ -387,20 +474,27 @@ impl Held {
     }
 }
 
-/// Opens `step`'s ticket `id`: saved, announced on the live feed, sent to
-/// its channel, its escalation scheduled.
-fn open_ticket(holding: &Holding, id: String, call: &Call, step: Step) -> Waiting {
-    let ticket = holding.ticket(id.clone(), call.clone(), &step.approval);
+/// Opens `approval`'s ticket `id` where the router sends it: saved,
+/// announced on the live feed, sent to its channel, its escalation
+/// scheduled.
+async fn open_ticket(
+    holding: &Holding,
+    routing: &Routing,
+    id: String,
+    call: &Call,
+    approval: Approval,
+) -> Waiting {
+    let route = routing.route(&approval, holding).await;
+    let ticket = holding.ticket(id.clone(), call.clone(), &approval, &route);
     let timeout = Duration::from_millis(ticket.timeout_ms);
-    let escalation = Escalation::of(step.route.as_ref(), ticket.timeout_ms);
     let decision = holding.registry.open(ticket);
     holding.registry.notify(&id);
-    if let Some(escalation) = escalation {
+    if let Some(escalation) = route.escalation {
         holding.registry.escalate_later(&id, escalation);
     }
     Waiting {
         id,
-        approval: step.approval,
+        approval,
         timeout,
         opened: Instant::now(),
         decision,

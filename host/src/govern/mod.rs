@@ -29,8 +29,7 @@ use std::sync::Arc;
 
 use crate::approvals::arguments_digest;
 use crate::audit::Audit;
-use crate::config::ApprovalRoute;
-use crate::pipeline::{Active, Evaluation, Outcome, Pipeline};
+use crate::pipeline::{Active, Evaluation, Outcome};
 use crate::plugins::{Runtime, ToolCall};
 
 pub use crate::pipeline::{Approval, Denial, Simulation};
@@ -39,7 +38,7 @@ pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
 pub use held::{Held, Holding, Resolved};
 
-use held::Step;
+use held::Routing;
 
 use forward::Release;
 use record::CallAudit;
@@ -165,10 +164,7 @@ impl Governor {
                 Decision::Simulate(simulation)
             }
             Outcome::RequireApproval(approvals) => {
-                let mut steps = approvals.into_iter().map(|approval| Step {
-                    route: route(&pipeline, &approval).cloned(),
-                    approval,
-                });
+                let mut steps = approvals.into_iter();
                 let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
                     let denial = Denial::approval_unavailable();
                     release.release();
@@ -177,14 +173,29 @@ impl Governor {
                 };
                 let digest = arguments_digest(arguments.as_deref());
                 let call = Holding::call(audit.record(), digest, pipeline.version());
-                Decision::Hold(Box::new(Held::open(
-                    holding,
-                    call,
-                    first,
-                    steps.collect(),
-                    release,
-                    audit,
-                )))
+                let routing = Routing {
+                    runtime: self.runtime.clone(),
+                    router: pipeline.router().clone(),
+                    call: ToolCall::new(
+                        facts.tool.clone(),
+                        facts.annotations,
+                        arguments,
+                        environment.cloned(),
+                    )
+                    .with_session(session),
+                };
+                Decision::Hold(Box::new(
+                    Held::open(
+                        holding,
+                        routing,
+                        call,
+                        first,
+                        steps.collect(),
+                        release,
+                        audit,
+                    )
+                    .await,
+                ))
             }
         }
     }
@@ -193,17 +204,4 @@ impl Governor {
     pub fn refused(&self, refused: Refused<'_>) {
         record::refused(&self.audit, refused);
     }
-}
-
-/// The helio.yaml `approval` block behind an approval: the deciding rule's,
-/// or for a budget's ticket the first breached budget's.
-fn route<'p>(pipeline: &'p Pipeline, approval: &Approval) -> Option<&'p ApprovalRoute> {
-    if approval.is_budget() {
-        let first = approval.breached_budgets().first()?;
-        return pipeline.budget_route(first.get("name")?.as_str()?);
-    }
-    pipeline.approval_route(
-        approval.decision.rule_index,
-        approval.decision.rule.as_deref(),
-    )
 }

@@ -1,5 +1,6 @@
 //! `POST /slack/actions`: Slack's callback when someone presses a ticket's
-//! Approve or Deny button. Served on the MCP port (Slack must reach it) only
+//! Approve or Deny button, or submits the dialog Deny opens (which asks
+//! for the reason the agent is told). Served on the MCP port (Slack must reach it) only
 //! while a Slack approval channel is configured; nothing else about
 //! approvals is reachable from this port.
 //!
@@ -21,7 +22,9 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 
-use crate::approvals::slack::{callback_payload, pressed, signed_by, CALLBACK_WINDOW};
+use crate::approvals::slack::{
+    callback_payload, interaction, signed_by, Interaction, SlackUser, CALLBACK_WINDOW,
+};
 use crate::approvals::{Approvals, Resolution, ResolveError, Resolver};
 use crate::config::{Channel, Config, Secret};
 use crate::serve::TimedBody;
@@ -84,42 +87,72 @@ impl Callbacks {
             Ok(signers) => signers,
             Err(reason) => return unauthorized(reason),
         };
-        let Some((ticket_id, approve, user_id, user_name)) =
-            callback_payload(&body).as_ref().and_then(pressed)
-        else {
-            return acknowledged();
-        };
-        let Some(ticket) = self.approvals.get(&ticket_id) else {
-            return acknowledged();
-        };
+        match callback_payload(&body).as_ref().and_then(interaction) {
+            Some(Interaction::Pressed {
+                ticket,
+                approve,
+                user,
+                trigger_id,
+            }) => {
+                let Some(channel) = self.deciding_channel(&signers, &ticket, &user) else {
+                    return acknowledged();
+                };
+                let by = resolver(&user);
+                if approve {
+                    let _ = self.approvals.resolve(&ticket, Resolution::Approved, by);
+                } else {
+                    self.approvals
+                        .ask_deny_reason(&ticket, channel, &trigger_id, by);
+                }
+                acknowledged()
+            }
+            Some(Interaction::DenyReason {
+                ticket,
+                reason,
+                user,
+            }) => {
+                if self.deciding_channel(&signers, &ticket, &user).is_none() {
+                    return dialog_error("You may not decide this ticket.");
+                }
+                let denied = Resolution::Denied { reason };
+                match self.approvals.resolve(&ticket, denied, resolver(&user)) {
+                    // Slack closes the dialog on an empty 200.
+                    Ok(()) => StatusCode::OK.into_response(),
+                    Err(ResolveError::AlreadyResolved(status)) => dialog_error(&format!(
+                        "This ticket was already resolved ({}).",
+                        status.as_str()
+                    )),
+                    Err(ResolveError::NotFound) => dialog_error("This ticket no longer exists."),
+                }
+            }
+            None => acknowledged(),
+        }
+    }
+
+    /// The channel through which `user` may decide `ticket`: one whose
+    /// secret signed the callback, that the ticket was routed (or
+    /// escalated) to, and whose approvers (if listed) include the user.
+    fn deciding_channel<'c>(
+        &'c self,
+        signers: &[&'c SlackChannel],
+        ticket_id: &str,
+        user: &SlackUser,
+    ) -> Option<&'c str> {
+        let ticket = self.approvals.get(ticket_id)?;
         let routes: Vec<&str> = std::iter::once(ticket.channel_name.as_str())
             .chain(ticket.escalated_to.iter().flatten().map(String::as_str))
             .collect();
-        let allowed = signers.iter().any(|channel| {
+        let channel = signers.iter().find(|channel| {
             routes.contains(&channel.key.as_str())
                 && channel
                     .approvers
                     .as_ref()
-                    .is_none_or(|approvers| approvers.contains(&user_id))
+                    .is_none_or(|approvers| approvers.contains(&user.id))
         });
-        if !allowed {
-            tracing::warn!(ticket = %ticket_id, user = %user_id, "a Slack user not allowed to decide this ticket pressed its button; ignored");
-            return acknowledged();
+        if channel.is_none() {
+            tracing::warn!(ticket = %ticket_id, user = %user.id, "a Slack user not allowed to decide this ticket acted on it; ignored");
         }
-        let resolution = if approve {
-            Resolution::Approved
-        } else {
-            Resolution::Denied { reason: None }
-        };
-        let by = Resolver {
-            name: user_name.unwrap_or_else(|| user_id.clone()),
-            credential: format!("slack:{user_id}"),
-        };
-        match self.approvals.resolve(&ticket_id, resolution, by) {
-            Ok(()) | Err(ResolveError::AlreadyResolved(_)) | Err(ResolveError::NotFound) => {
-                acknowledged()
-            }
-        }
+        channel.map(|c| c.key.as_str())
     }
 
     /// The channels whose signing secret signed this callback, within the
@@ -164,4 +197,18 @@ fn unauthorized(reason: &'static str) -> Response {
 
 fn acknowledged() -> Response {
     Json(json!({ "ok": true })).into_response()
+}
+
+/// Keeps the dialog open with `message` under its reason field.
+fn dialog_error(message: &str) -> Response {
+    Json(json!({ "response_action": "errors", "errors": { "reason": message } })).into_response()
+}
+
+/// Who resolves: the Slack name the callback gives (else the id), and the
+/// Slack user id as the credential.
+fn resolver(user: &SlackUser) -> Resolver {
+    Resolver {
+        name: user.name.clone().unwrap_or_else(|| user.id.clone()),
+        credential: format!("slack:{}", user.id),
+    }
 }

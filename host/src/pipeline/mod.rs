@@ -55,10 +55,9 @@ pub struct Pipeline {
     evidence_keys: Arc<BTreeSet<String>>,
     /// `["rules","budgets",…]`.
     stage_names: String,
-    /// Each rule's `approval` block, by rule index: its escalation.
-    approval_routes: Vec<(Option<String>, Option<config::ApprovalRoute>)>,
-    /// Each budget's `approval` block, by budget name.
-    budget_routes: Vec<(String, config::ApprovalRoute)>,
+    /// Routes held calls' tickets: the built-in router (the `approval`
+    /// blocks of rules and budgets) or `approval.router`.
+    router: Arc<plugins::Router>,
     /// SHA-256 (hex) of what decides: the environment, `policies`,
     /// `budgets` and the plugins with their configuration. An approval
     /// ticket records the version its call was held under.
@@ -157,9 +156,16 @@ impl Pipeline {
                 stages.extend(plugin_stage(index, plugin, &mut issues));
             }
         }
-        if !issues.is_empty() {
+        let router = match load_router(config, runtime) {
+            Ok(router) => Some(router),
+            Err(more) => {
+                issues.extend(more);
+                None
+            }
+        };
+        let (Some(router), true) = (router, issues.is_empty()) else {
             return Err(issues);
-        }
+        };
         let stage_names = Value::from(
             stages
                 .iter()
@@ -168,17 +174,7 @@ impl Pipeline {
         )
         .to_string();
         Ok(Self {
-            budget_routes: config
-                .budgets
-                .iter()
-                .filter_map(|b| Some((b.name.clone()?, b.approval.clone()?)))
-                .collect(),
-            approval_routes: config
-                .policies
-                .rules
-                .iter()
-                .map(|rule| (rule.name.clone(), rule.approval.clone()))
-                .collect(),
+            router,
             version: policy_version(config).into(),
             stage_names,
             stages,
@@ -292,27 +288,9 @@ impl Pipeline {
         evaluation
     }
 
-    /// The `approval` block of the rule a decision names (by index, checked
-    /// against its name: a plugin's decision may carry an index of its own).
-    pub fn approval_route(
-        &self,
-        rule_index: Option<u32>,
-        rule: Option<&str>,
-    ) -> Option<&config::ApprovalRoute> {
-        let (name, route) = self
-            .approval_routes
-            .get(usize::try_from(rule_index?).ok()?)?;
-        (name.as_deref() == rule)
-            .then_some(route.as_ref())
-            .flatten()
-    }
-
-    /// The `approval` block of a budget, by name.
-    pub fn budget_route(&self, name: &str) -> Option<&config::ApprovalRoute> {
-        self.budget_routes
-            .iter()
-            .find(|(budget, _)| budget == name)
-            .map(|(_, route)| route)
+    /// The approval router of this configuration.
+    pub fn router(&self) -> &Arc<plugins::Router> {
+        &self.router
     }
 
     /// The policy's version: see [`policy_version`].
@@ -416,12 +394,73 @@ fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
         | LoadError::NotWasm
         | LoadError::Compile(_)
         | LoadError::Imports(_)
-        | LoadError::World(_)
+        | LoadError::World(..)
         | LoadError::Trap(_) => vec![Issue {
             path: at(if config_key.is_empty() { "" } else { "path" }),
             message: error.to_string(),
         }],
     }
+}
+
+/// The operator's `approval.router`, or the built-in router configured with
+/// the `approval` blocks of rules and budgets; problems are located under
+/// `approval.router` (or `approval` for the built-in's configuration).
+fn load_router(config: &Config, runtime: &Runtime) -> Result<Arc<plugins::Router>, Vec<Issue>> {
+    let (spec, base, key) = match &config.approval.router {
+        Some(router) => (
+            StageSpec {
+                name: router
+                    .path
+                    .file_stem()
+                    .map_or_else(|| "approval-router".into(), |s| s.to_string_lossy().into()),
+                source: plugins::Source::File {
+                    path: router.path.clone(),
+                    sha256: router.sha256,
+                },
+                config_json: router.config.to_string(),
+                timeout: router.timeout,
+                memory_bytes: router.memory_bytes,
+            },
+            "approval.router",
+            "config",
+        ),
+        None => (
+            StageSpec {
+                name: "approval-router".into(),
+                source: plugins::Source::Builtin(builtin::APPROVAL_ROUTER),
+                config_json: builtin_router_config(config).to_string(),
+                timeout: BUILTIN_TIMEOUT,
+                memory_bytes: BUILTIN_MEMORY,
+            },
+            "approval",
+            "",
+        ),
+    };
+    runtime
+        .load_router(&spec)
+        .map_err(|error| plugin_issues(base, key, error))
+}
+
+/// What the built-in router reads: the default timeout and each rule's and
+/// budget's `approval` escalation.
+fn builtin_router_config(config: &Config) -> Value {
+    let block = |route: &Option<config::ApprovalRoute>| {
+        route.as_ref().map(|r| {
+            json!({
+                "delegates": r.delegates,
+                "escalation_after_ms": r.escalation_after.map(|d| d.as_millis() as u64),
+            })
+        })
+    };
+    json!({
+        "default_timeout_ms": config.approval.timeout.as_millis() as u64,
+        "rules": config.policies.rules.iter()
+            .map(|rule| json!({ "name": rule.name, "approval": block(&rule.approval) }))
+            .collect::<Vec<_>>(),
+        "budgets": config.budgets.iter()
+            .map(|budget| json!({ "name": budget.name, "approval": block(&budget.approval) }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// When the configuration asks for a restriction this build cannot enforce

@@ -12,3 +12,18 @@ wasmtime::component::bindgen!({
         "helio:governance/types.tool-call": super::call::ToolCall,
     },
 });
+
+/// The `approval-router-plugin` world. Its imports (`types`, `host`) are the
+/// ones generated above, so a router links against the same host
+/// implementation as a stage.
+pub mod router {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "approval-router-plugin",
+        imports: { default: trappable },
+        with: {
+            "helio:governance/types": super::helio::governance::types,
+            "helio:governance/host": super::helio::governance::host,
+        },
+    });
+}

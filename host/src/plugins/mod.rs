@@ -19,6 +19,7 @@ mod call;
 pub mod checks;
 pub mod families;
 mod host_impl;
+mod router;
 mod ticker;
 mod verdict;
 
@@ -35,6 +36,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, Upd
 
 pub use call::{Annotations, ToolCall};
 pub use checks::Check;
+pub use router::{Asked, Delivery, Router};
 pub use verdict::{Decision, Feedback, Verdict};
 
 use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as PolicyStagePre};
@@ -92,8 +94,8 @@ pub enum LoadError {
     Compile(String),
     #[error("{0}")]
     Imports(String),
-    #[error("does not implement the helio:governance@0.1.0 policy-stage world: {0}")]
-    World(String),
+    #[error("does not implement the helio:governance@0.1.0 {0} world: {1}")]
+    World(&'static str, String),
     #[error("configure failed: {0}")]
     Trap(String),
     #[error("rejected its configuration")]
@@ -208,6 +210,30 @@ impl Runtime {
     /// Compiles (or reuses) the component, links it, and runs `configure`
     /// once so a bad configuration is reported now, not on the first call.
     pub fn load(&self, spec: &StageSpec) -> Result<Arc<Stage>, LoadError> {
+        let pre = PolicyStagePre::new(self.link(spec)?)
+            .map_err(|e| LoadError::World("policy-stage", format!("{e:#}")))?;
+        let stage = Arc::new(Stage {
+            id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
+            name: spec.name.as_str().into(),
+            pre,
+            config_json: spec.config_json.as_str().into(),
+            timeout: spec.timeout,
+            memory_bytes: spec.memory_bytes,
+            families: Families::default(),
+        });
+        self.instantiate(&stage).map_err(|e| match e {
+            Instantiated::Config(issues) => LoadError::Config(issues),
+            Instantiated::Failed(failure) => LoadError::Trap(failure.to_string()),
+        })?;
+        Ok(stage)
+    }
+
+    /// Reads (checking the pin), compiles and links a plugin's component:
+    /// host imports only, WASI stubbed.
+    fn link(
+        &self,
+        spec: &StageSpec,
+    ) -> Result<wasmtime::component::InstancePre<StoreState>, LoadError> {
         let bytes = match &spec.source {
             Source::Builtin(bytes) => std::borrow::Cow::Borrowed(*bytes),
             Source::File { path, sha256 } => {
@@ -237,24 +263,9 @@ impl Runtime {
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let pre = linker
+        linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::World(format!("{e:#}")))?;
-        let pre = PolicyStagePre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
-        let stage = Arc::new(Stage {
-            id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
-            name: spec.name.as_str().into(),
-            pre,
-            config_json: spec.config_json.as_str().into(),
-            timeout: spec.timeout,
-            memory_bytes: spec.memory_bytes,
-            families: Families::default(),
-        });
-        self.instantiate(&stage).map_err(|e| match e {
-            Instantiated::Config(issues) => LoadError::Config(issues),
-            Instantiated::Failed(failure) => LoadError::Trap(failure.to_string()),
-        })?;
-        Ok(stage)
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
@@ -288,19 +299,25 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Creates and configures a fresh instance of `stage`.
-    fn instantiate(&self, stage: &Arc<Stage>) -> Result<Instance, Instantiated> {
+    /// A store for one instance of plugin `name`, bounded in memory; its
+    /// time is bounded by the deadline each caller sets.
+    fn store(
+        &self,
+        name: &Arc<str>,
+        memory_bytes: usize,
+        families: &Families,
+    ) -> Store<StoreState> {
         let state = StoreState {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(stage.memory_bytes)
+                .memory_size(memory_bytes)
                 .trap_on_grow_failure(true)
                 .instances(8)
                 .tables(8)
                 .memories(4)
                 .build(),
-            plugin: stage.name.clone(),
-            families: stage.families.clone(),
+            plugin: name.clone(),
+            families: families.clone(),
             described: None,
             state_may_block: self.state.may_block(),
             state: self.state.clone(),
@@ -321,6 +338,12 @@ impl Runtime {
                 UpdateDeadline::Continue(ticks(waited))
             })
         });
+        store
+    }
+
+    /// Creates and configures a fresh instance of `stage`.
+    fn instantiate(&self, stage: &Arc<Stage>) -> Result<Instance, Instantiated> {
+        let mut store = self.store(&stage.name, stage.memory_bytes, &stage.families);
         let _busy = self.ticker.busy();
         store.set_epoch_deadline(ticks(CONFIGURE_TIMEOUT));
         let bindings = stage.pre.instantiate(&mut store).map_err(|e| {

@@ -132,8 +132,13 @@ pub async fn connection<H, F>(
     let service = {
         let stalled = stalled.clone();
         let body_timeout = bounds.body_timeout;
+        // One flag for the connection: HTTP/1.1 serves its requests one
+        // after another, each read (or the connection closed) before the
+        // next.
+        let read_whole = Arc::new(AtomicBool::new(false));
         hyper::service::service_fn(move |request: Request<Incoming>| {
-            let read_whole = Arc::new(AtomicBool::new(false));
+            read_whole.store(false, Ordering::Relaxed);
+            let read_whole = read_whole.clone();
             let request = request.map(|body| {
                 TimedBody::new(body, body_timeout, stalled.clone(), read_whole.clone())
             });

@@ -253,7 +253,8 @@ impl Held {
         &self.first_ticket
     }
 
-    /// What the first stage that asked wants (channel, timeout, the rule).
+    /// What the stage whose ticket is open asks for (channel, timeout, the
+    /// rule).
     pub fn approval(&self) -> &Approval {
         &self.waiting.approval
     }

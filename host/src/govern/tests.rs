@@ -618,6 +618,22 @@ async fn a_held_call_nobody_decides_on_times_out_as_configured() {
 /// (with its own route), a pot of 1,000 beside it fits.
 const HELD_BUDGETS: &str = "policies:\n  rules:\n    - name: approve-payments\n      match: { tool: pay }\n      action: require_approval\nbudgets:\n  - name: pot\n    limit: 100\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    approval: { channel: dashboard, timeout: 30s }\n    contributors:\n      - match: { tool: \"*\" }\n        field: a\n  - name: big\n    limit: 1000\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    contributors:\n      - match: { tool: \"*\" }\n        field: a\n";
 
+/// A core holding calls under [`HELD_BUDGETS`], with its registry.
+fn holding_budgets(scratch: &Scratch) -> (Core, Arc<Approvals>) {
+    let approvals = Arc::new(Approvals::default());
+    let core = Core::new(
+        HELD_BUDGETS,
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    )
+    .holding(
+        approvals.clone(),
+        Duration::from_secs(60),
+        TimeoutOutcome::Deny,
+    );
+    (core, approvals)
+}
+
 fn held(decision: Decision) -> Box<Held> {
     match decision {
         Decision::Hold(held) => held,
@@ -655,17 +671,7 @@ fn pending_except(approvals: &Approvals, except: &str) -> Vec<crate::approvals::
 #[tokio::test(flavor = "current_thread")]
 async fn a_budget_ticket_lists_what_it_breaches_and_charges_the_overage_when_approved() {
     let scratch = Scratch::new("budget-ticket");
-    let approvals = Arc::new(Approvals::default());
-    let mut core = Core::new(
-        HELD_BUDGETS,
-        LocalStore::in_memory(),
-        &scratch.0.join("audit.db"),
-    )
-    .holding(
-        approvals.clone(),
-        Duration::from_secs(60),
-        TimeoutOutcome::Deny,
-    );
+    let (mut core, approvals) = holding_budgets(&scratch);
 
     // Only the budget asks: one ticket, from the first breached budget's route.
     let call = held(core.decide("refund", json!({ "a": 150 }), "s1").await);
@@ -730,17 +736,7 @@ async fn a_budget_ticket_lists_what_it_breaches_and_charges_the_overage_when_app
 #[tokio::test(flavor = "current_thread")]
 async fn a_rule_and_a_budget_ask_one_after_the_other() {
     let scratch = Scratch::new("rule-then-budget");
-    let approvals = Arc::new(Approvals::default());
-    let mut core = Core::new(
-        HELD_BUDGETS,
-        LocalStore::in_memory(),
-        &scratch.0.join("audit.db"),
-    )
-    .holding(
-        approvals.clone(),
-        Duration::from_secs(60),
-        TimeoutOutcome::Deny,
-    );
+    let (mut core, approvals) = holding_budgets(&scratch);
 
     for money in [Resolution::Approved, Resolution::Denied { reason: None }] {
         let approved = money == Resolution::Approved;

@@ -18,6 +18,7 @@ use crate::config::{Config, Transport};
 use crate::govern::{Governor, Holding};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
+use crate::upstreams::Stdio;
 use crate::{dashboard, mcp, sideband};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -32,8 +33,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("upstream.transport \"{0}\" is accepted in helio.yaml but not supported by this version yet; use streamable-http")]
+    #[error("upstream.transport \"{0}\" is accepted in helio.yaml but not supported by this version yet; use streamable-http or stdio")]
     TransportNotSupported(&'static str),
+    #[error("cannot set up the stdio upstream: {0}")]
+    Stdio(#[source] std::io::Error),
     #[error(transparent)]
     Upstream(#[from] mcp::UpstreamSetupError),
     #[error(transparent)]
@@ -49,6 +52,8 @@ pub struct Gateway {
     shutdown: CancellationToken,
     /// Held calls' tickets (when the operator API that resolves them runs).
     approvals: Option<Arc<Approvals>>,
+    /// A stdio upstream's child and endpoint, stopped after the listeners.
+    stdio: Option<Stdio>,
 }
 
 impl Gateway {
@@ -62,11 +67,27 @@ impl Gateway {
         runtime: Arc<Runtime>,
         audit: Arc<Audit>,
     ) -> Result<Self, StartError> {
-        if config.upstream.transport != Transport::StreamableHttp {
-            return Err(StartError::TransportNotSupported(
-                config.upstream.transport.as_str(),
-            ));
-        }
+        let stdio = match config.upstream.transport {
+            Transport::StreamableHttp => None,
+            Transport::Stdio => Some(Stdio::start(config).await.map_err(StartError::Stdio)?),
+            Transport::Sse => {
+                return Err(StartError::TransportNotSupported(
+                    config.upstream.transport.as_str(),
+                ))
+            }
+        };
+        // The relay speaks streamable HTTP; a stdio server is reached
+        // through its local endpoint.
+        let relayed;
+        let config = match &stdio {
+            Some(stdio) => {
+                let mut with_endpoint = config.clone();
+                with_endpoint.upstream.url = stdio.url.clone();
+                relayed = with_endpoint;
+                &relayed
+            }
+            None => config,
+        };
         let shutdown = CancellationToken::new();
         let mut servers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
 
@@ -143,6 +164,7 @@ impl Gateway {
             servers,
             shutdown,
             approvals,
+            stdio,
         })
     }
 
@@ -175,6 +197,10 @@ impl Gateway {
                 "in-flight requests did not finish within the shutdown grace period; closing them"
             );
             tasks.abort_all();
+        }
+        // Last: calls still finishing needed the server.
+        if let Some(stdio) = self.stdio {
+            stdio.stop().await;
         }
     }
 }

@@ -27,3 +27,4 @@ mod sideband;
 pub mod state;
 pub mod strict_json;
 mod time;
+mod upstreams;

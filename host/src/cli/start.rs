@@ -104,11 +104,14 @@ impl Launch {
             env!("CARGO_PKG_VERSION"),
             gateway.mcp_addr
         );
-        eprintln!(
-            "  Upstream: {} ({})",
-            c.upstream.url,
-            c.upstream.transport.as_str()
-        );
+        let upstream = match (&c.upstream.transport, &c.upstream.command) {
+            (crate::config::Transport::Stdio, Some(command)) => std::iter::once(command.as_str())
+                .chain(c.upstream.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => c.upstream.url.clone(),
+        };
+        eprintln!("  Upstream: {upstream} ({})", c.upstream.transport.as_str());
         eprintln!(
             "  Policies: {} rules loaded (default: {}){}",
             c.policies.rules.len(),

@@ -65,6 +65,11 @@ pub struct Upstream {
     pub protocol_version: String,
     pub command: Option<String>,
     pub args: Vec<String>,
+    /// Environment variables set for a stdio server (on top of Helio's).
+    pub env: Vec<(String, Secret<String>)>,
+    /// A stdio server's working directory, resolved against helio.yaml's
+    /// directory.
+    pub cwd: Option<std::path::PathBuf>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// Lower-case `x-*` caller headers copied upstream.

@@ -74,10 +74,13 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         None => {}
     }
 
-    let upstream = match r.required(&obj, "upstream") {
+    let mut upstream = match r.required(&obj, "upstream") {
         Some((value, path)) => upstream(r, value, &path),
         None => None,
     };
+    if let Some(cwd) = upstream.as_mut().and_then(|u| u.cwd.as_mut()) {
+        *cwd = crate::plugins::resolve_path(source, &cwd.to_string_lossy());
+    }
     let listen = section(r, &obj, "listen", listen).unwrap_or_else(listen_default);
     let connections = section(r, &obj, "connections", connections).unwrap_or_default();
     let environment = r
@@ -229,6 +232,8 @@ fn upstream(r: &mut Reader, value: &Value, path: &Path) -> Option<Upstream> {
             "protocol_version",
             "command",
             "args",
+            "env",
+            "cwd",
             "connect_timeout",
             "request_timeout",
             "forward_headers",
@@ -240,7 +245,13 @@ fn upstream(r: &mut Reader, value: &Value, path: &Path) -> Option<Upstream> {
         Some("stdio") => Transport::Stdio,
         _ => Transport::StreamableHttp,
     };
-    let url = req_string(r, &obj, "url");
+    // A stdio server has no URL; configs written for the original carry a
+    // placeholder (`stdio://`), accepted and unused.
+    let url = if transport == Transport::Stdio {
+        Some(opt_string(r, &obj, "url").unwrap_or_else(|| "stdio://".into()))
+    } else {
+        req_string(r, &obj, "url")
+    };
     if let Some(url) = &url {
         if transport != Transport::Stdio {
             check_http_url(r, url, &path.key("url"));
@@ -267,6 +278,15 @@ fn upstream(r: &mut Reader, value: &Value, path: &Path) -> Option<Upstream> {
         );
     }
     let args = opt(r, &obj, "args", Reader::string_list).unwrap_or_default();
+    let env = opt(r, &obj, "env", environment).unwrap_or_default();
+    let cwd = opt_string(r, &obj, "cwd").map(std::path::PathBuf::from);
+    if transport != Transport::Stdio {
+        for key in ["command", "args", "env", "cwd"] {
+            if obj.has(key) {
+                r.error(&path.key(key), "only applies with transport \"stdio\"");
+            }
+        }
+    }
     let connect_timeout = opt_duration(r, &obj, "connect_timeout").unwrap_or(secs(10));
     let request_timeout = opt_duration(r, &obj, "request_timeout").unwrap_or(secs(30));
     for (key, value) in [
@@ -286,11 +306,42 @@ fn upstream(r: &mut Reader, value: &Value, path: &Path) -> Option<Upstream> {
         protocol_version: protocol_version.to_owned(),
         command,
         args,
+        env,
+        cwd,
         connect_timeout,
         request_timeout,
         forward_headers,
         headers,
     })
+}
+
+/// `upstream.env`: variable names to string values.
+fn environment(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+) -> Option<Vec<(String, Secret<String>)>> {
+    let Value::Mapping(map) = value else {
+        r.error(path, "expected a mapping of variable names to values");
+        return None;
+    };
+    let mut out = Vec::new();
+    for (key, value) in map {
+        let Some(name) = key.as_str() else {
+            r.error(path, "variable names must be strings");
+            continue;
+        };
+        let at = path.key(name);
+        let valid = !name.is_empty() && !name.contains('=') && !name.contains('\0');
+        if !valid {
+            r.error(&at, "not a valid environment variable name");
+            continue;
+        }
+        if let Some(text) = r.string(value, &at) {
+            out.push((name.to_owned(), Secret::new(text)));
+        }
+    }
+    Some(out)
 }
 
 fn check_http_url(r: &mut Reader, text: &str, path: &Path) {

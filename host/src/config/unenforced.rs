@@ -41,8 +41,6 @@ const PENDING: &[Pending] = &[
         requested: |c| c.upstream.protocol_version != "auto",
         restrictive: |_| false,
     },
-    pending("upstream.command"),
-    pending("upstream.args"),
     Pending {
         key: "policies.on_tool_drift",
         requested: |_| true,

@@ -1,0 +1,82 @@
+//! Upstreams that do not speak streamable HTTP. A stdio server is spawned as
+//! a child process ([`child`]) and put behind a loopback streamable-HTTP
+//! endpoint of Helio's own ([`local`]) that multiplexes every client onto
+//! it ([`mux`]); the relay is then pointed at that endpoint, so governance,
+//! sessions, priming and the audit trail work as for any other upstream.
+
+mod child;
+mod local;
+mod mux;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Upstream};
+
+/// A running stdio upstream: its child process and its local endpoint.
+pub struct Stdio {
+    /// The local endpoint the relay sends to.
+    pub url: String,
+    shutdown: CancellationToken,
+    child: JoinHandle<()>,
+    endpoint: JoinHandle<()>,
+}
+
+impl Stdio {
+    /// Spawns the server and serves its local endpoint on a loopback port.
+    pub async fn start(config: &Config) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/mcp", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let (outbox, queued) = tokio::sync::mpsc::unbounded_channel();
+        let mux = mux::Mux::new(outbox);
+        let child = tokio::spawn(child::run(
+            config.upstream.clone(),
+            mux.clone(),
+            queued,
+            shutdown.clone(),
+        ));
+        let local = Arc::new(local::Local {
+            mux,
+            wait_for_link: wait_for_link(&config.upstream),
+        });
+        let router = local::router(local);
+        let handle = move |request| {
+            let mut router = router.clone();
+            async move {
+                match tower_service::Service::call(&mut router, request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        };
+        let endpoint = tokio::spawn(crate::serve::serve(
+            listener,
+            "stdio-upstream",
+            config.connections.clone(),
+            handle,
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            url,
+            shutdown,
+            child,
+            endpoint,
+        })
+    }
+
+    /// Stops the endpoint and terminates the child (SIGTERM, then SIGKILL).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.endpoint.await;
+        let _ = self.child.await;
+    }
+}
+
+/// A request waits this long for the server to start or restart.
+fn wait_for_link(upstream: &Upstream) -> std::time::Duration {
+    upstream.connect_timeout.max(upstream.request_timeout)
+}

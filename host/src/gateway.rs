@@ -18,7 +18,7 @@ use crate::config::{Config, Transport};
 use crate::govern::{Governor, Holding};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
-use crate::upstreams::Stdio;
+use crate::upstreams::Bridge;
 use crate::{dashboard, mcp, sideband};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -33,10 +33,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("upstream.transport \"{0}\" is accepted in helio.yaml but not supported by this version yet; use streamable-http or stdio")]
-    TransportNotSupported(&'static str),
-    #[error("cannot set up the stdio upstream: {0}")]
-    Stdio(#[source] std::io::Error),
+    #[error("cannot set up the local endpoint of the stdio or SSE upstream: {0}")]
+    Bridge(#[source] std::io::Error),
     #[error(transparent)]
     Upstream(#[from] mcp::UpstreamSetupError),
     #[error(transparent)]
@@ -52,8 +50,9 @@ pub struct Gateway {
     shutdown: CancellationToken,
     /// Held calls' tickets (when the operator API that resolves them runs).
     approvals: Option<Arc<Approvals>>,
-    /// A stdio upstream's child and endpoint, stopped after the listeners.
-    stdio: Option<Stdio>,
+    /// A stdio or SSE upstream's link and endpoint, stopped after the
+    /// listeners.
+    bridge: Option<Bridge>,
 }
 
 impl Gateway {
@@ -67,22 +66,19 @@ impl Gateway {
         runtime: Arc<Runtime>,
         audit: Arc<Audit>,
     ) -> Result<Self, StartError> {
-        let stdio = match config.upstream.transport {
+        let bridge = match config.upstream.transport {
             Transport::StreamableHttp => None,
-            Transport::Stdio => Some(Stdio::start(config).await.map_err(StartError::Stdio)?),
-            Transport::Sse => {
-                return Err(StartError::TransportNotSupported(
-                    config.upstream.transport.as_str(),
-                ))
+            Transport::Stdio | Transport::Sse => {
+                Some(Bridge::start(config).await.map_err(StartError::Bridge)?)
             }
         };
-        // The relay speaks streamable HTTP; a stdio server is reached
-        // through its local endpoint.
+        // The relay speaks streamable HTTP; a stdio or SSE server is
+        // reached through its local endpoint.
         let relayed;
-        let config = match &stdio {
-            Some(stdio) => {
+        let config = match &bridge {
+            Some(bridge) => {
                 let mut with_endpoint = config.clone();
-                with_endpoint.upstream.url = stdio.url.clone();
+                with_endpoint.upstream.url = bridge.url.clone();
                 relayed = with_endpoint;
                 &relayed
             }
@@ -164,7 +160,7 @@ impl Gateway {
             servers,
             shutdown,
             approvals,
-            stdio,
+            bridge,
         })
     }
 
@@ -199,8 +195,8 @@ impl Gateway {
             tasks.abort_all();
         }
         // Last: calls still finishing needed the server.
-        if let Some(stdio) = self.stdio {
-            stdio.stop().await;
+        if let Some(bridge) = self.bridge {
+            bridge.stop().await;
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod plugins;
 pub mod reload;
 mod serve;
 mod sideband;
+mod sse;
 pub mod state;
 pub mod strict_json;
 mod time;

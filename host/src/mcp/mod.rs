@@ -15,7 +15,6 @@ mod prime;
 mod relay;
 mod render;
 mod slack;
-mod sse;
 mod stream;
 mod tools;
 mod upstream;

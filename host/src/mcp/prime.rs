@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc;
 use super::relay::Relay;
-use super::sse::EventScanner;
 use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::sse::EventScanner;
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);

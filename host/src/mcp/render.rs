@@ -15,8 +15,8 @@ use crate::strict_json::Unreadable;
 
 use super::agreement::Mismatch;
 use super::jsonrpc::{self, code};
-use super::sse::EventScanner;
 use super::upstream::UpstreamError;
+use crate::sse::EventScanner;
 
 /// Why the MCP door refused a message before governance could decide on it.
 pub(super) enum Refusal<'a> {

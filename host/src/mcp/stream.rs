@@ -24,8 +24,8 @@ use super::jsonrpc;
 use super::observe::Observer;
 use super::relay::Relay;
 use super::render;
-use super::sse::EventScanner;
 use super::upstream::{Pool, UpstreamError, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::sse::EventScanner;
 
 /// Largest non-streamed upstream reply Helio buffers.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;

@@ -184,7 +184,7 @@ async fn serve(
 
 /// Helio's `initialize`, then `notifications/initialized`; the result's
 /// JSON text.
-async fn initialize(mux: &Arc<Mux>, within: Duration) -> Result<Arc<str>, String> {
+pub(super) async fn initialize(mux: &Arc<Mux>, within: Duration) -> Result<Arc<str>, String> {
     let answer = mux.own_request(
         "initialize",
         json!({

@@ -1,5 +1,6 @@
 //! Upstreams that do not speak streamable HTTP. A stdio server is spawned as
-//! a child process ([`child`]) and put behind a loopback streamable-HTTP
+//! a child process ([`child`]); a legacy HTTP+SSE server is reached over its
+//! one stream ([`sse`]). Either is put behind a loopback streamable-HTTP
 //! endpoint of Helio's own ([`local`]) that multiplexes every client onto
 //! it ([`mux`]); the relay is then pointed at that endpoint, so governance,
 //! sessions, priming and the audit trail work as for any other upstream.
@@ -7,6 +8,7 @@
 mod child;
 mod local;
 mod mux;
+mod sse;
 
 use std::sync::Arc;
 
@@ -14,31 +16,41 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Upstream};
+use crate::config::{Config, Transport, Upstream};
 
-/// A running stdio upstream: its child process and its local endpoint.
-pub struct Stdio {
+/// A running bridged upstream: its link (the child process, or the SSE
+/// connection) and its local endpoint.
+pub struct Bridge {
     /// The local endpoint the relay sends to.
     pub url: String,
     shutdown: CancellationToken,
-    child: JoinHandle<()>,
+    link: JoinHandle<()>,
     endpoint: JoinHandle<()>,
 }
 
-impl Stdio {
-    /// Spawns the server and serves its local endpoint on a loopback port.
+impl Bridge {
+    /// Starts the link (spawns the server, or connects to it) and serves the
+    /// local endpoint on a loopback port.
     pub async fn start(config: &Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/mcp", listener.local_addr()?);
         let shutdown = CancellationToken::new();
         let (outbox, queued) = tokio::sync::mpsc::unbounded_channel();
         let mux = mux::Mux::new(outbox);
-        let child = tokio::spawn(child::run(
-            config.upstream.clone(),
-            mux.clone(),
-            queued,
-            shutdown.clone(),
-        ));
+        let link = match config.upstream.transport {
+            Transport::Sse => tokio::spawn(sse::run(
+                config.upstream.clone(),
+                mux.clone(),
+                queued,
+                shutdown.clone(),
+            )),
+            Transport::Stdio | Transport::StreamableHttp => tokio::spawn(child::run(
+                config.upstream.clone(),
+                mux.clone(),
+                queued,
+                shutdown.clone(),
+            )),
+        };
         let local = Arc::new(local::Local {
             mux,
             wait_for_link: wait_for_link(&config.upstream),
@@ -55,7 +67,7 @@ impl Stdio {
         };
         let endpoint = tokio::spawn(crate::serve::serve(
             listener,
-            "stdio-upstream",
+            "bridged-upstream",
             config.connections.clone(),
             handle,
             shutdown.clone(),
@@ -63,20 +75,21 @@ impl Stdio {
         Ok(Self {
             url,
             shutdown,
-            child,
+            link,
             endpoint,
         })
     }
 
-    /// Stops the endpoint and terminates the child (SIGTERM, then SIGKILL).
+    /// Stops the endpoint and the link (a child gets SIGTERM, then SIGKILL).
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.endpoint.await;
-        let _ = self.child.await;
+        let _ = self.link.await;
     }
 }
 
-/// A request waits this long for the server to start or restart.
+/// A request waits this long for the server to start, restart or
+/// reconnect.
 fn wait_for_link(upstream: &Upstream) -> std::time::Duration {
     upstream.connect_timeout.max(upstream.request_timeout)
 }

@@ -588,12 +588,8 @@ mod tests {
         // under the client's own id and token.
         let progress = json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken": to_b["params"]["_meta"]["progressToken"],"progress":1}});
         mux.received(&progress.to_string());
-        mux.received(
-            &json!({"jsonrpc":"2.0","id": to_b["id"],"result":{"who":"b"}}).to_string(),
-        );
-        mux.received(
-            &json!({"jsonrpc":"2.0","id": to_a["id"],"result":{"who":"a"}}).to_string(),
-        );
+        mux.received(&json!({"jsonrpc":"2.0","id": to_b["id"],"result":{"who":"b"}}).to_string());
+        mux.received(&json!({"jsonrpc":"2.0","id": to_a["id"],"result":{"who":"a"}}).to_string());
         let b_progress = frame_json(&mut b_frames);
         assert_eq!(b_progress["params"]["progressToken"], 7);
         let b_answer = frame_json(&mut b_frames);
@@ -621,9 +617,7 @@ mod tests {
         )
         .expect("sent");
         let _ = sent_json(&mut sent);
-        mux.received(
-            r#"{"jsonrpc":"2.0","id":90,"method":"sampling/createMessage","params":{}}"#,
-        );
+        mux.received(r#"{"jsonrpc":"2.0","id":90,"method":"sampling/createMessage","params":{}}"#);
         assert_eq!(
             frame_json(&mut a_frames)["method"],
             "sampling/createMessage"

@@ -1,4 +1,5 @@
-//! An incremental `text/event-stream` scanner.
+//! An incremental `text/event-stream` scanner: for the relay's copy of an
+//! upstream's stream, and for reading a legacy HTTP+SSE upstream.
 //!
 //! Helio forwards an upstream's SSE bytes to the client exactly as they
 //! arrive (comments, ids and retry hints included) and scans a copy to learn
@@ -27,7 +28,17 @@ impl EventScanner {
 
     /// Feeds a chunk; calls `on_message` with the data of every completed
     /// event whose type is `message` (the type MCP uses for JSON-RPC).
-    pub fn feed(&mut self, mut chunk: &[u8], mut on_message: impl FnMut(&[u8])) {
+    pub fn feed(&mut self, chunk: &[u8], mut on_message: impl FnMut(&[u8])) {
+        self.feed_events(chunk, |event, data| {
+            if event.is_empty() || event == b"message" {
+                on_message(data);
+            }
+        });
+    }
+
+    /// Feeds a chunk; calls `on_event` with the type (empty when the event
+    /// named none) and data of every completed event that has data.
+    pub fn feed_events(&mut self, mut chunk: &[u8], mut on_message: impl FnMut(&[u8], &[u8])) {
         if !self.started && !chunk.is_empty() {
             self.started = true;
             chunk = chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk);
@@ -66,7 +77,7 @@ impl EventScanner {
         !self.line.is_empty() || self.has_data || !self.event_type.is_empty()
     }
 
-    fn process_line(&mut self, line: &[u8], on_message: &mut impl FnMut(&[u8])) {
+    fn process_line(&mut self, line: &[u8], on_message: &mut impl FnMut(&[u8], &[u8])) {
         if line.is_empty() {
             self.dispatch(on_message);
             return;
@@ -97,10 +108,9 @@ impl EventScanner {
         }
     }
 
-    fn dispatch(&mut self, on_message: &mut impl FnMut(&[u8])) {
-        let is_message = self.event_type.is_empty() || self.event_type == b"message";
-        if self.has_data && is_message {
-            on_message(&self.data);
+    fn dispatch(&mut self, on_message: &mut impl FnMut(&[u8], &[u8])) {
+        if self.has_data {
+            on_message(&self.event_type, &self.data);
         }
         self.data.clear();
         self.has_data = false;

@@ -16,13 +16,12 @@ import pytest
 from conftest import call_tool_outcome, mcp_session, port_accepts, wait_until
 
 
-@pytest.fixture
-def demo(helio_bin: Path, tmp_path: Path):
+def run_demo(helio_bin: Path, tmp_path: Path, *args: str):
     if port_accepts("127.0.0.1", 3000) or port_accepts("127.0.0.1", 3100):
         pytest.skip("ports 3000/3100 are in use; the demo binds the documented defaults")
     stderr = tmp_path / "demo.stderr"
     with open(stderr, "wb") as err:
-        proc = subprocess.Popen([str(helio_bin), "demo"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([str(helio_bin), "demo", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     try:
         assert wait_until(lambda: "Press Ctrl-C" in stderr.read_text() or proc.poll() is not None, 15)
         assert proc.poll() is None, stderr.read_text()
@@ -30,6 +29,32 @@ def demo(helio_bin: Path, tmp_path: Path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0, stderr.read_text()
+
+
+@pytest.fixture
+def demo(helio_bin: Path, tmp_path: Path):
+    yield from run_demo(helio_bin, tmp_path)
+
+
+@pytest.mark.anyio
+async def test_demo_over_stdio_spawns_the_demo_server_and_stops_it(helio_bin: Path, tmp_path: Path) -> None:
+    running = run_demo(helio_bin, tmp_path, "--transport", "stdio")
+    proc, stderr = next(running)
+    banner = stderr.read_text()
+    assert "(stdio)" in banner and "child process over stdio" in banner, banner
+    child = re.search(r"stdio upstream started: .* pid=(\d+)", banner)
+    assert child, banner
+    async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
+        names = {tool.name for tool in (await session.list_tools()).tools}
+        assert "lookup_order" in names
+        order = json.loads((await session.call_tool("lookup_order", {"order_id": "ORD-1002"})).content[0].text)
+        assert order["customer"] == "Grace Hopper"
+        denied = await call_tool_outcome(session, "delete_record", {"record_id": "1"})
+        assert denied["error"]["code"] == -32001, denied
+    with pytest.raises(StopIteration):
+        next(running)  # SIGINT: the demo stops, and with it the server it spawned
+    pid = int(child.group(1))
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 10)
 
 
 @pytest.mark.anyio

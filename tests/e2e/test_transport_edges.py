@@ -511,8 +511,12 @@ def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_
         assert rpc_result(raw.call_tool("echo", {"text": "hi"}, id="ok-1"), "ok-1")["content"]
 
 
-def test_unsupported_upstream_transport_refuses_to_start(helio: HelioLauncher) -> None:
-    instance = helio({"upstream": {"url": "stdio://", "transport": "stdio", "command": "true"}}, wait=False)
-    instance.expected_exit = None
-    assert instance.proc.wait(timeout=15) == 1
-    assert 'upstream.transport "stdio"' in instance.stderr
+def test_a_stdio_server_that_cannot_start_is_a_clear_error_not_a_hang(helio: HelioLauncher) -> None:
+    instance = helio({"upstream": {"url": "stdio://", "transport": "stdio", "command": "/nonexistent/mcp-server",
+                                   "connect_timeout": "1s", "request_timeout": "1s"}})
+    assert wait_until(lambda: "cannot start `/nonexistent/mcp-server`" in instance.stderr, timeout=10), instance.stderr
+    with RawMcp(instance.mcp_url) as raw:
+        reply = raw.post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert reply.status == 503, reply.response.text
+        assert "the upstream MCP server is not running" in reply.final(1)["error"]["message"]

@@ -3,6 +3,7 @@ use std::path::Path;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::DemoTransport;
 use crate::config;
 use crate::demo;
 use crate::pipeline::Pipeline;
@@ -12,7 +13,15 @@ use crate::state::LocalStore;
 /// The example policy the demo runs, shipped in `examples/demo/helio.yaml`.
 const DEMO_CONFIG: &str = include_str!("../../../examples/demo/helio.yaml");
 
-pub fn run() -> anyhow::Result<()> {
+/// The demo MCP server alone, on stdio.
+pub fn serve_stdio() -> anyhow::Result<()> {
+    // Logs go to stderr, which Helio drains into its own log.
+    super::init_logging();
+    super::start::runtime()?.block_on(demo::serve_stdio())?;
+    Ok(())
+}
+
+pub fn run(transport: DemoTransport) -> anyhow::Result<()> {
     super::init_logging();
     super::start::runtime()?.block_on(async {
         let (listener, upstream_addr) = demo::bind().await.context("cannot start the demo MCP server")?;
@@ -26,6 +35,15 @@ pub fn run() -> anyhow::Result<()> {
         };
         let source = Path::new("examples/demo/helio.yaml");
         let mut loaded = config::parse(DEMO_CONFIG, source, &lookup).map_err(|e| anyhow::anyhow!(e.report()))?;
+        if transport == DemoTransport::Stdio {
+            // The same demo server, as a child process: this binary again.
+            let exe = std::env::current_exe().context("cannot find the helio binary to run the demo server")?;
+            let upstream = &mut loaded.config.upstream;
+            upstream.transport = config::Transport::Stdio;
+            upstream.url = "stdio://".into();
+            upstream.command = Some(exe.display().to_string());
+            upstream.args = vec!["demo-server".into()];
+        }
         // The demo keeps its state in memory and its audit trail in a
         // temporary database, removed when it stops.
         let scratch = Scratch::create()?;
@@ -46,7 +64,11 @@ pub fn run() -> anyhow::Result<()> {
         };
 
         let stop_upstream = CancellationToken::new();
-        let upstream = tokio::spawn(demo::serve(listener, stop_upstream.clone()));
+        // Over stdio, Helio spawns the demo server itself.
+        let upstream = match transport {
+            DemoTransport::StreamableHttp => Some(tokio::spawn(demo::serve(listener, stop_upstream.clone()))),
+            DemoTransport::Stdio => None,
+        };
         let result = launch.run(|gateway| {
             let mcp = format!("http://{}/mcp", gateway.mcp_addr);
             eprintln!();
@@ -67,12 +89,21 @@ pub fn run() -> anyhow::Result<()> {
                 eprintln!("    approve:     curl -H \"authorization: Bearer $HELIO_SECRET\" -d '{{\"approved_by\":\"you\"}}' \\");
                 eprintln!("                   http://{addr}/api/approvals/<id>/approve");
             }
-            eprintln!("  The demo server directly (for comparison): {upstream_url}");
+            match transport {
+                DemoTransport::StreamableHttp => {
+                    eprintln!("  The demo server directly (for comparison): {upstream_url}")
+                }
+                DemoTransport::Stdio => eprintln!(
+                    "  The demo server runs as Helio's child process over stdio (`helio demo-server`), shared by every client."
+                ),
+            }
             eprintln!("Press Ctrl-C to stop.");
         })
         .await;
         stop_upstream.cancel();
-        let _ = upstream.await;
+        if let Some(upstream) = upstream {
+            let _ = upstream.await;
+        }
         result
     })
 }

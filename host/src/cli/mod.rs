@@ -47,9 +47,25 @@ enum Command {
         no_hot_reload: bool,
     },
     /// Run Helio in front of a built-in demo MCP server with an example policy.
-    Demo,
+    Demo {
+        /// How Helio reaches the demo server: over HTTP, or as a child
+        /// process over stdio.
+        #[arg(long, value_enum, default_value_t = DemoTransport::StreamableHttp)]
+        transport: DemoTransport,
+    },
+    /// The demo MCP server alone, over stdio (what `demo --transport stdio`
+    /// spawns).
+    #[command(hide = true)]
+    DemoServer,
     /// Export audit records (or a budget's ledger) as JSON or CSV.
     Export(Box<export::ExportArgs>),
+}
+
+/// How `helio demo` reaches its demo server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTransport {
+    StreamableHttp,
+    Stdio,
 }
 
 /// Parses the command line, runs the command, and maps the outcome to the
@@ -63,7 +79,8 @@ pub fn run() -> ExitCode {
             config,
             no_hot_reload,
         } => start::run(&config, no_hot_reload),
-        Command::Demo => demo::run(),
+        Command::Demo { transport } => demo::run(transport),
+        Command::DemoServer => demo::serve_stdio(),
         Command::Export(args) => export::run(&args),
     };
     match outcome {

@@ -343,6 +343,19 @@ pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::i
         .await
 }
 
+/// Serves the demo MCP server on stdin and stdout until the peer closes
+/// them (`helio demo --transport stdio` spawns this).
+pub async fn serve_stdio() -> std::io::Result<()> {
+    use rmcp::ServiceExt;
+    let store = Arc::new(Mutex::new(Store::new()));
+    let running = DemoServer::new(store)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(std::io::Error::other)?;
+    running.waiting().await.map_err(std::io::Error::other)?;
+    Ok(())
+}
+
 /// Binds the demo upstream on an ephemeral loopback port.
 pub async fn bind() -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -77,7 +77,7 @@ pub async fn run(
                 }
             }
         }
-        mux.set_link(Link::Down);
+        mux.set_link(Link::Down(Some(why.clone())));
         let delay = Duration::from_secs(1 << (failures - 1).min(4));
         tracing::warn!(
             "stdio upstream: {why}; restarting in {}s (attempt {failures} of {MAX_RESTARTS})",
@@ -167,7 +167,7 @@ async fn serve(
         }
     };
     reader.abort();
-    mux.set_link(Link::Down);
+    mux.set_link(Link::Down(None));
     match ended {
         Ended::Shutdown => {
             drop(stdin);

@@ -139,12 +139,17 @@ async fn end(State(local): State<Arc<Local>>, headers: HeaderMap) -> Response {
 /// restart); why not otherwise.
 async fn wait_for_link(local: &Local) -> Result<Arc<str>, String> {
     let mut link = local.mux.link();
+    let mut last_failure = None;
     let waited = tokio::time::timeout(local.wait_for_link, async {
         loop {
             match &*link.borrow_and_update() {
                 Link::Up(init) => return Ok(init.clone()),
                 Link::Dead(why) => return Err(why.clone()),
-                Link::Down => {}
+                Link::Down(why) => {
+                    if why.is_some() {
+                        last_failure.clone_from(why);
+                    }
+                }
             }
             if link.changed().await.is_err() {
                 return Err("the stdio server is gone".to_owned());
@@ -156,10 +161,20 @@ async fn wait_for_link(local: &Local) -> Result<Arc<str>, String> {
         Ok(result) => {
             result.map_err(|why| format!("the upstream MCP server is not running ({why})"))
         }
-        Err(_) => Err(format!(
-            "the upstream MCP server is not running: it did not start within {}s",
-            local.wait_for_link.as_secs()
-        )),
+        Err(_) => Err(
+            match last_failure.or_else(|| match &*local.mux.link().borrow() {
+                Link::Down(why) => why.clone(),
+                Link::Up(_) | Link::Dead(_) => None,
+            }) {
+                Some(why) => {
+                    format!("the upstream MCP server is not running ({why}); Helio keeps trying")
+                }
+                None => format!(
+                    "the upstream MCP server is not running: it did not start within {} ms",
+                    local.wait_for_link.as_millis()
+                ),
+            },
+        ),
     }
 }
 

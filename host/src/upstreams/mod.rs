@@ -89,7 +89,13 @@ impl Bridge {
 }
 
 /// A request waits this long for the server to start, restart or
-/// reconnect.
+/// reconnect: up to `connect_timeout`, and short of the relay's own
+/// `request_timeout`, so the caller learns why rather than only that the
+/// upstream timed out.
 fn wait_for_link(upstream: &Upstream) -> std::time::Duration {
-    upstream.connect_timeout.max(upstream.request_timeout)
+    let margin = std::time::Duration::from_millis(250);
+    upstream
+        .connect_timeout
+        .min(upstream.request_timeout.saturating_sub(margin))
+        .max(margin)
 }

@@ -44,8 +44,8 @@ pub const STREAM_FRAMES: usize = 64;
 /// Whether the upstream link is up: initialized and accepting messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
-    /// Starting or restarting.
-    Down,
+    /// Starting or restarting; why the last attempt failed, if one did.
+    Down(Option<String>),
     /// Initialized: the upstream's `initialize` result.
     Up(Arc<str>),
     /// Gave up restarting; the reason.
@@ -106,7 +106,7 @@ impl Mux {
         Arc::new(Self {
             state: Mutex::default(),
             outbox,
-            link: watch::channel(Link::Down).0,
+            link: watch::channel(Link::Down(None)).0,
         })
     }
 

@@ -59,7 +59,7 @@ pub async fn run(
             why = connection(&config, &client, &mux, &mut outbox) => why,
             () = shutdown.cancelled() => return,
         };
-        mux.set_link(Link::Down);
+        mux.set_link(Link::Down(Some(why.clone())));
         while outbox.try_recv().is_ok() {}
         mux.lost(&why);
         if started.elapsed() >= STABLE_RUN {

@@ -50,7 +50,8 @@ impl Era {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionIdentity {
     pub id: Arc<str>,
-    /// `header`, `meta` or `legacy_header`.
+    /// `header`, `meta`, `legacy_header`, or `transport` (the legacy `/sse`
+    /// stream's own id, when no configured source gave one).
     pub source: &'static str,
 }
 

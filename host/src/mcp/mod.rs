@@ -8,6 +8,7 @@ mod call_params;
 mod held;
 mod identity;
 mod jsonrpc;
+mod legacy;
 mod listener;
 mod observe;
 mod post;
@@ -67,6 +68,7 @@ impl McpServer {
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
             slack: approvals.and_then(|approvals| slack::Callbacks::new(config, approvals)),
+            legacy: legacy::Streams::default(),
         });
         Ok(Self {
             relay,
@@ -110,6 +112,7 @@ async fn route(relay: &Arc<Relay>, pool: &Pool, request: Request<TimedBody>) -> 
                     .into_response(),
             }
         }
+        "/sse" => legacy::handle(relay, pool, request).await,
         "/healthz" if request.method() == Method::GET => {
             Json(json!({ "status": "ok" })).into_response()
         }

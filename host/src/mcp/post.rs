@@ -14,7 +14,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use crate::govern::{CallFacts, Decision, Door, Forwarded, Held, Refused, Resolved};
+use crate::govern::{
+    CallFacts, Decision, Door, Forwarded, Held, Refused, Resolved, SessionIdentity,
+};
 use crate::serve::{BodyTimeout, TimedBody};
 
 use super::agents::meta_client_info;
@@ -41,6 +43,20 @@ pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<Timed
         Ok(bytes) => bytes,
         Err(refusal) => return render::refusal(None, &refusal),
     };
+    handle(relay, pool, headers, bytes, received, None).await
+}
+
+/// One JSON-RPC message, read whole, with the headers it came with:
+/// refused, governed or relayed, exactly as on `POST /mcp`. `stream` is
+/// the legacy `/sse` session it arrived on, the identity of last resort.
+pub(super) async fn handle(
+    relay: &Arc<Relay>,
+    pool: &Pool,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    received: Instant,
+    stream: Option<&str>,
+) -> Response {
     let envelope = match Envelope::parse(&bytes) {
         Ok(envelope) => envelope,
         Err(EnvelopeError::Parse) => return render::refusal(None, &Refusal::Parse),
@@ -57,6 +73,7 @@ pub(super) async fn post(relay: &Arc<Relay>, pool: &Pool, request: Request<Timed
         headers,
         received,
         reply_id: reply_id.as_deref(),
+        stream,
     };
     // Read once: checked against the client's headers, then stamped on ours.
     let target_name = envelope.target_name();
@@ -172,7 +189,7 @@ impl Exchange<'_> {
 
 /// The body, whole, within [`MAX_REQUEST_BYTES`] and the listener's body
 /// timeout.
-async fn read_body(body: TimedBody) -> Result<Bytes, Refusal<'static>> {
+pub(super) async fn read_body(body: TimedBody) -> Result<Bytes, Refusal<'static>> {
     match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => {
@@ -202,9 +219,25 @@ struct Message<'a> {
     headers: &'a HeaderMap,
     received: Instant,
     reply_id: Option<&'a RawValue>,
+    /// The legacy `/sse` session the message came on, if it did.
+    stream: Option<&'a str>,
 }
 
 impl Message<'_> {
+    /// The governance session: from the configured sources, else (on the
+    /// legacy `/sse` door) the stream the message came on.
+    fn identity(&self, client_info: Option<&super::agents::ClientInfo>) -> Option<SessionIdentity> {
+        self.relay
+            .identity
+            .resolve(self.headers, client_info)
+            .or_else(|| {
+                self.stream.map(|id| SessionIdentity {
+                    id: id.into(),
+                    source: "transport",
+                })
+            })
+    }
+
     /// A `tools/call`, read exactly and handed to the governance core.
     async fn govern(&self) -> Governed {
         let call = match CallParams::parse(self.envelope.params) {
@@ -229,9 +262,7 @@ impl Message<'_> {
             received: self.received,
             protocol_version: protocol_version(self.headers),
             annotations: relay.tools.annotations(&call.name),
-            identity: relay
-                .identity
-                .resolve(self.headers, call.client_info.as_ref()),
+            identity: self.identity(call.client_info.as_ref()),
             agent: relay
                 .agents
                 .of_call(self.headers, call.client_info.as_ref()),
@@ -305,7 +336,7 @@ impl Message<'_> {
         // Read leniently: these only label the record of a refusal.
         let client_info = meta_client_info(self.envelope.params);
         let relay = self.relay;
-        let identity = relay.identity.resolve(self.headers, client_info.as_ref());
+        let identity = self.identity(client_info.as_ref());
         let agent = relay.agents.of_call(self.headers, client_info.as_ref());
         relay.core.refused(Refused {
             door: Door::Mcp,

@@ -32,6 +32,8 @@ pub struct Relay {
     pub(super) rejected_origins: super::OriginLog,
     /// `POST /slack/actions`, when a Slack approval channel is configured.
     pub(super) slack: Option<super::slack::Callbacks>,
+    /// The legacy `/sse` door's open streams.
+    pub(super) legacy: super::legacy::Streams,
 }
 
 impl Relay {

@@ -419,6 +419,20 @@ def test_upstream_sees_mcp_method_and_name_headers(edge_helio: HelioInstance, up
     assert seen["headers"].get("mcp-name") == "echo"
 
 
+def test_a_clients_own_mcp_headers_reach_the_upstream_as_sent(edge_helio: HelioInstance, upstream_sse: Upstream) -> None:
+    # MCP 2026-07-28: Mcp-Param-* mirror arguments, and the upstream checks
+    # them against the body Helio forwards byte for byte, so they go as sent;
+    # the client's (agreeing) Mcp-Name is kept in its own encoding.
+    marker = secrets.token_hex(6)
+    sent = {"mcp-method": "tools/call", "mcp-name": "=?base64?ZWNobw==?=", "mcp-param-region": "eu-west-1"}
+    with RawMcp(edge_helio.mcp_url) as raw:
+        raw.initialize()
+        rpc_result(raw.call_tool("echo", {"text": marker}, headers=sent))
+    (seen,) = upstream_sse.find(lambda r: jsonrpc_body_matches(r, "tools/call", text=marker))
+    for name, value in sent.items():
+        assert seen["headers"].get(name) == value, (name, seen["headers"])
+
+
 # ---------------------------------------------------------------- graceful stop
 
 

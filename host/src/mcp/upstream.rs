@@ -2,10 +2,14 @@
 //!
 //! What reaches the upstream from a caller is an allowlist: `Authorization`,
 //! the MCP transport headers the upstream needs to keep the session
-//! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`), and the `x-*`
-//! headers the operator listed in `upstream.forward_headers`. Static
-//! `upstream.headers` win over forwarded ones. `Content-Type`, `Accept`,
-//! `Mcp-Method` and `Mcp-Name` are always Helio's own.
+//! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`), the
+//! caller's own `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` (the upstream
+//! checks them against the body, which Helio forwards unchanged; Helio has
+//! already refused a method or name that disagrees), and the `x-*` headers
+//! the operator listed in `upstream.forward_headers`. Static
+//! `upstream.headers` win over forwarded ones. `Content-Type` and `Accept`
+//! are Helio's own; `Mcp-Method` and `Mcp-Name` are stamped from the body
+//! only where the caller sent none.
 
 use std::time::Duration;
 
@@ -27,6 +31,9 @@ pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protoc
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// `Mcp-Param-{Name}`: a tool argument mirrored in a header (MCP 2026-07-28,
+/// from the tool's `x-mcp-header` schema annotations).
+const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 /// Caller headers that always pass: they carry the caller's credentials and
 /// the transport session the upstream itself minted.
@@ -142,6 +149,17 @@ impl Upstream {
                 headers.append(name.clone(), value.clone());
             }
         }
+        // The caller's MCP 2026-07-28 request headers, as sent: the body
+        // they describe goes upstream byte for byte.
+        for (name, value) in caller {
+            let name_text = name.as_str();
+            if name_text == "mcp-method"
+                || name_text == "mcp-name"
+                || name_text.starts_with(MCP_PARAM_PREFIX)
+            {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         for (name, value) in &self.static_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -181,15 +199,20 @@ pub struct Pool {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
-/// Stamps the standard `Mcp-Method` and `Mcp-Name` request headers.
-/// Values that are not plain visible ASCII travel in the `=?base64?…?=`
-/// sentinel form; an oversized name is left off.
+/// Stamps the standard `Mcp-Method` and `Mcp-Name` request headers where
+/// the caller sent none (a caller's own, already checked against the body,
+/// are kept as sent). Values that are not plain visible ASCII travel in the
+/// `=?base64?…?=` sentinel form; an oversized name is left off.
 pub fn stamp_method_headers(headers: &mut HeaderMap, method: &str, name: Option<&str>) {
-    if let Some(value) = header_safe(method) {
-        headers.insert(MCP_METHOD, value);
+    if !headers.contains_key(MCP_METHOD) {
+        if let Some(value) = header_safe(method) {
+            headers.insert(MCP_METHOD, value);
+        }
     }
-    if let Some(value) = name.and_then(header_safe) {
-        headers.insert(MCP_NAME, value);
+    if !headers.contains_key(MCP_NAME) {
+        if let Some(value) = name.and_then(header_safe) {
+            headers.insert(MCP_NAME, value);
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 //! Relaying the upstream's replies: `GET /mcp` (the server-to-client
-//! stream), `DELETE /mcp`, and the reply to each `POST`. JSON bodies are
-//! relayed whole; `text/event-stream` bodies chunk by chunk as they arrive,
-//! so progress, logging, sampling and elicitation traffic reaches the
-//! client during the call. The final response to a request is shown to its
-//! [`Observer`] on the way through.
+//! stream), `DELETE /mcp`, and the reply to each `POST`. Replies are relayed
+//! as they arrive, whatever their content type, so progress, logging,
+//! sampling and elicitation traffic reaches the client during the call and
+//! a long-lived reply (MCP 2026-07-28's `subscriptions/listen`, a chunked
+//! JSON body that stays open) is never held back. Only the reply to a call
+//! Helio must record — a `tools/call` (its outcome settles state and the
+//! audit record) or a `tools/list` (it teaches the tool catalog) — is
+//! bounded beyond its head: a JSON body read whole by the deadline, an
+//! event stream with no gap over `request_timeout` until the response has
+//! gone by, which its [`Observer`] is shown on the way through.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -52,11 +57,32 @@ pub(super) async fn relay_reply(
     observer: Option<Observer>,
 ) -> Response {
     let timeout = relay.upstream.request_timeout();
-    if !is_event_stream(response.headers()) {
-        return buffered(response, reply_id.as_deref(), timeout, deadline, observer).await;
+    let streamed = is_event_stream(response.headers());
+    let Some(observer) = observer else {
+        // Nothing Helio records: relayed as it comes, bounded by the
+        // client's patience as on a direct connection.
+        let (parts, body) = response.into_parts();
+        return match streamed {
+            true => build(
+                parts.status,
+                &parts.headers,
+                Body::from_stream(event_stream(body, reply_id, None, None)),
+            ),
+            false => build(parts.status, &parts.headers, Body::new(body)),
+        };
+    };
+    if !streamed {
+        return buffered(
+            response,
+            reply_id.as_deref(),
+            timeout,
+            deadline,
+            Some(observer),
+        )
+        .await;
     }
     let (parts, body) = response.into_parts();
-    let stream = event_stream(body, reply_id, timeout, observer);
+    let stream = event_stream(body, reply_id, Some(timeout), Some(observer));
     build(parts.status, &parts.headers, Body::from_stream(stream))
 }
 
@@ -119,13 +145,14 @@ pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBod
 }
 
 /// Relays an SSE reply chunk by chunk. While the final response to the
-/// request is outstanding, a gap longer than `idle` between chunks (or a
-/// broken upstream stream) ends the stream with a JSON-RPC error event for
-/// the request, so the client gets an answer instead of a hang.
+/// request is outstanding, a gap longer than `idle` (when bounded) between
+/// chunks, or a broken upstream stream, ends the stream with a JSON-RPC
+/// error event for the request, so the client gets an answer instead of a
+/// hang.
 fn event_stream(
     body: Incoming,
     reply_id: Option<Box<RawValue>>,
-    idle: Duration,
+    idle: Option<Duration>,
     observer: Option<Observer>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct State {
@@ -147,7 +174,13 @@ fn event_stream(
             return None;
         }
         loop {
-            let failure = match tokio::time::timeout(idle, st.body.frame()).await {
+            let next = async {
+                match idle {
+                    Some(idle) => tokio::time::timeout(idle, st.body.frame()).await,
+                    None => Ok(st.body.frame().await),
+                }
+            };
+            let failure = match next.await {
                 Ok(None) => return None,
                 Ok(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
@@ -173,7 +206,7 @@ fn event_stream(
                     return Some((Ok(data), st));
                 }
                 Ok(Some(Err(error))) => UpstreamError::Broken(error.to_string()),
-                Err(_) => UpstreamError::Timeout(idle),
+                Err(_) => UpstreamError::Timeout(idle.unwrap_or_default()),
             };
             st.done = true;
             let id = st.reply_id.take()?;

@@ -214,9 +214,10 @@ fn spawn_ticket_retention(approvals: Arc<Approvals>, retention: Duration) {
     });
 }
 
-/// Serves an operator or SDK router with the same connection bounds as
+/// Serves an axum router (the operator API, the SDK sideband, a bridged
+/// upstream's local endpoint) with the same connection bounds as
 /// the MCP listener ([`crate::serve`]).
-fn serve_router(
+pub(crate) fn serve_router(
     listener: TcpListener,
     name: &'static str,
     config: &Config,

@@ -55,21 +55,11 @@ impl Bridge {
             mux,
             wait_for_link: wait_for_link(&config.upstream),
         });
-        let router = local::router(local);
-        let handle = move |request| {
-            let mut router = router.clone();
-            async move {
-                match tower_service::Service::call(&mut router, request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }
-            }
-        };
-        let endpoint = tokio::spawn(crate::serve::serve(
+        let endpoint = tokio::spawn(crate::gateway::serve_router(
             listener,
             "bridged-upstream",
-            config.connections.clone(),
-            handle,
+            config,
+            local::router(local),
             shutdown.clone(),
         ));
         Ok(Self {

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
@@ -72,11 +73,26 @@ struct State {
     asked: HashMap<String, String>,
 }
 
-#[derive(Default)]
 struct Session {
     /// The session's `GET` stream, when it has one open.
     listening: Option<Events>,
+    last_used: Instant,
 }
+
+impl Session {
+    fn new() -> Self {
+        Self {
+            listening: None,
+            last_used: Instant::now(),
+        }
+    }
+}
+
+/// A session nobody used for this long, with no stream open and nothing in
+/// flight, is forgotten (its client gets `404` and initializes again, as
+/// the transport expects): clients that never send `DELETE` cannot grow
+/// the table without bound.
+const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
 
 enum Pending {
     Client {
@@ -126,7 +142,21 @@ impl Mux {
             bytes = uuid::Uuid::now_v7().into_bytes();
         }
         let id = hex::encode(bytes);
-        self.lock().sessions.insert(id.clone(), Session::default());
+        let mut state = self.lock();
+        let busy: Vec<String> = state
+            .pending
+            .values()
+            .filter_map(|p| match p {
+                Pending::Client { session, .. } => Some(session.clone()),
+                Pending::Own(_) => None,
+            })
+            .collect();
+        state.sessions.retain(|id, s| {
+            s.last_used.elapsed() < SESSION_IDLE
+                || s.listening.as_ref().is_some_and(|l| !l.is_closed())
+                || busy.contains(id)
+        });
+        state.sessions.insert(id.clone(), Session::new());
         id
     }
 
@@ -136,8 +166,15 @@ impl Mux {
         state.sessions.remove(session).is_some()
     }
 
+    /// Whether the session exists; marks it used.
     pub fn has_session(&self, session: &str) -> bool {
-        self.lock().sessions.contains_key(session)
+        match self.lock().sessions.get_mut(session) {
+            Some(entry) => {
+                entry.last_used = Instant::now();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Registers the session's `GET` stream (replacing an earlier one).
@@ -157,9 +194,10 @@ impl Mux {
         events: Events,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
-        if !state.sessions.contains_key(session) {
+        let Some(entry) = state.sessions.get_mut(session) else {
             return Err(Refused::NoSession);
-        }
+        };
+        entry.last_used = Instant::now();
         state.next_id += 1;
         let upstream_id = state.next_id;
         let client_id = message

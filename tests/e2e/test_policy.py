@@ -256,3 +256,24 @@ def test_hot_reload_can_be_pinned(helio: HelioLauncher, upstream_sse: Upstream) 
 
     pinned = helio({"policies": {"hot_reload": False, "rules": []}}, upstream=upstream_sse)
     assert "Hot reload: off" in pinned.stderr
+
+
+def test_priming_speaks_the_upstreams_era(helio: HelioLauncher, upstream_launcher: Any) -> None:
+    # A stateless 2026-07-28 server is discovered (server/discover) and listed
+    # without a session; a handshake-era server gets initialize first.
+    modern = upstream_launcher.start("sse", stateless=True)
+    instance = helio({"policies": {"rules": [rule({"annotations": {"destructiveHint": True}}, "deny", name="no-destructive")]}},
+                     upstream=modern)
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 10), instance.stderr
+    helios = [r for r in modern.requests() if "helio-prime" in json.dumps(r.get("body"))]
+    methods = [r["body"]["method"] for r in helios]
+    assert methods[0] == "server/discover", methods
+    assert "initialize" not in methods, methods
+    (listing,) = [r for r in helios if r["body"]["method"] == "tools/list"]
+    assert listing["headers"].get("mcp-protocol-version") == "2026-07-28"
+    assert listing["body"]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+    assert "mcp-session-id" not in listing["headers"]
+    # Primed: the annotations are known without any client listing them.
+    with RawMcp(instance.mcp_url) as raw:
+        raw.initialize()
+        assert "result" in call(raw, "echo", {"text": "read-only tool passes"})

@@ -20,6 +20,7 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 /// A `tools/list` that pages further than this is cut off (and logged).
 const MAX_PAGES: usize = 100;
 const PROTOCOL_VERSION: &str = "2025-06-18";
+const MODERN_PROTOCOL_VERSION: &str = "2026-07-28";
 
 pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
     let pool = relay.upstream.pool();
@@ -53,9 +54,97 @@ pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
     }
 }
 
-/// One full priming run: initialize, initialized, every page of
-/// `tools/list`, then end the session.
+/// One full priming run, in the upstream's era: a server that answers
+/// `server/discover` with MCP 2026-07-28 is listed with sessionless
+/// requests; otherwise (or if that fails) the handshake era's initialize,
+/// initialized, every page of `tools/list`, then the session's end.
 async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
+    if discovers_modern(relay, pool).await {
+        match list_tools_stateless(relay, pool).await {
+            Ok(count) => return Ok(count),
+            Err(error) => {
+                tracing::debug!(%error, "the upstream discovered as 2026-07-28 but a sessionless tools/list failed; priming with a handshake")
+            }
+        }
+    }
+    list_tools_handshake(relay, pool).await
+}
+
+/// The `_meta` every 2026-07-28 request carries.
+fn modern_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "helio", "version": env!("CARGO_PKG_VERSION") },
+    })
+}
+
+fn modern_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        MCP_PROTOCOL_VERSION,
+        HeaderValue::from_static(MODERN_PROTOCOL_VERSION),
+    );
+    headers
+}
+
+/// Whether the upstream answers `server/discover` supporting 2026-07-28.
+async fn discovers_modern(relay: &Relay, pool: &Pool) -> bool {
+    let discover = json!({
+        "jsonrpc": "2.0",
+        "id": "helio-prime-discover",
+        "method": "server/discover",
+        "params": { "_meta": modern_meta() },
+    });
+    let Ok((_, reply)) = exchange(relay, pool, &modern_headers(), &discover).await else {
+        return false;
+    };
+    let Ok(reply) = serde_json::from_slice::<Value>(&reply) else {
+        return false;
+    };
+    reply["result"]["supportedVersions"]
+        .as_array()
+        .is_some_and(|versions| versions.iter().any(|v| v == MODERN_PROTOCOL_VERSION))
+}
+
+/// Every page of a sessionless 2026-07-28 `tools/list`.
+async fn list_tools_stateless(relay: &Relay, pool: &Pool) -> Result<usize, String> {
+    let headers = modern_headers();
+    let before = relay.tools.len();
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_PAGES {
+        let mut params = json!({ "_meta": modern_meta() });
+        if let Some(cursor) = &cursor {
+            params["cursor"] = cursor.as_str().into();
+        }
+        let list = json!({ "jsonrpc": "2.0", "id": format!("helio-prime-tools-{page}"), "method": "tools/list", "params": params });
+        let (_, reply) = exchange(relay, pool, &headers, &list).await?;
+        refused(&reply, "tools/list")?;
+        cursor = relay.tools.observe(&reply);
+        if cursor.is_none() {
+            return Ok(relay.tools.len().max(before));
+        }
+    }
+    tracing::warn!(
+        pages = MAX_PAGES,
+        "the upstream's tools/list pages on and on; priming stopped there"
+    );
+    Ok(relay.tools.len())
+}
+
+/// An error reply to `what`, as an error.
+fn refused(reply: &[u8], what: &str) -> Result<(), String> {
+    match serde_json::from_slice::<Value>(reply) {
+        Ok(Value::Object(map)) => match map.get("error") {
+            Some(error) => Err(format!("{what} was refused: {error}")),
+            None => Ok(()),
+        },
+        Ok(_) | Err(_) => Err(format!("{what}: the reply is not a JSON-RPC object")),
+    }
+}
+
+/// Priming with the handshake era's session.
+async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, String> {
     let init = json!({
         "jsonrpc": "2.0",
         "id": "helio-prime-init",
@@ -95,11 +184,7 @@ async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
         };
         let list = json!({ "jsonrpc": "2.0", "id": format!("helio-prime-tools-{page}"), "method": "tools/list", "params": params });
         let (_, reply) = exchange(relay, pool, &session, &list).await?;
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&reply) {
-            if let Some(error) = map.get("error") {
-                return Err(format!("tools/list was refused: {error}"));
-            }
-        }
+        refused(&reply, "tools/list")?;
         cursor = relay.tools.observe(&reply);
         if cursor.is_none() {
             end_session(relay, pool, &session).await;

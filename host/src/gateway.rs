@@ -78,7 +78,7 @@ impl Gateway {
         let config = match &bridge {
             Some(bridge) => {
                 let mut with_endpoint = config.clone();
-                with_endpoint.upstream.url = bridge.url.clone();
+                bridge.authenticate(&mut with_endpoint.upstream);
                 relayed = with_endpoint;
                 &relayed
             }

@@ -182,3 +182,26 @@ def test_stdio_keys_are_checked(helio_bin: Any, tmp_path: Any) -> None:
     assert result.returncode == 1
     assert 'upstream.command: only applies with transport "stdio"' in result.stderr, result.stderr
     assert 'upstream.env: only applies with transport "stdio"' in result.stderr, result.stderr
+
+
+def test_nothing_on_the_host_reaches_the_server_around_helio(helio: HelioLauncher) -> None:
+    import httpx
+
+    instance = helio(stdio_config())
+    assert wait_until(lambda: "stdio upstream initialized" in instance.stderr, timeout=20)
+    found = re.search(r"endpoint=(http://127\.0\.0\.1:\d+/mcp)", instance.stderr)
+    assert found, instance.stderr
+    endpoint = found.group(1)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}}
+    headers = {"accept": "application/json, text/event-stream"}
+    # The loopback endpoint Helio talks to the child through wants this
+    # start's token: a local process without it is refused.
+    assert httpx.post(endpoint, json=initialize, headers=headers).status_code == 401
+    forged = {**headers, "x-helio-bridge-token": "0" * 64}
+    assert httpx.post(endpoint, json=initialize, headers=forged).status_code == 401
+    # A client of Helio cannot smuggle one in either (static headers win).
+    with RawMcp(instance.mcp_url, headers={"x-helio-bridge-token": "0" * 64}) as raw:
+        raw.initialize()
+        final = raw.call_tool("echo", {"text": "governed"}, id=1).final(1)
+        assert final["result"]["content"][0]["text"] == "governed"

@@ -12,6 +12,11 @@
 //!   response.
 //! - `GET` opens the session's stream for what concerns every client;
 //!   `DELETE` ends the session.
+//!
+//! The endpoint is on loopback, where other local processes can reach it:
+//! every request must carry this start's random token
+//! ([`BRIDGE_TOKEN`], sent by the relay as a static upstream header), so
+//! nothing on the host talks to the server around governance.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,8 +38,13 @@ use super::mux::{method_of, Link, Message, Mux, Refused, STREAM_FRAMES};
 
 const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
+/// The header carrying the endpoint's token.
+pub const BRIDGE_TOKEN: http::HeaderName = http::HeaderName::from_static("x-helio-bridge-token");
+
 pub struct Local {
     pub mux: Arc<Mux>,
+    /// This start's token (64 hex digits).
+    pub token: String,
     /// How long a request waits for the server to be (re)started.
     pub wait_for_link: Duration,
 }
@@ -42,7 +52,31 @@ pub struct Local {
 pub fn router(local: Arc<Local>) -> Router {
     Router::new()
         .route("/mcp", post(posted).get(listen).delete(end))
+        .route_layer(axum::middleware::from_fn_with_state(
+            local.clone(),
+            authorized,
+        ))
         .with_state(local)
+}
+
+/// Refuses any request without this start's token (compared in constant
+/// time).
+async fn authorized(
+    State(local): State<Arc<Local>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    let presented = request
+        .headers()
+        .get(BRIDGE_TOKEN)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if bool::from(presented.ct_eq(local.token.as_bytes())) {
+        return next.run(request).await;
+    }
+    tracing::warn!("refused a request to the bridged upstream's endpoint without its token");
+    StatusCode::UNAUTHORIZED.into_response()
 }
 
 async fn posted(State(local): State<Arc<Local>>, headers: HeaderMap, body: Bytes) -> Response {

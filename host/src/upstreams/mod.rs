@@ -23,6 +23,8 @@ use crate::config::{Config, Transport, Upstream};
 pub struct Bridge {
     /// The local endpoint the relay sends to.
     pub url: String,
+    /// Sent with every request to it ([`Self::authenticate`]).
+    token: String,
     shutdown: CancellationToken,
     link: JoinHandle<()>,
     endpoint: JoinHandle<()>,
@@ -51,10 +53,13 @@ impl Bridge {
                 shutdown.clone(),
             )),
         };
+        let token = crate::auth::generate_token().map_err(std::io::Error::other)?;
         let local = Arc::new(local::Local {
             mux,
+            token: token.clone(),
             wait_for_link: wait_for_link(&config.upstream),
         });
+        tracing::info!(endpoint = %url, "the {} upstream is served to the relay on a loopback endpoint (token required)", config.upstream.transport.as_str());
         let endpoint = tokio::spawn(crate::gateway::serve_router(
             listener,
             "bridged-upstream",
@@ -64,10 +69,25 @@ impl Bridge {
         ));
         Ok(Self {
             url,
+            token,
             shutdown,
             link,
             endpoint,
         })
+    }
+
+    /// Points `upstream` at the local endpoint, with its token as a static
+    /// header (which no caller header can override).
+    pub fn authenticate(&self, upstream: &mut Upstream) {
+        upstream.url = self.url.clone();
+        if let Ok(value) = http::HeaderValue::from_str(&self.token) {
+            upstream
+                .headers
+                .retain(|(name, _)| name != local::BRIDGE_TOKEN);
+            upstream
+                .headers
+                .push((local::BRIDGE_TOKEN, crate::config::Secret::new(value)));
+        }
     }
 
     /// Stops the endpoint and the link (a child gets SIGTERM, then SIGKILL).

@@ -205,3 +205,19 @@ def test_nothing_on_the_host_reaches_the_server_around_helio(helio: HelioLaunche
         raw.initialize()
         final = raw.call_tool("echo", {"text": "governed"}, id=1).final(1)
         assert final["result"]["content"][0]["text"] == "governed"
+
+
+@pytest.mark.anyio
+async def test_a_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> None:
+    # The SDK's default Client asks server/discover first and falls back to
+    # the handshake: Helio serves a stdio server in the handshake era.
+    from mcp import Client
+
+    instance = helio(stdio_config())
+    async with Client(instance.mcp_url) as client:
+        with anyio.fail_after(20):
+            tools = await client.list_tools()
+            echo = await client.call_tool("echo", {"text": "modern"})
+        assert client.protocol_version == "2025-06-18"
+    assert len(tools.tools) == 11
+    assert echo.structured_content == {"result": "modern"}

@@ -177,6 +177,11 @@ def test_stdio_keys_are_checked(helio_bin: Any, tmp_path: Any) -> None:
     config["upstream"].update({"command": "mcp-server", "args": ["--flag"], "env": {"TOKEN": "x"}, "cwd": "."})
     result = _validate(helio_bin, tmp_path, config)
     assert result.returncode == 0, result.stderr
+    # Valid, but nothing by that name can run here: said, not refused.
+    assert 'upstream.command: "mcp-server" is not an executable file here, nor found on PATH' in result.stderr
+    config["upstream"]["command"] = sys.executable
+    result = _validate(helio_bin, tmp_path, config)
+    assert result.returncode == 0 and "upstream.command" not in result.stderr, result.stderr
     config["upstream"] = {"url": "http://127.0.0.1:9/mcp", "command": "mcp-server", "env": {"A=B": "x"}}
     result = _validate(helio_bin, tmp_path, config)
     assert result.returncode == 1

@@ -135,6 +135,33 @@ pub fn parse(
     }
 }
 
+/// Whether `command` names an executable file: a path (relative to `cwd`
+/// when it has a directory part), or a name found on `PATH`.
+fn runnable(command: &str, cwd: Option<&std::path::Path>) -> bool {
+    let executable = |path: &std::path::Path| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            path.is_file()
+        }
+    };
+    let path = std::path::Path::new(command);
+    if command.contains(std::path::MAIN_SEPARATOR) {
+        return match (path.is_relative(), cwd) {
+            (true, Some(cwd)) => executable(&cwd.join(path)),
+            _ => executable(path),
+        };
+    }
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| executable(&dir.join(command)))
+    })
+}
+
 /// Valid-but-questionable settings, printed by `validate` and at start.
 fn warnings(c: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -152,6 +179,15 @@ fn warnings(c: &Config) -> Vec<String> {
             "sdk.host {} is not a loopback address: the SDK sideband is reachable from other machines",
             c.sdk.host
         ));
+    }
+    if c.upstream.transport == Transport::Stdio {
+        if let Some(command) = &c.upstream.command {
+            if !runnable(command, c.upstream.cwd.as_deref()) {
+                out.push(format!(
+                    "upstream.command: \"{command}\" is not an executable file here, nor found on PATH; Helio will keep trying to start it"
+                ));
+            }
+        }
     }
     for (i, channel) in c.approval.channels.iter().enumerate() {
         if let Channel::Slack {

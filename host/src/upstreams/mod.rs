@@ -36,24 +36,24 @@ impl Bridge {
     pub async fn start(config: &Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/mcp", listener.local_addr()?);
+        let token = crate::auth::generate_token().map_err(std::io::Error::other)?;
         let shutdown = CancellationToken::new();
         let (outbox, queued) = tokio::sync::mpsc::unbounded_channel();
         let mux = mux::Mux::new(outbox);
+        let upstream = config.upstream.clone();
         let link = match config.upstream.transport {
-            Transport::Sse => tokio::spawn(sse::run(
-                config.upstream.clone(),
-                mux.clone(),
-                queued,
-                shutdown.clone(),
-            )),
-            Transport::Stdio | Transport::StreamableHttp => tokio::spawn(child::run(
-                config.upstream.clone(),
-                mux.clone(),
-                queued,
-                shutdown.clone(),
-            )),
+            Transport::Sse => {
+                tokio::spawn(sse::run(upstream, mux.clone(), queued, shutdown.clone()))
+            }
+            Transport::Stdio => {
+                tokio::spawn(child::run(upstream, mux.clone(), queued, shutdown.clone()))
+            }
+            Transport::StreamableHttp => {
+                return Err(std::io::Error::other(
+                    "a streamable-HTTP upstream is relayed directly, not bridged",
+                ))
+            }
         };
-        let token = crate::auth::generate_token().map_err(std::io::Error::other)?;
         let local = Arc::new(local::Local {
             mux,
             token: token.clone(),

@@ -226,3 +226,13 @@ async def test_a_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> 
         assert client.protocol_version == "2025-06-18"
     assert len(tools.tools) == 11
     assert echo.structured_content == {"result": "modern"}
+
+
+def test_a_large_message_reaches_a_stdio_server_whole(helio: HelioLauncher) -> None:
+    # Anything Helio accepts from a client (up to 4 MiB) fits through to the child.
+    instance = helio(stdio_config())
+    text = "x" * (3 << 20)
+    with RawMcp(instance.mcp_url, timeout=60) as raw:
+        raw.initialize()
+        final = raw.call_tool("echo", {"text": text}, id="big").final("big")
+    assert final["result"]["content"][0]["text"] == text

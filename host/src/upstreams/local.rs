@@ -49,9 +49,14 @@ pub struct Local {
     pub wait_for_link: Duration,
 }
 
+/// Largest message the endpoint takes: above the 4 MiB a client may send
+/// Helio, so whatever Helio relays fits.
+const MAX_MESSAGE_BYTES: usize = 8 << 20;
+
 pub fn router(local: Arc<Local>) -> Router {
     Router::new()
         .route("/mcp", post(posted).get(listen).delete(end))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(
             local.clone(),
             authorized,

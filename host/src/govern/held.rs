@@ -38,6 +38,7 @@ use super::forward::{Forwarded, Release};
 use super::record::CallAudit;
 
 /// Where held calls wait, and for how long by default.
+#[derive(Clone)]
 pub struct Holding {
     pub registry: Arc<Approvals>,
     /// `approval.timeout`, when the stage named none.
@@ -203,14 +204,12 @@ pub struct Held {
     /// The first approval's decision: the one the record's columns keep.
     first: Decision,
     first_ticket: String,
-    timeout: Duration,
-    on_timeout: TimeoutOutcome,
+    holding: Holding,
     held_at: Instant,
     /// The tickets decided so far, for `evidence_chain`.
     chain: Chain,
     /// Taken when the call is resolved; still here on drop means it never was.
     parts: Option<(Release, CallAudit)>,
-    approvals: Arc<Approvals>,
 }
 
 /// What a held call became.
@@ -239,12 +238,10 @@ impl Held {
             first_ticket,
             waiting,
             next: VecDeque::from(next),
-            timeout: holding.timeout,
-            on_timeout: holding.on_timeout,
+            holding: holding.clone(),
             held_at: Instant::now(),
             chain: Chain::default(),
             parts: Some((release, audit)),
-            approvals: holding.registry.clone(),
         }
     }
 
@@ -273,7 +270,7 @@ impl Held {
             let decided = tokio::select! {
                 decided = &mut self.waiting.decision => decided.ok(),
                 () = tokio::time::sleep(remaining) => {
-                    if self.approvals.close(&self.waiting.id, Status::Timeout) {
+                    if self.holding.registry.close(&self.waiting.id, Status::Timeout) {
                         match self.timed_out().await {
                             None => continue,
                             Some(resolved) => return resolved,
@@ -325,13 +322,8 @@ impl Held {
         let Some(approval) = self.next.pop_front() else {
             return Some(self.forward());
         };
-        let holding = Holding {
-            registry: self.approvals.clone(),
-            timeout: self.timeout,
-            on_timeout: self.on_timeout,
-        };
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
-        self.waiting = open_ticket(&holding, &self.routing, id, &self.call, approval).await;
+        self.waiting = open_ticket(&self.holding, &self.routing, id, &self.call, approval).await;
         None
     }
 
@@ -361,7 +353,8 @@ impl Held {
     /// Nobody decided in time: a budget's ticket blocks, a rule's does
     /// what `approval.default_on_timeout` says. Some: the wait is over.
     async fn timed_out(&mut self) -> Option<Resolved> {
-        let allows = self.on_timeout == TimeoutOutcome::Allow && !self.waiting.approval.is_budget();
+        let allows =
+            self.holding.on_timeout == TimeoutOutcome::Allow && !self.waiting.approval.is_budget();
         if !allows {
             let waited_ms = u64::try_from(self.waiting.timeout.as_millis()).unwrap_or(u64::MAX);
             return Some(self.block_now(Status::Timeout, None, None, |a| {
@@ -433,7 +426,7 @@ impl Held {
     ) {
         let approval = &self.waiting.approval;
         let mut entry = json!({ "ticket_id": self.waiting.id, "status": status.as_str() });
-        if let Some(ticket) = self.approvals.get(&self.waiting.id) {
+        if let Some(ticket) = self.holding.registry.get(&self.waiting.id) {
             entry = json!({
                 "ticket_id": ticket.id,
                 "status": ticket.status.as_str(),
@@ -588,7 +581,8 @@ impl Chain {
 impl Drop for Held {
     fn drop(&mut self) {
         if self.parts.is_some() {
-            self.approvals
+            self.holding
+                .registry
                 .close(&self.waiting.id, Status::ClientDisconnected);
             let _ = self.block_now(Status::ClientDisconnected, None, None, |a| {
                 Denial::client_disconnected(a)

@@ -39,20 +39,26 @@ def demo(helio_bin: Path, tmp_path: Path):
 @pytest.mark.anyio
 async def test_demo_over_stdio_spawns_the_demo_server_and_stops_it(helio_bin: Path, tmp_path: Path) -> None:
     running = run_demo(helio_bin, tmp_path, "--transport", "stdio")
-    proc, stderr = next(running)
-    banner = stderr.read_text()
-    assert "(stdio)" in banner and "child process over stdio" in banner, banner
-    child = re.search(r"stdio upstream started: .* pid=(\d+)", banner)
-    assert child, banner
-    async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
-        names = {tool.name for tool in (await session.list_tools()).tools}
-        assert "lookup_order" in names
-        order = json.loads((await session.call_tool("lookup_order", {"order_id": "ORD-1002"})).content[0].text)
-        assert order["customer"] == "Grace Hopper"
-        denied = await call_tool_outcome(session, "delete_record", {"record_id": "1"})
-        assert denied["error"]["code"] == -32001, denied
-    with pytest.raises(StopIteration):
-        next(running)  # SIGINT: the demo stops, and with it the server it spawned
+    try:
+        proc, stderr = next(running)
+        banner = stderr.read_text()
+        assert "(stdio)" in banner and "child process over stdio" in banner, banner
+        # The child is spawned in the background: its log line may follow the banner.
+        pid_line = r"stdio upstream started: .* pid=(\d+)"
+        assert wait_until(lambda: re.search(pid_line, stderr.read_text()) is not None, 15), stderr.read_text()
+        child = re.search(pid_line, stderr.read_text())
+        assert child
+        async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert "lookup_order" in names
+            order = json.loads((await session.call_tool("lookup_order", {"order_id": "ORD-1002"})).content[0].text)
+            assert order["customer"] == "Grace Hopper"
+            denied = await call_tool_outcome(session, "delete_record", {"record_id": "1"})
+            assert denied["error"]["code"] == -32001, denied
+        with pytest.raises(StopIteration):
+            next(running)  # SIGINT: the demo stops, and with it the server it spawned
+    finally:
+        running.close()  # stops the demo however the test went
     pid = int(child.group(1))
     assert wait_until(lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 10)
 

@@ -540,6 +540,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
                 arguments: Some(arguments.clone()),
                 raw_arguments: None,
                 annotations: read_only,
+                drift: None,
                 identity: session.map(|id| SessionIdentity {
                     id: id.into(),
                     source: "header",
@@ -608,6 +609,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
             None,
         )
         .with_session(Some(SESSION.into())),
+        None,
     );
     stateful_plugins.state().release(&decided.holds);
     let mut chain = Vec::with_capacity(20_000);

@@ -18,6 +18,7 @@ use crate::config::{Config, Transport};
 use crate::govern::{Governor, Holding};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
+use crate::tools::ToolCatalog;
 use crate::upstreams::Bridge;
 use crate::{dashboard, mcp, sideband};
 
@@ -72,6 +73,13 @@ impl Gateway {
                 Some(Bridge::start(config).await.map_err(StartError::Bridge)?)
             }
         };
+        // Baselines belong to the server as configured (its URL or command),
+        // not to the bridge's local endpoint, which changes at every start.
+        let tools = Arc::new(ToolCatalog::restore(
+            &config.upstream,
+            runtime.state().clone(),
+            audit.clone(),
+        ));
         // The relay speaks streamable HTTP; a stdio or SSE server is
         // reached through its local endpoint.
         let relayed;
@@ -112,7 +120,13 @@ impl Gateway {
                 on_timeout: config.approval.default_on_timeout,
             });
         }
-        let mcp = mcp::McpServer::new(config, core, approvals.clone(), shutdown.clone())?;
+        let mcp = mcp::McpServer::new(
+            config,
+            core,
+            tools.clone(),
+            approvals.clone(),
+            shutdown.clone(),
+        )?;
         servers.push(Box::pin(mcp.serve(listener)));
 
         let mut dashboard_addr = None;
@@ -134,6 +148,7 @@ impl Gateway {
                     state.clone(),
                     pipeline.clone(),
                     approvals.clone(),
+                    tools,
                     shutdown.clone(),
                 ),
                 shutdown.clone(),

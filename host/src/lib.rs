@@ -28,4 +28,5 @@ mod sse;
 pub mod state;
 pub mod strict_json;
 mod time;
+pub mod tools;
 mod upstreams;

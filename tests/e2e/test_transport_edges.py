@@ -493,33 +493,11 @@ def test_sigterm_ends_open_get_streams_promptly(helio: HelioLauncher, upstream_s
 # ------------------------------------------------- accepted but not yet enforced
 
 
-def test_unenforced_restrictive_keys_fail_closed(helio: HelioLauncher, upstream_sse: Upstream) -> None:
-    """A restriction this build cannot enforce yet must block tools/call, never let it through."""
-    instance = helio({"policies": {"on_tool_drift": "block"}}, upstream=upstream_sse)
-    assert "policies.on_tool_drift: accepted but not yet enforced" in instance.stderr
-    with RawMcp(instance.mcp_url) as raw:
-        raw.initialize()
-        listed = rpc_result(raw.request("tools/list", {}))
-        assert any(tool["name"] == "echo" for tool in listed["tools"]), "non-tool traffic still flows"
-        upstream_sse.reset()
-        reply = raw.call_tool("echo", {"text": "hi"}, id="blocked-1")
-        final = reply.final("blocked-1")
-        assert final is not None and "error" in final, reply.response.text
-        error = final["error"]
-        assert error["code"] == -32001
-        assert error["data"]["blocked"] is True
-        assert error["data"]["reason"] == "not_yet_enforced"
-        assert error["data"]["not_yet_enforced"] == ["policies.on_tool_drift"]
-        assert error["data"]["retry_allowed"] is False
-        assert not upstream_sse.find(lambda r: jsonrpc_body_matches(r, "tools/call", name="echo")), (
-            "a blocked call reached the upstream"
-        )
-
-
 def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_sse: Upstream) -> None:
-    instance = helio({"audit": {"retention": "30d"}, "policies": {"on_tool_drift": "log"}}, upstream=upstream_sse)
+    overrides = {"audit": {"retention": "30d"}, "policies": {"tool_revalidation": {"max_advertised_ttl": "1m"}}}
+    instance = helio(overrides, upstream=upstream_sse)
     assert "audit: accepted but not yet enforced" not in instance.stderr
-    assert "policies.on_tool_drift: accepted but not yet enforced" in instance.stderr
+    assert "policies.tool_revalidation.max_advertised_ttl: accepted but not yet enforced" in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         assert rpc_result(raw.call_tool("echo", {"text": "hi"}, id="ok-1"), "ok-1")["content"]

@@ -40,8 +40,8 @@ pub struct AuditRecord {
     /// Who resolved the ticket (the name the operator's request gave).
     pub approved_by: Option<String>,
     pub approval_wait_ms: f64,
-    /// `evidence_chain` sections about the approval (`approval`,
-    /// `break_glass`).
+    /// Further `evidence_chain` sections: the approval's (`approval`,
+    /// `break_glass`) and a drifted tool's (`tool_drift`).
     pub approval: Vec<(&'static str, Value)>,
     /// The upstream's response (JSON), cut at `MAX_RESPONSE_BYTES`.
     pub upstream_response: Option<String>,

@@ -23,7 +23,7 @@ pub use model::*;
 pub use read::RESERVED_HEADERS;
 pub use reader::{parse_duration, Issue};
 pub use scaffold::scaffold;
-pub use unenforced::{not_yet_enforced, NotYetEnforced};
+pub use unenforced::not_yet_enforced;
 
 use reader::{Path, Reader};
 
@@ -211,15 +211,8 @@ fn warnings(c: &Config) -> Vec<String> {
             ));
         }
     }
-    for item in not_yet_enforced(c) {
-        if item.blocks_tool_calls {
-            out.push(format!(
-                "{}: accepted but not yet enforced; every tools/call is refused until it is (fail closed)",
-                item.key
-            ));
-        } else {
-            out.push(format!("{}: accepted but not yet enforced", item.key));
-        }
+    for key in not_yet_enforced(c) {
+        out.push(format!("{key}: accepted but not yet enforced"));
     }
     out
 }

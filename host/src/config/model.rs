@@ -191,6 +191,16 @@ pub enum OnToolDrift {
     Log,
 }
 
+impl OnToolDrift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnToolDrift::Block => "block",
+            OnToolDrift::RequireApproval => "require_approval",
+            OnToolDrift::Log => "log",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ToolRevalidation {
     pub enabled: bool,

@@ -98,6 +98,7 @@ policies:
   tool_revalidation:
     enabled: true
     interval: 10m
+    max_advertised_ttl: 10m
   dry_run: false
   hot_reload: false
   rules:
@@ -243,24 +244,20 @@ fn a_full_original_config_loads_unchanged() {
     assert_eq!(c.approval.channels.len(), 3);
     assert!(!c.audit.include_responses);
     assert!(c.sdk.enabled);
-    // Keys whose behaviour is not built yet are reported by name, and the
-    // restrictive ones say that calls are refused.
+    // Keys whose behaviour is not built yet are reported by name.
     let unenforced = not_yet_enforced(c);
     // Budgets and session identity are enforced: not reported.
     assert!(unenforced
         .iter()
-        .all(|n| n.key != "budgets" && n.key != "session"));
-    // Rules are enforced by the rules stage: not reported.
-    assert!(unenforced.iter().all(|n| n.key != "policies.rules"));
-    // Informational keys are reported but never block.
-    let drift = unenforced
+        .all(|&key| key != "budgets" && key != "session"));
+    // Rules and drift are enforced: not reported.
+    assert!(unenforced
         .iter()
-        .find(|n| n.key == "policies.tool_revalidation")
-        .expect("an informational key reported");
-    assert!(!drift.blocks_tool_calls);
-    assert!(unenforced.iter().all(|n| n.key != "audit"));
+        .all(|&key| key != "policies.rules" && key != "policies.on_tool_drift"));
+    assert!(unenforced.contains(&"policies.tool_revalidation.max_advertised_ttl"));
+    assert!(!unenforced.contains(&"audit"));
     assert!(!loaded.warnings.iter().any(|w| w.starts_with("budgets:")));
-    assert!(unenforced.iter().all(|n| !n.key.starts_with("budgets")));
+    assert!(unenforced.iter().all(|key| !key.starts_with("budgets")));
 }
 
 #[test]
@@ -434,10 +431,8 @@ fn the_init_scaffold_is_valid() {
             .map(|s| s.expose().as_str()),
         Some(SECRET)
     );
-    // The scaffold's explicit keys must not trip the fail-closed switch.
-    assert!(not_yet_enforced(&loaded.config)
-        .iter()
-        .all(|n| !n.blocks_tool_calls));
+    // The scaffold sets nothing that is not enforced.
+    assert_eq!(not_yet_enforced(&loaded.config), Vec::<&str>::new());
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn resolve(op: &Operator, id: &str, resolution: Resolution, name: String) -> Res
 
 /// The JSON object body, with each `(field, required)` a string (required
 /// ones non-empty); otherwise the original's 400 body.
-fn read(body: &[u8], fields: &[(&str, bool)]) -> Result<Map<String, Value>, Value> {
+pub(super) fn read(body: &[u8], fields: &[(&str, bool)]) -> Result<Map<String, Value>, Value> {
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
         return Err(json!({ "error": "Invalid JSON" }));
     };
@@ -152,7 +152,7 @@ fn read(body: &[u8], fields: &[(&str, bool)]) -> Result<Map<String, Value>, Valu
     }
 }
 
-fn text(body: &Map<String, Value>, field: &str) -> String {
+pub(super) fn text(body: &Map<String, Value>, field: &str) -> String {
     body.get(field)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -160,7 +160,7 @@ fn text(body: &Map<String, Value>, field: &str) -> String {
         .to_owned()
 }
 
-fn bad_request(body: Value) -> Response {
+pub(super) fn bad_request(body: Value) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 

@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod live;
+mod tools;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::auth::BearerSecret;
 use crate::config::Config;
 use crate::pipeline::Active;
 use crate::state::StateInspection;
+use crate::tools::ToolCatalog;
 
 struct Operator {
     /// `None` only in explicit open mode on a loopback host.
@@ -42,6 +44,8 @@ struct Operator {
     pipeline: Active,
     /// Held calls' tickets.
     approvals: Option<Arc<Approvals>>,
+    /// The upstream's tools: baselines and drift.
+    tools: Arc<ToolCatalog>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// Ends live streams at shutdown.
@@ -57,6 +61,7 @@ pub fn router(
     state: Arc<dyn StateInspection>,
     pipeline: Active,
     approvals: Option<Arc<Approvals>>,
+    tools: Arc<ToolCatalog>,
     shutdown: CancellationToken,
 ) -> Router {
     let state = Arc::new(Operator {
@@ -71,6 +76,7 @@ pub fn router(
         state,
         pipeline,
         approvals,
+        tools,
         heartbeat: config.dashboard.sse_heartbeat_interval,
         shutdown,
     });
@@ -79,6 +85,7 @@ pub fn router(
         .merge(approvals::routes())
         .merge(audit::routes())
         .merge(live::routes())
+        .merge(tools::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_secret,

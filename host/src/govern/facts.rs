@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::plugins::Annotations;
+use crate::tools::ToolDrift;
 
 /// The door a call came through (the audit's `origin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +68,11 @@ pub struct CallFacts<'a> {
     pub arguments: Option<Arc<Value>>,
     /// The same arguments as the client sent them, for the audit record.
     pub raw_arguments: Option<&'a str>,
-    /// The tool's annotations as the upstream declared them.
+    /// The tool's annotations as the upstream first declared them (its
+    /// baseline).
     pub annotations: Annotations,
+    /// How the tool's definition now differs from its baseline, if it does.
+    pub drift: Option<Arc<ToolDrift>>,
     pub identity: Option<SessionIdentity>,
     /// The agent making the call (its `clientInfo`), when known.
     pub agent: Option<Arc<str>>,

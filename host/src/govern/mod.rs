@@ -81,6 +81,11 @@ impl Governor {
         self
     }
 
+    /// `policies.tool_revalidation` as configured now (it is reloadable).
+    pub fn tool_revalidation(&self) -> crate::config::ToolRevalidation {
+        self.pipeline.current().tool_revalidation().clone()
+    }
+
     /// The audit trail (doors use its redaction for what they refuse).
     pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
@@ -126,8 +131,9 @@ impl Governor {
             // while a stage waits on the store.
             let (chain, runtime) = (pipeline.clone(), self.runtime.clone());
             let mut release = guard(Vec::new());
+            let drift = facts.drift.clone();
             let evaluated = tokio::task::spawn_blocking(move || {
-                let mut evaluation = chain.evaluate(&runtime, call);
+                let mut evaluation = chain.evaluate(&runtime, call, drift.as_deref());
                 release.holds = std::mem::take(&mut evaluation.holds);
                 (evaluation, release)
             })
@@ -140,13 +146,14 @@ impl Governor {
                 ),
             }
         } else {
-            let mut evaluation = pipeline.evaluate(&self.runtime, call);
+            let mut evaluation = pipeline.evaluate(&self.runtime, call, facts.drift.as_deref());
             let release = guard(std::mem::take(&mut evaluation.holds));
             (evaluation, release)
         };
         audit.checked(
             std::mem::take(&mut evaluation.checks),
             evaluation.flagged_destructive,
+            evaluation.drift.take(),
         );
         match evaluation.outcome {
             Outcome::Forward(decision) => match release.forward(audit, decision.as_ref()) {

@@ -19,6 +19,8 @@ pub(super) struct CallAudit {
     upstream_started: Option<Instant>,
     /// Values `audit.redact` masked in the input, masked in the response too.
     secrets: Vec<String>,
+    /// `evidence_chain.tool_drift`, for a call to a drifted tool.
+    drift: Option<serde_json::Value>,
     done: bool,
 }
 
@@ -53,15 +55,23 @@ impl CallAudit {
             started: facts.received,
             upstream_started: None,
             secrets,
+            drift: None,
             done: false,
         }
     }
 
-    /// What the stages checked in governance state, and whether the call
-    /// is flagged as destructive (the rest of the decision follows).
-    pub fn checked(&mut self, checks: Vec<Check>, flagged_destructive: bool) {
+    /// What the stages checked in governance state, whether the call is
+    /// flagged as destructive, and how its tool drifted (the rest of the
+    /// decision follows).
+    pub fn checked(
+        &mut self,
+        checks: Vec<Check>,
+        flagged_destructive: bool,
+        drift: Option<serde_json::Value>,
+    ) {
         self.record.flagged_destructive = flagged_destructive;
         self.record.checks = checks;
+        self.drift = drift;
     }
 
     /// The call was blocked.
@@ -148,6 +158,9 @@ impl CallAudit {
         r.total_duration_ms = total;
         r.upstream_latency_ms = upstream;
         r.proxy_compute_ms = (total - upstream.unwrap_or(0.0) - r.approval_wait_ms).max(0.0);
+        if let Some(drift) = self.drift.take() {
+            r.approval.push(("tool_drift", drift));
+        }
         self.audit.record(std::mem::take(&mut self.record));
     }
 }

@@ -101,6 +101,7 @@ impl Core {
                     open_world_hint: false,
                     known: true,
                 },
+                drift: None,
                 identity: Some(SessionIdentity {
                     id: session.into(),
                     source: "header",

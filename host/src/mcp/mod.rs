@@ -17,7 +17,6 @@ mod relay;
 mod render;
 mod slack;
 mod stream;
-mod tools;
 mod upstream;
 
 use std::collections::HashSet;
@@ -35,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::govern::Governor;
+use crate::tools::ToolCatalog;
 
 pub use upstream::UpstreamSetupError;
 
@@ -51,10 +51,12 @@ pub struct McpServer {
 impl McpServer {
     /// Builds the listener from the configuration. `shutdown` stops accepting,
     /// ends long-lived `GET /mcp` streams, and lets in-flight calls finish.
-    /// `approvals` is where Slack's button presses resolve tickets.
+    /// `tools` is what Helio knows of the upstream's tools; `approvals` is
+    /// where Slack's button presses resolve tickets.
     pub fn new(
         config: &Config,
         core: Governor,
+        tools: Arc<ToolCatalog>,
         approvals: Option<Arc<crate::approvals::Approvals>>,
         shutdown: CancellationToken,
     ) -> Result<Self, UpstreamSetupError> {
@@ -64,7 +66,7 @@ impl McpServer {
             core,
             identity: identity::Identity::new(&config.session.identity),
             agents: agents::Agents::default(),
-            tools: Arc::default(),
+            tools,
             shutdown: shutdown.clone(),
             rejected_origins: OriginLog::default(),
             slack: approvals.and_then(|approvals| slack::Callbacks::new(config, approvals)),
@@ -79,8 +81,10 @@ impl McpServer {
 
     /// Serves until shutdown. Alongside, learns the upstream's tools with
     /// Helio's own `tools/list`, retrying in the background until the
-    /// upstream answers; until then, unseen tools get the MCP default
-    /// annotations (which fail closed).
+    /// upstream answers (until then, unseen tools get the MCP default
+    /// annotations, which fail closed), then lists them again every
+    /// `policies.tool_revalidation.interval` to catch definitions that
+    /// change.
     pub async fn serve(self, listener: tokio::net::TcpListener) {
         let (relay, shutdown) = (self.relay.clone(), self.shutdown.clone());
         tokio::spawn(async move { prime::prime(&relay, &shutdown).await });

@@ -1,5 +1,5 @@
 //! What Helio learns from the upstream's answer to a relayed request: a
-//! `tools/list` page teaches the tools' annotations; a forwarded
+//! `tools/list` page teaches the tools' definitions (and shows drift); a forwarded
 //! `tools/call`'s answer goes to the governance core, which settles its
 //! state and completes its record.
 
@@ -10,8 +10,8 @@ use http::StatusCode;
 use crate::govern::{Answer, Forwarded, Unanswered};
 use crate::state::CallOutcome;
 
-use super::tools::ToolCatalog;
 use super::upstream::UpstreamError;
+use crate::tools::ToolCatalog;
 
 pub(super) enum Observer {
     ToolList(Arc<ToolCatalog>),

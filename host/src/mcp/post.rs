@@ -117,7 +117,7 @@ pub(super) async fn handle(
         };
         observer = Some(Observer::tool_call(call));
     }
-    // Every relayed tools/list teaches Helio the tools' annotations.
+    // Every relayed tools/list teaches Helio the tools' definitions.
     if is_request && method == Some("tools/list") {
         observer = Some(Observer::ToolList(relay.tools.clone()));
     }
@@ -257,11 +257,13 @@ impl Message<'_> {
             }
         };
         let relay = self.relay;
+        let tool = relay.tools.view(&call.name);
         let facts = CallFacts {
             door: Door::Mcp,
             received: self.received,
             protocol_version: protocol_version(self.headers),
-            annotations: relay.tools.annotations(&call.name),
+            annotations: tool.annotations,
+            drift: tool.drift,
             identity: self.identity(call.client_info.as_ref()),
             agent: relay
                 .agents

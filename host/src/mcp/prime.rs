@@ -1,5 +1,7 @@
 //! Priming the tool catalog with Helio's own `tools/list`, on a session of
-//! its own (a caller's `Mcp-Session-Id` is never reused for this).
+//! its own (a caller's `Mcp-Session-Id` is never reused for this), then
+//! listing again every `policies.tool_revalidation.interval` so that a
+//! definition that changes is caught even if no client lists the tools.
 
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
                     tools = count,
                     "annotation cache primed from the upstream's tools/list"
                 );
-                return;
+                return revalidate(relay, &pool, shutdown).await;
             }
             Err(error) if attempts == 1 => tracing::warn!(
                 %error,
@@ -51,6 +53,32 @@ pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         delay = (delay * 2).min(MAX_RETRY);
+    }
+}
+
+/// Lists the tools again whenever `policies.tool_revalidation.interval` has
+/// passed since the last listing. The settings are read every second, so
+/// a reload that changes them takes effect at once. A failed listing is
+/// logged and changes nothing (baselines and drift stay as they are).
+async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let settings = relay.core.tool_revalidation();
+        if !settings.enabled || last.elapsed() < settings.interval {
+            continue;
+        }
+        last = tokio::time::Instant::now();
+        match list_tools(relay, pool).await {
+            Ok(count) => tracing::debug!(tools = count, "tool definitions revalidated"),
+            Err(error) => tracing::warn!(
+                %error,
+                "revalidating the upstream's tool definitions failed; baselines are kept and it is tried again after the interval"
+            ),
+        }
     }
 }
 
@@ -110,7 +138,7 @@ async fn discovers_modern(relay: &Relay, pool: &Pool) -> bool {
 /// Every page of a sessionless 2026-07-28 `tools/list`.
 async fn list_tools_stateless(relay: &Relay, pool: &Pool) -> Result<usize, String> {
     let headers = modern_headers();
-    let before = relay.tools.len();
+    let before = relay.tools.count();
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
         let mut params = json!({ "_meta": modern_meta() });
@@ -122,14 +150,14 @@ async fn list_tools_stateless(relay: &Relay, pool: &Pool) -> Result<usize, Strin
         refused(&reply, "tools/list")?;
         cursor = relay.tools.observe(&reply);
         if cursor.is_none() {
-            return Ok(relay.tools.len().max(before));
+            return Ok(relay.tools.count().max(before));
         }
     }
     tracing::warn!(
         pages = MAX_PAGES,
         "the upstream's tools/list pages on and on; priming stopped there"
     );
-    Ok(relay.tools.len())
+    Ok(relay.tools.count())
 }
 
 /// An error reply to `what`, as an error.
@@ -175,7 +203,7 @@ async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, Strin
     let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
     notify(relay, pool, &session, &initialized).await?;
 
-    let before = relay.tools.len();
+    let before = relay.tools.count();
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
         let params = match &cursor {
@@ -188,7 +216,7 @@ async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, Strin
         cursor = relay.tools.observe(&reply);
         if cursor.is_none() {
             end_session(relay, pool, &session).await;
-            return Ok(relay.tools.len().max(before));
+            return Ok(relay.tools.count().max(before));
         }
     }
     end_session(relay, pool, &session).await;
@@ -196,7 +224,7 @@ async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, Strin
         pages = MAX_PAGES,
         "the upstream's tools/list pages on and on; priming stopped there"
     );
-    Ok(relay.tools.len())
+    Ok(relay.tools.count())
 }
 
 /// Sends a request and returns the response headers and the JSON-RPC reply

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::govern::{Door, Governor, Refused};
 
 use super::render::{self, Refusal};
-use super::tools::ToolCatalog;
 use super::upstream::Upstream;
+use crate::tools::ToolCatalog;
 
 /// Shared state of the MCP listener.
 pub struct Relay {

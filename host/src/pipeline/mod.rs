@@ -17,11 +17,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::config::{self, Config, Issue, PluginPosition};
+use crate::config::{self, Config, Issue, OnToolDrift, PluginPosition, ToolRevalidation};
 use crate::plugins::checks::Described;
 use crate::plugins::families::family_of;
-use crate::plugins::{self, builtin, Check, LoadError, Runtime, StageSpec, ToolCall, Verdict};
+use crate::plugins::{
+    self, builtin, Check, Feedback, LoadError, Runtime, StageSpec, ToolCall, Verdict,
+};
 use crate::state::Hold;
+use crate::tools::ToolDrift;
 
 mod outcome;
 
@@ -45,10 +48,10 @@ pub struct Pipeline {
     /// `flag_destructive: log`: a destructive tool that no rule matched is
     /// flagged in its audit record.
     flag_destructive: bool,
+    /// What a call to a tool whose definition drifted gets.
+    on_tool_drift: OnToolDrift,
+    tool_revalidation: ToolRevalidation,
     environment: Option<Arc<str>>,
-    /// Set when the configuration asks for a restriction Helio cannot
-    /// enforce yet (see `config::not_yet_enforced`): every call is blocked.
-    refusal: Option<Denial>,
     rule_count: usize,
     /// Every key some rule's `evidence.requires` names: the only evidence
     /// the SDK sideband accepts.
@@ -181,8 +184,9 @@ impl Pipeline {
             dry_run: config.policies.dry_run,
             flag_destructive: config.policies.flag_destructive
                 == Some(config::FlagDestructive::Log),
+            on_tool_drift: config.policies.on_tool_drift,
+            tool_revalidation: config.policies.tool_revalidation.clone(),
             environment: config.environment.as_deref().map(Arc::from),
-            refusal: refusal(config),
             rule_count: config.policies.rules.len(),
             evidence_keys: Arc::new(
                 config
@@ -209,19 +213,99 @@ impl Pipeline {
         self.rule_count
     }
 
-    /// Runs the chain on one call. What the stages took from governance
-    /// state comes back as holds, neither committed nor released: the
-    /// caller decides (commit to forward, keep while a human decides,
-    /// release otherwise).
-    pub fn evaluate(&self, runtime: &Runtime, call: ToolCall) -> Evaluation {
-        if let Some(denial) = &self.refusal {
-            return Evaluation::blocked(denial.clone());
+    /// `policies.tool_revalidation`.
+    pub fn tool_revalidation(&self) -> &ToolRevalidation {
+        &self.tool_revalidation
+    }
+
+    /// Runs the chain on one call (`drift`: how its tool's definition
+    /// differs from the baseline, if it does). What the stages took from
+    /// governance state comes back as holds, neither committed nor
+    /// released: the caller decides (commit to forward, keep while a human
+    /// decides, release otherwise).
+    pub fn evaluate(
+        &self,
+        runtime: &Runtime,
+        call: ToolCall,
+        drift: Option<&ToolDrift>,
+    ) -> Evaluation {
+        let Some(drift) = drift else {
+            return self.run_chain(runtime, call);
+        };
+        let mut evaluation = match self.on_tool_drift {
+            OnToolDrift::Log => self.stricter_of_both(runtime, call, drift),
+            // Nothing runs: no rule can make a changed tool safe to call.
+            OnToolDrift::Block => {
+                let (decision, feedback) = drift_refusal(&call.tool, drift, "deny");
+                let denial = Denial::of_verdict(&decision, &feedback);
+                match self.dry_run {
+                    true => Evaluation {
+                        outcome: Outcome::DryRun(Simulation::of_verdict(&Verdict::Deny(
+                            decision, feedback,
+                        ))),
+                        ..Evaluation::blocked(denial)
+                    },
+                    false => Evaluation::blocked(denial),
+                }
+            }
+            OnToolDrift::RequireApproval => {
+                let (decision, feedback) = drift_refusal(&call.tool, drift, "require_approval");
+                let asked = Verdict::RequireApproval {
+                    decision,
+                    channel: Some("dashboard".into()),
+                    timeout_ms: None,
+                    feedback: Some(feedback),
+                };
+                let mut evaluation = self.run_chain(runtime, call);
+                evaluation.outcome = match evaluation.outcome {
+                    _ if self.dry_run => Outcome::DryRun(Simulation::of_verdict(&asked)),
+                    Outcome::Forward(_) => {
+                        Outcome::RequireApproval(Approval::of_verdict(&asked).into_iter().collect())
+                    }
+                    Outcome::RequireApproval(mut approvals) => {
+                        approvals.splice(0..0, Approval::of_verdict(&asked));
+                        Outcome::RequireApproval(approvals)
+                    }
+                    outcome @ (Outcome::Block(_) | Outcome::DryRun(_)) => outcome,
+                };
+                evaluation
+            }
+        };
+        evaluation.drift = Some(json!({
+            "mode": self.on_tool_drift.as_str(),
+            "aspects": drift.aspects(),
+            "changes": drift.changes_json(),
+        }));
+        evaluation
+    }
+
+    /// `on_tool_drift: log`: the call is judged on the baseline's
+    /// annotations and on the ones the tool now declares, and the stricter
+    /// outcome stands. The second judgement runs first and gives back what
+    /// it took, so the two never count the same call twice.
+    fn stricter_of_both(&self, runtime: &Runtime, call: ToolCall, drift: &ToolDrift) -> Evaluation {
+        let current = drift.current_annotations();
+        if current == call.annotations {
+            return self.run_chain(runtime, call);
         }
+        let mut as_declared = call.clone();
+        as_declared.annotations = current;
+        let shadow = self.run_chain(runtime, as_declared);
+        runtime.state().release(&shadow.holds);
+        let mut evaluation = self.run_chain(runtime, call);
+        if severity(&shadow.outcome) > severity(&evaluation.outcome) {
+            evaluation.outcome = shadow.outcome;
+        }
+        evaluation
+    }
+
+    fn run_chain(&self, runtime: &Runtime, call: ToolCall) -> Evaluation {
         let mut evaluation = Evaluation {
             outcome: Outcome::Forward(None),
             holds: Vec::new(),
             checks: Vec::new(),
             flagged_destructive: false,
+            drift: None,
         };
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
@@ -340,6 +424,8 @@ pub struct Evaluation {
     pub checks: Vec<Check>,
     /// A destructive tool no rule matched, under `flag_destructive: log`.
     pub flagged_destructive: bool,
+    /// The audit's `evidence_chain.tool_drift` for a call to a drifted tool.
+    pub drift: Option<Value>,
 }
 
 impl Evaluation {
@@ -350,8 +436,41 @@ impl Evaluation {
             holds: Vec::new(),
             checks: Vec::new(),
             flagged_destructive: false,
+            drift: None,
         }
     }
+}
+
+/// How strict an outcome is: deny > require approval > dry run > forward.
+fn severity(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Forward(_) => 0,
+        Outcome::DryRun(_) => 1,
+        Outcome::RequireApproval(_) => 2,
+        Outcome::Block(_) => 3,
+    }
+}
+
+/// Why a call to a drifted tool is refused or held (`action`: `deny` or
+/// `require_approval`).
+fn drift_refusal(tool: &str, drift: &ToolDrift, action: &str) -> (plugins::Decision, Feedback) {
+    let aspects = drift.aspects().join(", ");
+    let feedback = Feedback {
+        reason: "tool_definition_drift".into(),
+        message: format!("Blocked: the upstream changed the definition of tool \"{tool}\" ({aspects}) since Helio first saw it, so it cannot be called until an operator reviews the change"),
+        suggestion: Some("Do not retry: an operator must review the tool's new definition and accept it (POST /api/tools/accept on the operator API) before it can be called again.".into()),
+        retry_allowed: false,
+        extra: [("drifted_aspects".to_owned(), json!(drift.aspects()))]
+            .into_iter()
+            .collect(),
+    };
+    let decision = plugins::Decision {
+        action: action.into(),
+        rule: None,
+        rule_index: None,
+        explanation: format!("tool definition drift ({aspects})"),
+    };
+    (decision, feedback)
 }
 
 /// A call refused because evidence or dependency rules need a session
@@ -461,17 +580,6 @@ fn builtin_router_config(config: &Config) -> Value {
             .map(|budget| json!({ "name": budget.name, "approval": block(&budget.approval) }))
             .collect::<Vec<_>>(),
     })
-}
-
-/// When the configuration asks for a restriction this build cannot enforce
-/// yet, every `tools/call` is refused rather than let through unchecked.
-fn refusal(config: &Config) -> Option<Denial> {
-    let keys: Vec<&str> = config::not_yet_enforced(config)
-        .into_iter()
-        .filter(|n| n.blocks_tool_calls)
-        .map(|n| n.key)
-        .collect();
-    (!keys.is_empty()).then(|| Denial::not_yet_enforced(&keys))
 }
 
 /// Without rules, with `default: allow`, no `flag_destructive` and no global

@@ -212,18 +212,6 @@ impl Denial {
         )
     }
 
-    /// helio.yaml configures restrictions this build cannot enforce yet.
-    pub fn not_yet_enforced(keys: &[&str]) -> Self {
-        let list = keys.join(", ");
-        Self::by_helio(
-            "not_yet_enforced",
-            format!("Blocked: helio.yaml configures {list}, which this version of Helio accepts but cannot enforce yet, so tools/call is refused rather than let through unchecked"),
-            format!("An operator must remove {list} from helio.yaml or run a Helio release that enforces it."),
-            false,
-        )
-        .with("not_yet_enforced", json!(keys))
-    }
-
     /// A call that needs an approval where nobody can give one (no
     /// operator API to resolve tickets): refused rather than let through.
     pub fn approval_unavailable() -> Self {

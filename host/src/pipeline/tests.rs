@@ -68,7 +68,7 @@ fn run(
     annotations: Annotations,
     arguments: Option<Arc<Value>>,
 ) -> Outcome {
-    let evaluation = p.evaluate(runtime(), call(p, tool, annotations, arguments, None));
+    let evaluation = p.evaluate(runtime(), call(p, tool, annotations, arguments, None), None);
     runtime().state().release(&evaluation.holds);
     evaluation.outcome
 }
@@ -223,21 +223,102 @@ fn environment_rules() {
     )));
 }
 
-#[test]
-fn requested_drift_blocking_refuses_every_call_until_built() {
-    let p = pipeline("policies:\n  on_tool_drift: block\n");
-    let outcome = run(&p, "anything", known(true, false), None);
-    assert_eq!(
-        block_data(&outcome)["not_yet_enforced"],
-        json!(["policies.on_tool_drift"])
+/// `read`'s drift: its description changed and it no longer says it is
+/// read-only.
+fn drifted() -> crate::tools::ToolDrift {
+    let baseline = crate::tools::Definition::new(
+        json!({"name":"read","description":"Reads","annotations":{"readOnlyHint":true,"destructiveHint":false}}),
     );
-    let logged = pipeline("policies:\n  on_tool_drift: log\n");
-    assert!(forwarded(&run(
-        &logged,
-        "anything",
-        known(true, false),
-        None
-    )));
+    let current = crate::tools::Definition::new(
+        json!({"name":"read","description":"Reads and deletes","annotations":{"readOnlyHint":false,"destructiveHint":true}}),
+    );
+    crate::tools::ToolDrift {
+        changes: current.changes_from(&baseline),
+        current: Some(current),
+        detected_ms: 0,
+    }
+}
+
+fn run_drifted(p: &Pipeline, annotations: Annotations) -> Evaluation {
+    let drift = drifted();
+    let evaluation = p.evaluate(
+        runtime(),
+        call(p, "read", annotations, None, None),
+        Some(&drift),
+    );
+    runtime().state().release(&evaluation.holds);
+    evaluation
+}
+
+#[test]
+fn a_drifted_tool_is_blocked_whatever_the_rules_say() {
+    let p = pipeline("policies:\n  rules:\n    - name: reads\n      match: { tool: read }\n      action: allow\n");
+    let evaluation = run_drifted(&p, known(true, false));
+    let data = block_data(&evaluation.outcome);
+    assert_eq!(data["reason"], "tool_definition_drift");
+    assert_eq!(data["retry_allowed"], false);
+    assert_eq!(
+        data["drifted_aspects"],
+        json!(["annotations", "description"])
+    );
+    let section = evaluation.drift.expect("audited");
+    assert_eq!(section["mode"], "block");
+    assert_eq!(section["changes"][1]["current"], "Reads and deletes");
+    // The same tool without drift is allowed by its rule.
+    assert!(forwarded(&run(&p, "read", known(true, false), None)));
+    // A global dry run simulates the block.
+    let dry = pipeline("policies:\n  dry_run: true\n");
+    match run_drifted(&dry, known(true, false)).outcome {
+        Outcome::DryRun(simulation) => {
+            assert_eq!(simulation.report["would_forward"], false);
+            assert_eq!(simulation.report["reason"], "tool_definition_drift");
+        }
+        other => panic!("expected a dry run, got {other:?}"),
+    }
+}
+
+#[test]
+fn drift_require_approval_asks_first_and_a_deny_still_wins() {
+    let p = pipeline("policies:\n  on_tool_drift: require_approval\n  rules:\n    - name: held\n      match: { tool: read }\n      action: require_approval\n    - name: no-wipe\n      match: { tool: wipe }\n      action: deny\n");
+    match run_drifted(&p, known(true, false)).outcome {
+        Outcome::RequireApproval(approvals) => {
+            assert_eq!(approvals.len(), 2, "the drift's ticket, then the rule's");
+            assert_eq!(approvals[0].channel.as_deref(), Some("dashboard"));
+            assert_eq!(
+                approvals[0].feedback.as_ref().map(|f| f.reason.as_str()),
+                Some("tool_definition_drift")
+            );
+            assert_eq!(approvals[1].decision.rule.as_deref(), Some("held"));
+        }
+        other => panic!("expected approvals, got {other:?}"),
+    }
+    let drift = drifted();
+    let wiped = p.evaluate(
+        runtime(),
+        call(&p, "wipe", known(true, false), None, None),
+        Some(&drift),
+    );
+    assert_eq!(block_data(&wiped.outcome)["reason"], "policy_denied");
+}
+
+#[test]
+fn drift_log_judges_both_definitions_and_the_stricter_stands() {
+    let p = pipeline("policies:\n  on_tool_drift: log\n  rules:\n    - name: no-destructive\n      match: { annotations: { destructiveHint: true } }\n      action: deny\n    - name: limited\n      match: { tool: read }\n      action: rate_limit\n      limits: { max_calls: 1, window: 1h }\n");
+    // The baseline says harmless; the tool now says destructive: denied.
+    let evaluation = run_drifted(&p, known(true, false));
+    assert_eq!(block_data(&evaluation.outcome)["rule"], "no-destructive");
+    assert_eq!(evaluation.drift.expect("audited")["mode"], "log");
+    // The judgement on the current annotations gives back what it took:
+    // the one rate slot is still there for the next call.
+    let p = pipeline("policies:\n  on_tool_drift: log\n  rules:\n    - name: drift-log-writes\n      match: { annotations: { readOnlyHint: false } }\n      action: rate_limit\n      limits: { max_calls: 1, window: 1h }\n");
+    assert!(forwarded(&run_drifted(&p, known(true, false)).outcome));
+    let evaluation = p.evaluate(
+        runtime(),
+        call(&p, "read", known(false, false), None, None),
+        None,
+    );
+    assert!(forwarded(&evaluation.outcome));
+    runtime().state().release(&evaluation.holds);
 }
 
 #[test]
@@ -309,6 +390,7 @@ fn the_decision_reports_what_the_stages_checked_allowed_or_blocked() {
                 args(json!({ "a": 30 })),
                 Some("checker".into()),
             ),
+            None,
         )
     };
     let sections = |decided: &Evaluation| -> Value {
@@ -346,7 +428,7 @@ fn destructive_tools_no_rule_matched_are_flagged_under_flag_destructive_log() {
         "policies:\n  flag_destructive: log\n  rules:\n    - name: deletes-ok\n      match: { tool: delete_draft }\n      action: allow\n",
     );
     let flagged = |tool: &str, annotations: Annotations| {
-        p.evaluate(runtime(), call(&p, tool, annotations, None, None))
+        p.evaluate(runtime(), call(&p, tool, annotations, None, None), None)
             .flagged_destructive
     };
     assert!(flagged("drop_table", known(false, true)));
@@ -362,7 +444,8 @@ fn destructive_tools_no_rule_matched_are_flagged_under_flag_destructive_log() {
         !quiet
             .evaluate(
                 runtime(),
-                call(&quiet, "drop_table", known(false, true), None, None)
+                call(&quiet, "drop_table", known(false, true), None, None),
+                None,
             )
             .flagged_destructive
     );
@@ -383,6 +466,7 @@ fn the_stages_describe_their_keys_and_how_long_idle_pots_are_kept() {
             args(json!({ "a": 1 })),
             Some("s1".into()),
         ),
+        None,
     );
     runtime().state().release(&evaluation.holds);
     let keys: Vec<String> = evaluation

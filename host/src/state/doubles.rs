@@ -167,6 +167,15 @@ impl TicketStore for TestStore {
     }
 }
 
+impl BaselineStore for TestStore {
+    fn save_baseline(&self, baseline: StoredBaseline) -> Result<(), StateError> {
+        self.inner.save_baseline(baseline)
+    }
+    fn restored_baselines(&self, upstream: &str) -> Vec<StoredBaseline> {
+        self.inner.restored_baselines(upstream)
+    }
+}
+
 /// A backend that is down: every operation fails.
 pub struct Down;
 
@@ -259,5 +268,14 @@ impl TicketStore for Down {
     }
     fn forget_tickets(&self, _: u64) -> Result<(), StateError> {
         Err(down())
+    }
+}
+
+impl BaselineStore for Down {
+    fn save_baseline(&self, _: StoredBaseline) -> Result<(), StateError> {
+        Err(down())
+    }
+    fn restored_baselines(&self, _: &str) -> Vec<StoredBaseline> {
+        Vec::new()
     }
 }

@@ -195,6 +195,8 @@ pub struct LocalStore {
     next_id: AtomicU64,
     /// Tickets read at open, until the approvals registry takes them.
     restored_tickets: Mutex<Vec<StoredTicket>>,
+    /// Tool baselines read at open.
+    restored_baselines: Vec<StoredBaseline>,
 }
 
 impl LocalStore {
@@ -208,6 +210,7 @@ impl LocalStore {
             journal: None,
             next_id: AtomicU64::new(1),
             restored_tickets: Mutex::default(),
+            restored_baselines: Vec::new(),
         })
     }
 
@@ -273,6 +276,7 @@ impl LocalStore {
             journal: Some(journal),
             next_id: AtomicU64::new(max_id + 1),
             restored_tickets: Mutex::new(loaded.tickets),
+            restored_baselines: loaded.baselines,
         }))
     }
 
@@ -738,6 +742,20 @@ impl TicketStore for LocalStore {
 
     fn forget_tickets(&self, before_ms: u64) -> Result<(), StateError> {
         Ok(self.persist(Change::ForgetTickets(before_ms))?)
+    }
+}
+
+impl BaselineStore for LocalStore {
+    fn save_baseline(&self, baseline: StoredBaseline) -> Result<(), StateError> {
+        Ok(self.persist(Change::Baseline(baseline))?)
+    }
+
+    fn restored_baselines(&self, upstream: &str) -> Vec<StoredBaseline> {
+        self.restored_baselines
+            .iter()
+            .filter(|b| b.upstream == upstream)
+            .cloned()
+            .collect()
     }
 }
 

@@ -285,8 +285,38 @@ pub trait TicketStore: Send + Sync {
     fn forget_tickets(&self, before_ms: u64) -> Result<(), StateError>;
 }
 
-/// A complete backend: the call path, upkeep, views and tickets. The host
-/// holds one and hands each part of itself only the part it uses.
-pub trait StateBackend: StateStore + StateMaintenance + StateInspection + TicketStore {}
+/// The definition of one upstream tool that Helio accepted as its
+/// baseline (first seen, or accepted by an operator after a change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBaseline {
+    /// Which upstream server the tool belongs to (its URL, or its command).
+    pub upstream: String,
+    pub tool: String,
+    /// The whole definition, canonical JSON.
+    pub definition: String,
+    pub accepted_ms: u64,
+    /// The operator who accepted it; none for a first sighting.
+    pub accepted_by: Option<String>,
+}
 
-impl<T: StateStore + StateMaintenance + StateInspection + TicketStore> StateBackend for T {}
+/// Tool-definition baselines, kept with the governance state so that a tool
+/// changed while Helio was down is still caught when it comes back.
+pub trait BaselineStore: Send + Sync {
+    /// Writes a baseline, replacing the tool's earlier one.
+    fn save_baseline(&self, baseline: StoredBaseline) -> Result<(), StateError>;
+
+    /// The baselines of `upstream` the backend held when it opened.
+    fn restored_baselines(&self, upstream: &str) -> Vec<StoredBaseline>;
+}
+
+/// A complete backend: the call path, upkeep, views, tickets and baselines.
+/// The host holds one and hands each part of itself only the part it uses.
+pub trait StateBackend:
+    StateStore + StateMaintenance + StateInspection + TicketStore + BaselineStore
+{
+}
+
+impl<T: StateStore + StateMaintenance + StateInspection + TicketStore + BaselineStore> StateBackend
+    for T
+{
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{Completion, Decimal, Evidence, StoredTicket};
+use super::{Completion, Decimal, Evidence, StoredBaseline, StoredTicket};
 use crate::batch::{Batching, Sink};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,8 @@ pub(super) enum Change {
     Ticket(StoredTicket),
     /// Tickets requested before this time go (audit retention).
     ForgetTickets(u64),
+    /// A tool's baseline definition (replacing its earlier one).
+    Baseline(StoredBaseline),
     Sweep {
         now: u64,
         evidence_before: u64,
@@ -127,6 +129,14 @@ CREATE TABLE IF NOT EXISTS state_tickets (
     ticket TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS state_tickets_requested ON state_tickets (requested_ms);
+CREATE TABLE IF NOT EXISTS state_tool_baselines (
+    upstream TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    accepted_ms INTEGER NOT NULL,
+    accepted_by TEXT,
+    PRIMARY KEY (upstream, tool)
+);
 ";
 
 /// Tickets loaded at start (the newest): the operator API's window onto
@@ -151,6 +161,7 @@ pub(super) struct Loaded {
     pub completed: Vec<(String, String, Completion)>,
     /// Newest first.
     pub tickets: Vec<StoredTicket>,
+    pub baselines: Vec<StoredBaseline>,
 }
 
 pub(super) struct Persist {
@@ -235,6 +246,20 @@ impl Persist {
                         ticket.id,
                         to_i64(ticket.requested_ms),
                         ticket.json
+                    ])?;
+                }
+                Change::Baseline(b) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO state_tool_baselines
+                         (upstream, tool, definition, accepted_ms, accepted_by)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        b.upstream,
+                        b.tool,
+                        b.definition,
+                        to_i64(b.accepted_ms),
+                        b.accepted_by
                     ])?;
                 }
                 Change::ForgetTickets(before_ms) => {
@@ -350,6 +375,21 @@ impl Persist {
         })?;
         for t in tickets {
             loaded.tickets.push(t?);
+        }
+        let mut rows = self.db.prepare(
+            "SELECT upstream, tool, definition, accepted_ms, accepted_by FROM state_tool_baselines",
+        )?;
+        let baselines = rows.query_map([], |r| {
+            Ok(StoredBaseline {
+                upstream: r.get(0)?,
+                tool: r.get(1)?,
+                definition: r.get(2)?,
+                accepted_ms: to_u64(r.get(3)?),
+                accepted_by: r.get(4)?,
+            })
+        })?;
+        for b in baselines {
+            loaded.baselines.push(b?);
         }
         Ok(loaded)
     }

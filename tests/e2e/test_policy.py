@@ -277,3 +277,20 @@ def test_priming_speaks_the_upstreams_era(helio: HelioLauncher, upstream_launche
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         assert "result" in call(raw, "echo", {"text": "read-only tool passes"})
+
+
+@pytest.mark.anyio
+async def test_a_dry_run_of_a_tool_with_an_output_schema_is_a_result_the_sdk_accepts(start) -> None:
+    """The official SDK client checks a successful result against the tool's
+    outputSchema; a dry run's report is not the tool's output, so it comes back
+    isError with the report as structuredContent (nothing made up to fit)."""
+    instance = start({"rules": [rule({"tool": "add"}, "dry_run", name="try-add")]})
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 10), instance.stderr
+    async with mcp_session(instance.mcp_url) as (session, _):
+        listed = {tool.name: tool for tool in (await session.list_tools()).tools}
+        assert listed["add"].output_schema is not None
+        result = await session.call_tool("add", {"a": 1, "b": 2})
+        assert result.is_error is True
+        assert result.structured_content["dry_run"] is True
+        assert result.structured_content["matched_rule"] == "try-add"
+        assert json.loads(result.content[0].text) == result.structured_content

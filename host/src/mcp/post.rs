@@ -258,6 +258,7 @@ impl Message<'_> {
         };
         let relay = self.relay;
         let tool = relay.tools.view(&call.name);
+        let structured = tool.output_schema;
         let facts = CallFacts {
             door: Door::Mcp,
             received: self.received,
@@ -278,7 +279,7 @@ impl Message<'_> {
             Decision::Forward(call) => Governed::Forward(call),
             Decision::Block(denial) => Governed::Answer(render::denial(id, &denial)),
             Decision::Simulate(simulation) => {
-                Governed::Answer(render::simulation(id, &simulation, era))
+                Governed::Answer(render::simulation(id, &simulation, era, structured))
             }
             Decision::Hold(held) => Governed::Held(held),
         }

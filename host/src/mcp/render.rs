@@ -162,10 +162,22 @@ pub(super) fn denial(id: Option<&RawValue>, denial: &Denial) -> Response {
 }
 
 /// A simulated call answers with a result, as the tool would, carrying the
-/// report of what would have happened.
-pub(super) fn simulation(id: Option<&RawValue>, simulation: &Simulation, era: Era) -> Response {
+/// report of what would have happened. For a tool that declares an
+/// `outputSchema` (`structured`) the result is `isError` with the report as
+/// its `structuredContent`: clients check a successful result against the
+/// schema, and the report is not the tool's output, nor is any made up.
+pub(super) fn simulation(
+    id: Option<&RawValue>,
+    simulation: &Simulation,
+    era: Era,
+    structured: bool,
+) -> Response {
     let mut result =
         json!({ "content": [{ "type": "text", "text": simulation.report.to_string() }] });
+    if structured {
+        result["structuredContent"] = simulation.report.clone();
+        result["isError"] = true.into();
+    }
     match era {
         Era::Stateless => result["resultType"] = json!("complete"),
         Era::Handshake => {}

@@ -72,6 +72,9 @@ impl ToolDrift {
 pub struct ToolView {
     /// The baseline's annotations (the MCP defaults for an unseen tool).
     pub annotations: Annotations,
+    /// Whether the baseline declares an `outputSchema` (clients then check
+    /// a successful result against it).
+    pub output_schema: bool,
     pub drift: Option<Arc<ToolDrift>>,
 }
 
@@ -161,10 +164,12 @@ impl ToolCatalog {
         match tools.get(tool) {
             Some(known) => ToolView {
                 annotations: known.baseline.annotations,
+                output_schema: known.baseline.value["outputSchema"].is_object(),
                 drift: known.drift.clone(),
             },
             None => ToolView {
                 annotations: Annotations::UNKNOWN,
+                output_schema: false,
                 drift: None,
             },
         }

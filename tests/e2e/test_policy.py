@@ -279,6 +279,21 @@ def test_priming_speaks_the_upstreams_era(helio: HelioLauncher, upstream_launche
         assert "result" in call(raw, "echo", {"text": "read-only tool passes"})
 
 
+@pytest.mark.parametrize("pinned", ["2025-06-18", "2026-07-28"])
+def test_a_pinned_protocol_version_skips_the_probe(helio: HelioLauncher, upstream_launcher: Any, pinned: str) -> None:
+    upstream = upstream_launcher.start("json", stateless=True)
+    instance = helio({"upstream": {"protocol_version": pinned}}, upstream=upstream)
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 10), instance.stderr
+    assert "protocol_version: accepted but not yet enforced" not in instance.stderr
+    methods = [r["body"]["method"] for r in upstream.requests() if "helio-prime" in json.dumps(r.get("body"))]
+    assert "server/discover" not in methods, methods
+    if pinned == "2025-06-18":
+        assert methods[0] == "initialize", methods
+    else:
+        assert methods == ["tools/list"], methods
+    upstream.stop()
+
+
 @pytest.mark.anyio
 async def test_a_dry_run_of_a_tool_with_an_output_schema_is_a_result_the_sdk_accepts(start) -> None:
     """The official SDK client checks a successful result against the tool's

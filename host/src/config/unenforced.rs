@@ -22,10 +22,6 @@ const fn pending(key: &'static str) -> Pending {
 }
 
 const PENDING: &[Pending] = &[
-    Pending {
-        key: "upstream.protocol_version",
-        requested: |c| c.upstream.protocol_version != "auto",
-    },
     pending("policies.tool_revalidation.max_advertised_ttl"),
     pending("policies.install"),
     pending("sdk.evaluation_ttl"),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::jsonrpc;
 use super::relay::Relay;
 use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::govern::Era;
 use crate::sse::EventScanner;
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -82,11 +83,17 @@ async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
     }
 }
 
-/// One full priming run, in the upstream's era: a server that answers
+/// One full priming run, in the upstream's era (as pinned by
+/// `upstream.protocol_version`, or else probed): a server that answers
 /// `server/discover` with MCP 2026-07-28 is listed with sessionless
 /// requests; otherwise (or if that fails) the handshake era's initialize,
 /// initialized, every page of `tools/list`, then the session's end.
 async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
+    match relay.upstream.pinned_era() {
+        Some(Era::Stateless) => return list_tools_stateless(relay, pool).await,
+        Some(Era::Handshake) => return list_tools_handshake(relay, pool).await,
+        None => {}
+    }
     if discovers_modern(relay, pool).await {
         match list_tools_stateless(relay, pool).await {
             Ok(count) => return Ok(count),

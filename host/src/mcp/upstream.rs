@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config;
+use crate::govern::Era;
 
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -86,6 +87,9 @@ pub struct Upstream {
     request_timeout: Duration,
     static_headers: Vec<(HeaderName, HeaderValue)>,
     forward_headers: Vec<HeaderName>,
+    /// `upstream.protocol_version`, unless `auto`: the era Helio's own
+    /// requests (priming, revalidation) speak, without probing.
+    pinned_era: Option<Era>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +119,16 @@ impl Upstream {
                 .map(|(name, value)| (name.clone(), value.expose().clone()))
                 .collect(),
             forward_headers: cfg.forward_headers.clone(),
+            pinned_era: match cfg.protocol_version.as_str() {
+                "auto" => None,
+                pinned => Some(Era::of(Some(pinned))),
+            },
         })
+    }
+
+    /// The era `upstream.protocol_version` pins, if it does.
+    pub fn pinned_era(&self) -> Option<Era> {
+        self.pinned_era
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -95,6 +95,8 @@ CATALOGUE = [
     # Headers that contradict the body are refused, not re-stamped.
     Case("method-header-mismatch", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":"MARK"}}}', 400, -32020, "header_mismatch", False, headers={"mcp-method": "tools/list"}, audited_as="delete_record"),
     Case("name-header-mismatch", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":"MARK"}}}', 400, -32020, "header_mismatch", False, headers={"mcp-method": "tools/call", "mcp-name": "echo"}, audited_as="delete_record"),
+    Case("param-header-mismatch", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"regional","arguments":{"region":"eu-1","text":"MARK"}}}', 400, -32020, "header_mismatch", False, headers={"mcp-param-region": "us-1"}, audited_as="regional"),
+    Case("param-header-without-argument", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"regional","arguments":{"text":"MARK"}}}', 400, -32020, "header_mismatch", False, headers={"mcp-param-region": "eu-1"}, audited_as="regional"),
     Case("modern-without-mirror", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"MARK"}}}', 400, -32020, "header_mismatch", False, headers={"mcp-protocol-version": "2026-07-28"}, audited_as="echo"),
     # Spellings that decode to the denied call are governed as that call.
     Case("escaped-key", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"\\u0065nv":"prod","text":"MARK"}}}', 200, -32001, "policy_denied", False, audited_as="echo"),
@@ -109,6 +111,7 @@ CATALOGUE = [
     Case("denied-control", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"env":"prod","text":"MARK"}}}', 200, -32001, "policy_denied", False, audited_as="echo"),
     Case("allowed-control", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"env":"dev","text":"MARK"}}}', 200, None, None, True, audited_as="echo"),
     Case("allowed-large-exact-integer", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"MARK","n":9007199254740992}}}', 200, None, None, True, audited_as="echo"),
+    Case("allowed-matching-param-header", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"regional","arguments":{"region":"eu-1","text":"MARK"}}}', 200, None, None, True, headers={"mcp-param-region": "=?base64?ZXUtMQ==?="}, audited_as="regional"),
     Case("allowed-matching-headers", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"MARK"}}}', 200, None, None, True, headers={"mcp-method": "tools/call", "mcp-name": "=?base64?ZWNobw==?="}, audited_as="echo"),
 ]
 

@@ -46,6 +46,7 @@ EXPECTED_TOOLS = {
     "charge",
     "delete_record",
     "whoami_headers",
+    "regional",
 }
 # Events that are part of an observation (transport-level noise is not compared).
 OBSERVED_KINDS = {"progress", "log", "sampling", "elicitation", "result", "error"}
@@ -401,7 +402,11 @@ async def test_default_sdk_client_negotiation(endpoints: dict[str, str]) -> None
             with anyio.fail_after(15):
                 tools = await client.list_tools()
                 echo = await client.call_tool("echo", {"text": "modern"})
+                # The SDK mirrors `region` as Mcp-Param-Region (x-mcp-header);
+                # Helio checks it agrees with the body, as the server does.
+                regional = await client.call_tool("regional", {"region": "eu-1", "text": "routed"})
             observations[label] = {
+                "regional": regional.structured_content,
                 "protocol": client.protocol_version,
                 "server": client.server_info.name if client.server_info else None,
                 "tools": sorted(t.name for t in tools.tools),
@@ -412,6 +417,7 @@ async def test_default_sdk_client_negotiation(endpoints: dict[str, str]) -> None
     assert obs["server"] == SERVER_NAME
     assert set(obs["tools"]) == EXPECTED_TOOLS
     assert obs["echo"] == {"result": "modern"}
+    assert obs["regional"] == {"result": "eu-1: routed"}
 
 
 # ---------------------------------------------------------- stateless upstream

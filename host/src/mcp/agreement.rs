@@ -9,12 +9,18 @@
 //! `Mcp-Name` when its body names a tool, prompt or resource; from any client,
 //! a header that is present must agree. Values in the `=?base64?…?=` form are
 //! decoded first.
+//!
+//! The same holds for the `Mcp-Param-*` headers of a `tools/call`, which
+//! mirror the arguments the tool's input schema marks with `x-mcp-header`
+//! ([`check_params`], after the official SDKs' server-side check).
 
 use base64::Engine;
 use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
 
 use super::jsonrpc::{Envelope, Kind};
 use super::upstream::{MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION};
+use crate::tools::ParamHeader;
 
 /// The revision whose clients must mirror method and name in headers.
 const MODERN: &str = "2026-07-28";
@@ -86,6 +92,94 @@ pub(super) fn check(
             quote(header.as_deref().unwrap_or("<unreadable>"))
         ))),
     }
+}
+
+/// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments,
+/// for the arguments its tool's schema marks (`marks`). A header and its
+/// argument must agree, or be absent together; from a client that does not
+/// claim 2026-07-28, a missing header is fine. A header sent twice, or one
+/// whose argument is absent, never agrees.
+pub(super) fn check_params(
+    headers: &HeaderMap,
+    marks: &[ParamHeader],
+    arguments: Option<&Value>,
+) -> Result<(), Mismatch> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let required = claims_modern(headers);
+    for mark in marks {
+        let name = format!("Mcp-Param-{}", mark.token);
+        let mismatch = |what: &str| Mismatch {
+            reason: format!(
+                "{name} header {what} the body's argument \"{}\"",
+                mark.path.join(".")
+            ),
+            method_header: headers.get(MCP_METHOD).map(lossy),
+            name_header: headers.get(MCP_NAME).map(lossy),
+        };
+        let mut sent = headers.get_all(name.as_str()).iter();
+        let header = sent.next();
+        if sent.next().is_some() {
+            return Err(mismatch("is sent more than once; it cannot stand for"));
+        }
+        let value = arguments
+            .and_then(|args| mark.path.iter().try_fold(args, |node, key| node.get(key)))
+            .filter(|v| !v.is_null());
+        let rendered = value.and_then(render);
+        match (header, value, rendered) {
+            (None, None, _) | (None, Some(_), None) => {}
+            (None, Some(_), Some(_)) if required => {
+                return Err(mismatch("is missing; it must mirror"))
+            }
+            (None, Some(_), Some(_)) => {}
+            (Some(_), None, _) => return Err(mismatch("is present, but the request omits")),
+            (Some(_), Some(_), None) => return Err(mismatch("cannot stand for")),
+            (Some(header), Some(value), Some(rendered)) => match decoded(header) {
+                Some(text) if agrees(mark.integer, value, &rendered, &text) => {}
+                Some(_) | None => return Err(mismatch("does not match")),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// An argument as a client mirrors it: strings as they are, booleans as
+/// `true`/`false`, numbers in JSON's notation; objects, arrays: no header.
+fn render(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// Whether a header's text agrees with its argument. An integer argument
+/// compares as a number with a plain decimal header (`42` = `42.0`),
+/// exactly, whatever its size.
+fn agrees(integer: bool, value: &Value, rendered: &str, header: &str) -> bool {
+    let whole = |text: &str| -> Option<String> {
+        let (sign, digits) = match text.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", text),
+        };
+        let (int, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let plain = !int.is_empty()
+            && int.bytes().all(|b| b.is_ascii_digit())
+            && fraction.bytes().all(|b| b == b'0');
+        let int = int.trim_start_matches('0');
+        plain.then(|| match int {
+            "" => "0".to_owned(),
+            int => format!("{sign}{int}"),
+        })
+    };
+    if integer && value.is_number() {
+        if let (Some(a), Some(b)) = (whole(rendered), whole(header)) {
+            return a == b;
+        }
+    }
+    header == rendered
 }
 
 /// `MCP-Protocol-Version` claims the modern revision: at least one token,
@@ -205,5 +299,64 @@ mod tests {
         let long = "x".repeat(1000);
         let e = check_with(&[("mcp-method", &long)], CALL).expect_err("long");
         assert!(e.reason.len() < 400, "values are quoted short");
+    }
+
+    fn params_with(headers: &[(&str, &str)], arguments: serde_json::Value) -> Result<(), Mismatch> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        let marks = [
+            ParamHeader {
+                path: vec!["region".into()],
+                token: "Region".into(),
+                integer: false,
+            },
+            ParamHeader {
+                path: vec!["opts".into(), "n".into()],
+                token: "N".into(),
+                integer: true,
+            },
+        ];
+        check_params(&map, &marks, Some(&arguments))
+    }
+
+    #[test]
+    fn param_headers_must_mirror_their_arguments() {
+        use serde_json::json;
+        const MODERN_CLIENT: (&str, &str) = ("mcp-protocol-version", "2026-07-28");
+        let args = json!({"region": "eu-1", "opts": {"n": 42}});
+        assert!(params_with(
+            &[
+                MODERN_CLIENT,
+                ("mcp-param-region", "eu-1"),
+                ("mcp-param-n", "42.0")
+            ],
+            args.clone()
+        )
+        .is_ok());
+        assert!(params_with(&[("mcp-param-region", "=?base64?ZXUtMQ==?=")], args.clone()).is_ok());
+        // An older client need not send them; a modern one must.
+        assert!(params_with(&[], args.clone()).is_ok());
+        let missing = params_with(&[MODERN_CLIENT, ("mcp-param-region", "eu-1")], args.clone());
+        assert!(missing
+            .expect_err("missing")
+            .reason
+            .contains("Mcp-Param-N header is missing"));
+        for bad in [
+            vec![("mcp-param-region", "us-1")],
+            vec![("mcp-param-n", "43")],
+            vec![("mcp-param-n", "4.2e1")],
+            vec![("mcp-param-region", "eu-1"), ("mcp-param-region", "eu-1")],
+            vec![("mcp-param-region", "=?base64?!!?=")],
+        ] {
+            assert!(params_with(&bad, args.clone()).is_err(), "{bad:?}");
+        }
+        // A header for an argument the body does not carry.
+        assert!(params_with(&[("mcp-param-region", "eu-1")], json!({"opts": {}})).is_err());
+        assert!(params_with(&[], json!({"region": null})).is_ok());
     }
 }

@@ -258,6 +258,12 @@ impl Message<'_> {
         };
         let relay = self.relay;
         let tool = relay.tools.view(&call.name);
+        let marks = &tool.param_headers;
+        if let Err(mismatch) =
+            agreement::check_params(self.headers, marks, call.arguments.as_deref())
+        {
+            return Governed::Answer(self.refuse_mismatch(&mismatch));
+        }
         let structured = tool.output_schema;
         let facts = CallFacts {
             door: Door::Mcp,

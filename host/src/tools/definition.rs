@@ -2,6 +2,8 @@
 //! sorted at every depth, so a server that reorders fields has not changed
 //! anything), its SHA-256 fingerprint, and the annotations policy reads.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +25,19 @@ pub struct Definition {
     pub canonical: String,
     pub fingerprint: String,
     pub annotations: Annotations,
+    /// The arguments a 2026-07-28 client mirrors as `Mcp-Param-*` headers.
+    pub param_headers: Arc<[ParamHeader]>,
+}
+
+/// An argument the input schema marks with `x-mcp-header`: clients send its
+/// value as the header `Mcp-Param-<token>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// The `properties` keys from the schema's root to the argument.
+    pub path: Vec<String>,
+    pub token: String,
+    /// `type: integer` (such values compare as numbers: `42` and `42.0`).
+    pub integer: bool,
 }
 
 /// One aspect of a definition that differs from the baseline.
@@ -39,11 +54,13 @@ impl Definition {
         write_canonical(&value, &mut canonical);
         let fingerprint = hex::encode(Sha256::digest(canonical.as_bytes()));
         let annotations = annotations(&value);
+        let param_headers = param_headers(&value["inputSchema"]).into();
         Self {
             value,
             canonical,
             fingerprint,
             annotations,
+            param_headers,
         }
     }
 
@@ -128,6 +145,56 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+/// The `x-mcp-header` marks of an input schema, on properties reached
+/// through `properties` alone. As in the official SDKs, a schema with any
+/// invalid mark (not an RFC 9110 token, on a property that is not a string,
+/// integer or boolean, or a token used twice, case-insensitively) has none:
+/// conforming clients leave such a tool out, so no header is expected.
+fn param_headers(schema: &Value) -> Vec<ParamHeader> {
+    let mut found = Vec::new();
+    let mut pending: Vec<(Vec<String>, &Value)> = vec![(Vec::new(), schema)];
+    while let Some((path, node)) = pending.pop() {
+        let Some(object) = node.as_object() else {
+            continue;
+        };
+        if let Some(mark) = object.get("x-mcp-header") {
+            let kind = object.get("type").and_then(Value::as_str);
+            let valid_kind = matches!(kind, Some("string" | "integer" | "boolean"));
+            let token = mark.as_str().filter(|t| is_token(t));
+            match (token, valid_kind, path.is_empty()) {
+                (Some(token), true, false) => found.push(ParamHeader {
+                    path: path.clone(),
+                    token: token.to_owned(),
+                    integer: kind == Some("integer"),
+                }),
+                _ => return Vec::new(),
+            }
+        }
+        if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+            for (name, property) in properties {
+                let mut deeper = path.clone();
+                deeper.push(name.clone());
+                pending.push((deeper, property));
+            }
+        }
+    }
+    let mut tokens: Vec<String> = found.iter().map(|p| p.token.to_ascii_lowercase()).collect();
+    tokens.sort();
+    tokens.dedup();
+    if tokens.len() != found.len() {
+        return Vec::new();
+    }
+    found
+}
+
+/// An RFC 9110 token (the characters a header name may have).
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// The definition's annotations, with the MCP defaults for hints it leaves
 /// out (a hint that is not a boolean counts as left out).
 fn annotations(definition: &Value) -> Annotations {
@@ -167,6 +234,38 @@ mod tests {
         let other = &c.changes_from(&a)[2];
         assert_eq!(other.baseline, json!({"x-vendor":1}));
         assert_eq!(other.current, json!({"x-vendor":2}));
+    }
+
+    #[test]
+    fn param_headers_are_read_from_properties_and_an_invalid_mark_voids_them_all() {
+        let d = Definition::new(
+            json!({"name":"t","inputSchema":{"type":"object","properties":{
+            "region":{"type":"string","x-mcp-header":"Region"},
+            "opts":{"type":"object","properties":{"n":{"type":"integer","x-mcp-header":"N"}}}}}}),
+        );
+        let mut marks: Vec<_> = d
+            .param_headers
+            .iter()
+            .map(|p| (p.path.join("."), p.token.as_str(), p.integer))
+            .collect();
+        marks.sort();
+        assert_eq!(
+            marks,
+            [
+                ("opts.n".to_owned(), "N", true),
+                ("region".to_owned(), "Region", false)
+            ]
+        );
+        for invalid in [
+            json!({"a":{"type":"number","x-mcp-header":"A"}}),
+            json!({"a":{"type":"string","x-mcp-header":"bad name"}}),
+            json!({"a":{"type":"string","x-mcp-header":"X"},"b":{"type":"string","x-mcp-header":"x"}}),
+        ] {
+            let d = Definition::new(
+                json!({"name":"t","inputSchema":{"type":"object","properties":invalid}}),
+            );
+            assert!(d.param_headers.is_empty(), "{invalid}");
+        }
     }
 
     #[test]

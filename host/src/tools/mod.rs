@@ -28,7 +28,7 @@ use crate::config::{Transport, Upstream};
 use crate::plugins::Annotations;
 use crate::state::{now_ms, BaselineStore, StoredBaseline};
 
-pub use definition::{Change, Definition};
+pub use definition::{Change, Definition, ParamHeader};
 
 /// The most tools one upstream may have baselined: a server that lists
 /// ever-new names cannot grow Helio's memory or its database without bound.
@@ -75,6 +75,8 @@ pub struct ToolView {
     /// Whether the baseline declares an `outputSchema` (clients then check
     /// a successful result against it).
     pub output_schema: bool,
+    /// The baseline's `Mcp-Param-*` headers.
+    pub param_headers: Arc<[ParamHeader]>,
     pub drift: Option<Arc<ToolDrift>>,
 }
 
@@ -165,11 +167,13 @@ impl ToolCatalog {
             Some(known) => ToolView {
                 annotations: known.baseline.annotations,
                 output_schema: known.baseline.value["outputSchema"].is_object(),
+                param_headers: known.baseline.param_headers.clone(),
                 drift: known.drift.clone(),
             },
             None => ToolView {
                 annotations: Annotations::UNKNOWN,
                 output_schema: false,
+                param_headers: Arc::from([]),
                 drift: None,
             },
         }

@@ -128,3 +128,26 @@ def test_a_dropped_sse_stream_is_reconnected(helio: HelioLauncher, legacy: Legac
         assert wait_until(lambda: instance.stderr.count("SSE upstream connected") >= 2, timeout=40), instance.stderr
         after = raw.call_tool("echo", {"text": "after"}, id=3).final(3)
         assert after["result"]["content"][0]["text"] == "after", after
+
+
+@pytest.mark.anyio
+async def test_sessionless_2026_clients_work_with_a_legacy_sse_server(helio: HelioLauncher, legacy: LegacyServer) -> None:
+    # The era bridge: clients that speak only 2026-07-28 (server/discover, no
+    # session, the _meta envelope), several at once, against a 2024-11-05 server.
+    from mcp import Client
+
+    instance = helio(sse_config(legacy))
+    results: dict[int, Any] = {}
+
+    async def run(n: int) -> None:
+        async with Client(instance.mcp_url, mode="2026-07-28") as client:
+            tools = await client.list_tools()
+            echo = await client.call_tool("echo", {"text": f"modern-{n}"})
+            denied = await call_tool_outcome(client, "delete_record", {"id": f"r{n}"})
+            results[n] = (client.protocol_version, len(tools.tools), echo.structured_content, denied["error"]["code"])
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for n in range(5):
+                group.start_soon(run, n)
+    assert results == {n: ("2026-07-28", 12, {"result": f"modern-{n}"}, -32001) for n in range(5)}

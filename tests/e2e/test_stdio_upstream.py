@@ -236,3 +236,22 @@ def test_a_large_message_reaches_a_stdio_server_whole(helio: HelioLauncher) -> N
         raw.initialize()
         final = raw.call_tool("echo", {"text": text}, id="big").final("big")
     assert final["result"]["content"][0]["text"] == text
+
+
+@pytest.mark.anyio
+async def test_a_sessionless_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> None:
+    # A client that speaks only 2026-07-28 (no initialize, no session): Helio
+    # answers server/discover for the stdio server and carries each request
+    # to it on its own handshake, adding the resultType the client expects.
+    from mcp import Client
+
+    instance = helio(stdio_config())
+    async with Client(instance.mcp_url, mode="2026-07-28") as client:
+        with anyio.fail_after(20):
+            tools = await client.list_tools()
+            echo = await client.call_tool("echo", {"text": "sessionless"})
+            denied = await call_tool_outcome(client, "delete_record", {"id": "1"})
+        assert client.protocol_version == "2026-07-28"
+    assert len(tools.tools) == 12
+    assert echo.structured_content == {"result": "sessionless"}
+    assert denied["error"]["code"] == -32001, denied

@@ -37,6 +37,10 @@ use tokio::sync::mpsc;
 use super::mux::{method_of, Link, Message, Mux, Refused, STREAM_FRAMES};
 
 const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+const MCP_PROTOCOL_VERSION: http::HeaderName =
+    http::HeaderName::from_static("mcp-protocol-version");
+/// The stateless revision, whose clients send no session.
+const MODERN: &str = "2026-07-28";
 
 /// The header carrying the endpoint's token.
 pub const BRIDGE_TOKEN: http::HeaderName = http::HeaderName::from_static("x-helio-bridge-token");
@@ -115,6 +119,9 @@ async fn posted(State(local): State<Arc<Local>>, headers: HeaderMap, body: Bytes
         return response;
     }
     let Some(session) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
+        if claims_modern(&headers) {
+            return sessionless(&local, &init, method.as_deref(), id.as_deref(), message);
+        }
         return rpc_error(
             StatusCode::BAD_REQUEST,
             id.as_deref(),
@@ -152,6 +159,64 @@ async fn posted(State(local): State<Arc<Local>>, headers: HeaderMap, body: Bytes
             &refused.to_string(),
         ),
     }
+}
+
+/// A 2026-07-28 client speaks without a session; the server behind this
+/// endpoint speaks the handshake era (Helio initialized it). `server/discover`
+/// is answered from the server's `initialize` result; any other request is
+/// carried on a session of its own ([`Mux::request_sessionless`]). A
+/// notification or an answer outside any session has no request on the
+/// server to concern and is accepted without being sent.
+fn sessionless(
+    local: &Local,
+    init: &str,
+    method: Option<&str>,
+    id: Option<&serde_json::value::RawValue>,
+    message: Message,
+) -> Response {
+    match (method, id) {
+        (Some("server/discover"), Some(id)) => {
+            let init: serde_json::Value = serde_json::from_str(init).unwrap_or_default();
+            let mut result = json!({
+                "supportedVersions": [MODERN],
+                "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+                "resultType": "complete",
+                "ttlMs": 0,
+                "cacheScope": "private",
+                "_meta": { "io.modelcontextprotocol/serverInfo": init.get("serverInfo") },
+            });
+            if let Some(instructions) = init.get("instructions") {
+                result["instructions"] = instructions.clone();
+            }
+            let id: serde_json::Value = serde_json::from_str(id.get()).unwrap_or_default();
+            let body = json!({ "jsonrpc": "2.0", "id": id, "result": result });
+            json_response(StatusCode::OK, body.to_string())
+        }
+        (Some(_), Some(_)) => {
+            let (events, received) = mpsc::channel(STREAM_FRAMES);
+            match local.mux.request_sessionless(message, events) {
+                Ok(()) => event_stream(received),
+                Err(refused) => {
+                    rpc_error(StatusCode::BAD_REQUEST, id, -32600, &refused.to_string())
+                }
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => StatusCode::ACCEPTED.into_response(),
+        (None, None) => rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            -32600,
+            "neither a method nor an id",
+        ),
+    }
+}
+
+/// `MCP-Protocol-Version` names the 2026-07-28 revision (and only it).
+fn claims_modern(headers: &HeaderMap) -> bool {
+    headers
+        .get(MCP_PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').map(str::trim).all(|t| t == MODERN))
 }
 
 async fn listen(State(local): State<Arc<Local>>, headers: HeaderMap) -> Response {

@@ -102,6 +102,9 @@ enum Pending {
         /// The client's progress token, when the request carried one.
         token: Option<(String, Box<RawValue>)>,
         events: Events,
+        /// A 2026-07-28 client's request on a session of its own
+        /// ([`Mux::request_sessionless`]), and what its result lacks.
+        sessionless: Option<Lacks>,
     },
     /// Helio's own request (its `initialize`).
     Own(oneshot::Sender<Message>),
@@ -187,11 +190,31 @@ impl Mux {
 
     /// Sends a client's request upstream under a fresh id; its response and
     /// the progress it is sent come on `events`.
-    pub fn request(
+    pub fn request(&self, session: &str, message: Message, events: Events) -> Result<(), Refused> {
+        self.send_request(session, message, events, None)
+    }
+
+    /// A 2026-07-28 client's request, which comes without a session: sent
+    /// under a session of its own that ends with its response, whose result
+    /// gains the `resultType` that revision's clients expect.
+    pub fn request_sessionless(&self, message: Message, events: Events) -> Result<(), Refused> {
+        let lacks = Lacks {
+            cache_directives: method_of(&message).is_some_and(|m| CACHEABLE.contains(&m.as_str())),
+        };
+        let session = self.open_session();
+        let sent = self.send_request(&session, message, events, Some(lacks));
+        if sent.is_err() {
+            self.close_session(&session);
+        }
+        sent
+    }
+
+    fn send_request(
         &self,
         session: &str,
         mut message: Message,
         events: Events,
+        sessionless: Option<Lacks>,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
         let Some(entry) = state.sessions.get_mut(session) else {
@@ -203,6 +226,9 @@ impl Mux {
         let client_id = message
             .insert("id".into(), raw(&upstream_id.to_string()))
             .ok_or_else(|| Refused::Malformed("a request without an id".into()))?;
+        if sessionless.is_some() {
+            strip_envelope(&mut message)?;
+        }
         let token = rewrite_token(&mut message, upstream_id)?;
         if let Some((rewritten, _)) = &token {
             state.tokens.insert(rewritten.clone(), upstream_id);
@@ -214,6 +240,7 @@ impl Mux {
                 id: client_id,
                 token,
                 events,
+                sessionless,
             },
         );
         drop(state);
@@ -321,15 +348,22 @@ impl Mux {
                 let _ = reply.send(message);
             }
             Pending::Client {
+                session,
                 id: client_id,
                 token,
                 events,
-                ..
+                sessionless,
             } => {
                 if let Some((rewritten, _)) = token {
                     state.tokens.remove(&rewritten);
                 }
+                if sessionless.is_some() {
+                    state.sessions.remove(&session);
+                }
                 drop(state);
+                if let Some(lacks) = sessionless {
+                    complete(&mut message, lacks);
+                }
                 message.insert("id".into(), client_id);
                 // The last event of the request's stream; dropping the
                 // sender ends it.
@@ -425,7 +459,18 @@ impl Mux {
             let mut state = self.lock();
             state.tokens.clear();
             state.asked.clear();
-            state.pending.drain().map(|(_, p)| p).collect()
+            let pending: Vec<Pending> = state.pending.drain().map(|(_, p)| p).collect();
+            for p in &pending {
+                if let Pending::Client {
+                    session,
+                    sessionless: Some(_),
+                    ..
+                } = p
+                {
+                    state.sessions.remove(session);
+                }
+            }
+            pending
         };
         for pending in pending {
             if let Pending::Client { id, events, .. } = pending {
@@ -514,6 +559,47 @@ fn deliver(events: Events, frame: Bytes) {
     }
 }
 
+/// The methods whose 2026-07-28 results carry cache directives.
+const CACHEABLE: [&str; 5] = [
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// What a handshake-era result lacks for a 2026-07-28 client.
+#[derive(Debug, Clone, Copy)]
+pub struct Lacks {
+    /// `ttlMs` and `cacheScope` (list and read results).
+    cache_directives: bool,
+}
+
+/// Completes a handshake-era server's result for a 2026-07-28 client:
+/// `resultType: "complete"`, and on list and read results the cache
+/// directives as that revision's clients default them (`ttlMs: 0`,
+/// immediately stale; `cacheScope: "private"`, never shared).
+fn complete(message: &mut Message, lacks: Lacks) {
+    let Some(result) = message.get("result") else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(mut result)) = serde_json::from_str(result.get()) else {
+        return;
+    };
+    result
+        .entry("resultType")
+        .or_insert_with(|| "complete".into());
+    if lacks.cache_directives {
+        result.entry("ttlMs").or_insert_with(|| 0.into());
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| "private".into());
+    }
+    if let Ok(text) = serde_json::to_string(&result) {
+        message.insert("result".into(), raw(&text));
+    }
+}
+
 /// An SSE `message` event carrying `message`.
 pub fn event(message: &Message) -> Bytes {
     let text = serde_json::to_string(message).unwrap_or_default();
@@ -551,6 +637,43 @@ fn rewrite_param(message: &mut Message, key: &str, value: &str) -> Result<(), Re
 
 /// Replaces a request's `params._meta.progressToken` with one unique on the
 /// upstream; the rewritten token (as JSON text) and the client's.
+/// The `_meta` keys a 2026-07-28 request carries in place of the handshake
+/// (a handshake-era server refuses a request that carries them).
+const ENVELOPE_KEYS: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// Takes the 2026-07-28 envelope out of a request's `_meta`, for a server
+/// that Helio initialized in the handshake era.
+fn strip_envelope(message: &mut Message) -> Result<(), Refused> {
+    let Some(params) = message.get("params") else {
+        return Ok(());
+    };
+    let Ok(mut params) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(params.get())
+    else {
+        return Ok(());
+    };
+    let Some(meta) = params.get("_meta") else {
+        return Ok(());
+    };
+    let Ok(mut meta) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(meta.get()) else {
+        return Ok(());
+    };
+    meta.retain(|key, _| !ENVELOPE_KEYS.contains(&key.as_str()));
+    if meta.is_empty() {
+        params.remove("_meta");
+    } else {
+        let meta = serde_json::to_string(&meta).map_err(|e| Refused::Malformed(e.to_string()))?;
+        params.insert("_meta".into(), raw(&meta));
+    }
+    let params = serde_json::to_string(&params).map_err(|e| Refused::Malformed(e.to_string()))?;
+    message.insert("params".into(), raw(&params));
+    Ok(())
+}
+
 fn rewrite_token(
     message: &mut Message,
     upstream_id: u64,
@@ -641,6 +764,33 @@ mod tests {
             (json!(1), json!("a"))
         );
         assert!(a_frames.try_recv().is_err(), "A saw nothing of B's");
+    }
+
+    #[tokio::test]
+    async fn a_sessionless_request_loses_its_envelope_and_its_result_is_completed() {
+        let (mux, mut sent) = setup();
+        let (events, mut frames) = mpsc::channel(8);
+        let list = r#"{"jsonrpc":"2.0","id":"l","method":"tools/list","params":{"_meta":{
+            "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"keep":1}}}"#;
+        mux.request_sessionless(message(list), events)
+            .expect("sent");
+        let upstream = sent_json(&mut sent);
+        assert_eq!(upstream["params"]["_meta"], json!({"keep": 1}));
+        assert_eq!(mux.lock().sessions.len(), 1, "a session for the request");
+        mux.received(
+            &json!({"jsonrpc":"2.0","id": upstream["id"],"result":{"tools":[]}}).to_string(),
+        );
+        let answer = frame_json(&mut frames);
+        assert_eq!(answer["id"], "l");
+        assert_eq!(
+            answer["result"],
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
+        );
+        assert!(
+            mux.lock().sessions.is_empty(),
+            "the session ends with its response"
+        );
     }
 
     #[tokio::test]

@@ -22,6 +22,8 @@ mod outbound;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;
+#[cfg(test)]
+mod scratch;
 mod serve;
 mod sideband;
 mod sse;

@@ -214,8 +214,8 @@ def test_nothing_on_the_host_reaches_the_server_around_helio(helio: HelioLaunche
 
 @pytest.mark.anyio
 async def test_a_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> None:
-    # The SDK's default Client asks server/discover first and falls back to
-    # the handshake: Helio serves a stdio server in the handshake era.
+    # The SDK's default Client asks server/discover first: Helio answers it for
+    # the stdio server (the era bridge), so the client speaks 2026-07-28.
     from mcp import Client
 
     instance = helio(stdio_config())
@@ -223,7 +223,7 @@ async def test_a_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> 
         with anyio.fail_after(20):
             tools = await client.list_tools()
             echo = await client.call_tool("echo", {"text": "modern"})
-        assert client.protocol_version == "2025-06-18"
+        assert client.protocol_version == "2026-07-28"
     assert len(tools.tools) == 12
     assert echo.structured_content == {"result": "modern"}
 

@@ -75,6 +75,9 @@ impl Launch {
     /// SIGINT/SIGTERM. `ready` runs once everything is bound.
     pub async fn run(self, ready: impl FnOnce(&Gateway)) -> anyhow::Result<()> {
         let c = &self.config;
+        // From here on, SIGINT and SIGTERM stop Helio cleanly (the database
+        // is open).
+        let stop = super::shutdown_signal();
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
@@ -169,7 +172,7 @@ impl Launch {
             }
         }
         ready(&gateway);
-        gateway.serve(super::shutdown_signal()).await;
+        gateway.serve(stop).await;
         stop_watching.cancel();
         // Every call has finished: write what the last ones changed and
         // recorded.

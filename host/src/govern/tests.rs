@@ -2,7 +2,7 @@
 //! components on wasmtime, a real state store and audit trail in SQLite,
 //! and an in-process upstream standing in for the MCP server (no socket).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,25 +12,8 @@ use super::*;
 use crate::approvals::{Approvals, Resolution, ResolveError, Resolver, Status};
 use crate::config::TimeoutOutcome;
 use crate::plugins::Annotations;
+use crate::scratch::Scratch;
 use crate::state::{LocalStore, StateBackend};
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("helio-govern-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A core over `store` with the policy in `yaml`, auditing to `db`.
 struct Core {
@@ -189,7 +172,7 @@ const BUDGET: &str = "budgets:\n  - name: pot\n    limit: 100\n    currency: EUR
 
 #[tokio::test(flavor = "current_thread")]
 async fn forwarded_calls_settle_by_what_the_upstream_answers_and_are_recorded() {
-    let scratch = Scratch::new("settle");
+    let scratch = Scratch::new("govern-settle");
     let mut core = Core::new(BUDGET, LocalStore::in_memory(), &scratch.0.join("audit.db"));
 
     assert_eq!(
@@ -248,7 +231,7 @@ async fn forwarded_calls_settle_by_what_the_upstream_answers_and_are_recorded() 
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_later_stage_blocking_gives_back_what_earlier_stages_took() {
-    let scratch = Scratch::new("later-stage");
+    let scratch = Scratch::new("govern-later-stage");
     let core = Core::new(
         &two_slots_and_a_pot("window: 1h"),
         LocalStore::in_memory(),
@@ -281,7 +264,7 @@ async fn the_budget_refusal_gave_back_its_slot(core: &Core) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn limits_and_budgets_hold_across_a_restart() {
-    let scratch = Scratch::new("restart");
+    let scratch = Scratch::new("govern-restart");
     let db = scratch.0.join("state.db");
     let yaml = &two_slots_and_a_pot("window: session\n    key: session");
     {
@@ -306,7 +289,7 @@ async fn limits_and_budgets_hold_across_a_restart() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
-    let scratch = Scratch::new("failing-store");
+    let scratch = Scratch::new("govern-failing-store");
     let mut core = Core::new(
         TWO_SLOTS,
         crate::state::TestStore::failing_writes(LocalStore::in_memory()),
@@ -329,7 +312,7 @@ async fn a_store_that_cannot_write_blocks_the_call_state_unavailable() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_store_that_is_down_blocks_what_needs_it_state_unavailable() {
-    let scratch = Scratch::new("down-store");
+    let scratch = Scratch::new("govern-down-store");
     let mut core = Core::new(
         &format!("{TWO_SLOTS}    - name: grounded\n      match: {{ tool: refund }}\n      action: allow\n      evidence:\n        requires: [order_checked]\n"),
         Arc::new(crate::state::Down),
@@ -360,7 +343,7 @@ async fn a_store_that_is_down_blocks_what_needs_it_state_unavailable() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_stage_waiting_on_a_slow_store_does_not_stall_the_worker() {
-    let scratch = Scratch::new("slow-store");
+    let scratch = Scratch::new("govern-slow-store");
     let delay = std::time::Duration::from_millis(300);
     let core = Core::new(
         TWO_SLOTS,
@@ -393,7 +376,7 @@ async fn a_stage_waiting_on_a_slow_store_does_not_stall_the_worker() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_call_abandoned_while_a_stage_waits_on_the_store_gives_back_what_it_took() {
-    let scratch = Scratch::new("abandoned");
+    let scratch = Scratch::new("govern-abandoned");
     let store = LocalStore::in_memory();
     let core = Core::new(
         TWO_SLOTS,
@@ -423,7 +406,7 @@ const HELD: &str = "policies:\n  rules:\n    - name: approve-payments\n      mat
 
 #[tokio::test(flavor = "current_thread")]
 async fn without_a_way_to_collect_approvals_a_call_that_needs_one_is_refused() {
-    let scratch = Scratch::new("no-approvals");
+    let scratch = Scratch::new("govern-no-approvals");
     let core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db"));
     let denial = core
         .call("pay", json!({ "a": 10 }), ok)
@@ -437,7 +420,7 @@ async fn without_a_way_to_collect_approvals_a_call_that_needs_one_is_refused() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_held_call_keeps_its_holds_until_resolved_and_gives_them_back_when_not_forwarded() {
-    let scratch = Scratch::new("held");
+    let scratch = Scratch::new("govern-held");
     let approvals = Arc::new(Approvals::default());
     let mut core = Core::new(HELD, LocalStore::in_memory(), &scratch.0.join("audit.db")).holding(
         approvals.clone(),
@@ -580,7 +563,7 @@ const HELD_RULE_ONLY: &str = "policies:\n  rules:\n    - name: approve-mail\n   
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_held_call_nobody_decides_on_times_out_as_configured() {
-    let scratch = Scratch::new("held-timeout");
+    let scratch = Scratch::new("govern-held-timeout");
     for (on_timeout, forwarded) in [(TimeoutOutcome::Deny, false), (TimeoutOutcome::Allow, true)] {
         let approvals = Arc::new(Approvals::default());
         let mut core = Core::new(
@@ -671,7 +654,7 @@ fn pending_except(approvals: &Approvals, except: &str) -> Vec<crate::approvals::
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_budget_ticket_lists_what_it_breaches_and_charges_the_overage_when_approved() {
-    let scratch = Scratch::new("budget-ticket");
+    let scratch = Scratch::new("govern-budget-ticket");
     let (mut core, approvals) = holding_budgets(&scratch);
 
     // Only the budget asks: one ticket, from the first breached budget's route.
@@ -736,7 +719,7 @@ async fn a_budget_ticket_lists_what_it_breaches_and_charges_the_overage_when_app
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_rule_and_a_budget_ask_one_after_the_other() {
-    let scratch = Scratch::new("rule-then-budget");
+    let scratch = Scratch::new("govern-rule-then-budget");
     let (mut core, approvals) = holding_budgets(&scratch);
 
     for money in [Resolution::Approved, Resolution::Denied { reason: None }] {
@@ -797,7 +780,7 @@ async fn a_rule_and_a_budget_ask_one_after_the_other() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_budget_ticket_nobody_decides_on_blocks_even_where_timeouts_allow() {
-    let scratch = Scratch::new("budget-timeout");
+    let scratch = Scratch::new("govern-budget-timeout");
     let approvals = Arc::new(Approvals::default());
     let budget = "budgets:\n  - name: pot\n    limit: 10\n    currency: EUR\n    window: 1h\n    on_exceed: require_approval\n    contributors:\n      - match: { tool: refund }\n        field: a\n";
     let mut core = Core::new(budget, LocalStore::in_memory(), &scratch.0.join("audit.db")).holding(

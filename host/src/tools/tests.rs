@@ -1,26 +1,10 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 
 use super::*;
+use crate::scratch::Scratch;
 use crate::state::LocalStore;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("helio-tools-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn config(dir: &Path) -> crate::config::Config {
     let text = format!(
@@ -58,7 +42,7 @@ fn read(description: &str, read_only: bool) -> Value {
 
 #[test]
 fn policy_keeps_the_baseline_and_drift_and_revert_are_recorded() {
-    let scratch = Scratch::new("drift");
+    let scratch = Scratch::new("tools-drift");
     let config = config(&scratch.0);
     let audit = Audit::open(&config).expect("audit");
     let mut rx = audit.subscribe();
@@ -112,7 +96,7 @@ fn policy_keeps_the_baseline_and_drift_and_revert_are_recorded() {
 
 #[test]
 fn a_tool_listed_twice_fails_closed_and_cannot_be_accepted() {
-    let scratch = Scratch::new("duplicate");
+    let scratch = Scratch::new("tools-duplicate");
     let config = config(&scratch.0);
     let audit = Audit::open(&config).expect("audit");
     let catalog = ToolCatalog::restore(&config.upstream, LocalStore::in_memory(), audit);
@@ -133,7 +117,7 @@ fn a_tool_listed_twice_fails_closed_and_cannot_be_accepted() {
 
 #[test]
 fn baselines_and_acceptances_survive_a_restart() {
-    let scratch = Scratch::new("persist");
+    let scratch = Scratch::new("tools-persist");
     let config = config(&scratch.0);
     let db = scratch.0.join("state.db");
     let audit = Audit::open(&config).expect("audit");

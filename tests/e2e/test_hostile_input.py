@@ -157,6 +157,49 @@ def test_hostile_catalogue(hostile: tuple[HelioInstance, Path], upstream_sse: Up
         assert record["upstream_http_status"] is None
 
 
+def _next_message(lines: Any) -> dict[str, Any]:
+    for line in lines:
+        if line.startswith("data: "):
+            return json.loads(line.removeprefix("data: "))
+    raise AssertionError("the stream ended without a message")
+
+
+@pytest.mark.parametrize("case", CATALOGUE, ids=[c.id for c in CATALOGUE])
+def test_hostile_catalogue_through_the_legacy_sse_door(
+    hostile: tuple[HelioInstance, Path], upstream_sse: Upstream, case: Case
+) -> None:
+    # The same bodies, posted to the legacy door: each is answered 202 and its
+    # outcome arrives on the stream, exactly as /mcp decides it.
+    instance, db = hostile
+    marker = f"hostile-sse-{secrets.token_hex(6)}"
+    with httpx.Client(timeout=15) as client, client.stream("GET", instance.base_url + "/sse") as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "event: endpoint"
+        endpoint = instance.base_url + next(lines).removeprefix("data: ")
+        initialize = {"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}}
+        assert client.post(endpoint, json=initialize).status_code == 202
+        assert "result" in _next_message(lines)
+        assert client.post(endpoint, json={"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
+        headers = {"content-type": "application/json", **(case.headers or {})}
+        posted = client.post(endpoint, content=case.body.replace("MARK", marker), headers=headers)
+        assert posted.status_code == 202, posted.text
+        final = _next_message(lines)
+    if case.code is None:
+        assert "result" in final, final
+    else:
+        assert final["error"]["code"] == case.code, final
+        if case.reason is not None:
+            assert final["error"]["data"]["reason"] == case.reason, final
+    reached = [r for r in upstream_sse.requests() if marker in json.dumps(r.get("body"))]
+    assert bool(reached) == case.forwarded, reached
+    if case.audited_as is not None:
+        assert wait_until(lambda: len(audit_rows(db, marker)) == 1, 5), audit_rows(db, marker)
+        (record,) = audit_rows(db, marker)
+        assert record["tool_name"] == case.audited_as
+        assert record["session_source"] in ("transport", "header", "meta", "legacy_header")
+
+
 def test_unreadable_arguments_are_recorded_with_where_and_why(hostile: tuple[HelioInstance, Path]) -> None:
     instance, db = hostile
     marker = f"why-{secrets.token_hex(6)}"

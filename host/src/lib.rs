@@ -14,6 +14,7 @@ pub mod config;
 mod dashboard;
 mod database;
 pub mod demo;
+mod era;
 mod files;
 pub mod gateway;
 pub mod govern;

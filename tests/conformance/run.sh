@@ -17,6 +17,8 @@
 #   --scenario NAME     run only this scenario (repeatable; default: every server scenario)
 #   --lenient           count only FAILURE checks; by default a WARNING fails a scenario too
 #   --timeout SECS      upper bound for the whole suite run (default 600)
+#   --next              the suite's pre-release line (0.2.x, package alias conformance-next):
+#                       the scenarios MCP 2026-07-28 requires (--requirements 2026-07-28)
 #
 # Exit codes: 0 every scenario passed; 1 at least one failed; 2 usage or setup error.
 set -euo pipefail
@@ -24,12 +26,13 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NODE="$HERE/node_modules/node/bin/node"
 CLI="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+CLI_NEXT="$HERE/node_modules/conformance-next/dist/index.js"
 
 die() { echo "run.sh: $*" >&2; exit 2; }
 usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 ensure_deps() {
-  if [[ -x "$NODE" && -f "$CLI" && -f "$HERE/node_modules/@modelcontextprotocol/sdk/package.json" ]] \
+  if [[ -x "$NODE" && -f "$CLI" && -f "$CLI_NEXT" && -f "$HERE/node_modules/@modelcontextprotocol/sdk/package.json" ]] \
       && "$NODE" --version >/dev/null 2>&1; then
     return
   fi
@@ -51,6 +54,7 @@ JSON=""
 RESULTS=""
 LENIENT=""
 TIMEOUT=600
+NEXT=""
 SCENARIOS=()
 
 [[ $# -gt 0 ]] || usage
@@ -76,6 +80,7 @@ while [[ $# -gt 0 ]]; do
     --scenario) [[ $# -ge 2 ]] || usage; SCENARIOS+=("$2"); shift 2 ;;
     --lenient) LENIENT=--lenient; shift ;;
     --timeout) [[ $# -ge 2 ]] || usage; TIMEOUT="$2"; shift 2 ;;
+    --next) NEXT=1; shift ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage ;;
   esac
 done
@@ -132,7 +137,13 @@ echo "run.sh: running conformance server scenarios against $URL" >&2
 SUITE_LOG="$RESULTS/suite.log"
 start=$(date +%s)
 set +e
-if [[ ${#SCENARIOS[@]} -eq 0 ]]; then
+if [[ -n "$NEXT" ]]; then
+  # The scenarios the revision requires, as the suite freezes them; the list comes
+  # from what ran (one result folder per scenario).
+  timeout --kill-after=10 "$TIMEOUT" "$NODE" "$CLI_NEXT" server --url "$URL" --requirements 2026-07-28 -o "$RESULTS" >"$SUITE_LOG" 2>&1
+  suite_rc=$?
+  RUN_LIST="$(ls "$RESULTS" | sed -n 's/^server-\(.*\)-[0-9]\{4\}-[0-9]\{2\}-[0-9]\{2\}T.*$/\1/p' | sort -u)"
+elif [[ ${#SCENARIOS[@]} -eq 0 ]]; then
   RUN_LIST="$ALL_SCENARIOS"
   timeout --kill-after=10 "$TIMEOUT" "$NODE" "$CLI" server --url "$URL" --suite all -o "$RESULTS" >"$SUITE_LOG" 2>&1
   suite_rc=$?

@@ -2,7 +2,9 @@
 
 The yardstick for a transparent relay: every scenario that passes against the
 fixture server directly must pass, with the same result, when the suite talks to
-Helio in front of that same fixture. `tests/conformance/run.sh` installs the suite
+Helio in front of that same fixture. The suite's pre-release line (0.2.x) checks
+the scenarios MCP 2026-07-28 requires: the same rule holds, and since the fixture
+speaks only the handshake era, Helio's era bridge is what lets them pass at all. `tests/conformance/run.sh` installs the suite
 (`@modelcontextprotocol/conformance`, run on the `node@22` npm package) and the
 fixture on first use.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOOPBACK, free_port
+from conftest import LOOPBACK, free_port, wait_until
 
 RUN = Path(__file__).resolve().parent.parent / "conformance" / "run.sh"
 
@@ -76,3 +78,34 @@ def test_server_scenarios_pass_through_helio_as_they_pass_directly(helio, fixtur
     )
     proxied = _run_suite(["--url", instance.mcp_url], tmp_path / "proxied.txt")
     assert proxied == direct
+
+
+# The revision's core scenarios: directly, the handshake-era fixture fails them
+# (a sessionless request is refused); through Helio's era bridge they pass.
+BRIDGED = {
+    "tools-list", "tools-call-simple-text", "tools-call-image", "tools-call-audio",
+    "tools-call-embedded-resource", "tools-call-mixed-content", "tools-call-error",
+    "tools-call-with-progress", "resources-list", "resources-read-text", "resources-read-binary",
+    "resources-templates-read", "prompts-list", "prompts-get-simple", "prompts-get-with-args",
+    "prompts-get-embedded-resource", "prompts-get-with-image", "completion-complete",
+    "caching", "http-header-validation", "server-sse-multiple-streams", "dns-rebinding-protection",
+}
+
+
+def test_the_2026_07_28_scenarios_pass_through_helio_as_they_do_directly_and_more(helio, fixture_server, tmp_path):
+    direct = _run_suite(["direct", "--next"], tmp_path / "next-direct.txt")
+    assert direct, "no 2026-07-28 scenarios ran directly"
+    port = free_port()
+    instance = helio(
+        {
+            "upstream": {"url": fixture_server},
+            "listen": {"port": port, "allowed_origins": [f"http://{LOOPBACK}:{port}", f"http://localhost:{port}"]},
+        }
+    )
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 15), instance.stderr
+    proxied = _run_suite(["--url", instance.mcp_url, "--next"], tmp_path / "next-proxied.txt")
+    passed_direct = {name for name, outcome in direct.items() if outcome == "pass"}
+    passed_proxied = {name for name, outcome in proxied.items() if outcome == "pass"}
+    assert passed_direct <= passed_proxied, passed_direct - passed_proxied
+    assert not BRIDGED & passed_direct, "the fixture was meant to speak only the handshake era"
+    assert BRIDGED <= passed_proxied, BRIDGED - passed_proxied

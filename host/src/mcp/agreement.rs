@@ -19,11 +19,11 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use super::jsonrpc::{Envelope, Kind};
-use super::upstream::{MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION};
+use super::upstream::{MCP_METHOD, MCP_NAME};
+use crate::era::{claims_modern, MODERN};
 use crate::tools::ParamHeader;
 
 /// The revision whose clients must mirror method and name in headers.
-const MODERN: &str = "2026-07-28";
 /// Header values quoted in a refusal are cut here.
 const QUOTED_CHARS: usize = 256;
 
@@ -180,19 +180,6 @@ fn agrees(integer: bool, value: &Value, rendered: &str, header: &str) -> bool {
         }
     }
     header == rendered
-}
-
-/// `MCP-Protocol-Version` claims the modern revision: at least one token,
-/// and every token is it.
-fn claims_modern(headers: &HeaderMap) -> bool {
-    let mut tokens = headers
-        .get_all(MCP_PROTOCOL_VERSION)
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .peekable();
-    tokens.peek().is_some() && tokens.all(|t| t == MODERN)
 }
 
 /// A header's text, decoding the `=?base64?…?=` form; none when it is not

@@ -4,6 +4,7 @@
 
 mod agents;
 mod agreement;
+mod bridge;
 mod call_params;
 mod held;
 mod identity;
@@ -71,6 +72,7 @@ impl McpServer {
             rejected_origins: OriginLog::default(),
             slack: approvals.and_then(|approvals| slack::Callbacks::new(config, approvals)),
             legacy: legacy::Streams::default(),
+            era: bridge::UpstreamEra::default(),
         });
         Ok(Self {
             relay,

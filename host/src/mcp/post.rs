@@ -148,14 +148,34 @@ pub(super) struct Exchange<'a> {
 
 impl Exchange<'_> {
     /// Sends the message upstream and relays the reply; `observer` learns
-    /// the answer, `introduced` is the agent an `initialize` names.
+    /// the answer, `introduced` is the agent an `initialize` names. A
+    /// 2026-07-28 client's message to a handshake-era server goes through
+    /// the era bridge.
     pub async fn send(
+        self,
+        relay: &Arc<Relay>,
+        pool: &Pool,
+        reply_id: Option<Box<RawValue>>,
+        observer: Option<Observer>,
+        introduced: Option<Arc<str>>,
+    ) -> Response {
+        if let Some(handshake) = relay.era.bridging(&self.headers) {
+            return super::bridge::send(self, &handshake, relay, pool, reply_id, observer).await;
+        }
+        self.forward(relay, pool, reply_id, observer, introduced, None)
+            .await
+    }
+
+    /// Sends the message upstream as it is and relays the reply
+    /// (`completing`: see [`stream::relay_reply`]).
+    pub async fn forward(
         self,
         relay: &Relay,
         pool: &Pool,
         reply_id: Option<Box<RawValue>>,
         mut observer: Option<Observer>,
         introduced: Option<Arc<str>>,
+        completing: Option<&stream::Completing>,
     ) -> Response {
         let upstream = &relay.upstream;
         let mut request = upstream.request(
@@ -183,7 +203,7 @@ impl Exchange<'_> {
         if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
             relay.agents.remember(session, agent);
         }
-        stream::relay_reply(relay, response, reply_id, deadline, observer).await
+        stream::relay_reply(relay, response, reply_id, deadline, observer, completing).await
     }
 }
 

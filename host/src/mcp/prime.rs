@@ -22,7 +22,8 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// A `tools/list` that pages further than this is cut off (and logged).
 const MAX_PAGES: usize = 100;
-const PROTOCOL_VERSION: &str = "2025-06-18";
+/// The handshake-era revision Helio asks for.
+pub(super) const PROTOCOL_VERSION: &str = "2025-06-18";
 const MODERN_PROTOCOL_VERSION: &str = "2026-07-28";
 
 pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
@@ -90,19 +91,24 @@ async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
 /// initialized, every page of `tools/list`, then the session's end.
 async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
     match relay.upstream.pinned_era() {
-        Some(Era::Stateless) => return list_tools_stateless(relay, pool).await,
-        Some(Era::Handshake) => return list_tools_handshake(relay, pool).await,
+        Some(Era::Stateless) => {
+            relay.era.learnt(None);
+            return list_tools_stateless(relay, pool).await;
+        }
+        Some(Era::Handshake) => return list_tools_handshake(relay, pool, true).await,
         None => {}
     }
     if discovers_modern(relay, pool).await {
+        relay.era.learnt(None);
         match list_tools_stateless(relay, pool).await {
             Ok(count) => return Ok(count),
             Err(error) => {
                 tracing::debug!(%error, "the upstream discovered as 2026-07-28 but a sessionless tools/list failed; priming with a handshake")
             }
         }
+        return list_tools_handshake(relay, pool, false).await;
     }
-    list_tools_handshake(relay, pool).await
+    list_tools_handshake(relay, pool, true).await
 }
 
 /// The `_meta` every 2026-07-28 request carries.
@@ -178,8 +184,14 @@ fn refused(reply: &[u8], what: &str) -> Result<(), String> {
     }
 }
 
-/// Priming with the handshake era's session.
-async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, String> {
+/// Priming with the handshake era's session. `handshake_only`: the server
+/// did not answer `server/discover` (or is pinned to the handshake era),
+/// so 2026-07-28 clients are bridged to it ([`super::bridge`]).
+async fn list_tools_handshake(
+    relay: &Relay,
+    pool: &Pool,
+    handshake_only: bool,
+) -> Result<usize, String> {
     let init = json!({
         "jsonrpc": "2.0",
         "id": "helio-prime-init",
@@ -200,6 +212,11 @@ async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, Strin
         .as_str()
         .unwrap_or(PROTOCOL_VERSION)
         .to_owned();
+    if handshake_only {
+        relay.era.learnt(Some(super::bridge::Handshake {
+            init: reply["result"].clone(),
+        }));
+    }
     let mut session = HeaderMap::new();
     if let Some(id) = headers.get(MCP_SESSION_ID) {
         session.insert(MCP_SESSION_ID, id.clone());
@@ -236,7 +253,7 @@ async fn list_tools_handshake(relay: &Relay, pool: &Pool) -> Result<usize, Strin
 
 /// Sends a request and returns the response headers and the JSON-RPC reply
 /// to it, whether the upstream answered with JSON or an event stream.
-async fn exchange(
+pub(super) async fn exchange(
     relay: &Relay,
     pool: &Pool,
     session: &HeaderMap,
@@ -277,7 +294,7 @@ async fn exchange(
     Ok((parts.headers, reply))
 }
 
-async fn notify(
+pub(super) async fn notify(
     relay: &Relay,
     pool: &Pool,
     session: &HeaderMap,
@@ -293,7 +310,7 @@ async fn notify(
     }
 }
 
-async fn end_session(relay: &Relay, pool: &Pool, session: &HeaderMap) {
+pub(super) async fn end_session(relay: &Relay, pool: &Pool, session: &HeaderMap) {
     if session.get(MCP_SESSION_ID).is_none() {
         return;
     }

@@ -34,6 +34,8 @@ pub struct Relay {
     pub(super) slack: Option<super::slack::Callbacks>,
     /// The legacy `/sse` door's open streams.
     pub(super) legacy: super::legacy::Streams,
+    /// Whether the upstream speaks only the handshake era (the era bridge).
+    pub(super) era: super::bridge::UpstreamEra,
 }
 
 impl Relay {

@@ -48,16 +48,42 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
 
 /// Relays the upstream's reply to a `POST` (`reply_id`: the request's id,
 /// when it was a request; `deadline`: when a non-streamed reply must have
-/// arrived whole).
+/// arrived whole). `completing`: the method of a request bridged for a
+/// 2026-07-28 client, whose result is completed on the way
+/// ([`crate::era::complete`]).
 pub(super) async fn relay_reply(
     relay: &Relay,
     response: http::Response<Incoming>,
     reply_id: Option<Box<RawValue>>,
     deadline: tokio::time::Instant,
     observer: Option<Observer>,
+    completing: Option<&Completing>,
 ) -> Response {
     let timeout = relay.upstream.request_timeout();
     let streamed = is_event_stream(response.headers());
+    if let Some(completing) = completing {
+        // Re-encoded message by message, so the response can be completed.
+        return match streamed {
+            true => {
+                let (parts, body) = response.into_parts();
+                let stream =
+                    event_stream(body, reply_id, Some(timeout), observer, Some(completing));
+                build(parts.status, &parts.headers, Body::from_stream(stream))
+            }
+            false => {
+                let reply_id = reply_id.as_deref();
+                buffered(
+                    response,
+                    reply_id,
+                    timeout,
+                    deadline,
+                    observer,
+                    Some(completing),
+                )
+                .await
+            }
+        };
+    }
     let Some(observer) = observer else {
         // Nothing Helio records: relayed as it comes, bounded by the
         // client's patience as on a direct connection.
@@ -66,7 +92,7 @@ pub(super) async fn relay_reply(
             true => build(
                 parts.status,
                 &parts.headers,
-                Body::from_stream(event_stream(body, reply_id, None, None)),
+                Body::from_stream(event_stream(body, reply_id, None, None, None)),
             ),
             false => build(parts.status, &parts.headers, Body::new(body)),
         };
@@ -78,11 +104,12 @@ pub(super) async fn relay_reply(
             timeout,
             deadline,
             Some(observer),
+            None,
         )
         .await;
     }
     let (parts, body) = response.into_parts();
-    let stream = event_stream(body, reply_id, Some(timeout), Some(observer));
+    let stream = event_stream(body, reply_id, Some(timeout), Some(observer), None);
     build(parts.status, &parts.headers, Body::from_stream(stream))
 }
 
@@ -123,7 +150,7 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<TimedBody>)
             });
             build(parts.status, &parts.headers, Body::from_stream(stream))
         }
-        Ok(response) => buffered(response, None, timeout, deadline, None).await,
+        Ok(response) => buffered(response, None, timeout, deadline, None, None).await,
     }
 }
 
@@ -139,7 +166,7 @@ pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBod
     let timeout = upstream.request_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
     match upstream.send(pool, request).await {
-        Ok(response) => buffered(response, None, timeout, deadline, None).await,
+        Ok(response) => buffered(response, None, timeout, deadline, None, None).await,
         Err(error) => render::upstream_failure(None, &error),
     }
 }
@@ -148,18 +175,21 @@ pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBod
 /// request is outstanding, a gap longer than `idle` (when bounded) between
 /// chunks, or a broken upstream stream, ends the stream with a JSON-RPC
 /// error event for the request, so the client gets an answer instead of a
-/// hang.
+/// hang. With `completing`, each message is re-encoded as its own event,
+/// the response completed for a 2026-07-28 client.
 fn event_stream(
     body: Incoming,
     reply_id: Option<Box<RawValue>>,
     idle: Option<Duration>,
     observer: Option<Observer>,
+    completing: Option<&Completing>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct State {
         body: Incoming,
         scanner: EventScanner,
         reply_id: Option<Box<RawValue>>,
         observer: Option<Observer>,
+        completing: Option<Completing>,
         done: bool,
     }
     let state = State {
@@ -167,6 +197,7 @@ fn event_stream(
         scanner: EventScanner::new(),
         reply_id,
         observer,
+        completing: completing.cloned(),
         done: false,
     };
     stream::unfold(state, move |mut st| async move {
@@ -188,6 +219,19 @@ fn event_stream(
                     };
                     if data.is_empty() {
                         continue;
+                    }
+                    if let Some(completing) = st.completing.clone() {
+                        let frames = reencode(
+                            &mut st.scanner,
+                            &mut st.reply_id,
+                            &mut st.observer,
+                            &data,
+                            &completing,
+                        );
+                        if frames.is_empty() {
+                            continue;
+                        }
+                        return Some((Ok(frames), st));
                     }
                     if let Some(id) = &st.reply_id {
                         let mut answered = false;
@@ -216,6 +260,58 @@ fn event_stream(
     })
 }
 
+/// The complete messages in `data` as `message` events of their own, the
+/// response to the request completed (and shown to the observer).
+fn reencode(
+    scanner: &mut EventScanner,
+    reply_id: &mut Option<Box<RawValue>>,
+    observer: &mut Option<Observer>,
+    data: &[u8],
+    completing: &Completing,
+) -> Bytes {
+    let mut frames = Vec::new();
+    scanner.feed(data, |message| {
+        let is_response = reply_id
+            .as_deref()
+            .is_some_and(|id| jsonrpc::is_response_to(message, id));
+        let text = match is_response {
+            true => {
+                if let Some(observer) = observer.take() {
+                    observer.response(message);
+                }
+                completed(message, completing)
+            }
+            false => message.to_vec(),
+        };
+        frames.extend_from_slice(b"event: message\ndata: ");
+        frames.extend_from_slice(&text);
+        frames.extend_from_slice(b"\n\n");
+        if is_response {
+            *reply_id = None;
+        }
+    });
+    Bytes::from(frames)
+}
+
+/// What a bridged request's result is completed with for a 2026-07-28
+/// client ([`crate::era::complete`]).
+#[derive(Clone)]
+pub(super) struct Completing {
+    pub method: String,
+    pub server_info: Option<serde_json::Value>,
+}
+
+/// A response message with its result completed for a 2026-07-28 client.
+fn completed(message: &[u8], completing: &Completing) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(message) else {
+        return message.to_vec();
+    };
+    if let Some(result) = value.get_mut("result") {
+        crate::era::complete(result, &completing.method, completing.server_info.as_ref());
+    }
+    serde_json::to_vec(&value).unwrap_or_else(|_| message.to_vec())
+}
+
 /// Relays a non-streamed reply once it has fully arrived (by `deadline`),
 /// showing it to `observer` first. If it never arrives whole, the observer
 /// is dropped unanswered (an unknown outcome).
@@ -225,6 +321,7 @@ async fn buffered(
     timeout: Duration,
     deadline: tokio::time::Instant,
     observer: Option<Observer>,
+    completing: Option<&Completing>,
 ) -> Response {
     let (parts, body) = response.into_parts();
     let collected =
@@ -239,6 +336,10 @@ async fn buffered(
     if let Some(observer) = observer {
         observer.buffered(parts.status, &bytes);
     }
+    let bytes = match completing {
+        Some(completing) if parts.status.is_success() => Bytes::from(completed(&bytes, completing)),
+        Some(_) | None => bytes,
+    };
     build(parts.status, &parts.headers, Body::from(bytes))
 }
 

@@ -35,12 +35,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::mux::{method_of, Link, Message, Mux, Refused, STREAM_FRAMES};
+use crate::era::{claims_modern, discover_result};
 
 const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
-const MCP_PROTOCOL_VERSION: http::HeaderName =
-    http::HeaderName::from_static("mcp-protocol-version");
-/// The stateless revision, whose clients send no session.
-const MODERN: &str = "2026-07-28";
 
 /// The header carrying the endpoint's token.
 pub const BRIDGE_TOKEN: http::HeaderName = http::HeaderName::from_static("x-helio-bridge-token");
@@ -177,17 +174,7 @@ fn sessionless(
     match (method, id) {
         (Some("server/discover"), Some(id)) => {
             let init: serde_json::Value = serde_json::from_str(init).unwrap_or_default();
-            let mut result = json!({
-                "supportedVersions": [MODERN],
-                "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
-                "resultType": "complete",
-                "ttlMs": 0,
-                "cacheScope": "private",
-                "_meta": { "io.modelcontextprotocol/serverInfo": init.get("serverInfo") },
-            });
-            if let Some(instructions) = init.get("instructions") {
-                result["instructions"] = instructions.clone();
-            }
+            let result = discover_result(&init);
             let id: serde_json::Value = serde_json::from_str(id.get()).unwrap_or_default();
             let body = json!({ "jsonrpc": "2.0", "id": id, "result": result });
             json_response(StatusCode::OK, body.to_string())
@@ -209,14 +196,6 @@ fn sessionless(
             "neither a method nor an id",
         ),
     }
-}
-
-/// `MCP-Protocol-Version` names the 2026-07-28 revision (and only it).
-fn claims_modern(headers: &HeaderMap) -> bool {
-    headers
-        .get(MCP_PROTOCOL_VERSION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').map(str::trim).all(|t| t == MODERN))
 }
 
 async fn listen(State(local): State<Arc<Local>>, headers: HeaderMap) -> Response {

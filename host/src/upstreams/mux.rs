@@ -103,8 +103,9 @@ enum Pending {
         token: Option<(String, Box<RawValue>)>,
         events: Events,
         /// A 2026-07-28 client's request on a session of its own
-        /// ([`Mux::request_sessionless`]), and what its result lacks.
-        sessionless: Option<Lacks>,
+        /// ([`Mux::request_sessionless`]): its method, whose result the
+        /// handshake-era server leaves incomplete for that client.
+        sessionless: Option<String>,
     },
     /// Helio's own request (its `initialize`).
     Own(oneshot::Sender<Message>),
@@ -198,11 +199,9 @@ impl Mux {
     /// under a session of its own that ends with its response, whose result
     /// gains the `resultType` that revision's clients expect.
     pub fn request_sessionless(&self, message: Message, events: Events) -> Result<(), Refused> {
-        let lacks = Lacks {
-            cache_directives: method_of(&message).is_some_and(|m| CACHEABLE.contains(&m.as_str())),
-        };
+        let method = method_of(&message).unwrap_or_default();
         let session = self.open_session();
-        let sent = self.send_request(&session, message, events, Some(lacks));
+        let sent = self.send_request(&session, message, events, Some(method));
         if sent.is_err() {
             self.close_session(&session);
         }
@@ -214,7 +213,7 @@ impl Mux {
         session: &str,
         mut message: Message,
         events: Events,
-        sessionless: Option<Lacks>,
+        sessionless: Option<String>,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
         let Some(entry) = state.sessions.get_mut(session) else {
@@ -361,8 +360,12 @@ impl Mux {
                     state.sessions.remove(&session);
                 }
                 drop(state);
-                if let Some(lacks) = sessionless {
-                    complete(&mut message, lacks);
+                if let Some(method) = &sessionless {
+                    let init = match &*self.link.borrow() {
+                        Link::Up(init) => Some(init.clone()),
+                        Link::Down(_) | Link::Dead(_) => None,
+                    };
+                    complete(&mut message, method, init.as_deref());
                 }
                 message.insert("id".into(), client_id);
                 // The last event of the request's stream; dropping the
@@ -559,42 +562,20 @@ fn deliver(events: Events, frame: Bytes) {
     }
 }
 
-/// The methods whose 2026-07-28 results carry cache directives.
-const CACHEABLE: [&str; 5] = [
-    "tools/list",
-    "prompts/list",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-];
-
-/// What a handshake-era result lacks for a 2026-07-28 client.
-#[derive(Debug, Clone, Copy)]
-pub struct Lacks {
-    /// `ttlMs` and `cacheScope` (list and read results).
-    cache_directives: bool,
-}
-
-/// Completes a handshake-era server's result for a 2026-07-28 client:
-/// `resultType: "complete"`, and on list and read results the cache
-/// directives as that revision's clients default them (`ttlMs: 0`,
-/// immediately stale; `cacheScope: "private"`, never shared).
-fn complete(message: &mut Message, lacks: Lacks) {
+/// Completes a handshake-era server's result to `method` for a 2026-07-28
+/// client ([`crate::era::complete`]); `init` is the server's `initialize`
+/// result.
+fn complete(message: &mut Message, method: &str, init: Option<&str>) {
     let Some(result) = message.get("result") else {
         return;
     };
-    let Ok(serde_json::Value::Object(mut result)) = serde_json::from_str(result.get()) else {
+    let Ok(mut result) = serde_json::from_str::<serde_json::Value>(result.get()) else {
         return;
     };
-    result
-        .entry("resultType")
-        .or_insert_with(|| "complete".into());
-    if lacks.cache_directives {
-        result.entry("ttlMs").or_insert_with(|| 0.into());
-        result
-            .entry("cacheScope")
-            .or_insert_with(|| "private".into());
-    }
+    let server_info = init
+        .and_then(|init| serde_json::from_str::<serde_json::Value>(init).ok())
+        .and_then(|init| init.get("serverInfo").cloned());
+    crate::era::complete(&mut result, method, server_info.as_ref());
     if let Ok(text) = serde_json::to_string(&result) {
         message.insert("result".into(), raw(&text));
     }
@@ -637,38 +618,16 @@ fn rewrite_param(message: &mut Message, key: &str, value: &str) -> Result<(), Re
 
 /// Replaces a request's `params._meta.progressToken` with one unique on the
 /// upstream; the rewritten token (as JSON text) and the client's.
-/// The `_meta` keys a 2026-07-28 request carries in place of the handshake
-/// (a handshake-era server refuses a request that carries them).
-const ENVELOPE_KEYS: [&str; 4] = [
-    "io.modelcontextprotocol/protocolVersion",
-    "io.modelcontextprotocol/clientCapabilities",
-    "io.modelcontextprotocol/clientInfo",
-    "io.modelcontextprotocol/logLevel",
-];
-
 /// Takes the 2026-07-28 envelope out of a request's `_meta`, for a server
 /// that Helio initialized in the handshake era.
 fn strip_envelope(message: &mut Message) -> Result<(), Refused> {
     let Some(params) = message.get("params") else {
         return Ok(());
     };
-    let Ok(mut params) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(params.get())
-    else {
+    let Ok(mut params) = serde_json::from_str::<serde_json::Value>(params.get()) else {
         return Ok(());
     };
-    let Some(meta) = params.get("_meta") else {
-        return Ok(());
-    };
-    let Ok(mut meta) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(meta.get()) else {
-        return Ok(());
-    };
-    meta.retain(|key, _| !ENVELOPE_KEYS.contains(&key.as_str()));
-    if meta.is_empty() {
-        params.remove("_meta");
-    } else {
-        let meta = serde_json::to_string(&meta).map_err(|e| Refused::Malformed(e.to_string()))?;
-        params.insert("_meta".into(), raw(&meta));
-    }
+    crate::era::strip_envelope(&mut params);
     let params = serde_json::to_string(&params).map_err(|e| Refused::Malformed(e.to_string()))?;
     message.insert("params".into(), raw(&params));
     Ok(())

@@ -1,0 +1,98 @@
+"""The era bridge on the relay: clients that speak only MCP 2026-07-28 (no
+initialize, no session: the official Python SDK 2.x `Client(mode="2026-07-28")`)
+in front of a streamable-HTTP server that speaks only the handshake era (the
+conformance fixture, built on the official TypeScript SDK 1.x). Directly, such a
+client is refused; through Helio it works, governed as any other."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import anyio
+import pytest
+
+from conftest import HelioLauncher, call_tool_outcome, wait_until
+
+RUN = Path(__file__).resolve().parent.parent / "conformance" / "run.sh"
+
+
+@pytest.fixture(scope="module")
+def handshake_only_server() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [str(RUN), "serve", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    url = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("READY "):
+            url = line.split()[1]
+            break
+    assert url, "the handshake-era fixture did not start"
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.anyio
+async def test_a_2026_client_is_refused_by_a_handshake_only_server_directly(handshake_only_server: str) -> None:
+    from mcp import Client
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for the server's refusal
+        with anyio.fail_after(15):
+            async with Client(handshake_only_server, mode="2026-07-28") as client:
+                await client.list_tools()
+
+
+@pytest.mark.anyio
+async def test_2026_clients_reach_a_handshake_only_server_through_helio(
+    helio: HelioLauncher, handshake_only_server: str
+) -> None:
+    from mcp import Client
+
+    instance = helio(
+        {
+            "upstream": {"url": handshake_only_server},
+            "policies": {"rules": [{"name": "no-errors", "match": {"tool": "test_error_handling"}, "action": "deny"}]},
+        }
+    )
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 15), instance.stderr
+    results: dict[int, Any] = {}
+
+    async def run(n: int) -> None:
+        # Pinned to 2026-07-28, or the SDK's default (server/discover first,
+        # which Helio answers for the server).
+        mode = "2026-07-28" if n % 2 else "auto"
+        async with Client(instance.mcp_url, mode=mode) as client:
+            tools = await client.list_tools()
+            text = await client.call_tool("test_simple_text", {})
+            prompts = await client.list_prompts()
+            resource = await client.read_resource("test://static-text")
+            denied = await call_tool_outcome(client, "test_error_handling", {})
+            results[n] = {
+                "protocol": client.protocol_version,
+                # A pinned client learns the server's identity only from discover.
+                "server": client.server_info.name if mode == "auto" and client.server_info else None,
+                "tools": "test_simple_text" in {t.name for t in tools.tools},
+                "text": text.content[0].text,
+                "prompts": len(prompts.prompts) > 0,
+                "resource": resource.contents[0].text,
+                "denied": denied["error"]["code"],
+            }
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for n in range(4):
+                group.start_soon(run, n)
+    assert len(results) == 4
+    for n, result in results.items():
+        assert result["protocol"] == "2026-07-28"
+        assert result["server"] == (None if n % 2 else "helio-conformance-everything-server")
+        assert result["tools"] and result["prompts"]
+        assert result["text"] == "This is a simple text response for testing."
+        assert result["resource"] == "This is the content of the static text resource."
+        assert result["denied"] == -32001

@@ -179,7 +179,7 @@ class UpstreamLauncher:
         self.log_dir = log_dir
         self.started: list[Upstream] = []
 
-    def start(self, mode: str = "sse", *, stateless: bool = False) -> Upstream:
+    def start(self, mode: str = "sse", *, stateless: bool = False, modern_only: bool = False) -> Upstream:
         assert mode in ("sse", "json"), mode
         port = free_port()
         args = [sys.executable, str(FIXTURE_SERVER), "--host", LOOPBACK, "--port", str(port)]
@@ -187,6 +187,8 @@ class UpstreamLauncher:
             args.append("--json-response")
         if stateless:
             args.append("--stateless")
+        if modern_only:
+            args.append("--modern-only")
         log_path = self.log_dir / f"upstream-{mode}{'-stateless' if stateless else ''}-{port}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

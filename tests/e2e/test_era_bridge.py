@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import anyio
 import pytest
 
-from conftest import HelioLauncher, call_tool_outcome, wait_until
+from conftest import HelioLauncher, call_tool_outcome, mcp_session, wait_until
 
 RUN = Path(__file__).resolve().parent.parent / "conformance" / "run.sh"
 
@@ -96,3 +96,66 @@ async def test_2026_clients_reach_a_handshake_only_server_through_helio(
         assert result["text"] == "This is a simple text response for testing."
         assert result["resource"] == "This is the content of the static text resource."
         assert result["denied"] == -32001
+
+
+@pytest.fixture(scope="module")
+def modern_only_server(upstream_launcher: Any) -> Any:
+    """The official Python SDK's server, speaking only 2026-07-28 (it refuses initialize)."""
+    upstream = upstream_launcher.start("json", stateless=True, modern_only=True)
+    yield upstream
+    upstream.stop()
+
+
+@pytest.mark.anyio
+async def test_a_handshake_client_is_refused_by_a_2026_only_server_directly(modern_only_server: Any) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for the refused initialize
+        with anyio.fail_after(15):
+            async with mcp_session(modern_only_server.url):
+                pass
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("pinned", ["auto", "2026-07-28"])
+async def test_handshake_clients_reach_a_2026_only_server_through_helio(
+    helio: HelioLauncher, modern_only_server: Any, pinned: str
+) -> None:
+    # Detected at start (server/discover), or pinned (no probe: Helio asks when it needs to).
+    instance = helio(
+        {
+            "upstream": {"url": modern_only_server.url, "protocol_version": pinned},
+            "policies": {"rules": [{"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny"}]},
+        }
+    )
+    assert wait_until(lambda: "annotation cache primed" in instance.stderr, 15), instance.stderr
+    results: dict[int, Any] = {}
+
+    async def run(n: int) -> None:
+        async with mcp_session(instance.mcp_url, headers={"x-helio-session-id": f"legacy-{n}"}) as (session, _events):
+            tools = await session.list_tools()
+            echo = await session.call_tool("echo", {"text": f"old-{n}"})
+            # The server checks Mcp-Param-Region, which a handshake-era client never sends: Helio does.
+            regional = await session.call_tool("regional", {"region": "eu-1", "text": f"r{n}"})
+            denied = await call_tool_outcome(session, "delete_record", {"id": str(n)})
+            results[n] = {
+                "tools": len(tools.tools),
+                "echo": echo.content[0].text,
+                "regional": regional.content[0].text,
+                "denied": denied["error"]["code"],
+            }
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for n in range(4):
+                group.start_soon(run, n)
+    for n, result in results.items():
+        assert result["tools"] == 12, result
+        assert result["echo"] == f"old-{n}"
+        assert result["regional"] == f"eu-1: r{n}"
+        assert result["denied"] == -32001
+    assert len(results) == 4
+    # What the server saw: sessionless 2026-07-28 requests carrying each client's envelope.
+    calls = [r for r in modern_only_server.requests() if (r.get("body") or {}).get("method") == "tools/call"]
+    assert calls and all(r["headers"].get("mcp-protocol-version") == "2026-07-28" for r in calls)
+    assert all("mcp-session-id" not in r["headers"] for r in calls)
+    envelope = calls[0]["body"]["params"]["_meta"]
+    assert envelope["io.modelcontextprotocol/clientInfo"]["name"]

@@ -144,6 +144,27 @@ pub(super) fn check_params(
     Ok(())
 }
 
+/// The `Mcp-Param-*` headers a 2026-07-28 client sends with a call whose
+/// tool's schema marks arguments (`marks`): what Helio sends for a
+/// handshake-era client it bridges. An argument with no header form (an
+/// object, a value too long for a header) gets none.
+pub(super) fn mirror_params(
+    marks: &[ParamHeader],
+    arguments: Option<&Value>,
+) -> Vec<(http::HeaderName, HeaderValue)> {
+    marks
+        .iter()
+        .filter_map(|mark| {
+            let value = arguments
+                .and_then(|args| mark.path.iter().try_fold(args, |node, key| node.get(key)))?;
+            let text = render(value)?;
+            let name = http::HeaderName::from_bytes(format!("mcp-param-{}", mark.token).as_bytes())
+                .ok()?;
+            Some((name, super::upstream::header_safe(&text)?))
+        })
+        .collect()
+}
+
 /// An argument as a client mirrors it: strings as they are, booleans as
 /// `true`/`false`, numbers in JSON's notation; objects, arrays: no header.
 fn render(value: &Value) -> Option<String> {

@@ -73,6 +73,7 @@ impl McpServer {
             slack: approvals.and_then(|approvals| slack::Callbacks::new(config, approvals)),
             legacy: legacy::Streams::default(),
             era: bridge::UpstreamEra::default(),
+            legacy_clients: bridge::LegacyClients::default(),
         });
         Ok(Self {
             relay,

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -159,8 +159,23 @@ impl Exchange<'_> {
         observer: Option<Observer>,
         introduced: Option<Arc<str>>,
     ) -> Response {
-        if let Some(handshake) = relay.era.bridging(&self.headers) {
-            return super::bridge::send(self, &handshake, relay, pool, reply_id, observer).await;
+        if let Some(init) = relay.era.bridging(&self.headers) {
+            return super::bridge::send(self, &init, relay, pool, reply_id, observer).await;
+        }
+        if relay.legacy_clients.knows(&self.headers) {
+            return match super::bridge::as_modern(self, relay, pool, reply_id, observer).await {
+                Some(response) => response,
+                // Forgotten meanwhile: as for any expired session.
+                None => http::StatusCode::NOT_FOUND.into_response(),
+            };
+        }
+        let pinned_modern = relay.upstream.pinned_era() == Some(crate::govern::Era::Stateless);
+        if self.method.as_deref() == Some("initialize") {
+            let discovered = relay.era.discovered();
+            if discovered.is_some() || pinned_modern {
+                let (id, agent) = (reply_id, introduced);
+                return super::bridge::initialize(self, discovered, relay, pool, id, agent).await;
+            }
         }
         self.forward(relay, pool, reply_id, observer, introduced, None)
             .await

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::bridge::Learnt;
 use super::jsonrpc;
 use super::relay::Relay;
 use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
@@ -91,15 +92,14 @@ async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
 /// initialized, every page of `tools/list`, then the session's end.
 async fn list_tools(relay: &Relay, pool: &Pool) -> Result<usize, String> {
     match relay.upstream.pinned_era() {
-        Some(Era::Stateless) => {
-            relay.era.learnt(None);
-            return list_tools_stateless(relay, pool).await;
-        }
+        // No probe: the era bridge asks `server/discover` itself if it
+        // ever needs the answer.
+        Some(Era::Stateless) => return list_tools_stateless(relay, pool).await,
         Some(Era::Handshake) => return list_tools_handshake(relay, pool, true).await,
         None => {}
     }
-    if discovers_modern(relay, pool).await {
-        relay.era.learnt(None);
+    if let Some(discovered) = discovers_modern(relay, pool).await {
+        relay.era.learnt(Learnt::Modern(discovered));
         match list_tools_stateless(relay, pool).await {
             Ok(count) => return Ok(count),
             Err(error) => {
@@ -129,23 +129,22 @@ fn modern_headers() -> HeaderMap {
     headers
 }
 
-/// Whether the upstream answers `server/discover` supporting 2026-07-28.
-async fn discovers_modern(relay: &Relay, pool: &Pool) -> bool {
+/// The upstream's `server/discover` result, when it supports 2026-07-28.
+pub(super) async fn discovers_modern(relay: &Relay, pool: &Pool) -> Option<Value> {
     let discover = json!({
         "jsonrpc": "2.0",
         "id": "helio-prime-discover",
         "method": "server/discover",
         "params": { "_meta": modern_meta() },
     });
-    let Ok((_, reply)) = exchange(relay, pool, &modern_headers(), &discover).await else {
-        return false;
-    };
-    let Ok(reply) = serde_json::from_slice::<Value>(&reply) else {
-        return false;
-    };
-    reply["result"]["supportedVersions"]
+    let (_, reply) = exchange(relay, pool, &modern_headers(), &discover)
+        .await
+        .ok()?;
+    let mut reply = serde_json::from_slice::<Value>(&reply).ok()?;
+    let modern = reply["result"]["supportedVersions"]
         .as_array()
-        .is_some_and(|versions| versions.iter().any(|v| v == MODERN_PROTOCOL_VERSION))
+        .is_some_and(|versions| versions.iter().any(|v| v == MODERN_PROTOCOL_VERSION));
+    modern.then(|| reply["result"].take())
 }
 
 /// Every page of a sessionless 2026-07-28 `tools/list`.
@@ -213,9 +212,9 @@ async fn list_tools_handshake(
         .unwrap_or(PROTOCOL_VERSION)
         .to_owned();
     if handshake_only {
-        relay.era.learnt(Some(super::bridge::Handshake {
-            init: reply["result"].clone(),
-        }));
+        relay
+            .era
+            .learnt(Learnt::HandshakeOnly(reply["result"].clone()));
     }
     let mut session = HeaderMap::new();
     if let Some(id) = headers.get(MCP_SESSION_ID) {

@@ -34,8 +34,10 @@ pub struct Relay {
     pub(super) slack: Option<super::slack::Callbacks>,
     /// The legacy `/sse` door's open streams.
     pub(super) legacy: super::legacy::Streams,
-    /// Whether the upstream speaks only the handshake era (the era bridge).
+    /// What the upstream's era is (the era bridge).
     pub(super) era: super::bridge::UpstreamEra,
+    /// Handshake-era clients Helio serves on a 2026-07-28-only upstream.
+    pub(super) legacy_clients: super::bridge::LegacyClients,
 }
 
 impl Relay {

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -114,6 +114,15 @@ pub(super) async fn relay_reply(
 }
 
 pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
+    if relay.legacy_clients.knows(request.headers()) {
+        // A 2026-07-28 server has no stream to open: as the transport says
+        // of a server without one.
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(http::header::ALLOW, "POST, DELETE")],
+        )
+            .into_response();
+    }
     let upstream = &relay.upstream;
     let request = upstream.request(
         Method::GET,
@@ -156,6 +165,9 @@ pub(super) async fn get(relay: &Relay, pool: &Pool, request: Request<TimedBody>)
 
 pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBody>) -> Response {
     relay.agents.forget(request.headers());
+    if relay.legacy_clients.forget(request.headers()) {
+        return StatusCode::OK.into_response();
+    }
     let upstream = &relay.upstream;
     let request = upstream.request(
         Method::DELETE,

@@ -131,6 +131,11 @@ impl Upstream {
         self.pinned_era
     }
 
+    /// `upstream.url` (for messages).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
@@ -229,7 +234,9 @@ pub fn stamp_method_headers(headers: &mut HeaderMap, method: &str, name: Option<
     }
 }
 
-fn header_safe(text: &str) -> Option<HeaderValue> {
+/// `text` as a header value: as it is when plain visible ASCII, else in the
+/// `=?base64?…?=` form; none past the size a header may have.
+pub(super) fn header_safe(text: &str) -> Option<HeaderValue> {
     let plain = !text.is_empty()
         && !text.starts_with(' ')
         && !text.ends_with(' ')

@@ -50,6 +50,7 @@ import yaml
 
 E2E_DIR = Path(__file__).resolve().parent
 FIXTURE_SERVER = E2E_DIR / "fixtures" / "upstream_server.py"
+CONFORMANCE_RUN = E2E_DIR.parent / "conformance" / "run.sh"
 HELIO_BIN_ENV = "HELIO_BIN"
 
 STARTUP_TIMEOUT = 15.0
@@ -161,6 +162,31 @@ class Upstream:
                 self.proc.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def conformance_fixture_server() -> Iterator[str]:
+    """The conformance fixture (an "everything" server on the official TypeScript SDK
+    1.x, which speaks only the handshake era); yields its /mcp URL."""
+    proc = subprocess.Popen(
+        [str(CONFORMANCE_RUN), "serve", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    url = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("READY "):
+            url = line.split()[1]
+            break
+    assert url, "the conformance fixture did not start"
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def jsonrpc_body_matches(req: dict[str, Any], method: str, **params: Any) -> bool:
     """Whether a recorded upstream request is a JSON-RPC `method` whose params
     (or, for tools/call, arguments) contain `params`."""
@@ -179,7 +205,9 @@ class UpstreamLauncher:
         self.log_dir = log_dir
         self.started: list[Upstream] = []
 
-    def start(self, mode: str = "sse", *, stateless: bool = False, modern_only: bool = False) -> Upstream:
+    def start(
+        self, mode: str = "sse", *, stateless: bool = False, modern_only: bool = False, tools_ttl_ms: int | None = None
+    ) -> Upstream:
         assert mode in ("sse", "json"), mode
         port = free_port()
         args = [sys.executable, str(FIXTURE_SERVER), "--host", LOOPBACK, "--port", str(port)]
@@ -189,6 +217,8 @@ class UpstreamLauncher:
             args.append("--stateless")
         if modern_only:
             args.append("--modern-only")
+        if tools_ttl_ms is not None:
+            args += ["--tools-ttl-ms", str(tools_ttl_ms)]
         log_path = self.log_dir / f"upstream-{mode}{'-stateless' if stateless else ''}-{port}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -4,21 +4,21 @@ The yardstick for a transparent relay: every scenario that passes against the
 fixture server directly must pass, with the same result, when the suite talks to
 Helio in front of that same fixture. The suite's pre-release line (0.2.x) checks
 the scenarios MCP 2026-07-28 requires: the same rule holds, and since the fixture
-speaks only the handshake era, Helio's era bridge is what lets them pass at all. `tests/conformance/run.sh` installs the suite
-(`@modelcontextprotocol/conformance`, run on the `node@22` npm package) and the
-fixture on first use.
+speaks only the handshake era, Helio's era bridge is what lets them pass at all.
+`tests/conformance/run.sh` installs the suite (`@modelcontextprotocol/conformance`,
+run on the `node@22` npm package) and the fixture on first use.
 """
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from conftest import LOOPBACK, free_port, wait_until
-
-RUN = Path(__file__).resolve().parent.parent / "conformance" / "run.sh"
+from conftest import CONFORMANCE_RUN as RUN
+from conftest import LOOPBACK, conformance_fixture_server, free_port, wait_until
 
 
 def _summary(path: Path) -> dict[str, str]:
@@ -38,27 +38,9 @@ def _run_suite(args: list[str], out: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def fixture_server(tmp_path: Path):
-    proc = subprocess.Popen(
-        [str(RUN), "serve", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    url = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("READY "):
-            url = line.split()[1]
-            break
-    assert url, "the conformance fixture did not start"
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def fixture_server() -> Iterator[str]:
+    with conformance_fixture_server() as url:
+        yield url
 
 
 def test_server_scenarios_pass_through_helio_as_they_pass_directly(helio, fixture_server, tmp_path):

@@ -6,36 +6,18 @@ client is refused; through Helio it works, governed as any other."""
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 from typing import Any, Iterator
 
 import anyio
 import pytest
 
-from conftest import HelioLauncher, call_tool_outcome, mcp_session, wait_until
-
-RUN = Path(__file__).resolve().parent.parent / "conformance" / "run.sh"
+from conftest import HelioLauncher, call_tool_outcome, conformance_fixture_server, mcp_session, wait_until
 
 
 @pytest.fixture(scope="module")
 def handshake_only_server() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [str(RUN), "serve", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    url = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("READY "):
-            url = line.split()[1]
-            break
-    assert url, "the handshake-era fixture did not start"
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with conformance_fixture_server() as url:
+        yield url
 
 
 @pytest.mark.anyio

@@ -242,3 +242,21 @@ def test_on_tool_drift_log_judges_the_call_by_the_stricter_of_both_definitions(
         list_tools(instance)
         denied = echo(instance)
         assert denied["error"]["data"]["rule"] == "no-destructive", denied
+
+
+def test_a_tool_list_is_not_cached_past_the_next_revalidation(helio: HelioLauncher, upstream_launcher: UpstreamLauncher) -> None:
+    # The server lets clients cache its tool list for a day; Helio lowers that to
+    # policies.tool_revalidation.max_advertised_ttl, so drift reaches clients in time.
+    upstream = upstream_launcher.start("json", tools_ttl_ms=86_400_000)
+    try:
+        clamped = helio({"policies": {"tool_revalidation": {"interval": "10m", "max_advertised_ttl": "1m"}}}, upstream=upstream)
+        with RawMcp(clamped.mcp_url) as mcp:
+            mcp.initialize()
+            assert rpc_result(mcp.request("tools/list", {}))["ttlMs"] == 60_000
+        # Revalidation off: nothing to keep in step with, the list goes as it came.
+        untouched = helio({"policies": {"tool_revalidation": {"enabled": False}}}, upstream=upstream)
+        with RawMcp(untouched.mcp_url) as mcp:
+            mcp.initialize()
+            assert rpc_result(mcp.request("tools/list", {}))["ttlMs"] == 86_400_000
+    finally:
+        upstream.stop()

@@ -7,32 +7,14 @@
 
 use super::model::*;
 
-/// Keys whose behaviour arrives in a later release. A key is reported when
-/// the file sets it explicitly *and* to a value that asks for something.
-struct Pending {
-    key: &'static str,
-    requested: fn(&Config) -> bool,
-}
-
-const fn pending(key: &'static str) -> Pending {
-    Pending {
-        key,
-        requested: |_| true,
-    }
-}
-
-const PENDING: &[Pending] = &[
-    pending("policies.tool_revalidation.max_advertised_ttl"),
-    pending("policies.install"),
-    pending("sdk.evaluation_ttl"),
-];
+/// Keys whose behaviour arrives in a later release (the adapter API's).
+const PENDING: [&str; 2] = ["policies.install", "sdk.evaluation_ttl"];
 
 /// The accepted-but-not-yet-enforced keys this configuration sets.
 pub fn not_yet_enforced(config: &Config) -> Vec<&'static str> {
     PENDING
-        .iter()
-        .filter(|p| is_set(config, p.key) && (p.requested)(config))
-        .map(|p| p.key)
+        .into_iter()
+        .filter(|key| is_set(config, key))
         .collect()
 }
 

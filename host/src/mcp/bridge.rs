@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 use super::observe::Observer;
 use super::post::Exchange;
 use super::relay::Relay;
-use super::stream::Completing;
+use super::stream::Reshape;
 use super::upstream::{Pool, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::era::{claims_modern, discover_result, envelope_client, strip_envelope, MODERN};
 
@@ -129,7 +129,7 @@ pub(super) async fn send(
     if let Some(params) = message.get_mut("params") {
         strip_envelope(params);
     }
-    let completing = Completing {
+    let completing = Reshape::Complete {
         method: method.to_owned(),
         server_info: init.get("serverInfo").cloned(),
     };

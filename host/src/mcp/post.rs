@@ -177,12 +177,20 @@ impl Exchange<'_> {
                 return super::bridge::initialize(self, discovered, relay, pool, id, agent).await;
             }
         }
-        self.forward(relay, pool, reply_id, observer, introduced, None)
+        // A client does not cache the tool list past Helio's next look at it.
+        let clamp = (self.method.as_deref() == Some("tools/list"))
+            .then(|| relay.core.tool_revalidation())
+            .filter(|revalidation| revalidation.enabled)
+            .map(|revalidation| {
+                let max = revalidation.max_advertised_ttl.as_millis();
+                stream::Reshape::ClampTtl(u64::try_from(max).unwrap_or(u64::MAX))
+            });
+        self.forward(relay, pool, reply_id, observer, introduced, clamp.as_ref())
             .await
     }
 
     /// Sends the message upstream as it is and relays the reply
-    /// (`completing`: see [`stream::relay_reply`]).
+    /// (`reshape`: see [`stream::relay_reply`]).
     pub async fn forward(
         self,
         relay: &Relay,
@@ -190,7 +198,7 @@ impl Exchange<'_> {
         reply_id: Option<Box<RawValue>>,
         mut observer: Option<Observer>,
         introduced: Option<Arc<str>>,
-        completing: Option<&stream::Completing>,
+        reshape: Option<&stream::Reshape>,
     ) -> Response {
         let upstream = &relay.upstream;
         let mut request = upstream.request(
@@ -218,7 +226,7 @@ impl Exchange<'_> {
         if let (Some(agent), Some(session)) = (introduced, response.headers().get(MCP_SESSION_ID)) {
             relay.agents.remember(session, agent);
         }
-        stream::relay_reply(relay, response, reply_id, deadline, observer, completing).await
+        stream::relay_reply(relay, response, reply_id, deadline, observer, reshape).await
     }
 }
 

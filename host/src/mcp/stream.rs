@@ -48,41 +48,46 @@ const RELAYED_RESPONSE_HEADERS: [HeaderName; 6] = [
 
 /// Relays the upstream's reply to a `POST` (`reply_id`: the request's id,
 /// when it was a request; `deadline`: when a non-streamed reply must have
-/// arrived whole). `completing`: the method of a request bridged for a
-/// 2026-07-28 client, whose result is completed on the way
-/// ([`crate::era::complete`]).
+/// arrived whole). `reshape`: what Helio changes in the response on the way
+/// ([`Reshape`]).
 pub(super) async fn relay_reply(
     relay: &Relay,
     response: http::Response<Incoming>,
     reply_id: Option<Box<RawValue>>,
     deadline: tokio::time::Instant,
     observer: Option<Observer>,
-    completing: Option<&Completing>,
+    reshape: Option<&Reshape>,
 ) -> Response {
     let timeout = relay.upstream.request_timeout();
     let streamed = is_event_stream(response.headers());
-    if let Some(completing) = completing {
-        // Re-encoded message by message, so the response can be completed.
-        return match streamed {
-            true => {
-                let (parts, body) = response.into_parts();
-                let stream =
-                    event_stream(body, reply_id, Some(timeout), observer, Some(completing));
-                build(parts.status, &parts.headers, Body::from_stream(stream))
-            }
-            false => {
-                let reply_id = reply_id.as_deref();
-                buffered(
-                    response,
-                    reply_id,
-                    timeout,
-                    deadline,
-                    observer,
-                    Some(completing),
-                )
-                .await
-            }
-        };
+    match (reshape, streamed) {
+        // Re-encoded message by message as it arrives, so the response can
+        // be completed.
+        (Some(reshape @ Reshape::Complete { .. }), true) => {
+            let (parts, body) = response.into_parts();
+            let stream = event_stream(body, reply_id, Some(timeout), observer, Some(reshape));
+            return build(parts.status, &parts.headers, Body::from_stream(stream));
+        }
+        // A tools/list reply is read whole (it is bounded anyway) and
+        // re-encoded only if its `ttlMs` must come down.
+        (Some(reshape @ Reshape::ClampTtl(_)), true) => {
+            let reply_id = reply_id.as_deref();
+            return collected_stream(response, reply_id, timeout, deadline, observer, reshape)
+                .await;
+        }
+        (Some(reshape), false) => {
+            let reply_id = reply_id.as_deref();
+            return buffered(
+                response,
+                reply_id,
+                timeout,
+                deadline,
+                observer,
+                Some(reshape),
+            )
+            .await;
+        }
+        (None, _) => {}
     }
     let Some(observer) = observer else {
         // Nothing Helio records: relayed as it comes, bounded by the
@@ -187,21 +192,21 @@ pub(super) async fn delete(relay: &Relay, pool: &Pool, request: Request<TimedBod
 /// request is outstanding, a gap longer than `idle` (when bounded) between
 /// chunks, or a broken upstream stream, ends the stream with a JSON-RPC
 /// error event for the request, so the client gets an answer instead of a
-/// hang. With `completing`, each message is re-encoded as its own event,
-/// the response completed for a 2026-07-28 client.
+/// hang. With `reshape`, each message is re-encoded as its own event, the
+/// response reshaped.
 fn event_stream(
     body: Incoming,
     reply_id: Option<Box<RawValue>>,
     idle: Option<Duration>,
     observer: Option<Observer>,
-    completing: Option<&Completing>,
+    reshape: Option<&Reshape>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct State {
         body: Incoming,
         scanner: EventScanner,
         reply_id: Option<Box<RawValue>>,
         observer: Option<Observer>,
-        completing: Option<Completing>,
+        reshape: Option<Reshape>,
         done: bool,
     }
     let state = State {
@@ -209,7 +214,7 @@ fn event_stream(
         scanner: EventScanner::new(),
         reply_id,
         observer,
-        completing: completing.cloned(),
+        reshape: reshape.cloned(),
         done: false,
     };
     stream::unfold(state, move |mut st| async move {
@@ -232,13 +237,13 @@ fn event_stream(
                     if data.is_empty() {
                         continue;
                     }
-                    if let Some(completing) = st.completing.clone() {
+                    if let Some(reshape) = st.reshape.clone() {
                         let frames = reencode(
                             &mut st.scanner,
                             &mut st.reply_id,
                             &mut st.observer,
                             &data,
-                            &completing,
+                            &reshape,
                         );
                         if frames.is_empty() {
                             continue;
@@ -273,13 +278,13 @@ fn event_stream(
 }
 
 /// The complete messages in `data` as `message` events of their own, the
-/// response to the request completed (and shown to the observer).
+/// response to the request reshaped (and shown to the observer).
 fn reencode(
     scanner: &mut EventScanner,
     reply_id: &mut Option<Box<RawValue>>,
     observer: &mut Option<Observer>,
     data: &[u8],
-    completing: &Completing,
+    reshape: &Reshape,
 ) -> Bytes {
     let mut frames = Vec::new();
     scanner.feed(data, |message| {
@@ -291,7 +296,7 @@ fn reencode(
                 if let Some(observer) = observer.take() {
                     observer.response(message);
                 }
-                completed(message, completing)
+                reshaped(message, reshape).unwrap_or_else(|| message.to_vec())
             }
             false => message.to_vec(),
         };
@@ -305,23 +310,82 @@ fn reencode(
     Bytes::from(frames)
 }
 
-/// What a bridged request's result is completed with for a 2026-07-28
-/// client ([`crate::era::complete`]).
+/// What Helio changes in a response it relays.
 #[derive(Clone)]
-pub(super) struct Completing {
-    pub method: String,
-    pub server_info: Option<serde_json::Value>,
+pub(super) enum Reshape {
+    /// The result of a request bridged for a 2026-07-28 client, completed
+    /// as that revision's clients expect ([`crate::era::complete`]).
+    Complete {
+        method: String,
+        server_info: Option<serde_json::Value>,
+    },
+    /// A `tools/list` result's `ttlMs` lowered to at most this many
+    /// milliseconds (`policies.tool_revalidation.max_advertised_ttl`): a
+    /// client does not cache the list past Helio's next revalidation. Never
+    /// added, never raised.
+    ClampTtl(u64),
 }
 
-/// A response message with its result completed for a 2026-07-28 client.
-fn completed(message: &[u8], completing: &Completing) -> Vec<u8> {
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(message) else {
-        return message.to_vec();
-    };
-    if let Some(result) = value.get_mut("result") {
-        crate::era::complete(result, &completing.method, completing.server_info.as_ref());
+/// A response message reshaped; none when nothing changed.
+fn reshaped(message: &[u8], reshape: &Reshape) -> Option<Vec<u8>> {
+    let mut value = serde_json::from_slice::<serde_json::Value>(message).ok()?;
+    let result = value.get_mut("result")?;
+    match reshape {
+        Reshape::Complete {
+            method,
+            server_info,
+        } => crate::era::complete(result, method, server_info.as_ref()),
+        Reshape::ClampTtl(max) => {
+            let ttl = result.get_mut("ttlMs")?;
+            // Only a number above the maximum comes down (`5.0` stays).
+            if !ttl.as_f64().is_some_and(|ttl| ttl > *max as f64) {
+                return None;
+            }
+            *ttl = (*max).into();
+        }
     }
-    serde_json::to_vec(&value).unwrap_or_else(|_| message.to_vec())
+    serde_json::to_vec(&value).ok()
+}
+
+/// Reads a streamed reply whole (by `deadline`), shows its response to
+/// `observer`, and relays it: as it came, or re-encoded when the response
+/// was reshaped.
+async fn collected_stream(
+    response: http::Response<Incoming>,
+    reply_id: Option<&RawValue>,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    mut observer: Option<Observer>,
+    reshape: &Reshape,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match whole(body, timeout, deadline).await {
+        Ok(bytes) => bytes,
+        Err(failure) => return render::upstream_failure(reply_id, &failure),
+    };
+    let mut messages = Vec::new();
+    let mut changed = false;
+    EventScanner::new().feed(&bytes, |message| {
+        let is_response = reply_id.is_some_and(|id| jsonrpc::is_response_to(message, id));
+        let reshaped = is_response.then(|| reshaped(message, reshape)).flatten();
+        if is_response {
+            if let Some(observer) = observer.take() {
+                observer.response(message);
+            }
+        }
+        changed |= reshaped.is_some();
+        messages.push(reshaped.unwrap_or_else(|| message.to_vec()));
+    });
+    let body = match changed {
+        false => bytes,
+        true => Bytes::from(
+            messages
+                .iter()
+                .flat_map(|m| [&b"event: message\ndata: "[..], m, b"\n\n"].concat())
+                .collect::<Vec<u8>>(),
+        ),
+    };
+    build(parts.status, &parts.headers, Body::from(body))
 }
 
 /// Relays a non-streamed reply once it has fully arrived (by `deadline`),
@@ -333,26 +397,36 @@ async fn buffered(
     timeout: Duration,
     deadline: tokio::time::Instant,
     observer: Option<Observer>,
-    completing: Option<&Completing>,
+    reshape: Option<&Reshape>,
 ) -> Response {
     let (parts, body) = response.into_parts();
-    let collected =
-        tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await;
-    let bytes = match collected {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(error)) => {
-            return render::upstream_failure(reply_id, &UpstreamError::Broken(error.to_string()))
-        }
-        Err(_) => return render::upstream_failure(reply_id, &UpstreamError::Timeout(timeout)),
+    let bytes = match whole(body, timeout, deadline).await {
+        Ok(bytes) => bytes,
+        Err(failure) => return render::upstream_failure(reply_id, &failure),
     };
     if let Some(observer) = observer {
         observer.buffered(parts.status, &bytes);
     }
-    let bytes = match completing {
-        Some(completing) if parts.status.is_success() => Bytes::from(completed(&bytes, completing)),
-        Some(_) | None => bytes,
+    let bytes = match reshape.filter(|_| parts.status.is_success()) {
+        Some(reshape) => reshaped(&bytes, reshape).map_or(bytes, Bytes::from),
+        None => bytes,
     };
     build(parts.status, &parts.headers, Body::from(bytes))
+}
+
+/// A reply body read whole by `deadline` (`timeout`: what the deadline was
+/// set from, for the error).
+async fn whole(
+    body: Incoming,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, UpstreamError> {
+    match tokio::time::timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) => Err(UpstreamError::Broken(error.to_string())),
+        Err(_) => Err(UpstreamError::Timeout(timeout)),
+    }
 }
 
 fn build(status: StatusCode, upstream_headers: &HeaderMap, body: Body) -> Response {
@@ -397,4 +471,33 @@ fn media_type_is(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn reshape(message: Value, reshape: &Reshape) -> Option<Value> {
+        let bytes = reshaped(message.to_string().as_bytes(), reshape)?;
+        Some(serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    #[test]
+    fn ttl_is_only_ever_lowered() {
+        let clamp = Reshape::ClampTtl(60_000);
+        let listed =
+            |ttl: Value| json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [], "ttlMs": ttl}});
+        assert_eq!(
+            reshape(listed(json!(86_400_000)), &clamp).map(|m| m["result"]["ttlMs"].clone()),
+            Some(json!(60_000))
+        );
+        assert_eq!(reshape(listed(json!(5)), &clamp), None, "never raised");
+        assert_eq!(reshape(listed(json!(5.0)), &clamp), None);
+        assert_eq!(reshape(listed(json!("soon")), &clamp), None);
+        let bare = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": []}});
+        assert_eq!(reshape(bare, &clamp), None, "never added");
+        let failed = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 1, "message": "x"}});
+        assert_eq!(reshape(failed, &clamp), None);
+    }
 }

@@ -43,6 +43,7 @@ use serde_json::{json, Value};
 
 use super::observe::Observer;
 use super::post::Exchange;
+use super::prime::ExchangeError;
 use super::relay::Relay;
 use super::stream::Reshape;
 use super::upstream::{Pool, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
@@ -113,7 +114,29 @@ pub(super) async fn send(
     };
     let session = match open_session(relay, pool, &exchange.headers, message.get("params")).await {
         Ok(session) => session,
+        // The client's credentials were refused: it sees that refusal, as
+        // it would directly (an OAuth client starts its flow from it).
+        Err(ExchangeError::Status {
+            status: status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+            headers,
+            body,
+        }) => {
+            if let Some(observer) = observer {
+                observer.no_response(&super::upstream::UpstreamError::Unreachable {
+                    url: relay.upstream.url().to_owned(),
+                    reason: format!("the upstream refused the client's credentials ({status})"),
+                });
+            }
+            let mut refused = (status, body).into_response();
+            for name in [http::header::WWW_AUTHENTICATE, http::header::CONTENT_TYPE] {
+                if let Some(value) = headers.get(&name) {
+                    refused.headers_mut().insert(name, value.clone());
+                }
+            }
+            return refused;
+        }
         Err(why) => {
+            let why = String::from(why);
             tracing::warn!(error = %why, "the handshake-era upstream refused a session for a 2026-07-28 client's request");
             // The request itself never went: a governed call did not happen.
             let error = super::upstream::UpstreamError::Unreachable {
@@ -184,7 +207,7 @@ async fn open_session(
     pool: &Pool,
     client: &HeaderMap,
     params: Option<&Value>,
-) -> Result<Session, String> {
+) -> Result<Session, ExchangeError> {
     let mut headers = client.clone();
     headers.remove(MCP_SESSION_ID);
     headers.remove(MCP_PROTOCOL_VERSION);
@@ -213,7 +236,7 @@ async fn open_session(
     let reply: Value =
         serde_json::from_slice(&reply).map_err(|e| format!("initialize reply: {e}"))?;
     if let Some(error) = reply.get("error") {
-        return Err(format!("initialize was refused: {error}"));
+        return Err(format!("initialize was refused: {error}").into());
     }
     let id = answered
         .get(MCP_SESSION_ID)
@@ -313,7 +336,8 @@ impl LegacyClients {
 }
 
 /// A handshake-era client's `initialize` to a server that discovered as
-/// 2026-07-28: relayed, and answered by Helio if the server refuses it.
+/// 2026-07-28: relayed, and answered by Helio if the server refuses the
+/// handshake itself ([`refuses_handshake`]).
 pub(super) async fn initialize(
     exchange: Exchange<'_>,
     discovered: Option<Value>,
@@ -342,9 +366,8 @@ pub(super) async fn initialize(
             &super::upstream::UpstreamError::Broken("the initialize reply was cut off".into()),
         );
     };
-    if parts.status.is_success()
-        && !is_error(&bytes, super::stream::is_event_stream(&parts.headers))
-    {
+    let streamed = super::stream::is_event_stream(&parts.headers);
+    if !refuses_handshake(parts.status, &bytes, streamed) {
         return Response::from_parts(parts, Body::from(bytes));
     }
     // Pinned to 2026-07-28 without a probe at start: asked now.
@@ -411,16 +434,25 @@ const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18",
 /// Largest `initialize` reply Helio reads to tell whether it was refused.
 const INITIALIZE_REPLY_BYTES: usize = 1 << 20;
 
-/// Whether a reply (JSON, or an event stream) carries a JSON-RPC error.
-fn is_error(bytes: &[u8], streamed: bool) -> bool {
+/// Whether the reply to a relayed `initialize` says the server does not
+/// speak the handshake era: a JSON-RPC error "method not found" (-32601) or
+/// "unsupported protocol version" (-32022), outside an authentication
+/// refusal. Anything else (a success, `401`, a server error) is the
+/// client's to see, as on a direct connection: Helio never answers for a
+/// server that refused the client itself.
+fn refuses_handshake(status: StatusCode, bytes: &[u8], streamed: bool) -> bool {
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return false;
+    }
     let mut messages = Vec::new();
     match streamed {
         true => crate::sse::EventScanner::new().feed(bytes, |m| messages.push(m.to_vec())),
         false => messages.push(bytes.to_vec()),
     }
-    messages
-        .iter()
-        .any(|m| serde_json::from_slice::<Value>(m).is_ok_and(|m| m.get("error").is_some()))
+    messages.iter().any(|m| {
+        serde_json::from_slice::<Value>(m)
+            .is_ok_and(|m| matches!(m["error"]["code"].as_i64(), Some(-32601 | -32022)))
+    })
 }
 
 /// Whether a message comes from a handshake-era client Helio serves on a
@@ -488,4 +520,41 @@ pub(super) async fn as_modern(
             .forward(relay, pool, reply_id, observer, None, None)
             .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_handshake_is_answered_by_helio() {
+        let error = |code: i64| {
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "x"}}).to_string()
+        };
+        assert!(refuses_handshake(
+            StatusCode::OK,
+            error(-32601).as_bytes(),
+            false
+        ));
+        assert!(refuses_handshake(
+            StatusCode::BAD_REQUEST,
+            error(-32022).as_bytes(),
+            false
+        ));
+        let streamed = format!("event: message\ndata: {}\n\n", error(-32601));
+        assert!(refuses_handshake(StatusCode::OK, streamed.as_bytes(), true));
+        // The client's own refusal stays the client's: never answered for.
+        assert!(!refuses_handshake(
+            StatusCode::UNAUTHORIZED,
+            error(-32601).as_bytes(),
+            false
+        ));
+        assert!(!refuses_handshake(
+            StatusCode::OK,
+            error(-32603).as_bytes(),
+            false
+        ));
+        let ok = json!({"jsonrpc": "2.0", "id": 1, "result": {}}).to_string();
+        assert!(!refuses_handshake(StatusCode::OK, ok.as_bytes(), false));
+    }
 }

@@ -257,7 +257,7 @@ pub(super) async fn exchange(
     pool: &Pool,
     session: &HeaderMap,
     message: &Value,
-) -> Result<(HeaderMap, Vec<u8>), String> {
+) -> Result<(HeaderMap, Vec<u8>), ExchangeError> {
     let id: Box<RawValue> =
         RawValue::from_string(message["id"].to_string()).map_err(|e| e.to_string())?;
     let response = send(relay, pool, session, message).await?;
@@ -270,10 +270,11 @@ pub(super) async fn exchange(
         .map_err(|e| e.to_string())?
         .to_bytes();
     if !status.is_success() {
-        return Err(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        ));
+        return Err(ExchangeError::Status {
+            status,
+            headers: parts.headers,
+            body: bytes,
+        });
     }
     let is_stream = parts
         .headers
@@ -291,6 +292,41 @@ pub(super) async fn exchange(
     });
     let reply = found.ok_or("the event stream ended without a reply")?;
     Ok((parts.headers, reply))
+}
+
+/// Why an exchange got no JSON-RPC reply.
+pub(super) enum ExchangeError {
+    /// The upstream answered with an HTTP error.
+    Status {
+        status: http::StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Failed(String),
+}
+
+impl From<String> for ExchangeError {
+    fn from(why: String) -> Self {
+        ExchangeError::Failed(why)
+    }
+}
+
+impl From<&str> for ExchangeError {
+    fn from(why: &str) -> Self {
+        ExchangeError::Failed(why.to_owned())
+    }
+}
+
+impl From<ExchangeError> for String {
+    fn from(error: ExchangeError) -> Self {
+        match error {
+            ExchangeError::Status { status, body, .. } => format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ),
+            ExchangeError::Failed(why) => why,
+        }
+    }
 }
 
 pub(super) async fn notify(

@@ -296,6 +296,8 @@ impl Pipeline {
         if severity(&shadow.outcome) > severity(&evaluation.outcome) {
             evaluation.outcome = shadow.outcome;
         }
+        // Destructive by either definition is flagged (`flag_destructive: log`).
+        evaluation.flagged_destructive |= shadow.flagged_destructive;
         evaluation
     }
 

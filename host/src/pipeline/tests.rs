@@ -319,6 +319,9 @@ fn drift_log_judges_both_definitions_and_the_stricter_stands() {
     );
     assert!(forwarded(&evaluation.outcome));
     runtime().state().release(&evaluation.holds);
+    // Destructive as the tool now declares itself: flagged.
+    let p = pipeline("policies:\n  on_tool_drift: log\n  flag_destructive: log\n");
+    assert!(run_drifted(&p, known(true, false)).flagged_destructive);
 }
 
 #[test]

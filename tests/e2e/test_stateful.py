@@ -409,6 +409,33 @@ def test_evidence_gates_per_session_with_expiry(start, upstream_sse: Upstream) -
     sdk.close()
 
 
+def test_operators_see_a_sessions_evidence_and_completed_tools(start) -> None:
+    instance = start({"sdk": {"enabled": True}, "policies": {"rules": [
+        {"name": "grounded", "match": {"tool": "charge"}, "action": "allow", "evidence": {"requires": ["ticket_verified"]}},
+    ]}}, env={"HELIO_SDK_TOKEN": SDK_TOKEN})
+    with httpx.Client(base_url=instance.sdk_url, headers={"authorization": f"Bearer {SDK_TOKEN}"}) as sdk:
+        attested = sdk.post("/evidence", json={"session_id": "ops-view", "tool_name": "lookup_ticket",
+                                                "evidence_key": "ticket_verified", "evidence_data": {"ticket": 7}})
+        assert attested.status_code == 201, attested.text
+    with client(instance, "ops-view") as raw:
+        ok(call(raw, "echo", {"text": "done"}))
+    operator = httpx.Client(base_url=instance.dashboard_url, headers={"authorization": f"Bearer {instance.api_secret}"})
+    assert httpx.get(instance.dashboard_url + "/api/evidence/ops-view").status_code == 401
+
+    def seen() -> dict[str, Any]:
+        return operator.get("/api/evidence/ops-view").json()["data"]
+
+    assert wait_until(lambda: [t["tool_name"] for t in seen()["completed_tools"]] == ["echo"], timeout=5), seen()
+    view = seen()
+    assert view["session_id"] == "ops-view"
+    assert view["evidence"]["ticket_verified"]["data"] == {"ticket": 7}
+    assert view["completed_tools"][0]["succeeded"] is True
+    assert operator.get("/api/evidence/nobody").json() == {
+        "data": {"session_id": "nobody", "evidence": {}, "context": {}, "completed_tools": []}}
+    assert operator.get("/api/evidence/" + "x" * 300).status_code == 400
+    operator.close()
+
+
 def test_evidence_marked_with_the_published_python_sdk_opens_the_gate(start, monkeypatch: pytest.MonkeyPatch) -> None:
     from helio import HelioClient
 

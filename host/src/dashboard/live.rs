@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
     Router::new()
         .route("/api/events", get(events))
         .route("/api/limits", get(limits))
+        .route("/api/evidence/{session_id}", get(evidence))
 }
 
 async fn events(State(op): State<Arc<Operator>>) -> Response {
@@ -85,6 +86,33 @@ async fn next_ticket_event(
     match tickets {
         Some(tickets) => tickets.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// `GET /api/evidence/:session_id`: the session's live evidence, context and
+/// completed tools, as the SDK sideband shows them; an unknown session has
+/// them empty.
+async fn evidence(State(op): State<Arc<Operator>>, Path(raw): Path<String>) -> Response {
+    let session = raw.trim();
+    if session.is_empty() || session.chars().count() > crate::sideband::MAX_SESSION_CHARS {
+        let error = format!(
+            "session_id must be a non-empty string of at most {} characters",
+            crate::sideband::MAX_SESSION_CHARS
+        );
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+    }
+    match op.state.session_state(session, now_ms()) {
+        Ok(state) => {
+            Json(json!({ "data": crate::sideband::state_json(session, state) })).into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "GET /api/evidence: governance state could not be read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "state_unavailable" })),
+            )
+                .into_response()
+        }
     }
 }
 

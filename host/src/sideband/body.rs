@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 /// Longest session id, in characters after trimming (the MCP side skips a
 /// session header longer than this, so a longer id could never match).
-pub(super) const MAX_SESSION_CHARS: usize = 256;
+pub(crate) const MAX_SESSION_CHARS: usize = 256;
 /// Longest tool name, evidence key or context key, in characters.
 pub(super) const MAX_NAME_CHARS: usize = 256;
 /// Evidence TTL when the request names none.

@@ -11,6 +11,9 @@
 mod body;
 mod routes;
 
+pub(crate) use body::MAX_SESSION_CHARS;
+pub(crate) use routes::state_json;
+
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};

@@ -165,8 +165,9 @@ pub(super) async fn session_state(
 }
 
 /// The payload the SDK's `_parse_session_state` splats into its frozen
-/// dataclasses: entries carry exactly these fields, no more.
-fn state_json(session: &str, state: SessionState) -> Value {
+/// dataclasses: entries carry exactly these fields, no more. The operator
+/// API shows a session the same way (`GET /api/evidence/:session_id`).
+pub(crate) fn state_json(session: &str, state: SessionState) -> Value {
     let evidence: Map<String, Value> = state
         .evidence
         .into_iter()

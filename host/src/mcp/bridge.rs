@@ -270,6 +270,9 @@ impl Drop for EndSession {
     }
 }
 
+/// The sessions Helio gives handshake-era clients start so.
+const SESSION_PREFIX: &str = "helio-";
+
 /// How many handshake-era clients Helio serves at once on a 2026-07-28-only
 /// server; past that, a new `initialize` is refused (none is evicted).
 const LEGACY_CLIENTS: usize = 10_000;
@@ -300,7 +303,7 @@ impl LegacyClients {
         if clients.len() >= LEGACY_CLIENTS {
             return None;
         }
-        let id = format!("helio-{}", uuid::Uuid::new_v4().simple());
+        let id = format!("{SESSION_PREFIX}{}", uuid::Uuid::new_v4().simple());
         clients.insert(
             id.clone(),
             LegacyClient {
@@ -312,8 +315,11 @@ impl LegacyClients {
         Some(id)
     }
 
+    /// The session `headers` carry, if it is one Helio gives (checked
+    /// before any lock: every relayed message passes here).
     fn session(headers: &HeaderMap) -> Option<&str> {
-        headers.get(MCP_SESSION_ID)?.to_str().ok()
+        let session = headers.get(MCP_SESSION_ID)?.to_str().ok()?;
+        session.starts_with(SESSION_PREFIX).then_some(session)
     }
 
     /// The envelope of the client whose session `headers` carry.

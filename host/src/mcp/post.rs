@@ -169,8 +169,8 @@ impl Exchange<'_> {
                 None => http::StatusCode::NOT_FOUND.into_response(),
             };
         }
-        let pinned_modern = relay.upstream.pinned_era() == Some(crate::govern::Era::Stateless);
         if self.method.as_deref() == Some("initialize") {
+            let pinned_modern = relay.upstream.pinned_era() == Some(crate::govern::Era::Stateless);
             let discovered = relay.era.discovered();
             if discovered.is_some() || pinned_modern {
                 let (id, agent) = (reply_id, introduced);

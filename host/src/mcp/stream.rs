@@ -237,13 +237,13 @@ fn event_stream(
                     if data.is_empty() {
                         continue;
                     }
-                    if let Some(reshape) = st.reshape.clone() {
+                    if let Some(reshape) = &st.reshape {
                         let frames = reencode(
                             &mut st.scanner,
                             &mut st.reply_id,
                             &mut st.observer,
                             &data,
-                            &reshape,
+                            reshape,
                         );
                         if frames.is_empty() {
                             continue;

@@ -188,14 +188,19 @@ impl ToolCatalog {
     pub fn observe(&self, message: &[u8]) -> Option<String> {
         let response: ListResponse = serde_json::from_slice(message).ok()?;
         let result = response.result?;
+        // Grouped by name (a page may list a name twice), in listed order.
         let mut listed: Vec<(String, Vec<Value>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
         for tool in result.tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            match listed.iter_mut().find(|(n, _)| n == name) {
-                Some((_, definitions)) => definitions.push(tool),
-                None => listed.push((name.to_owned(), vec![tool])),
+            match index.get(name) {
+                Some(&at) => listed[at].1.push(tool),
+                None => {
+                    index.insert(name.to_owned(), listed.len());
+                    listed.push((name.to_owned(), vec![tool]));
+                }
             }
         }
         let events = self.compare(listed);

@@ -33,7 +33,13 @@ pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match list_tools(relay, &pool).await {
+        // A listing under way when Helio stops is dropped with its
+        // connections, so shutdown never waits on the upstream for it.
+        let listed = tokio::select! {
+            listed = list_tools(relay, &pool) => listed,
+            () = shutdown.cancelled() => return,
+        };
+        match listed {
             Ok(count) => {
                 tracing::info!(
                     tools = count,
@@ -75,7 +81,11 @@ async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
             continue;
         }
         last = tokio::time::Instant::now();
-        match list_tools(relay, pool).await {
+        let listed = tokio::select! {
+            listed = list_tools(relay, pool) => listed,
+            () = shutdown.cancelled() => return,
+        };
+        match listed {
             Ok(count) => tracing::debug!(tools = count, "tool definitions revalidated"),
             Err(error) => tracing::warn!(
                 %error,

@@ -39,6 +39,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    embed_ui(&host.join("ui"), &out.join("ui_assets.rs"));
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
@@ -107,6 +108,58 @@ fn scrub(command: &mut Command) {
         if PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name) {
             command.env_remove(name);
         }
+    }
+}
+
+/// The file kinds the dashboard serves; anything else under `host/ui/`
+/// (notes for its tests) stays out of the binary.
+const UI_EXTENSIONS: &[&str] = &["html", "css", "js", "svg", "png", "ico", "json"];
+
+/// Writes `ASSETS: &[(path, bytes)]` for the dashboard's files under `ui`,
+/// sorted by their path relative to it (`/` separated).
+fn embed_ui(ui: &Path, generated: &Path) {
+    println!("cargo:rerun-if-changed={}", ui.display());
+    let mut files = Vec::new();
+    collect(ui, ui, &mut files);
+    files.sort();
+    let mut text = String::from("pub const ASSETS: &[(&str, &[u8])] = &[\n");
+    for (relative, absolute) in files {
+        text.push_str(&format!(
+            "    ({relative:?}, include_bytes!({:?})),\n",
+            absolute.display().to_string()
+        ));
+    }
+    text.push_str("];\n");
+    if let Err(error) = std::fs::write(generated, text) {
+        panic!("cannot write {}: {error}", generated.display());
+    }
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+            continue;
+        }
+        let served = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| UI_EXTENSIONS.contains(&e));
+        if !served {
+            continue;
+        }
+        let relative = path
+            .strip_prefix(root)
+            .expect("collected under the root")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        files.push((relative, path));
     }
 }
 

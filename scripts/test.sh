@@ -44,7 +44,18 @@ done
 step "cargo build (the binary the end-to-end tests run)"
 cargo build --locked -p helio --bin helio
 
-step "end-to-end tests (pytest, official MCP SDKs, conformance suite)"
+# The dashboard's browser tests drive Debian's Chromium through its
+# ChromeDriver (Selenium, pointed at both; nothing downloads a browser).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  step "apt-get install chromium chromium-driver (the dashboard's browser tests)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+fi
+
+step "end-to-end tests (pytest, official MCP SDKs, conformance suite, dashboard in Chromium)"
 HELIO_BIN="$PWD/target/debug/helio" tests/e2e/run.sh -q
 
 step "all tests passed"

@@ -22,14 +22,16 @@ impl BearerSecret {
 
     /// True when the request carries `Authorization: Bearer <secret>`.
     pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = headers
+        headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
-        else {
-            return false;
-        };
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            .is_some_and(|token| self.matches(token))
+    }
+
+    /// True when `presented` is the secret (a sign-in form's field).
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         presented.ct_eq(&self.digest).into()
     }
 }

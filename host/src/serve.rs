@@ -116,6 +116,11 @@ pub async fn serve<H, F>(
     connections.wait().await;
 }
 
+/// The address a request's connection came from (a request extension), for
+/// what is counted per client, such as failed sign-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves one connection, holding its slot until it closes.
 pub async fn connection<H, F>(
     tcp: TcpStream,
@@ -128,6 +133,7 @@ pub async fn connection<H, F>(
     F: Future<Output = Response<axum::body::Body>> + Send + 'static,
 {
     let _ = tcp.set_nodelay(true);
+    let peer = tcp.peer_addr().ok().map(Peer);
     let stalled = Arc::new(Notify::new());
     let service = {
         let stalled = stalled.clone();
@@ -139,9 +145,12 @@ pub async fn connection<H, F>(
         hyper::service::service_fn(move |request: Request<Incoming>| {
             read_whole.store(false, Ordering::Relaxed);
             let read_whole = read_whole.clone();
-            let request = request.map(|body| {
+            let mut request = request.map(|body| {
                 TimedBody::new(body, body_timeout, stalled.clone(), read_whole.clone())
             });
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             let answer = handle(request);
             async move {
                 let mut response = answer.await;

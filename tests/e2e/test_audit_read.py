@@ -163,7 +163,7 @@ def test_every_route_requires_the_secret(trail: Trail, path: str) -> None:
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": trail.instance.api_secret or ""}):
         r = httpx.get(url, headers=headers)
         assert r.status_code == 401, (headers, r.text)
-        assert r.json() == {"error": "Unauthorized", "code": "unauthorized"}
+        assert r.json() == {"error": "Unauthorized"}
     assert httpx.get(url, headers=trail.headers).status_code == 200
 
 
@@ -303,12 +303,12 @@ def test_export_filters_and_limit(trail: Trail) -> None:
     assert [r["id"] for r in trail.ok("/api/audit/export", blocked="true")] == ["rec-02", "rec-03"]
     assert len(trail.ok("/api/audit/export", limit=700)) == 700
     assert trail.ok("/api/audit/export", tool="nothing-like-this") == []
-    r = trail.get("/api/audit/export", format="csv", tool="nothing-like-this")
+    r = trail.get("/api/audit/export", format="csv", columns="all", tool="nothing-like-this")
     assert list(csv.reader(io.StringIO(r.text))) == [COLUMNS]
 
 
 def test_csv_export_round_trips_through_a_real_parser(trail: Trail) -> None:
-    r = trail.get("/api/audit/export", format="csv")
+    r = trail.get("/api/audit/export", format="csv", columns="all")
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.headers["content-disposition"] == 'attachment; filename="helio-audit-export.csv"'
@@ -401,8 +401,11 @@ def test_cli_export_while_the_proxy_runs(helio_bin: Path, trail: Trail, tmp_path
     assert "Exported 1 of 1 records" in to_file.stderr
     assert out.stat().st_mode & 0o777 == 0o600
     rows = list(csv.reader(io.StringIO(out.read_text(), newline="")))
-    assert rows[0] == COLUMNS and len(rows) == 2
-    assert json.loads(dict(zip(COLUMNS, rows[1], strict=True))["tool_input"]) == TRICKY_INPUT
+    # The original's 29 columns by default; --columns all adds Helio's own.
+    assert rows[0] == COLUMNS[:29] and len(rows) == 2
+    assert json.loads(dict(zip(COLUMNS, rows[1], strict=False))["tool_input"]) == TRICKY_INPUT
+    every = run_export(helio_bin, config, "--format", "csv", "--tool", "=cmd", "--columns", "all")
+    assert next(csv.reader(io.StringIO(every.stdout, newline=""))) == COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -448,37 +451,45 @@ def test_cli_export_since_and_a_missing_database(helio_bin: Path, tmp_path: Path
     assert exported_ids(run_export(helio_bin, config, "--since", "1d")) == ["old", "new"]
 
 
+LEDGER_COLUMNS = [
+    "id", "budget_name", "bucket_key", "kind", "amount", "currency", "tool_name", "origin",
+    "audit_record_id", "timestamp", "timestamp_ms", "created_at",
+]
+
+
+def budget_charge(name: str, bucket: str, amount: float, allowed: bool = True) -> dict[str, Any]:
+    return {"name": name, "stage": "budgets", "bucket": bucket, "amount": amount, "allowed": allowed,
+            "spent": amount, "limit": 100, "window_ms": None, "reset_at_ms": None}
+
+
 def test_cli_exports_a_budgets_ledger(helio_bin: Path, tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     config = offline_config(tmp_path, db)
     now_ms = int(time.time() * 1000)
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "CREATE TABLE state_ledger (key TEXT NOT NULL, id INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
-            " window_ms INTEGER, expires_ms INTEGER, amount TEXT NOT NULL, PRIMARY KEY (key, id))"
-        )
-        conn.executemany(
-            "INSERT INTO state_ledger (key, id, at_ms, window_ms, amount) VALUES (?, ?, ?, ?, ?)",
-            [
-                ("budgets/budget:pay:00ff:global", 1, now_ms - 2000, 86_400_000, "10.25"),
-                ("budgets/budget:pay:00ff:session:s1", 1, now_ms - 1000, None, "0.10"),
-                ("budgets/budget:payroll:00ff:global", 1, now_ms, None, "99"),
-                ("rules/spend:pay:00ff:tool:x", 1, now_ms, None, "5"),
-            ],
-        )
+    insert(db, [
+        {"id": "r1", "tool_name": "stripe", "created_at": iso_ms(now_ms - 2000),
+         "evidence_chain": {"budgets": [budget_charge("pay", "global", 10.25)]}},
+        {"id": "r2", "tool_name": "paypal", "created_at": iso_ms(now_ms - 1000),
+         "evidence_chain": {"budgets": [budget_charge("payroll", "global", 99),
+                                        budget_charge("pay", "session:s1", 0.1)]}},
+        # Blocked: charged nothing.
+        {"id": "r3", "tool_name": "stripe", "created_at": iso_ms(now_ms), "block_reason": "budget_exceeded",
+         "evidence_chain": {"budgets": [budget_charge("pay", "global", 500, allowed=False)]}},
+    ])
     result = run_export(helio_bin, config, "--budgets", "pay")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [(r["bucket_key"], r["amount"], r["window_ms"]) for r in rows] == [
-        ("session:s1", "0.10", None),
-        ("global", "10.25", 86_400_000),
+    assert [(r["id"], r["bucket_key"], r["amount"], r["tool_name"]) for r in rows] == [
+        ("r2:1", "session:s1", 0.1, "paypal"),
+        ("r1:0", "global", 10.25, "stripe"),
     ]
-    assert set(rows[0]) == {"id", "budget", "bucket_key", "amount", "at", "window_ms"}
-    assert rows[0]["at"] == iso_ms(now_ms - 1000)
+    assert set(rows[0]) == set(LEDGER_COLUMNS)
+    assert rows[0]["created_at"] == iso_ms(now_ms - 1000) and rows[0]["timestamp_ms"] == now_ms - 1000
+    assert rows[0]["audit_record_id"] == "r2" and rows[0]["kind"] == "spend"
     assert "Exported 2 of 2 ledger rows of budget pay" in result.stderr
     assert 'no budget named "pay"' in result.stderr
     as_csv = run_export(helio_bin, config, "--budgets", "pay", "-f", "csv", "--limit", "1")
     assert as_csv.returncode == 0, as_csv.stderr
     parsed = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
-    assert parsed[0] == ["id", "budget", "bucket_key", "amount", "at", "window_ms"]
-    assert parsed[1][1:4] == ["pay", "session:s1", "0.10"] and len(parsed) == 2
+    assert parsed[0] == LEDGER_COLUMNS
+    assert parsed[1][1:5] == ["pay", "session:s1", "spend", "0.1"] and len(parsed) == 2

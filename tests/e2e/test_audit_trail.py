@@ -14,6 +14,7 @@ import secrets
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,7 @@ def test_live_events_and_limits(helio: HelioLauncher, upstream_sse: Upstream, tm
     assert httpx.get(instance.dashboard_url + "/api/limits").status_code == 401
 
     events: list[tuple[str, str]] = []
+    ids: list[str] = []
     connected = threading.Event()
 
     def listen() -> None:
@@ -297,13 +299,15 @@ def test_live_events_and_limits(helio: HelioLauncher, upstream_sse: Upstream, tm
             assert response.headers["content-type"].startswith("text/event-stream")
             kind = ""
             for line in response.iter_lines():
-                if line.startswith(": connected"):
-                    connected.set()
+                if line.startswith("id: "):
+                    ids.append(line[len("id: "):])
                 elif line.startswith("event: "):
                     kind = line[len("event: "):]
                 elif line.startswith("data: "):
                     events.append((kind, line[len("data: "):]))
-                    if kind == "audit" or len(events) > 20:
+                    # A heartbeat comes at once: the client is subscribed.
+                    connected.set()
+                    if kind == "action" or len(events) > 20:
                         return
 
     listener = threading.Thread(target=listen)
@@ -317,11 +321,21 @@ def test_live_events_and_limits(helio: HelioLauncher, upstream_sse: Upstream, tm
         call(raw, "echo", {"text": marker})
         call(raw, "echo", {"text": "again"})
     listener.join(timeout=15)
-    audits = [json.loads(data) for kind, data in events if kind == "audit"]
-    assert audits and audits[0]["tool_input"] == {"text": marker}, events
-    assert audits[0]["policy_decision"] == "rate_limit" and audits[0]["session_id"] == "live"
+    assert events[0][0] == "heartbeat", events
+    actions = [json.loads(data) for kind, data in events if kind == "action"]
+    assert actions and actions[0]["tool_name"] == "echo", events
+    assert actions[0]["policy_decision"] == "rate_limit" and actions[0]["session_id"] == "live"
+    # A summary: the arguments stay in the audit trail, behind /api/audit/:id.
+    assert "tool_input" not in actions[0] and marker not in json.dumps(actions[0])
+    record = httpx.get(f"{instance.dashboard_url}/api/audit/{actions[0]['id']}", headers=auth).json()["data"]
+    assert record["tool_input"] == {"text": marker}
+    # Heartbeats carry no id; every other frame a unique one.
+    assert len(ids) == len([k for k, _ in events if k != "heartbeat"]) and len(set(ids)) == len(ids)
 
     limits = httpx.get(instance.dashboard_url + "/api/limits", headers=auth).json()
     (rate,) = limits["rate_limits"]
-    assert rate["rule"] == "echo-rate" and rate["bucket"] == "session:live" and rate["current_calls"] == 2
-    assert rate["window_seconds"] == 60 and rate["reset_at"].endswith("Z")
+    assert rate["key"] == "session:live:rule:echo-rate"
+    assert (rate["current"], rate["limit"], rate["window_ms"]) == (2, 5, 60_000)
+    assert rate["rule"] == "echo-rate" and rate["bucket"] == "session:live"
+    assert rate["reset_at_ms"] > time.time() * 1000
+    assert limits["spend_limits"] == []

@@ -68,7 +68,7 @@ async def test_demo_serves_the_shop_through_helio(demo) -> None:
     proc, stderr = demo
     banner = stderr.read_text()
     assert "http://127.0.0.1:3000/mcp" in banner
-    assert "http://127.0.0.1:3100/api/health" in banner
+    assert "Dashboard:     http://127.0.0.1:3100/" in banner
 
     async with mcp_session("http://127.0.0.1:3000/mcp") as (session, _events):
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
@@ -152,3 +152,40 @@ def test_demo_removes_its_audit_database_when_it_stops(demo) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     assert not scratch.exists()
+
+
+def test_demo_drive_fills_the_dashboard_within_seconds(helio_bin: Path, tmp_path: Path) -> None:
+    """`helio demo --drive`: a scripted agent makes calls, so the feed, a held
+    refund and the daily budget are there to see at once."""
+    running = run_demo(helio_bin, tmp_path, "--drive")
+    try:
+        proc, stderr = next(running)
+        banner = stderr.read_text()
+        assert "scripted agent" in banner, banner
+        secret = re.search(r"export HELIO_SECRET=([0-9a-f]{64})", banner).group(1)
+        api = httpx.Client(base_url="http://127.0.0.1:3100", headers={"authorization": f"Bearer {secret}"}, timeout=10)
+
+        def held() -> list[dict]:
+            return api.get("/api/approvals", params={"status": "pending"}).json()["data"]
+
+        assert wait_until(lambda: bool(held()), timeout=30), api.get("/api/audit").json()
+        (ticket,) = held()
+        assert ticket["tool_name"] == "process_refund" and ticket["tool_input"]["amount"] == 150
+        records = api.get("/api/audit", params={"session": "demo-agent"}).json()["data"]
+        decisions = {r["tool_name"]: r["policy_decision"] for r in records}
+        assert decisions["delete_record"] == "deny" and decisions["create_payment"] == "dry_run", decisions
+        (daily,) = api.get("/api/budgets").json()["budgets"]
+        # 40 + 10 refunded, and the held 150 reserved while it waits.
+        assert daily["name"] == "daily-refunds" and daily["buckets"][0]["spent"] == 200
+        # The operator approves; the agent's call completes.
+        assert api.post(f"/api/approvals/{ticket['id']}/approve", json={"approved_by": "test"}).json() == {"ok": True}
+
+        def refunded() -> bool:
+            return any(r["tool_name"] == "process_refund" and r["approval_status"] == "approved"
+                       for r in api.get("/api/audit", params={"session": "demo-agent"}).json()["data"])
+
+        assert wait_until(refunded, timeout=10)
+        api.close()
+        assert next(running, None) is None
+    finally:
+        running.close()

@@ -364,7 +364,7 @@ def test_sigkill_under_load_loses_no_acknowledged_charge(helio: HelioLauncher, u
     # Every charge that reached the upstream is on the ledger (none lost to
     # the crash). A charge written just before the kill, whose call never
     # went out, may be there too: the safe side, at most one per client.
-    assert received <= ledger["spent"] <= received + len(threads), (ledger, received, len(acknowledged))
+    assert received <= ledger["current_spend"] <= received + len(threads), (ledger, received, len(acknowledged))
     with sqlite3.connect(db) as conn:
         (rows,) = conn.execute("SELECT COUNT(*) FROM state_ledger").fetchone()
     assert received <= rows <= received + len(threads)

@@ -29,11 +29,12 @@ use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
 pub use analytics::{Analytics, Bucket, Request as AnalyticsRequest};
-pub use export::{ExportCursor, ExportFormat, CHUNK_ROWS};
+pub use export::{take_columns, ExportCursor, ExportFormat, CHUNK_ROWS};
 pub use filter::Filter;
-pub use ledger::{LedgerRow, LEDGER_COLUMNS};
+pub use ledger::LEDGER_COLUMNS;
 pub use params::{
-    take_limit, Bounds, Page, ParamError, Params, EXPORT_BOUNDS, FEED_BOUNDS, LIST_BOUNDS,
+    take_limit, Bounds, Page, ParamError, Params, EXPORT_BOUNDS, FEED_BOUNDS, LEDGER_BOUNDS,
+    LEDGER_EXPORT_BOUNDS, LIST_BOUNDS,
 };
 
 use pool::Pool;
@@ -153,19 +154,17 @@ impl AuditReader {
         })
     }
 
-    /// Up to `limit` rows of budget `name`'s spend ledger, newest first,
-    /// and how many it holds in all.
+    /// A page of budget `name`'s ledger (its charges, newest first; see
+    /// [`ledger`]) and how many rows it has in all. `currency` is the
+    /// budget's as configured.
     pub fn budget_ledger(
         &self,
         name: &str,
-        limit: u64,
-    ) -> Result<(Vec<LedgerRow>, u64), QueryError> {
+        currency: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<Record>, u64), QueryError> {
         ledger::check_name(name)?;
-        self.pool
-            .with_table("state_ledger", (Vec::new(), 0), |db| {
-                ledger::read(db, name, limit)
-            })
-            .map_err(|source| self.sqlite(source))
+        self.with_table((Vec::new(), 0), |db| ledger::read(db, name, currency, page))
     }
 
     /// Runs `read` on a pooled connection when the audit table exists;

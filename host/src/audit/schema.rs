@@ -92,6 +92,10 @@ pub const COLUMNS: &[&str] = &[
     "response_truncated",
 ];
 
+/// The original's 29 columns, in its order: what CSV exports hold unless
+/// asked for all (spreadsheets and SIEM pipelines are built against it).
+pub const ORIGINAL_COLUMNS: &[&str] = COLUMNS.split_at(29).0;
+
 /// Columns holding JSON text: APIs return them as JSON values, CSV as text.
 pub const JSON_COLUMNS: &[&str] = &[
     "tool_input",

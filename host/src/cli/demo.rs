@@ -21,7 +21,7 @@ pub fn serve_stdio() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(transport: DemoTransport) -> anyhow::Result<()> {
+pub fn run(transport: DemoTransport, drive: bool) -> anyhow::Result<()> {
     super::init_logging();
     super::start::runtime()?.block_on(async {
         let (listener, upstream_addr) = demo::bind().await.context("cannot start the demo MCP server")?;
@@ -64,6 +64,7 @@ pub fn run(transport: DemoTransport) -> anyhow::Result<()> {
         };
 
         let stop_upstream = CancellationToken::new();
+        let stop_agent = CancellationToken::new();
         // Over stdio, Helio spawns the demo server itself.
         let upstream = match transport {
             DemoTransport::StreamableHttp => Some(tokio::spawn(demo::serve(listener, stop_upstream.clone()))),
@@ -81,8 +82,8 @@ pub fn run(transport: DemoTransport) -> anyhow::Result<()> {
             eprintln!("          500 USD daily budget, and over 100 only once an operator approves; payments");
             eprintln!("          rehearsed (dry run); search_docs limited to 20 calls a minute per session.");
             if let Some(addr) = gateway.dashboard_addr {
-                eprintln!("  Dashboard API: http://{addr}/api/health");
-                eprintln!("  Operator API:  export HELIO_SECRET={api_secret}   (this run's secret)");
+                eprintln!("  Dashboard:     http://{addr}/   (sign in with this run's secret: {api_secret})");
+                eprintln!("  Operator API:  export HELIO_SECRET={api_secret}");
                 eprintln!("  Audit trail:   curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/audit");
                 eprintln!("                 (live: /api/events; kept until the demo stops)");
                 eprintln!("  Held refunds:  curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/approvals");
@@ -97,9 +98,14 @@ pub fn run(transport: DemoTransport) -> anyhow::Result<()> {
                     "  The demo server runs as Helio's child process over stdio (`helio demo-server`), shared by every client."
                 ),
             }
+            if drive {
+                eprintln!("  A scripted agent (--drive) is calling the demo's tools as session \"demo-agent\".");
+                tokio::spawn(demo::drive::drive(mcp, stop_agent.clone()));
+            }
             eprintln!("Press Ctrl-C to stop.");
         })
         .await;
+        stop_agent.cancel();
         stop_upstream.cancel();
         if let Some(upstream) = upstream {
             let _ = upstream.await;

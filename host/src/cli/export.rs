@@ -14,10 +14,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::audit::query::{
-    take_limit, AuditReader, ExportCursor, ExportFormat, Filter, ParamError, Params, Record,
-    EXPORT_BOUNDS, LEDGER_COLUMNS,
+    take_columns, take_limit, AuditReader, ExportCursor, ExportFormat, Filter, Page, ParamError,
+    Params, EXPORT_BOUNDS, LEDGER_COLUMNS, LEDGER_EXPORT_BOUNDS,
 };
-use crate::audit::schema::COLUMNS;
 use crate::config::{parse_duration, Config};
 use crate::state::now_ms;
 
@@ -29,7 +28,10 @@ pub(super) struct ExportArgs {
     /// json or csv.
     #[arg(short, long, default_value = "json")]
     format: String,
-    /// Export this budget's spend ledger instead of audit records.
+    /// CSV columns: original (the original Helio's 29, the default) or all.
+    #[arg(long, value_name = "original|all")]
+    columns: Option<String>,
+    /// Export this budget's ledger (its charges) instead of audit records.
     #[arg(long, value_name = "NAME")]
     budgets: Option<String>,
     /// Tool name contains this.
@@ -87,6 +89,7 @@ fn params(args: &ExportArgs, with_filters: bool) -> anyhow::Result<Params> {
         ("limit", args.limit.clone()),
     ];
     if with_filters {
+        pairs.push(("columns", args.columns.clone()));
         pairs.extend([
             ("tool", args.tool.clone()),
             ("decision", args.decision.clone()),
@@ -125,6 +128,7 @@ fn export_records(args: &ExportArgs, reader: Arc<AuditReader>) -> anyhow::Result
     let mut params = params(args, true)?;
     let filter = Filter::take(&mut params).map_err(flag_error)?;
     let format = ExportFormat::take(&mut params).map_err(flag_error)?;
+    let columns = take_columns(&mut params).map_err(flag_error)?;
     let limit = take_limit(&mut params, EXPORT_BOUNDS).map_err(flag_error)?;
     params.finish().map_err(flag_error)?;
 
@@ -132,10 +136,10 @@ fn export_records(args: &ExportArgs, reader: Arc<AuditReader>) -> anyhow::Result
     let mut cursor = ExportCursor::new(reader, &filter, limit);
     let written = write_output(args.out.as_deref(), |out| {
         let mut exported = 0;
-        out.write_all(&format.start(COLUMNS))?;
+        out.write_all(&format.start(columns))?;
         while let Some(chunk) = cursor.next_chunk().map_err(io::Error::other)? {
             let mut bytes = Vec::new();
-            format.write(&mut bytes, COLUMNS, &chunk, exported == 0);
+            format.write(&mut bytes, columns, &chunk, exported == 0);
             out.write_all(&bytes)?;
             exported += chunk.len() as u64;
         }
@@ -160,31 +164,34 @@ fn export_ledger(
         ("--from", args.from.is_some()),
         ("--to", args.to.is_some()),
         ("--since", args.since.is_some()),
+        ("--columns", args.columns.is_some()),
     ];
     if let Some((flag, _)) = filters.iter().find(|(_, given)| *given) {
         bail!("--budgets exports a budget's ledger and takes no audit filters such as {flag}");
     }
     let mut params = params(args, false)?;
     let format = ExportFormat::take(&mut params).map_err(flag_error)?;
-    let limit = take_limit(&mut params, EXPORT_BOUNDS).map_err(flag_error)?;
+    let limit = take_limit(&mut params, LEDGER_EXPORT_BOUNDS).map_err(flag_error)?;
     params.finish().map_err(flag_error)?;
-    if !config
+    let budget = config
         .budgets
         .iter()
-        .any(|b| b.name.as_deref() == Some(name))
-    {
+        .find(|b| b.name.as_deref() == Some(name));
+    if budget.is_none() {
         // Its ledger may outlive it in the database, so this is no error.
         eprintln!(
             "warning: no budget named {name:?} in {}",
             args.config.display()
         );
     }
-
-    let (rows, total) = reader.budget_ledger(name, limit).map_err(|e| match e {
-        crate::audit::query::QueryError::Param(p) => flag_error(p),
-        other => other.into(),
-    })?;
-    let records: Vec<Record> = rows.iter().map(|r| r.to_record()).collect();
+    let currency = budget.map(|b| b.currency.as_str());
+    let page = Page { limit, offset: 0 };
+    let (records, total) = reader
+        .budget_ledger(name, currency, page)
+        .map_err(|e| match e {
+            crate::audit::query::QueryError::Param(p) => flag_error(p),
+            other => other.into(),
+        })?;
     write_output(args.out.as_deref(), |out| {
         let mut bytes = format.start(LEDGER_COLUMNS);
         format.write(&mut bytes, LEDGER_COLUMNS, &records, true);

@@ -52,6 +52,10 @@ enum Command {
         /// process over stdio.
         #[arg(long, value_enum, default_value_t = DemoTransport::StreamableHttp)]
         transport: DemoTransport,
+        /// Also run a small scripted agent against the demo, so the
+        /// dashboard shows calls, a held refund and the budget at once.
+        #[arg(long)]
+        drive: bool,
     },
     /// The demo MCP server alone, over stdio (what `demo --transport stdio`
     /// spawns).
@@ -79,7 +83,7 @@ pub fn run() -> ExitCode {
             config,
             no_hot_reload,
         } => start::run(&config, no_hot_reload),
-        Command::Demo { transport } => demo::run(transport),
+        Command::Demo { transport, drive } => demo::run(transport, drive),
         Command::DemoServer => demo::serve_stdio(),
         Command::Export(args) => export::run(&args),
     };

@@ -134,12 +134,12 @@ impl Launch {
         match gateway.dashboard_addr {
             Some(addr) if c.dashboard.api_secret.is_some() => {
                 eprintln!(
-                    "  Dashboard API listening on http://{addr}/api (bearer api_secret required)"
+                    "  Dashboard listening on http://{addr}/ (sign in with dashboard.api_secret; API at /api with the bearer)"
                 )
             }
-            Some(addr) => eprintln!(
-                "  Dashboard API listening on http://{addr}/api (OPEN MODE: no authentication)"
-            ),
+            Some(addr) => {
+                eprintln!("  Dashboard listening on http://{addr}/ (OPEN MODE: no authentication)")
+            }
             None => eprintln!("  Dashboard: disabled"),
         }
         if let (Some(addr), Some(token)) = (gateway.sdk_addr, &sdk_token) {

@@ -284,6 +284,19 @@ pub struct Rule {
     pub limits_key: Option<LimitKey>,
     /// `limits.max_spend.key`.
     pub max_spend_key: Option<LimitKey>,
+    /// `limits.max_spend.currency` (a label the operator views show).
+    pub max_spend_currency: Option<String>,
+}
+
+impl Rule {
+    /// The rule as the rules stage names it in state keys: its name, or
+    /// `#<index>` when unnamed.
+    pub fn state_id(&self, index: usize) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("#{index}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -341,10 +354,29 @@ pub enum BudgetKey {
     SenderId,
 }
 
+impl BudgetKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetKey::Global => "global",
+            BudgetKey::Session => "session",
+            BudgetKey::SenderId => "sender_id",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExceed {
     Deny,
     RequireApproval,
+}
+
+impl OnExceed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExceed::Deny => "deny",
+            OnExceed::RequireApproval => "require_approval",
+        }
+    }
 }
 
 /// What the host needs to know of a budget (see [`Rule`]): the budgets
@@ -352,6 +384,11 @@ pub enum OnExceed {
 #[derive(Debug, Clone)]
 pub struct Budget {
     pub name: Option<String>,
+    /// As written (a JSON number; the operator views show it exactly).
+    pub limit: serde_json::Value,
+    pub currency: String,
+    /// As written: a duration or `session`.
+    pub window: serde_json::Value,
     pub key: BudgetKey,
     pub on_exceed: OnExceed,
     pub approval: Option<ApprovalRoute>,

@@ -738,6 +738,11 @@ fn rule(r: &mut Reader, value: &Value, path: &Path) -> Option<Rule> {
                 .and_then(|m| m.get("key")),
         )
         .map(|k| limit_key(&k)),
+        max_spend_currency: text(
+            limits
+                .and_then(|l| l.get("max_spend"))
+                .and_then(|m| m.get("currency")),
+        ),
     })
 }
 
@@ -876,6 +881,15 @@ fn budget(r: &mut Reader, value: &Value, path: &Path) -> Option<Budget> {
     let text = |key: &str| value.get(key).and_then(Value::as_str);
     Some(Budget {
         name: text("name").map(str::to_owned),
+        limit: value
+            .get("limit")
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or_default(),
+        currency: text("currency").unwrap_or_default().to_owned(),
+        window: value
+            .get("window")
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or_default(),
         key: match text("key") {
             Some("session") => BudgetKey::Session,
             Some("sender_id") => BudgetKey::SenderId,

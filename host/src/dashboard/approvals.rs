@@ -9,11 +9,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::session::Access;
 use super::Operator;
 use crate::approvals::{Resolution, ResolveError, Resolver, Status};
 
@@ -58,15 +60,26 @@ async fn one(State(op): State<Arc<Operator>>, Path(id): Path<String>) -> Respons
     }
 }
 
-async fn approve(State(op): State<Arc<Operator>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn approve(
+    State(op): State<Arc<Operator>>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match read(&body, &[("approved_by", true)]) {
         Ok(body) => body,
         Err(error) => return bad_request(error),
     };
-    resolve(&op, &id, Resolution::Approved, text(&body, "approved_by"))
+    let by = resolver(access, &body, "approved_by");
+    resolve(&op, &id, Resolution::Approved, by)
 }
 
-async fn deny(State(op): State<Arc<Operator>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn deny(
+    State(op): State<Arc<Operator>>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match read(&body, &[("denied_by", true), ("reason", false)]) {
         Ok(body) => body,
         Err(error) => return bad_request(error),
@@ -76,16 +89,13 @@ async fn deny(State(op): State<Arc<Operator>>, Path(id): Path<String>, body: Byt
         .and_then(Value::as_str)
         .filter(|r| !r.trim().is_empty())
         .map(str::to_owned);
-    resolve(
-        &op,
-        &id,
-        Resolution::Denied { reason },
-        text(&body, "denied_by"),
-    )
+    let by = resolver(access, &body, "denied_by");
+    resolve(&op, &id, Resolution::Denied { reason }, by)
 }
 
 async fn break_glass(
     State(op): State<Arc<Operator>>,
+    Extension(access): Extension<Access>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -94,26 +104,21 @@ async fn break_glass(
         Err(error) => return bad_request(error),
     };
     let reason = text(&body, "reason");
-    resolve(
-        &op,
-        &id,
-        Resolution::BreakGlass { reason },
-        text(&body, "approved_by"),
-    )
+    let by = resolver(access, &body, "approved_by");
+    resolve(&op, &id, Resolution::BreakGlass { reason }, by)
 }
 
-fn resolve(op: &Operator, id: &str, resolution: Resolution, name: String) -> Response {
+/// The name the request gives, and the credential that admitted it.
+fn resolver(access: Access, body: &Map<String, Value>, field: &str) -> Resolver {
+    Resolver {
+        name: text(body, field),
+        credential: access.credential().into(),
+    }
+}
+
+fn resolve(op: &Operator, id: &str, resolution: Resolution, by: Resolver) -> Response {
     let Some(approvals) = &op.approvals else {
         return not_found();
-    };
-    let by = Resolver {
-        name,
-        credential: if op.secret.is_some() {
-            "api_secret"
-        } else {
-            "open_mode"
-        }
-        .into(),
     };
     match approvals.resolve(id, resolution, by) {
         Ok(()) => Json(json!({ "ok": true })).into_response(),

@@ -23,10 +23,9 @@ use serde_json::{json, Value};
 
 use super::Operator;
 use crate::audit::query::{
-    AnalyticsRequest, AuditReader, ExportCursor, ExportFormat, Filter, Page, ParamError, Params,
-    QueryError, Record, EXPORT_BOUNDS, FEED_BOUNDS, LIST_BOUNDS,
+    take_columns, AnalyticsRequest, AuditReader, ExportCursor, ExportFormat, Filter, Page,
+    ParamError, Params, QueryError, Record, EXPORT_BOUNDS, FEED_BOUNDS, LIST_BOUNDS,
 };
-use crate::audit::schema::COLUMNS;
 use crate::state::now_ms;
 
 pub(super) fn routes() -> Router<Arc<Operator>> {
@@ -86,7 +85,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs a read on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     reader: &Arc<AuditReader>,
     read: impl FnOnce(&AuditReader) -> Result<T, QueryError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -157,8 +156,9 @@ async fn analytics(
     Ok(Json(summary.to_json()))
 }
 
-/// `GET /api/audit/export`: filters, `format` (`json` or `csv`), `limit`
-/// (1..=100000, default 10000); oldest first, as an attachment.
+/// `GET /api/audit/export`: filters, `format` (`json` or `csv`),
+/// `columns` (`original` or `all`), `limit` (1..=100000, default 10000);
+/// oldest first, as an attachment.
 async fn export(
     State(op): State<Arc<Operator>>,
     RawQuery(query): RawQuery,
@@ -166,19 +166,20 @@ async fn export(
     let mut params = Params::from_query(query.as_deref())?;
     let filter = Filter::take(&mut params)?;
     let format = ExportFormat::take(&mut params)?;
+    let columns = take_columns(&mut params)?;
     let limit = crate::audit::query::take_limit(&mut params, EXPORT_BOUNDS)?;
     params.finish()?;
     let cursor = ExportCursor::new(op.audit.clone(), &filter, limit);
     // The first chunk is read before answering, so that a database that
     // cannot be read is a JSON error rather than a cut-off download.
     let (cursor, first) = next_chunk(cursor).await?;
-    let mut head = format.start(COLUMNS);
+    let mut head = format.start(columns);
     let any = first.is_some();
     if let Some(chunk) = &first {
-        format.write(&mut head, COLUMNS, chunk, true);
+        format.write(&mut head, columns, chunk, true);
     }
     let body = stream::once(async move { Ok(Bytes::from(head)) })
-        .chain(rest_of_export(cursor, format, any));
+        .chain(rest_of_export(cursor, format, columns, any));
     Ok((
         [
             (CONTENT_TYPE, format.content_type().to_owned()),
@@ -203,6 +204,7 @@ async fn export(
 fn rest_of_export(
     cursor: ExportCursor,
     format: ExportFormat,
+    columns: &'static [&'static str],
     any: bool,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     stream::unfold(Some((cursor, any)), move |state| async move {
@@ -210,7 +212,7 @@ fn rest_of_export(
         match next_chunk(cursor).await {
             Ok((cursor, Some(chunk))) => {
                 let mut out = Vec::new();
-                format.write(&mut out, COLUMNS, &chunk, !any);
+                format.write(&mut out, columns, &chunk, !any);
                 Some((Ok(Bytes::from(out)), Some((cursor, true))))
             }
             Ok((_, None)) => Some((Ok(Bytes::from(format.end(any))), None)),

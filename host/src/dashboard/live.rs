@@ -1,11 +1,18 @@
-//! The live operator routes: `GET /api/events` (each audit record as a
-//! server-sent event once it is written, approval tickets as they are
-//! requested and resolved, heartbeats) and
-//! `GET /api/limits` (the rate windows, spend ledgers and budget pots as
-//! they stand).
+//! The live operator routes: `GET /api/events` (the live feed: the
+//! original's events, see [`super::events`], each with a unique `id:`, and
+//! heartbeats), `GET /api/limits` (the rate and spend windows as they
+//! stand) and `GET /api/evidence/:session_id`.
+//!
+//! Each live-feed client has its own producer task writing frames into a
+//! small queue the response body drains. A client that stops reading fills
+//! the queue; when no frame could be written for three heartbeats, the
+//! producer gives up and the stream ends (the original's stale sweep), so a
+//! vanished dashboard holds no subscription.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -13,18 +20,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
-use futures_util::{stream, StreamExt};
+use futures_util::stream;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use tokio::sync::mpsc;
 
+use super::events::{self, limit_key};
 use super::Operator;
 use crate::pipeline::Pipeline;
 use crate::plugins::checks::decimal_json;
 use crate::state::{now_ms, WindowSnapshot};
 use crate::time::iso_utc;
+
+/// Frames a client may have unread before its producer waits.
+const QUEUED_FRAMES: usize = 64;
+/// Heartbeats without a frame written before a client is dropped.
+const STALE_HEARTBEATS: u32 = 3;
 
 pub(super) fn routes() -> Router<Arc<Operator>> {
     Router::new()
@@ -34,49 +48,93 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
 }
 
 async fn events(State(op): State<Arc<Operator>>) -> Response {
-    let records = op.live.subscribe();
-    let tickets = op.approvals.as_ref().map(|a| a.subscribe());
-    let mut heartbeat = tokio::time::interval(op.heartbeat);
-    heartbeat.reset(); // the first beat after one interval, not at once
-    let connected =
-        stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b": connected\n\n")) });
-    let rest = stream::unfold(
-        (records, tickets, heartbeat, op.shutdown.clone()),
-        |(mut records, mut tickets, mut heartbeat, shutdown)| async move {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => return None,
-                _ = heartbeat.tick() => Bytes::from_static(b"event: heartbeat\ndata: {}\n\n"),
-                received = records.recv() => match received {
-                    Ok(record) => Bytes::from(format!("event: audit\ndata: {record}\n\n")),
-                    Err(RecvError::Lagged(missed)) => lagged(missed),
-                    Err(RecvError::Closed) => return None,
-                },
-                received = next_ticket_event(&mut tickets) => match received {
-                    Ok((name, data)) => Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
-                    Err(RecvError::Lagged(missed)) => lagged(missed),
-                    Err(RecvError::Closed) => return None,
-                },
-            };
-            Some((Ok(event), (records, tickets, heartbeat, shutdown)))
-        },
-    );
+    let (frames, queue) = mpsc::channel::<Bytes>(QUEUED_FRAMES);
+    tokio::spawn(produce(op, frames));
+    let body = stream::unfold(queue, |mut queue| async move {
+        let frame = queue.recv().await?;
+        Some((Ok::<_, Infallible>(frame), queue))
+    });
     (
         [
             (CONTENT_TYPE, "text/event-stream"),
             (CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(connected.chain(rest)),
+        Body::from_stream(body),
     )
         .into_response()
 }
 
-/// A subscriber too slow for the backlog is told how many events it
-/// missed (records are in /api/audit, tickets in /api/approvals).
-fn lagged(missed: u64) -> Bytes {
+/// Writes one client's frames until it goes, goes stale, or Helio stops:
+/// a heartbeat at once and every `sse_heartbeat_interval`, and the events
+/// of each record written and each approval ticket change.
+async fn produce(op: Arc<Operator>, out: mpsc::Sender<Bytes>) {
+    let mut records = op.live.subscribe();
+    let mut tickets = op.approvals.as_ref().map(|a| a.subscribe());
+    let mut heartbeat = tokio::time::interval(op.heartbeat);
+    let patience = op.heartbeat.saturating_mul(STALE_HEARTBEATS);
+    loop {
+        let frames = tokio::select! {
+            () = op.shutdown.cancelled() => return,
+            () = out.closed() => return,
+            _ = heartbeat.tick() => vec![heartbeat_frame()],
+            received = records.recv() => match received {
+                Ok(record) => record_frames(&op, &record),
+                Err(RecvError::Lagged(missed)) => vec![op.frame("lagged", &json!({ "missed": missed }))],
+                Err(RecvError::Closed) => return,
+            },
+            received = next_ticket_event(&mut tickets) => match received {
+                Ok((name, data)) => vec![op.frame_text(name, &data)],
+                Err(RecvError::Lagged(missed)) => vec![op.frame("lagged", &json!({ "missed": missed }))],
+                Err(RecvError::Closed) => return,
+            },
+        };
+        for frame in frames {
+            if !write(&out, frame, patience).await {
+                return;
+            }
+        }
+    }
+}
+
+/// False when the client is gone or has read nothing for `patience`.
+async fn write(out: &mpsc::Sender<Bytes>, frame: Bytes, patience: Duration) -> bool {
+    match tokio::time::timeout(patience, out.send(frame)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::info!("a live-feed client read nothing for three heartbeats; dropped");
+            false
+        }
+    }
+}
+
+fn heartbeat_frame() -> Bytes {
     Bytes::from(format!(
-        "event: lagged\ndata: {}\n\n",
-        json!({ "missed": missed })
+        "event: heartbeat\ndata: {}\n\n",
+        json!({ "timestamp": iso_utc(now_ms()) })
     ))
+}
+
+impl Operator {
+    /// A frame with the next id.
+    fn frame(&self, name: &str, data: &Value) -> Bytes {
+        self.frame_text(name, &data.to_string())
+    }
+
+    fn frame_text(&self, name: &str, data: &str) -> Bytes {
+        let id = self.next_event_id.fetch_add(1, Ordering::Relaxed);
+        Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
+    }
+}
+
+fn record_frames(op: &Operator, record: &str) -> Vec<Bytes> {
+    let Ok(record) = serde_json::from_str::<Map<String, Value>>(record) else {
+        return Vec::new();
+    };
+    events::of_record(&record, &op.pipeline.current())
+        .into_iter()
+        .map(|(name, data)| op.frame(name, &data))
+        .collect()
 }
 
 /// The next approval event; never, without a ticket registry.
@@ -116,6 +174,10 @@ async fn evidence(State(op): State<Arc<Operator>>, Path(raw): Path<String>) -> R
     }
 }
 
+/// `GET /api/limits`: the original's `rate_limits` and `spend_limits`,
+/// each entry `{key, current|current_spend, limit, window_ms, reset_at_ms}`
+/// plus the rule, stage and bucket it belongs to; Helio adds the budgets'
+/// pots and the windows of other stages' own kinds.
 async fn limits(State(op): State<Arc<Operator>>) -> Response {
     let now = now_ms();
     let windows = match op.state.windows(now) {
@@ -141,9 +203,10 @@ async fn limits(State(op): State<Arc<Operator>>) -> Response {
             Some(("budget", entry)) => budgets.push(entry),
             _ => other.push(json!({
                 "key": window.key,
-                "total": number(&window),
-                "window_seconds": window.window_ms.map(|w| w / 1000),
-                "reset_at": window.reset_at_ms.map(iso_utc),
+                "total": decimal_json(&window.total),
+                "limit": window.limit.as_ref().map(decimal_json),
+                "window_ms": window.window_ms,
+                "reset_at_ms": window.reset_at_ms,
             })),
         }
     }
@@ -161,21 +224,52 @@ async fn limits(State(op): State<Arc<Operator>>) -> Response {
 fn describe(pipeline: &Pipeline, window: &WindowSnapshot) -> Option<(&'static str, Value)> {
     let described = pipeline.describe(&window.key)?;
     let kind = described.kind()?;
-    let amount = if kind == "rate" {
-        "current_calls"
-    } else {
-        "spent"
-    };
     let mut entry = described.describe();
-    entry.insert(amount.into(), number(window));
-    entry.insert(
-        "window_seconds".into(),
-        window.window_ms.map(|w| w / 1000).into(),
-    );
-    entry.insert("reset_at".into(), window.reset_at_ms.map(iso_utc).into());
+    let limit = window.limit.as_ref().map(decimal_json);
+    let amount = decimal_json(&window.total);
+    match kind {
+        "rate" => {
+            entry.insert(
+                "key".into(),
+                limit_key(described.bucket, &described.family.name).into(),
+            );
+            entry.insert("current".into(), amount);
+        }
+        "spend" => {
+            let rule = &described.family.name;
+            entry.insert("key".into(), limit_key(described.bucket, rule).into());
+            entry.insert("current_spend".into(), amount);
+            entry.insert("currency".into(), pipeline.spend_currency(rule).into());
+        }
+        _ => {
+            entry.insert("spent".into(), amount);
+        }
+    }
+    entry.insert("limit".into(), limit.into());
+    entry.insert("window_ms".into(), window.window_ms.into());
+    entry.insert("reset_at_ms".into(), window.reset_at_ms.into());
     Some((kind, entry.into()))
 }
 
-fn number(window: &WindowSnapshot) -> Value {
-    decimal_json(&window.total)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_reads_nothing_is_given_up_after_the_patience() {
+        let (out, mut queue) = mpsc::channel::<Bytes>(2);
+        let patience = Duration::from_millis(50);
+        assert!(write(&out, Bytes::from_static(b"1"), patience).await);
+        assert!(write(&out, Bytes::from_static(b"2"), patience).await);
+        // The queue is full and nobody reads: stale.
+        assert!(!write(&out, Bytes::from_static(b"3"), patience).await);
+        // A reader makes room: frames flow again.
+        assert_eq!(queue.recv().await.as_deref(), Some(&b"1"[..]));
+        assert!(write(&out, Bytes::from_static(b"4"), patience).await);
+        drop(queue);
+        assert!(
+            !write(&out, Bytes::from_static(b"5"), patience).await,
+            "gone"
+        );
+    }
 }

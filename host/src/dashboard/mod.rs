@@ -1,22 +1,31 @@
-//! The operator listener (default 127.0.0.1:3100): `/api/health` is open;
-//! every other `/api/*` route sits behind the bearer `api_secret`. The UI and
-//! the operator API routes mount here as they are built. Errors are JSON
-//! `{error, code}`.
+//! The operator listener (default 127.0.0.1:3100): the dashboard UI and
+//! the operator API, a drop-in for the original's (spec §10). `/api/health`
+//! and sign-in are open; every other `/api/*` route admits the bearer
+//! `api_secret` or a signed-in browser's session (see [`session`]). Errors
+//! are JSON `{error, details?}`; an unknown `/api/*` path is a JSON 404,
+//! never the UI's page. Every response carries a strict
+//! Content-Security-Policy.
 
 mod approvals;
 mod audit;
+mod budgets;
+mod events;
 mod live;
+mod session;
 mod tools;
+mod ui;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::header::WWW_AUTHENTICATE;
-use http::StatusCode;
+use http::header::{
+    CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use tokio_util::sync::CancellationToken;
@@ -24,15 +33,14 @@ use tokio_util::sync::CancellationToken;
 use crate::approvals::Approvals;
 use crate::audit::query::AuditReader;
 use crate::audit::Audit;
-use crate::auth::BearerSecret;
 use crate::config::Config;
 use crate::pipeline::Active;
 use crate::state::StateInspection;
 use crate::tools::ToolCatalog;
 
 struct Operator {
-    /// `None` only in explicit open mode on a loopback host.
-    secret: Option<BearerSecret>,
+    /// Who may use the API: the secret, signed-in browsers.
+    gate: session::Gate,
     started: tokio::time::Instant,
     /// Read-only access to the audit trail at `audit.path`.
     audit: Arc<AuditReader>,
@@ -48,6 +56,8 @@ struct Operator {
     tools: Arc<ToolCatalog>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
+    /// The next live-feed frame's `id:`, unique across clients.
+    next_event_id: std::sync::atomic::AtomicU64,
     /// Ends live streams at shutdown.
     shutdown: CancellationToken,
 }
@@ -65,11 +75,13 @@ pub fn router(
     shutdown: CancellationToken,
 ) -> Router {
     let state = Arc::new(Operator {
-        secret: config
-            .dashboard
-            .api_secret
-            .as_ref()
-            .map(|s| BearerSecret::new(s.expose())),
+        gate: session::Gate::new(
+            config
+                .dashboard
+                .api_secret
+                .as_ref()
+                .map(|s| s.expose().as_str()),
+        ),
         started: tokio::time::Instant::now(),
         audit: Arc::new(AuditReader::new(&config.audit.path)),
         live: audit,
@@ -78,23 +90,44 @@ pub fn router(
         approvals,
         tools,
         heartbeat: config.dashboard.sse_heartbeat_interval,
+        next_event_id: std::sync::atomic::AtomicU64::new(1),
         shutdown,
     });
     let protected = Router::new()
         .route("/api/{*rest}", axum::routing::any(not_found))
         .merge(approvals::routes())
         .merge(audit::routes())
+        .merge(budgets::routes())
         .merge(live::routes())
         .merge(tools::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            require_secret,
+            session::require_access,
         ));
     Router::new()
         .route("/api/health", get(health))
+        .merge(session::routes())
         .merge(protected)
+        .merge(ui::routes())
         .fallback(not_found)
+        .layer(middleware::map_response(protective_headers))
         .with_state(state)
+}
+
+/// What the page may load: its own files and API, nothing inline, nothing
+/// from another host; and no framing, no sniffing, no referrer.
+const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn protective_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
@@ -108,26 +141,6 @@ async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn require_secret(
-    State(state): State<Arc<Operator>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match &state.secret {
-        Some(secret) if !secret.admits(request.headers()) => (
-            StatusCode::UNAUTHORIZED,
-            [(WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({ "error": "Unauthorized", "code": "unauthorized" })),
-        )
-            .into_response(),
-        _ => next.run(request).await,
-    }
-}
-
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "Not found", "code": "not_found" })),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response()
 }

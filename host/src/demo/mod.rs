@@ -3,6 +3,8 @@
 //! fresh machine has something worth governing. It is also the upstream the
 //! relay benchmark measures against.
 
+pub mod drive;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -12,7 +12,7 @@
 //! (a rule's approver decides on the action, a budget's on the money); any
 //! deny wins over them all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -61,6 +61,11 @@ pub struct Pipeline {
     /// Routes held calls' tickets: the built-in router (the `approval`
     /// blocks of rules and budgets) or `approval.router`.
     router: Arc<plugins::Router>,
+    /// The configured budgets, for the operator views.
+    budgets: Arc<[config::Budget]>,
+    /// Spend rules' currencies by the rule's state id, for the operator
+    /// views.
+    spend_currencies: Arc<HashMap<String, String>>,
     /// SHA-256 (hex) of what decides: the environment, `policies`,
     /// `budgets` and the plugins with their configuration. An approval
     /// ticket records the version its call was held under.
@@ -188,6 +193,18 @@ impl Pipeline {
             tool_revalidation: config.policies.tool_revalidation.clone(),
             environment: config.environment.as_deref().map(Arc::from),
             rule_count: config.policies.rules.len(),
+            budgets: config.budgets.iter().cloned().collect(),
+            spend_currencies: Arc::new(
+                config
+                    .policies
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, rule)| {
+                        Some((rule.state_id(i), rule.max_spend_currency.clone()?))
+                    })
+                    .collect(),
+            ),
             evidence_keys: Arc::new(
                 config
                     .policies
@@ -410,6 +427,16 @@ impl Pipeline {
         self.describe(scoped_key)?.family.idle_ttl_ms
     }
 
+    /// The configured budgets, in configuration order.
+    pub fn budgets(&self) -> &[config::Budget] {
+        &self.budgets
+    }
+
+    /// A spend rule's currency, by the rule's state id.
+    pub fn spend_currency(&self, rule: &str) -> Option<&str> {
+        self.spend_currencies.get(rule).map(String::as_str)
+    }
+
     /// The names of the chain's stages, as a JSON list (for the audit trail).
     pub fn stage_names(&self) -> &str {
         &self.stage_names
@@ -622,7 +649,7 @@ impl Active {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// SHA-256 (hex) over what decides calls, in canonical JSON: a changed rule,
 /// budget, plugin or plugin configuration is a new version; a changed port

@@ -16,7 +16,9 @@ fn runtime() -> &'static Arc<Runtime> {
     })
 }
 
-fn pipeline(extra: &str) -> Pipeline {
+/// A pipeline of the built-ins for `extra` YAML (other modules' tests use
+/// it too).
+pub(crate) fn pipeline(extra: &str) -> Pipeline {
     let text = format!(
         "version: \"1\"\nupstream:\n  url: http://127.0.0.1:9/mcp\ndashboard:\n  api_secret: 0123456789abcdef0123456789abcdef\n{extra}"
     );

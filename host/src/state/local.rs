@@ -57,6 +57,9 @@ struct Window {
     total: Decimal,
     /// Old committed entries of a pot without a window, summed.
     folded: Decimal,
+    /// The limit its stage last checked it against (the operator views'
+    /// utilisation); none before the first check since start.
+    limit: Option<Decimal>,
 }
 
 impl Window {
@@ -314,6 +317,7 @@ impl LocalStore {
         window_ms: Option<u64>,
         amount: Decimal,
         now: u64,
+        limit: Option<Decimal>,
         fits: impl FnOnce(&Window) -> bool,
     ) -> (Option<u64>, Decimal, Option<u64>) {
         let mut windows = self.locked_windows();
@@ -325,6 +329,9 @@ impl LocalStore {
             return (None, Decimal::ZERO, None);
         };
         window.window_ms = window_ms;
+        if limit.is_some() {
+            window.limit = limit;
+        }
         window.prune(now);
         let id = fits(window).then(|| {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -371,9 +378,11 @@ impl LocalStore {
         window_ms: u64,
         now: u64,
     ) -> (RateWindow, Option<Hold>) {
-        let (id, total, reset_at) = self.hold(key, Some(window_ms), Decimal::ONE, now, |w| {
-            count(w.total()) < limit
-        });
+        let checked = Some(Decimal::from(limit));
+        let (id, total, reset_at) =
+            self.hold(key, Some(window_ms), Decimal::ONE, now, checked, |w| {
+                count(w.total()) < limit
+            });
         let window = RateWindow {
             allowed: id.is_some(),
             current: count(total),
@@ -396,7 +405,7 @@ impl LocalStore {
         window_ms: Option<u64>,
         now: u64,
     ) -> (SpendWindow, Option<Hold>) {
-        let (id, spent, reset_at) = self.hold(key, window_ms, amount, now, |w| {
+        let (id, spent, reset_at) = self.hold(key, window_ms, amount, now, Some(limit), |w| {
             w.total().checked_add(amount).is_some_and(|t| t <= limit)
         });
         let window = SpendWindow {
@@ -420,7 +429,7 @@ impl LocalStore {
         window_ms: Option<u64>,
         now: u64,
     ) -> Option<Hold> {
-        let (id, _, _) = self.hold(key, window_ms, amount, now, |_| true);
+        let (id, _, _) = self.hold(key, window_ms, amount, now, None, |_| true);
         id.map(|id| Hold {
             key: key.into(),
             id,
@@ -683,6 +692,8 @@ impl LocalStore {
                     window_ms: window.window_ms,
                     total: window.total(),
                     reset_at_ms: window.reset_at(now),
+                    last_activity_ms: window.entries.iter().map(|e| e.at_ms).max(),
+                    limit: window.limit,
                 })
             })
             .collect();

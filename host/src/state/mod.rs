@@ -123,6 +123,11 @@ pub struct WindowSnapshot {
     /// Calls counted (rate) or amount spent (spend, budgets), holds included.
     pub total: Decimal,
     pub reset_at_ms: Option<u64>,
+    /// When the latest call it holds was counted.
+    pub last_activity_ms: Option<u64>,
+    /// The limit its stage last checked it against; none before the first
+    /// check since Helio started.
+    pub limit: Option<Decimal>,
 }
 
 /// Why governance state could not be read or written, whatever the

@@ -139,6 +139,13 @@ pub struct Analytics {
     /// With a block reason.
     pub blocked_total: u64,
     pub dry_run_total: u64,
+    /// Tool calls that went on to the upstream (not blocked, not a dry
+    /// run), allowed by a rule, on approval or by default alike.
+    pub applied_total: u64,
+    /// Calls a human was asked about (any approval status).
+    pub held_total: u64,
+    /// Of those, approved or break-glassed.
+    pub approved_total: u64,
     /// `(decision, count)`, most first.
     pub by_decision: Vec<(String, u64)>,
     /// `(block reason, count)`, most first.
@@ -166,10 +173,20 @@ impl Analytics {
             "allowed_total": self.allowed_total,
             "blocked_total": self.blocked_total,
             "dry_run_total": self.dry_run_total,
+            "applied_total": self.applied_total,
+            // Of the calls held for a human, the share approved; none held,
+            // none.
+            "approval_rate": (self.held_total > 0)
+                .then(|| self.approved_total as f64 / self.held_total as f64),
             "by_decision": pairs(&self.by_decision, "decision"),
             "by_block_reason": pairs(&self.by_block_reason, "reason"),
             "top_tools": pairs(&self.top_tools, "tool_name"),
             "series": pairs(&self.series, "bucket"),
+            // The original's name for the hourly series.
+            "per_hour": match self.bucket {
+                Bucket::Hour => Value::from(pairs(&self.series, "bucket")),
+                Bucket::Minute => Value::Null,
+            },
         })
     }
 }
@@ -199,14 +216,17 @@ pub fn compute(
     starts: &[i64],
 ) -> Result<Analytics, rusqlite::Error> {
     let tx = db.unchecked_transaction()?;
-    let (total, allowed_total, blocked_total, dry_run_total) = totals(&tx, filter)?;
+    let totals = totals(&tx, filter)?;
     let analytics = Analytics {
         range,
         bucket: request.bucket,
-        total,
-        allowed_total,
-        blocked_total,
-        dry_run_total,
+        total: totals[0],
+        allowed_total: totals[1],
+        blocked_total: totals[2],
+        dry_run_total: totals[3],
+        applied_total: totals[4],
+        held_total: totals[5],
+        approved_total: totals[6],
         by_decision: grouped(&tx, filter, "policy_decision", "", None)?,
         by_block_reason: grouped(
             &tx,
@@ -237,6 +257,9 @@ pub fn empty(range: Range, request: Request, starts: &[i64]) -> Analytics {
         allowed_total: 0,
         blocked_total: 0,
         dry_run_total: 0,
+        applied_total: 0,
+        held_total: 0,
+        approved_total: 0,
         by_decision: Vec::new(),
         by_block_reason: Vec::new(),
         top_tools: Vec::new(),
@@ -244,24 +267,27 @@ pub fn empty(range: Range, request: Request, starts: &[i64]) -> Analytics {
     }
 }
 
-fn totals(db: &Connection, filter: &Filter) -> Result<(u64, u64, u64, u64), rusqlite::Error> {
+/// `[total, allowed, blocked, dry run, applied, held, approved]`.
+fn totals(db: &Connection, filter: &Filter) -> Result<[u64; 7], rusqlite::Error> {
     let clause = filter.clause();
     let sql = format!(
         "SELECT COUNT(*),
                 COALESCE(SUM(policy_decision = 'allow' AND block_reason IS NULL AND dry_run = 0), 0),
                 COALESCE(SUM(block_reason IS NOT NULL), 0),
-                COALESCE(SUM(dry_run != 0), 0)
+                COALESCE(SUM(dry_run != 0), 0),
+                COALESCE(SUM(record_kind = 'tool_call' AND block_reason IS NULL AND dry_run = 0), 0),
+                COALESCE(SUM(approval_status IS NOT NULL), 0),
+                COALESCE(SUM(approval_status IN ('approved', 'break_glass')), 0)
          FROM audit_records{}",
         clause.sql
     );
     db.prepare_cached(&sql)?
         .query_row(rusqlite::params_from_iter(&clause.values), |r| {
-            Ok((
-                count(r.get(0)?),
-                count(r.get(1)?),
-                count(r.get(2)?),
-                count(r.get(3)?),
-            ))
+            let mut out = [0; 7];
+            for (i, slot) in out.iter_mut().enumerate() {
+                *slot = count(r.get(i)?);
+            }
+            Ok(out)
         })
 }
 

@@ -93,6 +93,21 @@ impl ExportFormat {
     }
 }
 
+/// `columns`: the CSV's columns, `original` (the original's 29 in its
+/// order, the default) or `all` (Helio's own appended). JSON exports carry
+/// every field whatever it says: a consumer of JSON ignores extra keys.
+pub fn take_columns(params: &mut Params) -> Result<&'static [&'static str], ParamError> {
+    use crate::audit::schema::{COLUMNS, ORIGINAL_COLUMNS};
+    match params.take("columns").as_deref() {
+        None | Some("original") => Ok(ORIGINAL_COLUMNS),
+        Some("all") => Ok(COLUMNS),
+        Some(other) => Err(ParamError::new(
+            "columns",
+            format!("must be original or all, got {}", quoted(other)),
+        )),
+    }
+}
+
 /// Reads up to `limit` matching records, oldest first, [`CHUNK_ROWS`] at a
 /// time. Each [`next_chunk`](Self::next_chunk) is a short blocking read.
 pub struct ExportCursor {

@@ -1,56 +1,35 @@
-//! A budget's spend ledger (`helio export --budgets NAME`): the rows of
-//! `state_ledger` the budgets stage reserved and the host committed, under
-//! keys `budgets/budget:<name>:<fingerprint>:<bucket>` (see
-//! `crate::state::persist` and the budgets plugin).
+//! A budget's ledger (`GET /api/budgets/:name/events`, its export, and
+//! `helio export --budgets NAME`): every charge the budget took, newest
+//! first, in the original's twelve columns.
 //!
-//! The ledger holds spend still inside its window; older rows are swept.
-//! Every fingerprint is included: a budget whose limit, currency, window or
-//! key changed starts a fresh pot, but the old pot's rows are still its
-//! history.
+//! The charges are read from the audit trail, where each call's record
+//! carries what the budgets stage checked (`evidence_chain.budgets[]`): a
+//! charge is an entry of a call that went on to its upstream (no block
+//! reason, not a dry run). So the ledger keeps the audit trail's retention
+//! and links every row to its record, while `state_ledger` holds only what
+//! still counts against the window.
 
 use rusqlite::Connection;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::params::{quoted, to_sql_int, ParamError};
+use super::params::{quoted, to_sql_int, Page, ParamError};
 use super::Record;
-use crate::time::iso_utc;
 
-/// The export's columns, in order.
-pub const LEDGER_COLUMNS: &[&str] = &["id", "budget", "bucket_key", "amount", "at", "window_ms"];
-
-/// One committed amount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRow {
-    /// The entry's number within its pot.
-    pub id: i64,
-    pub budget: String,
-    /// The pot: `global`, or a session's bucket.
-    pub bucket_key: String,
-    /// An exact decimal, as text.
-    pub amount: String,
-    /// When it was committed (ISO-8601 UTC).
-    pub at: String,
-    /// The sliding window it counts in, if the budget has one.
-    pub window_ms: Option<i64>,
-}
-
-impl LedgerRow {
-    /// The row as a JSON object (the amount stays text: it is exact).
-    pub fn to_record(&self) -> Record {
-        let value = json!({
-            "id": self.id,
-            "budget": self.budget,
-            "bucket_key": self.bucket_key,
-            "amount": self.amount,
-            "at": self.at,
-            "window_ms": self.window_ms,
-        });
-        match value {
-            Value::Object(map) => map,
-            _ => Record::new(),
-        }
-    }
-}
+/// The ledger's columns, in order (the original's).
+pub const LEDGER_COLUMNS: &[&str] = &[
+    "id",
+    "budget_name",
+    "bucket_key",
+    "kind",
+    "amount",
+    "currency",
+    "tool_name",
+    "origin",
+    "audit_record_id",
+    "timestamp",
+    "timestamp_ms",
+    "created_at",
+];
 
 /// Budget names as `helio.yaml` allows them; anything else cannot have a
 /// ledger.
@@ -72,44 +51,108 @@ pub fn check_name(name: &str) -> Result<(), ParamError> {
     ))
 }
 
-/// Up to `limit` rows, newest first, and the count of all of them.
+/// The charges: one row per budget entry of a forwarded call's record.
+/// `->` keeps each number's JSON text, so amounts stay exact.
+const CHARGES: &str = "FROM audit_records r, json_each(r.evidence_chain, '$.budgets') b
+     WHERE r.evidence_chain LIKE '%\"budgets\"%'
+       AND r.block_reason IS NULL AND r.dry_run = 0 AND r.record_kind = 'tool_call'
+       AND b.value ->> '$.name' = ?1";
+
+/// One page of the ledger, newest first, and how many rows it has in all.
+/// `currency` is the budget's as configured (the records do not repeat it).
 pub fn read(
     db: &Connection,
     name: &str,
-    limit: u64,
-) -> Result<(Vec<LedgerRow>, u64), rusqlite::Error> {
-    // Every key of this budget sorts between `…:<name>:` and `…:<name>;`
-    // (';' follows ':'), a range the primary key index serves.
-    let prefix = format!("budgets/budget:{name}:");
-    let end = format!("budgets/budget:{name};");
+    currency: Option<&str>,
+    page: Page,
+) -> Result<(Vec<Record>, u64), rusqlite::Error> {
     let tx = db.unchecked_transaction()?;
     let total: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM state_ledger WHERE key >= ?1 AND key < ?2")?
-        .query_row([&prefix, &end], |r| r.get(0))?;
-    let mut statement = tx.prepare_cached(
-        "SELECT key, id, at_ms, window_ms, amount FROM state_ledger
-         WHERE key >= ?1 AND key < ?2 ORDER BY at_ms DESC, id DESC LIMIT ?3",
-    )?;
+        .prepare_cached(&format!("SELECT COUNT(*) {CHARGES}"))?
+        .query_row([name], |r| r.get(0))?;
+    let mut statement = tx.prepare_cached(&format!(
+        "SELECT r.id, b.key, b.value ->> '$.bucket', b.value -> '$.amount',
+                b.value ->> '$.allowed', r.tool_name, r.origin, r.timestamp, r.created_at
+         {CHARGES}
+         ORDER BY r.created_at DESC, r.id DESC, b.key DESC LIMIT ?2 OFFSET ?3"
+    ))?;
     let rows = statement
-        .query_map(rusqlite::params![prefix, end, to_sql_int(limit)], |r| {
-            let key: String = r.get(0)?;
-            Ok(LedgerRow {
-                id: r.get(1)?,
-                budget: name.to_owned(),
-                bucket_key: bucket_of(&key, &prefix).to_owned(),
-                amount: r.get(4)?,
-                at: iso_utc(u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0)),
-                window_ms: r.get(3)?,
-            })
-        })?
+        .query_map(
+            rusqlite::params![name, to_sql_int(page.limit), to_sql_int(page.offset)],
+            |r| {
+                let record_id: String = r.get(0)?;
+                let index: i64 = r.get(1)?;
+                let amount: Option<String> = r.get(3)?;
+                let allowed: Option<i64> = r.get(4)?;
+                let timestamp: Option<String> = r.get(7)?;
+                Ok(row(Charge {
+                    id: format!("{record_id}:{index}"),
+                    budget: name,
+                    bucket: r.get(2)?,
+                    // A charge the budget refused went through on a human's
+                    // approval: an overage.
+                    kind: if allowed == Some(1) {
+                        "spend"
+                    } else {
+                        "approved_overage"
+                    },
+                    amount: amount
+                        .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                        .unwrap_or(Value::Null),
+                    currency,
+                    tool_name: r.get(5)?,
+                    origin: r.get(6)?,
+                    audit_record_id: record_id,
+                    timestamp_ms: timestamp.as_deref().and_then(epoch_ms),
+                    timestamp,
+                    created_at: r.get(8)?,
+                }))
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     drop(statement);
     tx.finish()?;
     Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
-/// The bucket of a ledger key: what follows `<prefix><fingerprint>:`.
-fn bucket_of<'k>(key: &'k str, prefix: &str) -> &'k str {
-    let rest = key.strip_prefix(prefix).unwrap_or(key);
-    rest.split_once(':').map_or(rest, |(_, bucket)| bucket)
+struct Charge<'a> {
+    id: String,
+    budget: &'a str,
+    bucket: Option<String>,
+    kind: &'static str,
+    amount: Value,
+    currency: Option<&'a str>,
+    tool_name: Option<String>,
+    origin: Option<String>,
+    audit_record_id: String,
+    timestamp: Option<String>,
+    timestamp_ms: Option<i64>,
+    created_at: Option<String>,
+}
+
+fn row(charge: Charge<'_>) -> Record {
+    match json!({
+        "id": charge.id,
+        "budget_name": charge.budget,
+        "bucket_key": charge.bucket,
+        "kind": charge.kind,
+        "amount": charge.amount,
+        "currency": charge.currency,
+        "tool_name": charge.tool_name,
+        "origin": charge.origin,
+        "audit_record_id": charge.audit_record_id,
+        "timestamp": charge.timestamp,
+        "timestamp_ms": charge.timestamp_ms,
+        "created_at": charge.created_at,
+    }) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Milliseconds since the epoch of an ISO-8601 time.
+fn epoch_ms(iso: &str) -> Option<i64> {
+    iso.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }

@@ -192,6 +192,18 @@ pub const EXPORT_BOUNDS: Bounds = Bounds {
     max_limit: 100_000,
 };
 
+/// `GET /api/budgets/:name/events`: 50 by default, up to 1000.
+pub const LEDGER_BOUNDS: Bounds = Bounds {
+    default_limit: 50,
+    max_limit: 1000,
+};
+/// A budget's ledger exported (API and CLI): 1000 by default, up to 10 000
+/// (the original's bounds; read at once, not streamed).
+pub const LEDGER_EXPORT_BOUNDS: Bounds = Bounds {
+    default_limit: 1000,
+    max_limit: 10_000,
+};
+
 /// Largest `offset`: SQLite takes a signed 64-bit integer.
 const MAX_OFFSET: u64 = i64::MAX as u64;
 

@@ -944,112 +944,84 @@ fn analytics_defaults_to_the_last_day_and_bounds_its_series() {
 // ---------------------------------------------------------------- budget ledger
 
 #[test]
-fn a_budgets_ledger_is_its_own_rows_newest_first() {
-    let path = scratch("ledger");
-    let db = Connection::open(&path).expect("open");
-    db.execute_batch(
-        "CREATE TABLE state_ledger (key TEXT NOT NULL, id INTEGER NOT NULL, at_ms INTEGER NOT NULL,
-         window_ms INTEGER, expires_ms INTEGER, amount TEXT NOT NULL, PRIMARY KEY (key, id));",
-    )
-    .expect("table");
-    let rows = [
-        (
-            "budgets/budget:pay:0123abcd:global",
-            1,
-            1_000,
-            Some(86_400_000),
-            "10.50",
-        ),
-        (
-            "budgets/budget:pay:0123abcd:global",
-            2,
-            3_000,
-            Some(86_400_000),
-            "0.1",
-        ),
-        (
-            "budgets/budget:pay:ffff0000:session:s-1",
-            1,
-            2_000,
-            None,
-            "7",
-        ),
-        (
-            "budgets/budget:payroll:0123abcd:global",
-            1,
-            4_000,
-            None,
-            "99",
-        ),
-        ("budgets/budget:pa:0123abcd:global", 1, 5_000, None, "1"),
-        ("rules/spend:pay:0123abcd:tool:x", 1, 6_000, None, "5"),
-    ];
-    for (key, id, at, window, amount) in rows {
-        db.execute(
-            "INSERT INTO state_ledger (key, id, at_ms, window_ms, amount) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![key, id, at, window, amount],
-        )
-        .expect("insert");
-    }
+fn a_budgets_ledger_is_the_charges_of_forwarded_calls_newest_first() {
+    let (path, db) = database("ledger");
+    let chain = |entries: Value| json!({ "budgets": entries });
+    let charge = |name: &str, bucket: &str, amount: Value, allowed: bool| {
+        json!({"name": name, "stage": "budgets", "bucket": bucket, "amount": amount,
+               "allowed": allowed, "spent": 1, "limit": 100, "window_ms": null, "reset_at_ms": null})
+    };
+    insert(
+        &db,
+        json!({"id": "a", "tool_name": "pay", "created_at": "2025-03-01T10:00:01.000Z",
+        "timestamp": "2025-03-01T10:00:00.500Z",
+        "evidence_chain": chain(json!([charge("pay", "global", json!(10.50), true),
+                                       charge("payroll", "global", json!(99), true)]))}),
+    );
+    insert(
+        &db,
+        json!({"id": "b", "tool_name": "pay", "created_at": "2025-03-01T10:00:02.000Z",
+        "evidence_chain": chain(json!([charge("pay", "session:s-1", json!(0.1), false)]))}),
+    );
+    // Not charges: a blocked call, a dry run, a record without budgets.
+    insert(
+        &db,
+        json!({"id": "c", "created_at": "2025-03-01T10:00:03.000Z",
+        "block_reason": "budget_exceeded", "policy_decision": "deny",
+        "evidence_chain": chain(json!([charge("pay", "global", json!(5), false)]))}),
+    );
+    insert(
+        &db,
+        json!({"id": "d", "created_at": "2025-03-01T10:00:04.000Z", "dry_run": true,
+        "evidence_chain": chain(json!([charge("pay", "global", json!(5), true)]))}),
+    );
+    insert(
+        &db,
+        json!({"id": "e", "created_at": "2025-03-01T10:00:05.000Z"}),
+    );
     let reader = AuditReader::new(&path);
-    let (rows, total) = reader.budget_ledger("pay", 10).expect("ledger");
-    assert_eq!(total, 3);
-    let seen: Vec<(String, String, String)> = rows
-        .iter()
-        .map(|r| (r.bucket_key.clone(), r.amount.clone(), r.at.clone()))
-        .collect();
+    let all = Page {
+        limit: 10,
+        offset: 0,
+    };
+    let (rows, total) = reader
+        .budget_ledger("pay", Some("USD"), all)
+        .expect("ledger");
+    assert_eq!(total, 2);
     assert_eq!(
-        seen,
-        [
-            (
-                "global".into(),
-                "0.1".into(),
-                "1970-01-01T00:00:03.000Z".into()
-            ),
-            (
-                "session:s-1".into(),
-                "7".into(),
-                "1970-01-01T00:00:02.000Z".into()
-            ),
-            (
-                "global".into(),
-                "10.50".into(),
-                "1970-01-01T00:00:01.000Z".into()
-            ),
-        ]
+        Value::Object(rows[0].clone()),
+        json!({"id": "b:0", "budget_name": "pay", "bucket_key": "session:s-1",
+               "kind": "approved_overage", "amount": 0.1, "currency": "USD", "tool_name": "pay",
+               "origin": "mcp", "audit_record_id": "b", "timestamp": "2025-03-01T10:00:00.000Z",
+               "timestamp_ms": 1_740_823_200_000_i64, "created_at": "2025-03-01T10:00:02.000Z"})
     );
+    assert_eq!(rows[1]["id"], "a:0");
+    assert_eq!(rows[1]["kind"], "spend");
+    assert_eq!(rows[1]["amount"], json!(10.5));
+    assert_eq!(rows[1]["timestamp_ms"], 1_740_823_200_500_i64);
+    let second = Page {
+        limit: 1,
+        offset: 1,
+    };
+    let (page, total) = reader.budget_ledger("pay", None, second).expect("page");
+    assert_eq!((page.len(), total), (1, 2));
+    assert_eq!(page[0]["id"], "a:0");
+    assert_eq!(page[0]["currency"], Value::Null);
+    let (rows, total) = reader.budget_ledger("payroll", None, all).expect("other");
+    assert_eq!((rows.len(), total), (1, 1));
+    let (rows, total) = reader.budget_ledger("pa", None, all).expect("prefix");
     assert_eq!(
-        Value::Object(rows[0].to_record()),
-        json!({"id": 2, "budget": "pay", "bucket_key": "global", "amount": "0.1",
-               "at": "1970-01-01T00:00:03.000Z", "window_ms": 86_400_000})
-    );
-    assert_eq!(
-        reader
-            .budget_ledger("pay", 1)
-            .map(|(r, t)| (r.len(), t))
-            .ok(),
-        Some((1, 3))
-    );
-    assert_eq!(
-        reader
-            .budget_ledger("none", 10)
-            .map(|(r, t)| (r.len(), t))
-            .ok(),
-        Some((0, 0))
+        (rows.len(), total),
+        (0, 0),
+        "names match whole, not by prefix"
     );
     for bad in ["", "a:b", "x%", &"n".repeat(65)] {
         assert!(
-            matches!(reader.budget_ledger(bad, 10), Err(QueryError::Param(_))),
+            matches!(
+                reader.budget_ledger(bad, None, all),
+                Err(QueryError::Param(_))
+            ),
             "{bad:?}"
         );
     }
-    // A database without the ledger table has no rows.
-    let (audit_only, _db) = database("ledger-none");
-    assert_eq!(
-        AuditReader::new(&audit_only)
-            .budget_ledger("pay", 10)
-            .map(|(r, t)| (r.len(), t))
-            .ok(),
-        Some((0, 0))
-    );
 }

@@ -329,3 +329,27 @@ def test_the_live_feed_speaks_the_originals_events(helio: HelioLauncher, upstrea
     (breach,) = seen("budget_breached")
     assert breach == {"name": "daily-pay", "bucket_key": "global", "on_exceed": "deny", "attempted_amount": 10,
                       "spent": 45, "limit": 50, "currency": "USD"}
+
+
+def test_hostile_sign_ins_and_cookies_are_refused_cleanly(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    instance = helio()
+    base = instance.dashboard_url
+    with httpx.Client(timeout=20) as client:
+        huge = client.post(f"{base}/api/auth/session", content=b'{"secret":"' + b"a" * 3_000_000 + b'"}',
+                           headers={"content-type": "application/json"})
+        assert huge.status_code == 413
+        for body in (b"[]", b'{"secret": 7}', b'{"secret": ""}', b"\xff\xfe", b'{"secret":"x","secret":"y"}'):
+            r = client.post(f"{base}/api/auth/session", content=body)
+            assert r.status_code in (400, 401), (body, r.status_code, r.text)
+            assert "set-cookie" not in r.headers
+        # Cookies that are not ours, not text, or far too many: no session.
+        for cookie in (b"helio_session=", b"helio_session=\xff\xfe", b"; ".join([b"a=b"] * 500),
+                       b"helio_session=" + b"f" * 64 + b"; helio_session=" + b"0" * 64):
+            r = client.get(f"{base}/api/audit", headers={"cookie": cookie})
+            assert r.status_code == 401, cookie[:40]
+        token = sign_in(instance, client)["csrf_token"]
+        for csrf in (b"", b"\xff" * 64, token[:-1].encode(), token.encode() + b"0"):
+            r = client.post(f"{base}/api/tools/accept", json={"accepted_by": "x"}, headers={"x-helio-csrf": csrf})
+            assert r.status_code == 403, csrf
+        # The operator API still answers.
+        assert client.get(f"{base}/api/health").status_code == 200

@@ -170,9 +170,5 @@ pub(super) fn bad_request(body: Value) -> Response {
 }
 
 fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "Ticket not found" })),
-    )
-        .into_response()
+    super::error(StatusCode::NOT_FOUND, "Ticket not found")
 }

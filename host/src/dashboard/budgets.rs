@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use http::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -37,14 +36,7 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
 async fn list(State(op): State<Arc<Operator>>) -> Response {
     let windows = match op.state.windows(now_ms()) {
         Ok(windows) => windows,
-        Err(error) => {
-            tracing::error!(%error, "GET /api/budgets: governance state could not be read");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": "state_unavailable" })),
-            )
-                .into_response();
-        }
+        Err(error) => return super::state_unavailable("GET /api/budgets", &error),
     };
     let pipeline = op.pipeline.current();
     let budgets: Vec<Value> = pipeline

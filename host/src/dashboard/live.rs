@@ -71,6 +71,9 @@ async fn produce(op: Arc<Operator>, out: mpsc::Sender<Bytes>) {
     let mut records = op.live.subscribe();
     let mut tickets = op.approvals.as_ref().map(|a| a.subscribe());
     let mut heartbeat = tokio::time::interval(op.heartbeat);
+    // Beats missed while a slow client was being waited on are not sent
+    // in a burst afterwards.
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let patience = op.heartbeat.saturating_mul(STALE_HEARTBEATS);
     loop {
         let frames = tokio::select! {
@@ -157,20 +160,13 @@ async fn evidence(State(op): State<Arc<Operator>>, Path(raw): Path<String>) -> R
             "session_id must be a non-empty string of at most {} characters",
             crate::sideband::MAX_SESSION_CHARS
         );
-        return (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+        return super::error(StatusCode::BAD_REQUEST, error);
     }
     match op.state.session_state(session, now_ms()) {
         Ok(state) => {
             Json(json!({ "data": crate::sideband::state_json(session, state) })).into_response()
         }
-        Err(error) => {
-            tracing::error!(%error, "GET /api/evidence: governance state could not be read");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": "state_unavailable" })),
-            )
-                .into_response()
-        }
+        Err(error) => super::state_unavailable("GET /api/evidence", &error),
     }
 }
 
@@ -182,14 +178,7 @@ async fn limits(State(op): State<Arc<Operator>>) -> Response {
     let now = now_ms();
     let windows = match op.state.windows(now) {
         Ok(windows) => windows,
-        Err(error) => {
-            tracing::error!(%error, "GET /api/limits: governance state could not be read");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": "state_unavailable" })),
-            )
-                .into_response();
-        }
+        Err(error) => return super::state_unavailable("GET /api/limits", &error),
     };
     let mut rate = Vec::new();
     let mut spend = Vec::new();

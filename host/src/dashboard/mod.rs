@@ -142,5 +142,16 @@ async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": "Not found" }))).into_response()
+    error(StatusCode::NOT_FOUND, "Not found")
+}
+
+/// `{error}` with a status: the shape of the operator API's errors.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Governance state could not be read: logged, and `503 state_unavailable`.
+fn state_unavailable(route: &str, error: &crate::state::StateError) -> Response {
+    tracing::error!(%error, route, "governance state could not be read");
+    self::error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
 }

@@ -264,11 +264,7 @@ pub(super) async fn require_access(
     };
     if let Some(session) = session {
         if changes_something(request.method()) && !csrf_matches(request.headers(), &session.csrf) {
-            return (
-                StatusCode::FORBIDDEN,
-                Json(json!({ "error": "Invalid CSRF token" })),
-            )
-                .into_response();
+            return super::error(StatusCode::FORBIDDEN, "Invalid CSRF token");
         }
     }
     request.extensions_mut().insert(access);
@@ -348,22 +344,14 @@ async fn sign_in(
     if !op.gate.presented_secret_matches(presented) {
         op.gate.record_failure(client, now);
         tracing::warn!(client = ?client, "operator sign-in failed: wrong secret");
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "Invalid secret" })),
-        )
-            .into_response();
+        return super::error(StatusCode::UNAUTHORIZED, "Invalid secret");
     }
     op.gate.forget_failures(client);
     let (token, session) = match op.gate.open_session(now) {
         Ok(opened) => opened,
         Err(error) => {
             tracing::error!(%error, "operator sign-in: no randomness for a session token");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "Internal server error" })),
-            )
-                .into_response();
+            return super::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
         }
     };
     let cookie = format!(

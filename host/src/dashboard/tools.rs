@@ -50,15 +50,11 @@ async fn accept(State(op): State<Arc<Operator>>, body: Bytes) -> Response {
     };
     match op.tools.accept(&names, &text(&body, "accepted_by")) {
         Ok(accepted) => Json(json!({ "accepted": accepted })).into_response(),
-        Err(error @ AcceptError::Unknown(_)) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": error.to_string() })),
-        )
-            .into_response(),
-        Err(error @ AcceptError::Duplicate(_)) => (
-            StatusCode::CONFLICT,
-            Json(json!({ "error": error.to_string() })),
-        )
-            .into_response(),
+        Err(error @ AcceptError::Unknown(_)) => {
+            super::error(StatusCode::NOT_FOUND, error.to_string())
+        }
+        Err(error @ AcceptError::Duplicate(_)) => {
+            super::error(StatusCode::CONFLICT, error.to_string())
+        }
     }
 }

@@ -58,4 +58,15 @@ fi
 step "end-to-end tests (pytest, official MCP SDKs, conformance suite, dashboard in Chromium)"
 HELIO_BIN="$PWD/target/debug/helio" tests/e2e/run.sh -q
 
+step "Python SDK: its tests against the real binary, and a clean install of its wheel and sdist"
+HELIO_BIN="$PWD/target/debug/helio" target/py-venv/bin/python -m pytest python-sdk/tests -q -p no:cacheprovider
+for artifact in target/python-sdk-dist/helio_sdk-*.whl target/python-sdk-dist/helio_sdk-*.tar.gz; do
+  fresh=target/sdk-install-check
+  rm -rf "$fresh"
+  python3 -m venv "$fresh"
+  "$fresh/bin/pip" install --quiet --disable-pip-version-check "$artifact"
+  "$fresh/bin/python" -c 'import helio; from helio import AsyncHelioClient, HelioContext; print("installed", helio.__version__, "from", "'"$artifact"'")'
+  rm -rf "$fresh"
+done
+
 step "all tests passed"

@@ -1,7 +1,8 @@
 """The SDK sideband (`sdk.enabled`): POST /evidence, POST /context and
-GET /session/{id}/state over raw HTTP, and the original Helio's published
-Python SDK (`helio-client` from PyPI, imported as `helio`) used unchanged
-against it.
+GET /session/{id}/state over raw HTTP, and the Python SDK against it: ours
+(`python-sdk/`, imported as `helio`), used exactly as code written for the
+original Helio's `helio-client` uses it (these tests were written against
+`helio-client` 0.16 and run unchanged).
 
 One Helio per module serves the read-mostly tests (each uses its own session
 ids); the hot-reload test starts its own, since it rewrites the config.
@@ -329,8 +330,10 @@ def test_hot_reload_changes_the_allowlist(helio: HelioLauncher, upstream_sse: Up
 # ------------------------------------------------------------- the real SDK
 
 
-def test_sdk_is_the_published_package() -> None:
-    assert helio_sdk.__version__ == "0.16.0"
+def test_sdk_is_ours_installed_from_its_wheel() -> None:
+    from importlib.metadata import distribution
+
+    assert helio_sdk.__version__ == distribution("helio-sdk").version
     assert "site-packages" in Path(helio_sdk.__file__).parts
 
 

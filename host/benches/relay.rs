@@ -430,7 +430,7 @@ fn audit_throughput(scratch: &Path) {
         total_duration_ms: 0.3,
         proxy_compute_ms: 0.1,
         record_kind: "tool_call",
-        origin: "mcp",
+        origin: "mcp".into(),
         ..Default::default()
     };
     let started = Instant::now();

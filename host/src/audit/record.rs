@@ -56,8 +56,8 @@ pub struct AuditRecord {
     pub dry_run: bool,
     /// `tool_call` for calls and transport rejections.
     pub record_kind: &'static str,
-    /// `mcp` on the MCP door.
-    pub origin: &'static str,
+    /// The door the call came through: `mcp`, or an adapter's origin slug.
+    pub origin: std::borrow::Cow<'static, str>,
     /// The client's `MCP-Protocol-Version` header.
     pub protocol_version: Option<String>,
     /// Names of the policy stages that ran (JSON list).

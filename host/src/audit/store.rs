@@ -88,7 +88,7 @@ impl AuditStore {
                     r.flagged_destructive,
                     r.dry_run,
                     r.record_kind,
-                    r.origin,
+                    &*r.origin,
                     r.protocol_version,
                     created_at,
                     r.plugins,

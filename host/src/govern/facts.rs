@@ -10,16 +10,21 @@ use crate::plugins::Annotations;
 use crate::tools::ToolDrift;
 
 /// The door a call came through (the audit's `origin`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Door {
     /// An MCP client, through the MCP listener.
     Mcp,
+    /// An agent framework that runs its tools in-process and asks the
+    /// adapter API first; its origin slug (`^[a-z0-9_-]{1,64}$`).
+    Adapter(Arc<str>),
 }
 
 impl Door {
-    pub fn as_str(self) -> &'static str {
+    /// The audit's `origin`.
+    pub fn origin(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Door::Mcp => "mcp",
+            Door::Mcp => "mcp".into(),
+            Door::Adapter(origin) => origin.to_string().into(),
         }
     }
 }

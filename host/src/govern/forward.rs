@@ -99,6 +99,20 @@ impl Forwarded {
         self.audit.answered(status, body, answer.error_message);
     }
 
+    /// Its caller ran it (the adapter API): `outcome` settles its state;
+    /// `result` is what it returned, `error` why it failed, `took` how
+    /// long it ran.
+    pub(super) fn ran(
+        self,
+        outcome: CallOutcome,
+        result: Option<&[u8]>,
+        error: Option<String>,
+        took: Option<std::time::Duration>,
+    ) {
+        self.settlement.settle(outcome);
+        self.audit.ran(result, error, took);
+    }
+
     /// No answer came; `why` is recorded.
     pub fn unanswered(self, unanswered: Unanswered, why: &str) {
         match unanswered {

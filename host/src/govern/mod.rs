@@ -21,6 +21,7 @@ mod answer;
 mod facts;
 mod forward;
 mod held;
+mod pending;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ pub use answer::Answer;
 pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
 pub use held::{Held, Holding, Resolved};
+pub use pending::{Pending, Report};
 
 use held::Routing;
 
@@ -52,6 +54,38 @@ pub enum Decision {
     Simulate(Simulation),
     /// Wait for a human; see [`Held::resolved`].
     Hold(Box<Held>),
+}
+
+/// A call its caller runs itself (see [`Governor::decide_deferred`]).
+pub enum Deferred {
+    /// Run it, then report to the [`Pending`] how it went.
+    Allow(Box<Pending>),
+    Block(Denial),
+    Simulate(Simulation),
+}
+
+/// What the stage chain's outcome left to do.
+enum Judged {
+    Allowed(Allowed),
+    Blocked(Denial),
+    Simulated(Simulation),
+    Approvals(Approvals),
+}
+
+/// An allowed call: its holds reserved, its record open.
+struct Allowed {
+    release: Release,
+    audit: CallAudit,
+    decision: Option<crate::plugins::Decision>,
+}
+
+/// A call that needs approvals before it may go.
+struct Approvals {
+    approvals: Vec<Approval>,
+    routing: Routing,
+    policy_version: Arc<str>,
+    release: Release,
+    audit: CallAudit,
 }
 
 /// The core, shared by every door.
@@ -91,10 +125,51 @@ impl Governor {
         &self.audit
     }
 
-    /// Decides what happens to a call. Waits (yielding, never blocking the
-    /// worker) while the audit or state writer is too far behind to take
-    /// another call's changes.
+    /// Decides what happens to a call the door will send on itself: an
+    /// allowed call's holds are committed before it goes (see
+    /// [`Decision`]). Waits (yielding, never blocking the worker) while the
+    /// audit or state writer is too far behind to take another call's
+    /// changes.
     pub async fn decide(&self, facts: CallFacts<'_>) -> Decision {
+        match self.judge(facts).await {
+            Judged::Allowed(allowed) => match allowed
+                .release
+                .forward(allowed.audit, allowed.decision.as_ref())
+            {
+                Resolved::Forward(forwarded) => Decision::Forward(forwarded),
+                Resolved::Block(denial) => Decision::Block(denial),
+            },
+            Judged::Blocked(denial) => Decision::Block(denial),
+            Judged::Simulated(simulation) => Decision::Simulate(simulation),
+            Judged::Approvals(approvals) => self.hold(approvals).await,
+        }
+    }
+
+    /// Decides what happens to a call its caller runs itself (the adapter
+    /// API): an allowed call's holds stay reserved for it — so two callers
+    /// never both get the last slot — until the caller reports the call ran
+    /// (they are committed) or did not (they are given back), or the
+    /// [`Pending`] is dropped unreported (given back, recorded as expired).
+    pub async fn decide_deferred(&self, facts: CallFacts<'_>) -> Deferred {
+        match self.judge(facts).await {
+            Judged::Allowed(allowed) => Deferred::Allow(Box::new(Pending::new(allowed))),
+            Judged::Blocked(denial) => Deferred::Block(denial),
+            Judged::Simulated(simulation) => Deferred::Simulate(simulation),
+            Judged::Approvals(approvals) => {
+                // Held evaluations wait on tickets the caller resolves
+                // itself (native tickets), which are not built yet: such a
+                // call is refused, never let through unapproved.
+                let denial = Denial::approval_unavailable();
+                approvals.release.release();
+                approvals.audit.blocked(&denial);
+                Deferred::Block(denial)
+            }
+        }
+    }
+
+    /// Runs the stage chain on a call and settles what follows from its
+    /// outcome alone; an allowed or held call's holds are still reserved.
+    async fn judge(&self, facts: CallFacts<'_>) -> Judged {
         self.audit.ready().await;
         let state = self.runtime.state();
         if let Some(room) = state.room() {
@@ -108,7 +183,7 @@ impl Governor {
             environment.map(|e| &**e),
             pipeline.stage_names(),
         );
-        let session = facts.identity.map(|identity| identity.id);
+        let session = facts.identity.as_ref().map(|identity| identity.id.clone());
         // Kept for a held call's ticket, which binds the exact arguments.
         let arguments = facts.arguments.clone();
         let call = ToolCall::new(
@@ -156,31 +231,24 @@ impl Governor {
             evaluation.drift.take(),
         );
         match evaluation.outcome {
-            Outcome::Forward(decision) => match release.forward(audit, decision.as_ref()) {
-                Resolved::Forward(forwarded) => Decision::Forward(forwarded),
-                Resolved::Block(denial) => Decision::Block(denial),
-            },
+            Outcome::Forward(decision) => Judged::Allowed(Allowed {
+                release,
+                audit,
+                decision,
+            }),
             Outcome::Block(denial) => {
                 release.release();
                 audit.blocked(&denial);
-                Decision::Block(denial)
+                Judged::Blocked(denial)
             }
             Outcome::DryRun(simulation) => {
                 release.release();
                 audit.simulated(&simulation);
-                Decision::Simulate(simulation)
+                Judged::Simulated(simulation)
             }
-            Outcome::RequireApproval(approvals) => {
-                let mut steps = approvals.into_iter();
-                let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
-                    let denial = Denial::approval_unavailable();
-                    release.release();
-                    audit.blocked(&denial);
-                    return Decision::Block(denial);
-                };
-                let digest = arguments_digest(arguments.as_deref());
-                let call = Holding::call(audit.record(), digest, pipeline.version());
-                let routing = Routing {
+            Outcome::RequireApproval(approvals) => Judged::Approvals(Approvals {
+                approvals,
+                routing: Routing {
                     runtime: self.runtime.clone(),
                     router: pipeline.router().clone(),
                     call: ToolCall::new(
@@ -190,21 +258,38 @@ impl Governor {
                         environment.cloned(),
                     )
                     .with_session(session),
-                };
-                Decision::Hold(Box::new(
-                    Held::open(
-                        holding,
-                        routing,
-                        call,
-                        first,
-                        steps.collect(),
-                        release,
-                        audit,
-                    )
-                    .await,
-                ))
-            }
+                },
+                policy_version: pipeline.version().clone(),
+                release,
+                audit,
+            }),
         }
+    }
+
+    /// Holds a call for its approvals (refused when there is nowhere to
+    /// hold it).
+    async fn hold(&self, held: Approvals) -> Decision {
+        let mut steps = held.approvals.into_iter();
+        let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
+            let denial = Denial::approval_unavailable();
+            held.release.release();
+            held.audit.blocked(&denial);
+            return Decision::Block(denial);
+        };
+        let digest = arguments_digest(held.routing.call.arguments.as_deref());
+        let call = Holding::call(held.audit.record(), digest, &held.policy_version);
+        Decision::Hold(Box::new(
+            Held::open(
+                holding,
+                held.routing,
+                call,
+                first,
+                steps.collect(),
+                held.release,
+                held.audit,
+            )
+            .await,
+        ))
     }
 
     /// Records a call a door refused before any stage saw it.

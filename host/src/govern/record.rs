@@ -21,6 +21,8 @@ pub(super) struct CallAudit {
     secrets: Vec<String>,
     /// `evidence_chain.tool_drift`, for a call to a drifted tool.
     drift: Option<serde_json::Value>,
+    /// How long the call ran, as its caller reported (the adapter API).
+    reported_latency: Option<std::time::Duration>,
     done: bool,
 }
 
@@ -44,7 +46,7 @@ impl CallAudit {
             tool_input,
             policy_decision: "allow".into(),
             record_kind: "tool_call",
-            origin: facts.door.as_str(),
+            origin: facts.door.origin(),
             protocol_version: facts.protocol_version.map(str::to_owned),
             plugins: Some(stages.to_owned()),
             ..AuditRecord::default()
@@ -56,6 +58,7 @@ impl CallAudit {
             upstream_started: None,
             secrets,
             drift: None,
+            reported_latency: None,
             done: false,
         }
     }
@@ -139,6 +142,41 @@ impl CallAudit {
         self.finish();
     }
 
+    /// Its caller ran it (the adapter API) and reported `result` or
+    /// `error`, after `took`.
+    pub fn ran(
+        mut self,
+        result: Option<&[u8]>,
+        error: Option<String>,
+        took: Option<std::time::Duration>,
+    ) {
+        if let Some(result) = result {
+            let (response, truncated) = self.audit.response(result, &self.secrets);
+            self.record.upstream_response = response;
+            self.record.response_truncated = truncated;
+        }
+        self.record.upstream_error = error;
+        self.reported_latency = took;
+        self.finish();
+    }
+
+    /// Its caller reported it did not run it: nothing was taken.
+    pub fn not_run(mut self) {
+        self.record.upstream_error =
+            Some("not executed: the caller reported it did not run the call".into());
+        self.finish();
+    }
+
+    /// Its caller never reported: the evaluation expired, and what it
+    /// reserved was given back.
+    pub fn expired(mut self) {
+        self.record.record_kind = "evaluation_expired";
+        self.record
+            .approval
+            .push(("sideband", serde_json::json!({ "unreported": true })));
+        self.finish();
+    }
+
     /// The call never got an answer from the upstream.
     pub fn failed(mut self, why: &str) {
         self.record.upstream_error = Some(why.to_owned());
@@ -151,9 +189,12 @@ impl CallAudit {
         }
         self.done = true;
         let total = self.started.elapsed().as_secs_f64() * 1e3;
-        let upstream = self
-            .upstream_started
-            .map(|at| at.elapsed().as_secs_f64() * 1e3);
+        let upstream = match self.reported_latency {
+            Some(took) => Some(took.as_secs_f64() * 1e3),
+            None => self
+                .upstream_started
+                .map(|at| at.elapsed().as_secs_f64() * 1e3),
+        };
         let r = &mut self.record;
         r.total_duration_ms = total;
         r.upstream_latency_ms = upstream;
@@ -193,7 +234,7 @@ pub(super) fn refused(audit: &Audit, r: Refused<'_>) {
         total_duration_ms: total,
         proxy_compute_ms: total,
         record_kind: "tool_call",
-        origin: r.door.as_str(),
+        origin: r.door.origin(),
         protocol_version: r.protocol_version.map(str::to_owned),
         ..AuditRecord::default()
     });

@@ -70,27 +70,16 @@ impl Core {
     async fn decide(&self, tool: &str, arguments: Value, session: &str) -> Decision {
         let raw = arguments.to_string();
         self.governor
-            .decide(CallFacts {
-                door: Door::Mcp,
-                received: Instant::now(),
-                protocol_version: Some("2025-06-18"),
-                tool: tool.into(),
-                arguments: Some(Arc::new(arguments)),
-                raw_arguments: Some(&raw),
-                annotations: Annotations {
-                    read_only_hint: false,
-                    destructive_hint: false,
-                    idempotent_hint: false,
-                    open_world_hint: false,
-                    known: true,
-                },
-                drift: None,
-                identity: Some(SessionIdentity {
-                    id: session.into(),
-                    source: "header",
-                }),
-                agent: Some("tester@1".into()),
-            })
+            .decide(facts(Door::Mcp, tool, &arguments, &raw, session))
+            .await
+    }
+
+    /// As the adapter API asks: the caller runs the tool itself.
+    async fn decide_deferred(&self, tool: &str, arguments: Value) -> Deferred {
+        let raw = arguments.to_string();
+        let door = Door::Adapter("openclaw".into());
+        self.governor
+            .decide_deferred(facts(door, tool, &arguments, &raw, "s1"))
             .await
     }
 
@@ -130,6 +119,38 @@ impl Core {
             .filter(|w| w.key.starts_with("budgets/"))
             .map(|w| w.total.to_string().parse::<f64>().expect("decimal"))
             .sum()
+    }
+}
+
+/// What a door knows of a call of `tool` with `arguments` (`raw`, as sent)
+/// in `session`.
+fn facts<'a>(
+    door: Door,
+    tool: &str,
+    arguments: &Value,
+    raw: &'a str,
+    session: &str,
+) -> CallFacts<'a> {
+    CallFacts {
+        door,
+        received: Instant::now(),
+        protocol_version: Some("2025-06-18"),
+        tool: tool.into(),
+        arguments: Some(Arc::new(arguments.clone())),
+        raw_arguments: Some(raw),
+        annotations: Annotations {
+            read_only_hint: false,
+            destructive_hint: false,
+            idempotent_hint: false,
+            open_world_hint: false,
+            known: true,
+        },
+        drift: None,
+        identity: Some(SessionIdentity {
+            id: session.into(),
+            source: "header",
+        }),
+        agent: Some("tester@1".into()),
     }
 }
 
@@ -798,4 +819,131 @@ async fn a_budget_ticket_nobody_decides_on_blocks_even_where_timeouts_allow() {
     let records = core.written();
     assert_eq!(records[0]["approval_status"], json!("timeout"));
     assert_eq!(records[0]["block_reason"], json!("budget_exceeded"));
+}
+
+// ------------------------------------------------- calls their caller runs
+
+fn allowed(deferred: Deferred) -> Box<Pending> {
+    match deferred {
+        Deferred::Allow(pending) => pending,
+        Deferred::Block(denial) => panic!("blocked: {}", denial.reason),
+        Deferred::Simulate(_) => panic!("simulated"),
+    }
+}
+
+fn blocked(deferred: Deferred) -> Denial {
+    match deferred {
+        Deferred::Block(denial) => denial,
+        _ => panic!("not blocked"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_evaluation_reserves_until_its_caller_reports() {
+    let scratch = Scratch::new("govern-deferred");
+    let mut core = Core::new(
+        &two_slots_and_a_pot("window: 1h"),
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    );
+    // Two evaluations take both slots; a third, while they are pending,
+    // is refused: the last slot is never given twice.
+    let first = allowed(core.decide_deferred("add", json!({ "a": 30 })).await);
+    let second = allowed(core.decide_deferred("add", json!({ "a": 10 })).await);
+    assert_eq!(core.spent(), 40.0, "reserved while pending");
+    let third = blocked(core.decide_deferred("add", json!({ "a": 1 })).await);
+    assert_eq!(third.reason, "rate_limited");
+    assert_eq!(
+        first.decision().and_then(|d| d.rule.as_deref()),
+        Some("two")
+    );
+
+    // Not run: everything it reserved comes back.
+    second.report(Report::NotRun).expect("reported");
+    assert_eq!(core.spent(), 30.0);
+    // Ran and succeeded: committed, recorded with what it returned.
+    let id = first.record_id().to_owned();
+    first
+        .report(Report::Ran {
+            outcome: crate::state::CallOutcome::Succeeded,
+            result: Some(br#"{"sum": 30}"#),
+            error: None,
+            took: Some(Duration::from_millis(12)),
+        })
+        .expect("reported");
+    assert_eq!(core.spent(), 30.0);
+    // The slot the unrun call gave back is there again; one failed run
+    // is refunded, its slot stays used.
+    let failed = allowed(core.decide_deferred("add", json!({ "a": 20 })).await);
+    assert_eq!(core.spent(), 50.0);
+    failed
+        .report(Report::Ran {
+            outcome: crate::state::CallOutcome::Failed,
+            result: None,
+            error: Some("division by zero".into()),
+            took: None,
+        })
+        .expect("reported");
+    assert_eq!(core.spent(), 30.0);
+    assert_eq!(
+        blocked(core.decide_deferred("add", json!({ "a": 1 })).await).reason,
+        "rate_limited"
+    );
+
+    let records = core.written();
+    let ran = records
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("the run's record");
+    assert_eq!(ran["origin"], "openclaw");
+    assert_eq!(ran["upstream_response"], json!({ "sum": 30 }));
+    assert_eq!(ran["upstream_latency_ms"], 12.0);
+    assert_eq!(ran["record_kind"], "tool_call");
+    let unrun = records
+        .iter()
+        .find(|r| {
+            r["upstream_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("not executed"))
+        })
+        .expect("the unrun call's record");
+    assert_eq!(unrun["origin"], "openclaw");
+    assert!(records
+        .iter()
+        .any(|r| r["upstream_error"] == "division by zero"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_evaluation_never_reported_gives_back_what_it_reserved_and_says_so() {
+    let scratch = Scratch::new("govern-expired");
+    let mut core = Core::new(
+        &two_slots_and_a_pot("window: 1h"),
+        LocalStore::in_memory(),
+        &scratch.0.join("audit.db"),
+    );
+    let pending = allowed(core.decide_deferred("add", json!({ "a": 60 })).await);
+    assert_eq!(core.spent(), 60.0);
+    drop(pending);
+    assert_eq!(core.spent(), 0.0);
+    let records = core.written();
+    let expired = records.last().expect("a record");
+    assert_eq!(expired["record_kind"], "evaluation_expired");
+    assert_eq!(
+        expired["evidence_chain"]["sideband"],
+        json!({ "unreported": true })
+    );
+    assert_eq!(expired["block_reason"], Value::Null);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_evaluation_that_needs_an_approval_is_refused_until_native_tickets_exist() {
+    let scratch = Scratch::new("govern-deferred-approval");
+    let (core, approvals) = holding_budgets(&scratch);
+    let denial = blocked(core.decide_deferred("pay", json!({ "a": 500 })).await);
+    assert_eq!(denial.reason, "approval_unavailable");
+    assert!(
+        approvals.list(None, 10, 0).0.is_empty(),
+        "no ticket was opened"
+    );
+    assert_eq!(core.spent(), 0.0);
 }

@@ -379,7 +379,7 @@ impl ToolCatalog {
                     .to_string()
             }),
             record_kind: "drift_event",
-            origin: "mcp",
+            origin: "mcp".into(),
             ..AuditRecord::default()
         });
     }

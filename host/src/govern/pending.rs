@@ -1,0 +1,97 @@
+//! A call its caller runs itself (the adapter API's `/evaluate` then
+//! `/audit`): the core has allowed it and reserved what its stages took;
+//! the caller reports whether it ran. Ran: the holds are committed and
+//! settled by how it went, as for a forwarded call. Did not run: they are
+//! given back. Never reported (the caller crashed, or lied by silence):
+//! they are given back when the [`Pending`] is dropped, and the record says
+//! the evaluation expired unreported — a tamper signal for the operator.
+
+use std::time::Duration;
+
+use crate::pipeline::Denial;
+use crate::plugins::Decision;
+use crate::state::CallOutcome;
+
+use super::forward::Release;
+use super::held::Resolved;
+use super::record::CallAudit;
+use super::Allowed;
+
+/// An allowed call waiting for its caller's report.
+pub struct Pending {
+    /// Both taken by the report; still here on drop means it never came.
+    parts: Option<(Release, CallAudit)>,
+    decision: Option<Decision>,
+}
+
+/// What the caller reports of an allowed call.
+pub enum Report<'a> {
+    /// It ran and `outcome` says how; `result` (JSON) is what it returned
+    /// or `error` why it failed, `took` how long it ran.
+    Ran {
+        outcome: CallOutcome,
+        result: Option<&'a [u8]>,
+        error: Option<String>,
+        took: Option<Duration>,
+    },
+    /// The caller did not run it.
+    NotRun,
+}
+
+impl Pending {
+    pub(super) fn new(allowed: Allowed) -> Self {
+        Self {
+            parts: Some((allowed.release, allowed.audit)),
+            decision: allowed.decision,
+        }
+    }
+
+    /// The stage decision that allowed it (the rule, if one matched).
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// The id its audit record will have.
+    pub fn record_id(&self) -> &str {
+        self.parts
+            .as_ref()
+            .map_or("", |(_, audit)| &audit.record().id)
+    }
+
+    /// Settles the call as reported. A call that ran but whose holds cannot
+    /// be committed (the state store failed) is recorded as blocked
+    /// `state_unavailable`: the caller learns its spend was not recorded.
+    pub fn report(mut self, report: Report<'_>) -> Result<(), Box<Denial>> {
+        let Some((release, audit)) = self.parts.take() else {
+            return Ok(());
+        };
+        match report {
+            Report::NotRun => {
+                release.release();
+                audit.not_run();
+                Ok(())
+            }
+            Report::Ran {
+                outcome,
+                result,
+                error,
+                took,
+            } => match release.forward(audit, self.decision.as_ref()) {
+                Resolved::Forward(forwarded) => {
+                    forwarded.ran(outcome, result, error, took);
+                    Ok(())
+                }
+                Resolved::Block(denial) => Err(Box::new(denial)),
+            },
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some((release, audit)) = self.parts.take() {
+            release.release();
+            audit.expired();
+        }
+    }
+}

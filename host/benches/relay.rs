@@ -546,6 +546,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
                     source: "header",
                 }),
                 agent: None,
+                metadata: None,
             }));
             let forwarded = match decision {
                 Decision::Forward(call) => {

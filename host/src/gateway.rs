@@ -54,6 +54,8 @@ pub struct Gateway {
     /// A stdio or SSE upstream's link and endpoint, stopped after the
     /// listeners.
     bridge: Option<Bridge>,
+    /// The adapter API's pending evaluations, given back at shutdown.
+    evaluations: Option<Arc<sideband::Evaluations>>,
 }
 
 impl Gateway {
@@ -62,7 +64,7 @@ impl Gateway {
     /// the stage chain, which the caller may replace later (hot reload).
     pub async fn bind(
         config: &Config,
-        sdk_token: Option<&str>,
+        sideband_tokens: Option<&sideband::Tokens>,
         pipeline: Active,
         runtime: Arc<Runtime>,
         audit: Arc<Audit>,
@@ -99,6 +101,13 @@ impl Gateway {
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
         let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
+        // The adapter API's pending evaluations (the sideband's) and the
+        // adapters seen (the operator API lists them).
+        let evaluations = config.sdk.enabled.then(|| {
+            let evaluations = Arc::new(sideband::Evaluations::new(config.sdk.evaluation_ttl));
+            spawn_evaluation_sweep(evaluations.clone());
+            evaluations
+        });
         // Tickets are resolved through the operator API: without it, a call
         // that needs an approval is refused, never held for nobody.
         // Tickets are resolved through the operator API or from Slack.
@@ -120,9 +129,10 @@ impl Gateway {
                 on_timeout: config.approval.default_on_timeout,
             });
         }
+        let core = Arc::new(core);
         let mcp = mcp::McpServer::new(
             config,
-            core,
+            core.clone(),
             tools.clone(),
             approvals.clone(),
             shutdown.clone(),
@@ -144,11 +154,14 @@ impl Gateway {
                 config,
                 dashboard::router(
                     config,
-                    audit,
-                    state.clone(),
-                    pipeline.clone(),
-                    approvals.clone(),
-                    tools,
+                    dashboard::Sources {
+                        audit,
+                        state: state.clone(),
+                        pipeline: pipeline.clone(),
+                        approvals: approvals.clone(),
+                        tools,
+                        evaluations: evaluations.clone(),
+                    },
                     shutdown.clone(),
                 ),
                 shutdown.clone(),
@@ -156,14 +169,18 @@ impl Gateway {
         }
 
         let mut sdk_addr = None;
-        if let (true, Some(token)) = (config.sdk.enabled, sdk_token) {
+        if let (Some(tokens), Some(evaluations)) = (sideband_tokens, &evaluations) {
             let listener = bind("sdk.port", &config.sdk.host, config.sdk.port).await?;
             sdk_addr = Some(local_addr(&listener));
+            let door = sideband::AdapterDoor {
+                governor: core.clone(),
+                evaluations: evaluations.clone(),
+            };
             servers.push(serve_router(
                 listener,
                 "sdk",
                 config,
-                sideband::router(token, state, pipeline),
+                sideband::router(tokens, state, pipeline, door),
                 shutdown.clone(),
             ));
         }
@@ -176,6 +193,7 @@ impl Gateway {
             shutdown,
             approvals,
             bridge,
+            evaluations,
         })
     }
 
@@ -198,6 +216,11 @@ impl Gateway {
         if let Some(approvals) = &self.approvals {
             approvals.cancel_all();
         }
+        // Evaluations nobody can report any more give back what they hold
+        // (recorded as expired), before the state store closes.
+        if let Some(evaluations) = &self.evaluations {
+            evaluations.expire_all();
+        }
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while tasks.join_next().await.is_some() {}
         })
@@ -218,6 +241,20 @@ impl Gateway {
 
 /// Tickets are kept as long as the audit records of their calls
 /// (`audit.retention`), checked every minute.
+/// Every 30 s: adapter evaluations past their TTL give back what they hold.
+fn spawn_evaluation_sweep(evaluations: Arc<sideband::Evaluations>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let evaluations = evaluations.clone();
+            // Settling writes records and state: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || evaluations.sweep()).await;
+        }
+    });
+}
+
 fn spawn_ticket_retention(approvals: Arc<Approvals>, retention: Duration) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));

@@ -494,10 +494,12 @@ def test_sigterm_ends_open_get_streams_promptly(helio: HelioLauncher, upstream_s
 
 
 def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_sse: Upstream) -> None:
-    overrides = {"audit": {"retention": "30d"}, "sdk": {"evaluation_ttl": "5m"}}
+    overrides = {"audit": {"retention": "30d"}, "sdk": {"evaluation_ttl": "5m"},
+                 "policies": {"install": {"rules": []}}}
     instance = helio(overrides, upstream=upstream_sse)
     assert "audit: accepted but not yet enforced" not in instance.stderr
-    assert "sdk.evaluation_ttl: accepted but not yet enforced" in instance.stderr
+    assert "sdk.evaluation_ttl: accepted but not yet enforced" not in instance.stderr
+    assert "policies.install: accepted but not yet enforced" in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         assert rpc_result(raw.call_tool("echo", {"text": "hi"}, id="ok-1"), "ok-1")["content"]

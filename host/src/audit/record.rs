@@ -60,6 +60,8 @@ pub struct AuditRecord {
     pub origin: std::borrow::Cow<'static, str>,
     /// The client's `MCP-Protocol-Version` header.
     pub protocol_version: Option<String>,
+    /// An adapter's context for the call (JSON object text); none on MCP.
+    pub metadata: Option<String>,
     /// Names of the policy stages that ran (JSON list).
     pub plugins: Option<String>,
 }
@@ -113,7 +115,7 @@ impl AuditRecord {
             "dry_run": self.dry_run,
             "record_kind": self.record_kind,
             "origin": self.origin,
-            "metadata": null,
+            "metadata": json(&self.metadata),
             "protocol_version": self.protocol_version,
             "created_at": created_at,
             "plugins": json(&self.plugins),

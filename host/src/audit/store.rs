@@ -62,7 +62,7 @@ impl AuditStore {
                     proxy_compute_ms, flagged_destructive, dry_run, record_kind, origin,
                     metadata, protocol_version, created_at, plugins, response_truncated
                 ) VALUES (?1, ?2, ?3, ?4, ?27, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?28, ?29,
-                          ?13, ?14, ?15, ?16, ?17, ?30, ?18, ?19, ?20, ?21, ?22, NULL, ?23, ?24,
+                          ?13, ?14, ?15, ?16, ?17, ?30, ?18, ?19, ?20, ?21, ?22, ?31, ?23, ?24,
                           ?25, ?26)",
             )?;
             for r in batch {
@@ -97,6 +97,7 @@ impl AuditStore {
                     r.approval_status,
                     r.approved_by,
                     r.approval_wait_ms,
+                    r.metadata,
                 ])?;
             }
         }

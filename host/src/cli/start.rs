@@ -81,11 +81,20 @@ impl Launch {
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
-        let sdk_token = if c.sdk.enabled {
-            Some(sdk_token()?)
+        let tokens = if c.sdk.enabled {
+            Some((
+                token("HELIO_SDK_TOKEN", "the SDK sideband token")?,
+                token("HELIO_ADAPTER_TOKEN", "the adapter API token")?,
+            ))
         } else {
             None
         };
+        let sideband_tokens = tokens
+            .as_ref()
+            .map(|(sdk, adapter)| crate::sideband::Tokens {
+                sdk: sdk.value.clone(),
+                adapter: adapter.value.clone(),
+            });
         let active = Active::new(self.pipeline);
         spawn_state_sweep(self.plugins.state().clone(), active.clone());
         crate::audit::retention::spawn(
@@ -95,7 +104,7 @@ impl Launch {
         );
         let gateway = Gateway::bind(
             c,
-            sdk_token.as_ref().map(|t| t.value.as_str()),
+            sideband_tokens.as_ref(),
             active.clone(),
             self.plugins.clone(),
             self.audit.clone(),
@@ -142,15 +151,23 @@ impl Launch {
             }
             None => eprintln!("  Dashboard: disabled"),
         }
-        if let (Some(addr), Some(token)) = (gateway.sdk_addr, &sdk_token) {
+        if let (Some(addr), Some((sdk, adapter))) = (gateway.sdk_addr, &tokens) {
             eprintln!("  SDK sideband listening on http://{addr}");
-            if token.generated {
+            if sdk.generated {
                 eprintln!(
                     "  SDK sideband token (export as HELIO_SDK_TOKEN for SDK clients): {}",
-                    token.value
+                    sdk.value
                 );
             } else {
                 eprintln!("  SDK sideband token: taken from HELIO_SDK_TOKEN");
+            }
+            if adapter.generated {
+                eprintln!(
+                    "  Adapter API token (export as HELIO_ADAPTER_TOKEN for adapters): {}",
+                    adapter.value
+                );
+            } else {
+                eprintln!("  Adapter API token: taken from HELIO_ADAPTER_TOKEN");
             }
         }
         eprintln!("  Config: {}", self.label);
@@ -198,20 +215,20 @@ impl Launch {
     }
 }
 
-struct SdkToken {
+struct SidebandToken {
     value: String,
     generated: bool,
 }
 
-/// `HELIO_SDK_TOKEN` when set (never echoed), otherwise a fresh per-boot token.
-fn sdk_token() -> anyhow::Result<SdkToken> {
-    match std::env::var("HELIO_SDK_TOKEN") {
-        Ok(value) if !value.trim().is_empty() => Ok(SdkToken {
+/// `env`'s value when set (never echoed), otherwise a fresh per-boot token.
+fn token(env: &str, what: &str) -> anyhow::Result<SidebandToken> {
+    match std::env::var(env) {
+        Ok(value) if !value.trim().is_empty() => Ok(SidebandToken {
             value: value.trim().to_owned(),
             generated: false,
         }),
-        _ => Ok(SdkToken {
-            value: generate_token().context("cannot generate the SDK sideband token")?,
+        _ => Ok(SidebandToken {
+            value: generate_token().with_context(|| format!("cannot generate {what}"))?,
             generated: true,
         }),
     }

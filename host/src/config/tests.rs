@@ -254,7 +254,8 @@ fn a_full_original_config_loads_unchanged() {
     assert!(unenforced
         .iter()
         .all(|&key| key != "policies.rules" && key != "policies.on_tool_drift"));
-    assert!(unenforced.contains(&"sdk.evaluation_ttl"));
+    // The adapter API's evaluations expire after it: enforced.
+    assert!(!unenforced.contains(&"sdk.evaluation_ttl"));
     assert!(!unenforced.contains(&"audit"));
     assert!(!loaded.warnings.iter().any(|w| w.starts_with("budgets:")));
     assert!(unenforced.iter().all(|key| !key.starts_with("budgets")));

@@ -7,8 +7,9 @@
 
 use super::model::*;
 
-/// Keys whose behaviour arrives in a later release (the adapter API's).
-const PENDING: [&str; 2] = ["policies.install", "sdk.evaluation_ttl"];
+/// Keys whose behaviour arrives in a later release (the adapter API's
+/// install scans).
+const PENDING: [&str; 1] = ["policies.install"];
 
 /// The accepted-but-not-yet-enforced keys this configuration sets.
 pub fn not_yet_enforced(config: &Config) -> Vec<&'static str> {

@@ -166,10 +166,12 @@ fn sanitised(name: &str) -> String {
         .collect()
 }
 
-/// `GET /api/adapters`: the in-process frameworks that reported through the
-/// adapter API. Helio has no adapter API yet (it comes with the Python SDK),
-/// so none ever has, and the list is empty, as the original's is with the
-/// SDK sideband off.
-async fn adapters() -> Json<Value> {
-    Json(json!({ "adapters": [] }))
+/// `GET /api/adapters`: the frameworks that used the adapter API since
+/// start (origin, version, first and last seen); empty with the SDK
+/// sideband off.
+async fn adapters(State(op): State<Arc<Operator>>) -> Json<Value> {
+    Json(match &op.evaluations {
+        Some(evaluations) => evaluations.adapters_json(),
+        None => json!({ "adapters": [] }),
+    })
 }

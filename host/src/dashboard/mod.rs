@@ -54,6 +54,8 @@ struct Operator {
     approvals: Option<Arc<Approvals>>,
     /// The upstream's tools: baselines and drift.
     tools: Arc<ToolCatalog>,
+    /// The adapters the adapter API has seen (with the SDK sideband on).
+    evaluations: Option<Arc<crate::sideband::Evaluations>>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// The next live-feed frame's `id:`, unique across clients.
@@ -62,18 +64,30 @@ struct Operator {
     shutdown: CancellationToken,
 }
 
-/// The operator routes. `audit` is the writer whose records the live feed
-/// sends; `state` is what `/api/limits` shows, labelled by what `pipeline`'s
-/// stages say of their keys; `shutdown` ends live streams.
-pub fn router(
-    config: &Config,
-    audit: Arc<Audit>,
-    state: Arc<dyn StateInspection>,
-    pipeline: Active,
-    approvals: Option<Arc<Approvals>>,
-    tools: Arc<ToolCatalog>,
-    shutdown: CancellationToken,
-) -> Router {
+/// What the operator listener shows and acts on.
+pub struct Sources {
+    /// The writer whose records the live feed sends.
+    pub audit: Arc<Audit>,
+    /// What `/api/limits` and `/api/budgets` show, labelled by what the
+    /// `pipeline`'s stages say of their keys.
+    pub state: Arc<dyn StateInspection>,
+    pub pipeline: Active,
+    pub approvals: Option<Arc<Approvals>>,
+    pub tools: Arc<ToolCatalog>,
+    /// The adapter API's (with the SDK sideband on).
+    pub evaluations: Option<Arc<crate::sideband::Evaluations>>,
+}
+
+/// The operator routes; `shutdown` ends live streams.
+pub fn router(config: &Config, sources: Sources, shutdown: CancellationToken) -> Router {
+    let Sources {
+        audit,
+        state,
+        pipeline,
+        approvals,
+        tools,
+        evaluations,
+    } = sources;
     let state = Arc::new(Operator {
         gate: session::Gate::new(
             config
@@ -89,6 +103,7 @@ pub fn router(
         pipeline,
         approvals,
         tools,
+        evaluations,
         heartbeat: config.dashboard.sse_heartbeat_interval,
         next_event_id: std::sync::atomic::AtomicU64::new(1),
         shutdown,

@@ -81,6 +81,9 @@ pub struct CallFacts<'a> {
     pub identity: Option<SessionIdentity>,
     /// The agent making the call (its `clientInfo`), when known.
     pub agent: Option<Arc<str>>,
+    /// What an adapter said of the call's context (JSON object text), for
+    /// the audit record; none on the MCP door.
+    pub metadata: Option<&'a str>,
 }
 
 impl CallFacts<'_> {

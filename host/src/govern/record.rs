@@ -48,6 +48,7 @@ impl CallAudit {
             record_kind: "tool_call",
             origin: facts.door.origin(),
             protocol_version: facts.protocol_version.map(str::to_owned),
+            metadata: facts.metadata.map(str::to_owned),
             plugins: Some(stages.to_owned()),
             ..AuditRecord::default()
         };

@@ -151,6 +151,7 @@ fn facts<'a>(
             source: "header",
         }),
         agent: Some("tester@1".into()),
+        metadata: None,
     }
 }
 

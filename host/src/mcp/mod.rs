@@ -56,7 +56,7 @@ impl McpServer {
     /// where Slack's button presses resolve tickets.
     pub fn new(
         config: &Config,
-        core: Governor,
+        core: Arc<Governor>,
         tools: Arc<ToolCatalog>,
         approvals: Option<Arc<crate::approvals::Approvals>>,
         shutdown: CancellationToken,

@@ -321,6 +321,7 @@ impl Message<'_> {
             tool: call.name.into(),
             arguments: call.arguments,
             raw_arguments: call.raw_arguments,
+            metadata: None,
         };
         let era = facts.era();
         let id = self.reply_id;

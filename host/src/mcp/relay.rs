@@ -21,7 +21,7 @@ pub struct Relay {
     pub(super) upstream: Upstream,
     pub(super) allowed_origins: Vec<String>,
     /// The governance core every `tools/call` goes to.
-    pub(super) core: Governor,
+    pub(super) core: std::sync::Arc<Governor>,
     /// Resolves each call's governance session.
     pub(super) identity: super::identity::Identity,
     /// Which agent each MCP session belongs to, for the audit trail.

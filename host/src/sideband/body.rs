@@ -125,6 +125,38 @@ impl Fields {
         }
     }
 
+    /// An optional string of at most `max` characters (absent or `null`:
+    /// none).
+    pub fn optional_text(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
+            Some(Value::String(_)) => Err(ApiError::invalid(
+                field,
+                format!("{field} must be at most {max} characters"),
+            )),
+            Some(_) => Err(ApiError::invalid(
+                field,
+                format!("{field} must be a string"),
+            )),
+        }
+    }
+
+    /// An object already read (a nested one).
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
+    /// A field as sent, if it was.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.0.get(field)
+    }
+
+    /// The whole body, as read.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     /// A required value of any JSON type (`null` included).
     pub fn take_value(&mut self, field: &str) -> Result<Value, ApiError> {
         self.0

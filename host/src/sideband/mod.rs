@@ -4,15 +4,29 @@
 //! carrying an `Origin` header is refused (a browser page must never reach
 //! it), and every route but `/healthz` needs `Authorization: Bearer <token>`.
 //!
-//! Behind the token: `POST /evidence` and `POST /context` (what the SDK
-//! attests for a session) and `GET /session/{session_id}/state`. Every
-//! answer, errors included, is a JSON object with `error` on failure.
+//! Behind the SDK token: `POST /evidence` and `POST /context` (what the SDK
+//! attests for a session) and `GET /session/{session_id}/state`. Behind the
+//! adapter token (each token opens only its own routes): the adapter API,
+//! `POST /evaluate` and `POST /audit` ([`adapter`]). Every answer, errors
+//! included, is a JSON object with `error` on failure.
 
+mod adapter;
 mod body;
+mod evaluations;
 mod routes;
 
+pub use adapter::AdapterDoor;
 pub(crate) use body::MAX_SESSION_CHARS;
+pub use evaluations::Evaluations;
 pub(crate) use routes::state_json;
+
+/// The sideband's two bearer tokens.
+pub struct Tokens {
+    /// `HELIO_SDK_TOKEN`: evidence, context, session state.
+    pub sdk: String,
+    /// `HELIO_ADAPTER_TOKEN`: the adapter API.
+    pub adapter: String,
+}
 
 use std::sync::Arc;
 
@@ -36,24 +50,44 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// `state` is where evidence and context go; `pipeline` says which
 /// evidence keys the policy in force uses (the allowlist, read per request
 /// so a hot reload applies at once).
-pub fn router(token: &str, state: Arc<dyn StateBackend>, pipeline: Active) -> Router {
+pub fn router(
+    tokens: &Tokens,
+    state: Arc<dyn StateBackend>,
+    pipeline: Active,
+    adapter: AdapterDoor,
+) -> Router {
     let allowlist: Allowlist = Arc::new(move || pipeline.current().evidence_keys().clone());
-    build(token, Sideband::new(state, allowlist))
+    let sideband = Sideband::new(state, allowlist);
+    build(&tokens.sdk, sideband, Some((&tokens.adapter, adapter)))
 }
 
-fn build(token: &str, sideband: Arc<Sideband>) -> Router {
-    let secret = Arc::new(BearerSecret::new(token));
-    let protected = Router::new()
+/// The routes; the adapter API's only with its token and door.
+fn build(sdk_token: &str, sideband: Arc<Sideband>, adapter: Option<(&str, AdapterDoor)>) -> Router {
+    let sdk = Router::new()
         .route("/evidence", post(routes::post_evidence))
         .route("/context", post(routes::post_context))
         .route("/session/{session_id}/state", get(routes::session_state))
-        .with_state(sideband)
+        .with_state(sideband.clone())
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(BearerSecret::new(sdk_token)),
+            require_token,
+        ));
+    let mut routes = Router::new().route("/healthz", get(healthz)).merge(sdk);
+    if let Some((token, door)) = adapter {
+        routes = routes.merge(
+            Router::new()
+                .route("/evaluate", post(adapter::evaluate))
+                .route("/audit", post(adapter::report))
+                .with_state(adapter::Adapter::new(door, sideband))
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::new(BearerSecret::new(token)),
+                    require_token,
+                )),
+        );
+    }
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(secret, require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_browsers))
 }

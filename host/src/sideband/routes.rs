@@ -49,9 +49,14 @@ impl Sideband {
         })
     }
 
+    /// The evidence keys the policy in force accepts.
+    pub fn allowlist(&self) -> Arc<BTreeSet<String>> {
+        (self.allowlist)()
+    }
+
     /// Runs a state-store call off the async workers (the store may write
     /// to SQLite before it returns).
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         route: &'static str,
         f: impl FnOnce(&dyn StateBackend) -> T + Send + 'static,

@@ -42,7 +42,7 @@ impl Harness {
         )));
         let read = keys.clone();
         let allowlist: Allowlist = Arc::new(move || read.read().expect("lock").clone());
-        let router = build(TOKEN, Sideband::new(state, allowlist));
+        let router = build(TOKEN, Sideband::new(state, allowlist), None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("test harness");

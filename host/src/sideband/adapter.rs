@@ -1,0 +1,518 @@
+//! The adapter API (spec §12): agent frameworks that run tools in-process
+//! ask Helio first (`POST /evaluate`) and report afterwards
+//! (`POST /audit`), with their own token (`HELIO_ADAPTER_TOKEN`). Calls go
+//! through the same governance core as MCP calls — one set of limits,
+//! budgets and evidence for both doors — by its deferred path: an allowed
+//! evaluation reserves what its stages took until the report (see
+//! [`crate::govern::Pending`]), so concurrent evaluations never both get
+//! the last slot, and one never reported gives everything back when it
+//! expires. Records carry the adapter's `origin`.
+//!
+//! Not built yet (the remaining items): held evaluations (native
+//! tickets, `POST /approval/:id/resolve`) — a call that needs an approval is
+//! refused `approval_unavailable`; `POST /install-scan`; `actual_amount`
+//! (refused with a 400 naming it); per-origin tool-definition drift (the
+//! tool's schema fields are accepted and not yet compared).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::body::{self, ApiError, Fields};
+use super::evaluations::{Evaluations, Finished, Found, Refusal};
+use super::routes::Sideband;
+use crate::govern::{
+    CallFacts, Deferred, Denial, Door, Governor, Report, SessionIdentity, Simulation,
+};
+use crate::plugins::Annotations;
+use crate::state::{now_ms, CallOutcome, Evidence};
+
+/// Largest `arguments`, as JSON text.
+const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
+/// Largest `metadata`, as JSON text.
+const MAX_METADATA_BYTES: usize = 4 * 1024;
+/// Evidence entries one report may carry, and the largest one.
+const MAX_REPORTED_EVIDENCE: usize = 16;
+const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
+
+/// What the adapter routes share.
+pub struct AdapterDoor {
+    pub governor: Arc<Governor>,
+    pub evaluations: Arc<Evaluations>,
+}
+
+pub(super) struct Adapter {
+    door: AdapterDoor,
+    sideband: Arc<Sideband>,
+}
+
+impl Adapter {
+    pub fn new(door: AdapterDoor, sideband: Arc<Sideband>) -> Arc<Self> {
+        Arc::new(Self { door, sideband })
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, json!({ "error": code, "message": message.into() }))
+}
+
+/// An origin slug: `^[a-z0-9_-]{1,64}$`.
+fn origin(fields: &Fields) -> Result<String, ApiError> {
+    let origin = fields
+        .optional_text("origin", 64)?
+        .unwrap_or_else(|| "sideband".into());
+    let fits = !origin.is_empty()
+        && origin
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if !fits {
+        return Err(ApiError::invalid(
+            "origin",
+            "origin must be 1-64 characters of a-z, 0-9, _ and -",
+        ));
+    }
+    Ok(origin)
+}
+
+/// `session_id`: optional; blank means absent.
+fn session(fields: &Fields) -> Result<Option<String>, ApiError> {
+    match fields.get("session_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(raw)) if raw.trim().is_empty() => Ok(None),
+        Some(Value::String(raw)) => body::session_id(raw).map(|s| Some(s.to_owned())),
+        Some(_) => Err(ApiError::invalid(
+            "session_id",
+            "session_id must be a string",
+        )),
+    }
+}
+
+/// An optional JSON object no larger than `max` bytes as text; its text.
+fn object(fields: &Fields, field: &str, max: usize) -> Result<Option<(Value, String)>, ApiError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => {
+            let text = value.to_string();
+            if text.len() > max {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    json!({ "error": format!("{field}_too_large"),
+                            "message": format!("{field} must be at most {max} bytes as JSON") }),
+                ));
+            }
+            Ok(Some((value.clone(), text)))
+        }
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be an object"),
+        )),
+    }
+}
+
+/// `tool.annotations`, as MCP defines them; absent ones fail closed as the
+/// MCP defaults do.
+fn annotations(tool: &Map<String, Value>) -> Result<Annotations, ApiError> {
+    let Some(raw) = tool.get("annotations").filter(|a| !a.is_null()) else {
+        return Ok(Annotations::UNKNOWN);
+    };
+    let Value::Object(raw) = raw else {
+        return Err(ApiError::invalid(
+            "tool.annotations",
+            "tool.annotations must be an object",
+        ));
+    };
+    let flag = |name: &str, default: bool| -> Result<bool, ApiError> {
+        match raw.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::invalid(
+                &format!("tool.annotations.{name}"),
+                format!("tool.annotations.{name} must be a boolean"),
+            )),
+        }
+    };
+    Ok(Annotations {
+        read_only_hint: flag("readOnlyHint", false)?,
+        destructive_hint: flag("destructiveHint", true)?,
+        idempotent_hint: flag("idempotentHint", false)?,
+        open_world_hint: flag("openWorldHint", true)?,
+        known: true,
+    })
+}
+
+/// `POST /evaluate`.
+pub(super) async fn evaluate(
+    State(adapter): State<Arc<Adapter>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    let fields = Fields::parse(body)?;
+    let origin = origin(&fields)?;
+    let adapter_version = fields.optional_text("adapter_version", 64)?;
+    let agent = fields.optional_text("agent_id", 128)?;
+    let session = session(&fields)?;
+    let Some(Value::Object(tool)) = fields.get("tool") else {
+        return Err(ApiError::invalid(
+            "tool",
+            "tool is required: an object with a name",
+        ));
+    };
+    let tool_name = match tool.get("name") {
+        Some(Value::String(name)) if !name.is_empty() && name.chars().count() <= 256 => {
+            name.clone()
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "tool.name",
+                "tool.name must be a non-empty string of at most 256 characters",
+            ))
+        }
+    };
+    let annotations = annotations(tool)?;
+    let arguments = object(&fields, "arguments", MAX_ARGUMENTS_BYTES)?;
+    let metadata = object(&fields, "metadata", MAX_METADATA_BYTES)?;
+    if let Some((Value::Object(meta), _)) = &metadata {
+        if meta.contains_key("agent_id") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "reserved_metadata_key",
+                        "message": "metadata.agent_id is reserved: send the agent as agent_id" }),
+            ));
+        }
+    }
+    let evaluations = &adapter.door.evaluations;
+    evaluations
+        .admit(&origin, adapter_version.as_deref())
+        .map_err(|refusal| match refusal {
+            Refusal::TooManyOrigins => error(
+                StatusCode::BAD_REQUEST,
+                "origin_limit_exceeded",
+                format!(
+                    "at most {} adapter origins",
+                    super::evaluations::MAX_ORIGINS
+                ),
+            ),
+            Refusal::BacklogFull => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "evaluation_backlog_full",
+                format!(
+                    "{} evaluations are waiting for their reports",
+                    super::evaluations::MAX_PENDING
+                ),
+            ),
+        })?;
+
+    let (arguments, raw_arguments) = match arguments {
+        Some((value, text)) => (Some(Arc::new(value)), Some(text)),
+        None => (None, None),
+    };
+    let facts = CallFacts {
+        door: Door::Adapter(origin.as_str().into()),
+        received,
+        protocol_version: None,
+        tool: tool_name.as_str().into(),
+        arguments,
+        raw_arguments: raw_arguments.as_deref(),
+        annotations,
+        drift: None,
+        identity: session.as_ref().map(|id| SessionIdentity {
+            id: id.as_str().into(),
+            source: "sideband",
+        }),
+        agent: agent.map(|a| a.into()),
+        metadata: metadata.as_ref().map(|(_, text)| text.as_str()),
+    };
+    let answer = match adapter.door.governor.decide_deferred(facts).await {
+        Deferred::Allow(pending) => {
+            let (rule, rule_index) = pending
+                .decision()
+                .map_or((None, None), |d| (d.rule.clone(), d.rule_index));
+            let id = evaluations.wait(pending, session, tool_name.clone());
+            json!({
+                "evaluation_id": id,
+                "decision": "allow",
+                "reason": null,
+                "matched_rule": rule,
+                "matched_rule_index": rule_index,
+            })
+        }
+        Deferred::Block(denial) => {
+            let id = crate::audit::new_id();
+            evaluations.finished(id.clone(), Finished::ByEvaluate);
+            blocked(&id, &denial)
+        }
+        Deferred::Simulate(simulation) => {
+            let id = crate::audit::new_id();
+            evaluations.finished(id.clone(), Finished::ByEvaluate);
+            simulated(&id, &simulation)
+        }
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// The adapter's word for a blocked call: the limit that refused it, or
+/// `deny`.
+fn blocked(id: &str, denial: &Denial) -> Value {
+    let decision = match denial.reason.as_str() {
+        "rate_limited" => "rate_limited",
+        "spend_limited" => "spend_limited",
+        "budget_exceeded" => "budget_exceeded",
+        _ => "deny",
+    };
+    let mut feedback = match denial.data() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    feedback.insert("message".into(), denial.message.clone().into());
+    json!({
+        "evaluation_id": id,
+        "decision": decision,
+        "reason": denial.reason,
+        "matched_rule": denial.rule,
+        "matched_rule_index": denial.rule_index,
+        "feedback": feedback,
+    })
+}
+
+fn simulated(id: &str, simulation: &Simulation) -> Value {
+    json!({
+        "evaluation_id": id,
+        "decision": "dry_run",
+        "reason": null,
+        "matched_rule": simulation.rule,
+        "matched_rule_index": simulation.rule_index,
+        "dry_run": simulation.report,
+    })
+}
+
+/// `POST /audit`.
+pub(super) async fn report(
+    State(adapter): State<Arc<Adapter>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let fields = Fields::parse(body)?;
+    let id = fields.name("evaluation_id")?;
+    let status = match fields.get("status") {
+        Some(Value::String(s)) if matches!(s.as_str(), "success" | "error" | "not_executed") => {
+            s.clone()
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "status",
+                "status must be success, error or not_executed",
+            ))
+        }
+    };
+    let error_text = fields.optional_text("error", 4096)?;
+    let took = match fields.get("duration_ms") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64().filter(|d| d.is_finite() && *d >= 0.0) {
+            Some(ms) => Some(Duration::from_secs_f64(ms / 1e3)),
+            None => {
+                return Err(ApiError::invalid(
+                    "duration_ms",
+                    "duration_ms must be a number ≥ 0",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "duration_ms",
+                "duration_ms must be a number ≥ 0",
+            ))
+        }
+    };
+    if fields.get("actual_amount").is_some_and(|v| !v.is_null()) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "actual_amount_unsupported",
+            "actual_amount is not supported yet: spend is charged as evaluated",
+        ));
+    }
+    let evidence = reported_evidence(&fields)?;
+    // A replay must be the same report: its digest is that of the body as
+    // read (keys sorted), so key order and spacing do not matter.
+    let digest: [u8; 32] =
+        Sha256::digest(Value::Object(fields.as_map().clone()).to_string()).into();
+
+    let waiting =
+        match adapter.door.evaluations.take(&id) {
+            Found::Waiting(waiting) => waiting,
+            Found::Finished(Finished::ByEvaluate) => {
+                return Ok(Json(json!({ "ok": true, "finalized_by": "evaluate" })).into_response())
+            }
+            Found::Finished(Finished::Reported {
+                digest: first,
+                record_id,
+                answer,
+            }) => {
+                if first == digest {
+                    let mut answer = answer;
+                    answer["already_finalized"] = true.into();
+                    answer["audit_record_id"] = record_id.into();
+                    return Ok((StatusCode::OK, Json(answer)).into_response());
+                }
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    "evaluation_conflict",
+                    "this evaluation was already reported differently",
+                ));
+            }
+            Found::Finished(Finished::Expired) => return Err(error(
+                StatusCode::NOT_FOUND,
+                "evaluation_expired",
+                "the evaluation expired before it was reported; its reservations were given back",
+            )),
+            Found::Unknown => {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    "evaluation_unknown",
+                    "no evaluation has this id",
+                ))
+            }
+        };
+    let record_id = waiting.pending.record_id().to_owned();
+    let result = fields.get("result").map(|r| r.to_string());
+    let outcome = match status.as_str() {
+        "success" => Some(CallOutcome::Succeeded),
+        "error" => Some(CallOutcome::Failed),
+        _ => None,
+    };
+    let reported = match outcome {
+        Some(outcome) => Report::Ran {
+            outcome,
+            result: result.as_deref().map(str::as_bytes),
+            error: error_text,
+            took,
+        },
+        None => Report::NotRun,
+    };
+    if let Err(denial) = waiting.pending.report(reported) {
+        tracing::error!(reason = %denial.reason, "an adapter report could not be committed");
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "state_unavailable",
+            "governance state could not be written; the call's spend was not recorded",
+        ));
+    }
+    let stored = store_evidence(
+        &adapter,
+        waiting.session.as_deref(),
+        &waiting.tool,
+        evidence,
+    )
+    .await;
+    let mut answer = json!({ "ok": true, "audit_record_id": record_id });
+    if let Some(stored) = stored {
+        answer["evidence"] = stored;
+    }
+    adapter.door.evaluations.finished(
+        id,
+        Finished::Reported {
+            digest,
+            record_id,
+            answer: answer.clone(),
+        },
+    );
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// One `evidence[]` entry of a report.
+struct ReportedEvidence {
+    key: String,
+    data: Value,
+    ttl_seconds: u64,
+}
+
+fn reported_evidence(fields: &Fields) -> Result<Option<Vec<ReportedEvidence>>, ApiError> {
+    let entries = match fields.get("evidence") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Err(ApiError::invalid("evidence", "evidence must be an array")),
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let at = format!("evidence[{i}]");
+            let Value::Object(entry) = entry else {
+                return Err(ApiError::invalid(&at, format!("{at} must be an object")));
+            };
+            let entry = Fields::from_map(entry.clone());
+            Ok(ReportedEvidence {
+                key: entry.name("evidence_key")?,
+                data: entry.get("evidence_data").cloned().ok_or_else(|| {
+                    ApiError::invalid(&at, format!("{at}.evidence_data is required"))
+                })?,
+                ttl_seconds: entry.ttl_seconds()?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Stores a report's evidence for the evaluation's session, entry by entry:
+/// each says whether it was stored and, if not, why (the report itself
+/// stands either way).
+async fn store_evidence(
+    adapter: &Adapter,
+    session: Option<&str>,
+    tool: &str,
+    evidence: Option<Vec<ReportedEvidence>>,
+) -> Option<Value> {
+    let evidence = evidence?;
+    let allowed = adapter.sideband.allowlist();
+    let mut answers = Vec::new();
+    for (i, entry) in evidence.into_iter().enumerate() {
+        let refused = if i >= MAX_REPORTED_EVIDENCE {
+            Some("too_many")
+        } else if !allowed.contains(&entry.key) {
+            Some("key_not_in_policy_allowlist")
+        } else if entry.data.to_string().len() > MAX_EVIDENCE_BYTES {
+            Some("too_large")
+        } else if session.is_none() {
+            Some("no_session")
+        } else {
+            None
+        };
+        let key = entry.key.clone();
+        let reason = match (refused, session) {
+            (Some(reason), _) => Some(reason),
+            (None, Some(session)) => {
+                let recorded_ms = now_ms();
+                let evidence = Evidence {
+                    key: entry.key,
+                    data: entry.data,
+                    tool_name: tool.to_owned(),
+                    recorded_ms,
+                    expires_ms: recorded_ms.saturating_add(entry.ttl_seconds * 1000),
+                };
+                let session = session.to_owned();
+                match adapter
+                    .sideband
+                    .blocking("/audit", move |state| {
+                        state.record_evidence(&session, evidence)
+                    })
+                    .await
+                {
+                    Ok(Ok(())) => None,
+                    Ok(Err(_)) | Err(_) => Some("evidence_unavailable"),
+                }
+            }
+            (None, None) => Some("no_session"),
+        };
+        answers.push(match reason {
+            None => json!({ "evidence_key": key, "stored": true }),
+            Some(reason) => json!({ "evidence_key": key, "stored": false, "reason": reason }),
+        });
+    }
+    Some(Value::Array(answers))
+}

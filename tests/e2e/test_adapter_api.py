@@ -1,0 +1,244 @@
+"""The adapter API on the SDK sideband (spec §12): frameworks that run tools
+in-process ask `POST /evaluate` first and report with `POST /audit`, with
+their own token. One governance core for both doors: the same limits and
+budgets as MCP calls, reserved while an evaluation waits for its report, so
+concurrent evaluations never share the last slot; an unreported evaluation
+expires and gives everything back. The real binary, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import HelioInstance, HelioLauncher, RawMcp, Upstream, wait_until
+
+SDK_TOKEN = secrets.token_hex(32)
+ADAPTER_TOKEN = secrets.token_hex(32)
+ADAPTER = {"authorization": f"Bearer {ADAPTER_TOKEN}"}
+SDK = {"authorization": f"Bearer {SDK_TOKEN}"}
+
+POLICIES = {
+    "rules": [
+        {"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny",
+         "feedback": {"message": "Deleting is disabled.", "suggestion": "Archive it instead."}},
+        {"name": "ask-for-wires", "match": {"tool": "wire"}, "action": "require_approval"},
+        {"name": "three-charges", "match": {"tool": "charge"}, "action": "rate_limit",
+         "limits": {"max_calls": 3, "window": "1h", "key": "global"}},
+        {"name": "needs-lookup", "match": {"tool": "refund"}, "action": "allow",
+         "evidence": {"requires": ["orders.lookup"]}},
+    ]
+}
+
+
+def start(helio: HelioLauncher, upstream: Upstream, tmp_path: Path, **sdk: Any) -> HelioInstance:
+    return helio(
+        {"sdk": {"enabled": True, **sdk}, "policies": POLICIES, "audit": {"path": str(tmp_path / "helio.db")}},
+        upstream=upstream,
+        env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
+    )
+
+
+def evaluate(instance: HelioInstance, tool: str, arguments: dict[str, Any] | None = None, **extra: Any) -> httpx.Response:
+    body = {"origin": "openclaw", "adapter_version": "1.2.3", "agent_id": "planner",
+            "tool": {"name": tool, "annotations": {"readOnlyHint": False}}, **extra}
+    if arguments is not None:
+        body["arguments"] = arguments
+    return httpx.post(f"{instance.sdk_url}/evaluate", json=body, headers=ADAPTER, timeout=10)
+
+
+def report(instance: HelioInstance, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{instance.sdk_url}/audit", json=body, headers=ADAPTER, timeout=10)
+
+
+def record(instance: HelioInstance, record_id: str) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {instance.api_secret}"}
+    found: dict[str, Any] = {}
+
+    def written() -> bool:
+        r = httpx.get(f"{instance.dashboard_url}/api/audit/{record_id}", headers=headers, timeout=5)
+        if r.status_code == 200:
+            found.update(r.json()["data"])
+        return r.status_code == 200
+
+    assert wait_until(written, timeout=5), record_id
+    return found
+
+
+def test_each_token_opens_only_its_own_routes(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    base = instance.sdk_url
+    body = {"tool": {"name": "echo"}}
+    assert httpx.post(f"{base}/evaluate", json=body, headers=SDK, timeout=5).json() == {"error": "Unauthorized"}
+    assert httpx.post(f"{base}/evaluate", json=body, timeout=5).status_code == 401
+    evidence = {"session_id": "s", "tool_name": "t", "evidence_key": "orders.lookup", "evidence_data": {}}
+    assert httpx.post(f"{base}/evidence", json=evidence, headers=ADAPTER, timeout=5).status_code == 401
+    assert httpx.post(f"{base}/evidence", json=evidence, headers=SDK, timeout=5).status_code == 201
+    assert httpx.post(f"{base}/evaluate", json=body, headers={**ADAPTER, "origin": "null"}, timeout=5).status_code == 403
+
+
+def test_an_allowed_evaluation_is_reported_and_audited_with_its_origin(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    r = evaluate(instance, "lookup", {"order": "ORD-1"}, session_id="sess-a", metadata={"channel_id": "C1"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["decision"] == "allow" and answer["reason"] is None
+    done = {"evaluation_id": answer["evaluation_id"], "status": "success", "duration_ms": 12.5,
+            "result": {"found": True}}
+    first = report(instance, done)
+    assert first.status_code == 201, first.text
+    assert first.json()["ok"] is True and first.json()["audit_record_id"] == answer["evaluation_id"]
+    # The same report again: answered the same way; a different one: refused.
+    replay = report(instance, dict(reversed(list(done.items()))))
+    assert replay.status_code == 200 and replay.json()["already_finalized"] is True
+    conflict = report(instance, {**done, "status": "error"})
+    assert (conflict.status_code, conflict.json()["error"]) == (409, "evaluation_conflict")
+    unknown = report(instance, {"evaluation_id": "nope", "status": "success"})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "evaluation_unknown")
+
+    rec = record(instance, answer["evaluation_id"])
+    assert rec["origin"] == "openclaw" and rec["agent_id"] == "planner"
+    assert rec["session_id"] == "sess-a" and rec["session_source"] == "sideband"
+    assert rec["tool_input"] == {"order": "ORD-1"} and rec["upstream_response"] == {"found": True}
+    assert rec["metadata"] == {"channel_id": "C1"} and rec["upstream_latency_ms"] == 12.5
+    adapters = httpx.get(f"{instance.dashboard_url}/api/adapters",
+                         headers={"authorization": f"Bearer {instance.api_secret}"}, timeout=5).json()
+    (seen,) = adapters["adapters"]
+    assert seen["origin"] == "openclaw" and seen["adapter_version"] == "1.2.3" and seen["last_seen"].endswith("Z")
+
+
+def test_blocked_and_held_evaluations_are_terminal(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    denied = evaluate(instance, "delete_record", {"id": "r1"}).json()
+    assert denied["decision"] == "deny" and denied["reason"] == "policy_denied"
+    assert denied["matched_rule"] == "no-deletes" and denied["matched_rule_index"] == 0
+    assert denied["feedback"]["message"] == "Deleting is disabled."
+    assert denied["feedback"]["suggestion"] == "Archive it instead."
+    finished = report(instance, {"evaluation_id": denied["evaluation_id"], "status": "not_executed"})
+    assert finished.status_code == 200 and finished.json()["finalized_by"] == "evaluate"
+    # Approvals for adapter calls (native tickets) are not built: refused, never let through.
+    held = evaluate(instance, "wire", {"amount": 10}).json()
+    assert held["decision"] == "deny" and held["reason"] == "approval_unavailable"
+    missing = evaluate(instance, "refund", {"order": "ORD-1"}, session_id="no-evidence").json()
+    assert missing["decision"] == "deny" and missing["reason"] == "evidence_missing"
+
+
+def test_limits_are_one_pot_for_both_doors_and_never_over_admit(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        answer = evaluate(instance, "charge", {"amount": 1}).json()
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    allowed = [a for a in answers if a["decision"] == "allow"]
+    assert len(allowed) == 3, answers
+    assert all(a["decision"] == "rate_limited" for a in answers if a["decision"] != "allow")
+    # The MCP door shares the window: full while the three are pending.
+    with RawMcp(instance.mcp_url) as raw:
+        raw.initialize()
+        assert "rate_limited" in json.dumps(raw.call_tool("charge", {"amount": 1}).final())
+        # One evaluation was not run after all: its slot comes back, for either door.
+        assert report(instance, {"evaluation_id": allowed[0]["evaluation_id"], "status": "not_executed"}).status_code == 201
+        assert "result" in raw.call_tool("charge", {"amount": 1}).final()
+        assert "rate_limited" in json.dumps(raw.call_tool("charge", {"amount": 1}).final())
+
+
+def test_an_unreported_evaluation_expires_and_gives_back_its_slot(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path, evaluation_ttl="1s")
+    held = [evaluate(instance, "charge", {"amount": 1}).json() for _ in range(3)]
+    assert [a["decision"] for a in held] == ["allow"] * 3
+    assert evaluate(instance, "charge", {"amount": 1}).json()["decision"] == "rate_limited"
+    time.sleep(1.2)
+    late = report(instance, {"evaluation_id": held[0]["evaluation_id"], "status": "success"})
+    assert (late.status_code, late.json()["error"]) == (404, "evaluation_expired")
+    rec = record(instance, held[0]["evaluation_id"])
+    assert rec["record_kind"] == "evaluation_expired"
+    assert rec["evidence_chain"]["sideband"] == {"unreported": True}
+    # The two others expire at the sweep (every 30 s) or on access; this
+    # one's slot is back already.
+    assert evaluate(instance, "charge", {"amount": 1}).json()["decision"] == "allow"
+
+
+def test_a_report_can_attest_evidence_for_the_session(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    lookup = evaluate(instance, "lookup_order", {"order": "ORD-9"}, session_id="sess-e").json()
+    r = report(instance, {
+        "evaluation_id": lookup["evaluation_id"], "status": "success", "result": {"status": "shipped"},
+        "evidence": [
+            {"evidence_key": "orders.lookup", "evidence_data": {"order": "ORD-9"}, "ttl_seconds": 60},
+            {"evidence_key": "not.allowed", "evidence_data": {}},
+        ],
+    })
+    assert r.status_code == 201, r.text
+    assert r.json()["evidence"] == [
+        {"evidence_key": "orders.lookup", "stored": True},
+        {"evidence_key": "not.allowed", "stored": False, "reason": "key_not_in_policy_allowlist"},
+    ]
+    # The refund rule's evidence is there now, for this session, on the MCP door too.
+    refund = evaluate(instance, "refund", {"order": "ORD-9"}, session_id="sess-e").json()
+    assert refund["decision"] == "allow", refund
+    with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "sess-e"}) as raw:
+        raw.initialize()
+        reply = raw.call_tool("refund", {"order": "ORD-9"}).final()
+        assert "evidence_missing" not in json.dumps(reply), reply
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"tool": {"name": "x"}, "origin": "Bad Origin"}, 400, "validation_error"),
+        ({"tool": {"name": "x"}, "origin": "o" * 65}, 400, "validation_error"),
+        ({"tool": {}}, 400, "validation_error"),
+        ({"tool": {"name": "x", "annotations": {"readOnlyHint": "yes"}}}, 400, "validation_error"),
+        ({"tool": {"name": "x"}, "metadata": {"agent_id": "spoof"}}, 400, "reserved_metadata_key"),
+        ({"tool": {"name": "x"}, "arguments": {"blob": "x" * 70_000}}, 413, "arguments_too_large"),
+        ({"tool": {"name": "x"}, "metadata": {"blob": "x" * 5_000}}, 413, "metadata_too_large"),
+        ({"tool": {"name": "x"}, "arguments": [1, 2]}, 400, "validation_error"),
+    ],
+)
+def test_bad_evaluations_are_refused_with_the_field_at_fault(
+    body: dict[str, Any], status: int, error: str, helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    r = httpx.post(f"{instance.sdk_url}/evaluate", json=body, headers=ADAPTER, timeout=5)
+    assert r.status_code == status, r.text
+    assert r.json().get("code", r.json()["error"]) == error or r.json()["error"] == error, r.json()
+
+
+def test_hostile_bodies_are_refused_not_half_read(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    for raw in (
+        b'{"tool": {"name": "charge"}, "arguments": {"amount": 1, "amount": 1000}}',
+        b'{"tool": {"name": "charge"}, "arguments": {"amount": 1e400}}',
+        b'{"tool": {"name": "charge"}, "arguments": {"n": 12345678901234567890123}}',
+        b"\xff\xfe",
+    ):
+        r = httpx.post(f"{instance.sdk_url}/evaluate", content=raw, headers={**ADAPTER, "content-type": "application/json"}, timeout=5)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_json", (raw, r.text)
+    spend = report(instance, {"evaluation_id": "x", "status": "success", "actual_amount": 5})
+    assert (spend.status_code, spend.json()["error"]) == (400, "actual_amount_unsupported")
+    bad_status = report(instance, {"evaluation_id": "x", "status": "done"})
+    assert bad_status.status_code == 400 and bad_status.json()["field"] == "status"
+    audit = httpx.get(f"{instance.dashboard_url}/api/audit",
+                      headers={"authorization": f"Bearer {instance.api_secret}"}, timeout=5).json()
+    assert audit["total"] == 0, "nothing half-read was evaluated"

@@ -22,6 +22,7 @@ import yaml
 import helio
 
 TOKEN = secrets.token_hex(32)
+ADAPTER_TOKEN = secrets.token_hex(32)
 
 # Rules whose evidence the tests report; filler keys make the allowlist
 # preview in a refusal cut off.
@@ -33,6 +34,10 @@ POLICIES = {
             "action": "allow",
             "evidence": {"requires": ["orders.lookup"]},
         },
+        {"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny",
+         "feedback": {"message": "Deleting is disabled.", "suggestion": "Archive the record instead."}},
+        {"name": "two-searches", "match": {"tool": "search_docs"}, "action": "rate_limit",
+         "limits": {"max_calls": 2, "window": "1h", "key": "global"}},
         {
             "name": "filler",
             "match": {"tool": "never_called"},
@@ -93,7 +98,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         proc = subprocess.Popen(
             [binary, "start", "-c", "helio.yaml"],
             cwd=workdir,
-            env={**os.environ, "HELIO_SDK_TOKEN": TOKEN},
+            env={**os.environ, "HELIO_SDK_TOKEN": TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
@@ -126,16 +131,17 @@ def session() -> str:
 
 
 class Blocking:
-    """An `AsyncHelioClient` behind the synchronous interface, on one event
-    loop, so every test runs against both clients."""
+    """An asyncio client behind the synchronous interface, on one event
+    loop, so every test runs against both kinds of client."""
+
+    kind: Any = helio.AsyncHelioClient
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = self._loop.run_until_complete(self._make(*args, **kwargs))
 
-    @staticmethod
-    async def _make(*args: Any, **kwargs: Any) -> helio.AsyncHelioClient:
-        return helio.AsyncHelioClient(*args, **kwargs)
+    async def _make(self, *args: Any, **kwargs: Any) -> Any:
+        return self.kind(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)

@@ -18,7 +18,10 @@ fi
 cd "$root"
 # Our Python SDK (python-sdk/, import `helio`): the sideband tests use it the
 # way an agent would, so it is built and installed fresh on every run.
-"$venv/bin/python" -m build --no-isolation --outdir target/python-sdk-dist python-sdk >/dev/null
+if ! built=$("$venv/bin/python" -m build --no-isolation --outdir target/python-sdk-dist python-sdk 2>&1); then
+  printf '%s\n' "$built" >&2
+  exit 1
+fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
   "target/python-sdk-dist/helio_sdk-$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' python-sdk/src/helio/_version.py)-py3-none-any.whl"
 exec "$venv/bin/python" -m pytest tests/e2e "$@"

@@ -242,3 +242,48 @@ def test_hostile_bodies_are_refused_not_half_read(helio: HelioLauncher, upstream
     audit = httpx.get(f"{instance.dashboard_url}/api/audit",
                       headers={"authorization": f"Bearer {instance.api_secret}"}, timeout=5).json()
     assert audit["total"] == 0, "nothing half-read was evaluated"
+
+
+def test_the_adapter_loop_example_runs_as_its_readme_says(helio_bin: Path, tmp_path: Path) -> None:
+    """examples/adapter-loop: its helio.yaml (ports moved to free ones) and
+    agent.py, with `helio` on PATH as the README has it."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import free_ports
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "adapter-loop"
+    config = yaml.safe_load((example / "helio.yaml").read_text())
+    mcp, dashboard, sdk = free_ports(3)
+    config["listen"]["port"], config["dashboard"]["port"], config["sdk"]["port"] = mcp, dashboard, sdk
+    (tmp_path / "helio.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{helio_bin.parent}:{os.environ['PATH']}", "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN}
+    with open(tmp_path / "helio.log", "wb") as log:
+        proc = subprocess.Popen([str(helio_bin), "start", "-c", "helio.yaml"], cwd=tmp_path, env=env,
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{sdk}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_until(up, timeout=20), (tmp_path / "helio.log").read_text()
+        run = subprocess.run([sys.executable, str(example / "agent.py"), "--url", f"http://127.0.0.1:{sdk}"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[0] == "read_file({'path': 'notes.txt'}) -> (contents of notes.txt)"
+        assert "[blocked: Running shell commands is not allowed for this agent." in lines[1]
+        assert [("blocked" in line) for line in lines[2:5]] == [False, False, True]
+        assert lines[5].endswith("bought usb cable for 12.5 USD")
+        assert "[blocked:" in lines[6] and "purchases" in lines[6], lines[6]
+        records = httpx.get(f"http://127.0.0.1:{dashboard}/api/audit", params={"origin": "adapter-loop-example"},
+                            timeout=5).json()
+        assert records["total"] == 7
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -54,6 +54,11 @@ def _json(operation: str, payload: dict[str, Any]) -> bytes:
         raise HelioError(f"Failed to serialize {operation} payload as JSON: {exc}") from exc
 
 
+def post(operation: str, path: str, payload: dict[str, Any]) -> Request:
+    """A JSON POST whose refusals carry structured details."""
+    return Request("POST", path, operation, _json(operation, payload), detailed=True)
+
+
 def evidence(session_id: str, tool_name: str, evidence_key: str, data: Any, ttl: int) -> Request:
     operation = "POST /evidence"
     payload = {
@@ -112,7 +117,12 @@ def _details(body: bytes) -> str | None:
         raw = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("code"), str):
+    if not isinstance(raw, dict):
+        return None
+    if not isinstance(raw.get("code"), str):
+        # The adapter API's refusals: `{error: <code>, message}`.
+        if isinstance(raw.get("error"), str) and isinstance(raw.get("message"), str):
+            return f"{raw['error']}: {raw['message']}"
         return None
     parts = [f"code={raw['code']}"]
     if isinstance(raw.get("key"), str):

@@ -1,0 +1,85 @@
+"""`helio.adapter` against the real gateway's adapter API, sync and async."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from helio import HelioError
+from helio.adapter import AdapterClient, AsyncAdapterClient, Evaluation
+
+from conftest import ADAPTER_TOKEN, Blocking, Gateway, session
+
+
+class BlockingAdapter(Blocking):
+    kind = AsyncAdapterClient
+
+
+@pytest.fixture(params=["sync", "async"])
+def adapter(request: pytest.FixtureRequest, gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("HELIO_ADAPTER_TOKEN", ADAPTER_TOKEN)
+    make: Callable[..., Any] = AdapterClient if request.param == "sync" else BlockingAdapter
+    client = make(gateway.sdk_url, "sdk-tests", adapter_version="0.1", agent_id="tester")
+    yield client
+    client.close()
+
+
+def test_evaluate_then_report_and_a_retry_changes_nothing(adapter: Any) -> None:
+    evaluation = adapter.evaluate("lookup_order", {"order_id": "ORD-1001"}, session_id=session(),
+                                  annotations={"readOnlyHint": True}, metadata={"channel": "c1"})
+    assert isinstance(evaluation, Evaluation) and evaluation.allowed
+    first = adapter.report(evaluation, "success", result={"found": True}, duration_ms=3.5)
+    assert first.audit_record_id == evaluation.evaluation_id and not first.already_finalized
+    again = adapter.report(evaluation.evaluation_id, "success", result={"found": True}, duration_ms=3.5)
+    assert again.already_finalized
+    with pytest.raises(HelioError) as conflict:
+        adapter.report(evaluation, "error", error="late")
+    assert conflict.value.status_code == 409
+    assert "evaluation_conflict" in str(conflict.value)
+
+
+def test_a_blocked_call_carries_feedback_for_the_model(adapter: Any) -> None:
+    denied = adapter.evaluate("delete_record", {"record_type": "order", "record_id": "1"})
+    assert not denied.allowed and denied.decision == "deny"
+    assert denied.matched_rule == "no-deletes"
+    assert denied.feedback_text() == "Deleting is disabled. Archive the record instead."
+    assert adapter.report(denied, "not_executed").finalized_by_evaluate
+
+
+def test_limits_are_reserved_until_reported(adapter: Any) -> None:
+    # `two-searches` allows two an hour across every caller; other tests
+    # (and the other client kind) may have used some.
+    taken = []
+    while True:
+        evaluation = adapter.evaluate("search_docs", {"query": "x"})
+        if not evaluation.allowed:
+            break
+        taken.append(evaluation)
+    assert evaluation.decision == "rate_limited" and evaluation.feedback["retry_allowed"] is True
+    if taken:
+        adapter.report(taken[0], "not_executed")
+        assert adapter.evaluate("search_docs", {"query": "x"}).allowed
+    for evaluation in taken[1:]:
+        adapter.report(evaluation, "success")
+
+
+def test_errors_name_what_went_wrong(adapter: Any, monkeypatch: pytest.MonkeyPatch, gateway: Gateway) -> None:
+    with pytest.raises(HelioError) as unknown:
+        adapter.report("no-such-evaluation", "success")
+    assert unknown.value.status_code == 404
+    assert str(unknown.value).startswith("POST /audit failed: HTTP 404 (evaluation_unknown:")
+    with pytest.raises(HelioError) as bad:
+        adapter.report("x", "finished")
+    assert bad.value.status_code is None and "status must be" in str(bad.value)
+    with pytest.raises(HelioError) as not_json:
+        adapter.evaluate("lookup_order", {"n": float("nan")})
+    assert "Failed to serialize POST /evaluate payload as JSON" in str(not_json.value)
+    monkeypatch.setenv("HELIO_ADAPTER_TOKEN", "wrong")
+    with AdapterClient(gateway.sdk_url) as wrong, pytest.raises(HelioError) as refused:
+        wrong.evaluate("lookup_order")
+    assert (str(refused.value), refused.value.status_code) == ("POST /evaluate failed: HTTP 401", 401)
+    with AdapterClient("http://127.0.0.1:9") as nowhere, pytest.raises(HelioError) as down:
+        nowhere.evaluate("lookup_order")
+    assert str(down.value) == "Cannot connect to proxy at http://127.0.0.1:9"

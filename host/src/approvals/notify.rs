@@ -189,6 +189,31 @@ impl Notifier {
     ) {
         let send = match self.targets.get(channel) {
             Some(Target::Dashboard) => return,
+            // The ending updates the message the request posted: first let
+            // that request finish (a decision can come within milliseconds
+            // of the post), or it would be posted as a second message.
+            Some(Target::Slack { .. }) if phase == Phase::Resolution => {
+                let (notifier, approvals) = (self.clone(), approvals.clone());
+                let (id, channel) = (ticket.id.clone(), channel.to_owned());
+                self.runtime.spawn(async move {
+                    let Some(ticket) = told(&approvals, &id, &channel).await else {
+                        return;
+                    };
+                    let Some(Target::Slack {
+                        api,
+                        token,
+                        channel: slack_channel,
+                    }) = notifier.targets.get(&channel)
+                    else {
+                        return;
+                    };
+                    let send = slack_send(api, token, slack_channel, &channel, &ticket, phase);
+                    notifier
+                        .deliver(&approvals, &id, &channel, phase, send)
+                        .await;
+                });
+                return;
+            }
             Some(Target::Webhook { uri, secret }) => {
                 Send::Webhook(uri.clone(), Delivery::new(ticket, phase, secret.as_ref()))
             }
@@ -219,6 +244,7 @@ impl Notifier {
         });
     }
 
+    /// Delivers `send`, retrying.
     async fn deliver(
         &self,
         approvals: &Approvals,
@@ -393,6 +419,25 @@ pub fn signature(secret: &[u8], body: &[u8]) -> Option<String> {
         "sha256={}",
         hex::encode(mac.finalize().into_bytes())
     ))
+}
+
+/// The ticket once `channel` has been told of it (delivered or given up),
+/// or as it stands after the longest a delivery can take; none if it is gone.
+async fn told(approvals: &Approvals, id: &str, channel: &str) -> Option<Ticket> {
+    let longest = ATTEMPT_TIMEOUT * (RETRY_DELAYS.len() as u32 + 1) + RETRY_DELAYS.iter().sum();
+    let deadline = tokio::time::Instant::now() + longest;
+    loop {
+        let ticket = approvals.get(id)?;
+        let settled = ticket
+            .notifications
+            .iter()
+            .chain(&ticket.notification_failures)
+            .any(|n| n["channel"] == channel);
+        if settled || tokio::time::Instant::now() >= deadline {
+            return Some(ticket);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The Slack call for a notice: a new message for a request or an

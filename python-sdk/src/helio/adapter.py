@@ -14,9 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from . import _wire
+from ._transport import AsyncTransport, SyncTransport
 from .errors import HelioError
 
 __all__ = ["AdapterClient", "AsyncAdapterClient", "Evaluation", "Reported", "TOKEN_ENV"]
@@ -146,7 +145,7 @@ def _report_request(
     return _wire.post("POST /audit", "/audit", payload)
 
 
-class AdapterClient:
+class AdapterClient(SyncTransport):
     """The adapter API for one framework (its ``origin`` slug, e.g.
     ``"my-agent"``). The token is read from ``HELIO_ADAPTER_TOKEN`` when
     the client is built."""
@@ -160,13 +159,10 @@ class AdapterClient:
         agent_id: str | None = None,
         timeout: float = 5.0,
     ) -> None:
-        self._proxy_url = _wire.base_url(proxy_url)
+        super().__init__(proxy_url, TOKEN_ENV, timeout)
         self.origin = origin
         self.adapter_version = adapter_version
         self.agent_id = agent_id
-        self._http = httpx.Client(
-            base_url=self._proxy_url, timeout=timeout, headers=_wire.auth_headers(TOKEN_ENV)
-        )
 
     def evaluate(
         self,
@@ -199,25 +195,8 @@ class AdapterClient:
         request = _report_request(evaluation, status, result, error, duration_ms, evidence)
         return _reported(request.operation, self._send(request))
 
-    def _send(self, request: _wire.Request) -> bytes:
-        try:
-            response = self._http.request(**_wire.http_arguments(request))
-        except httpx.HTTPError as exc:
-            raise _wire.failure(exc, request, self._proxy_url) from exc
-        _wire.check(request, response.status_code, response.content)
-        return response.content
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> AdapterClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncAdapterClient:
+class AsyncAdapterClient(AsyncTransport):
     """:class:`AdapterClient` for asyncio: the same methods, as coroutines."""
 
     def __init__(
@@ -229,13 +208,10 @@ class AsyncAdapterClient:
         agent_id: str | None = None,
         timeout: float = 5.0,
     ) -> None:
-        self._proxy_url = _wire.base_url(proxy_url)
+        super().__init__(proxy_url, TOKEN_ENV, timeout)
         self.origin = origin
         self.adapter_version = adapter_version
         self.agent_id = agent_id
-        self._http = httpx.AsyncClient(
-            base_url=self._proxy_url, timeout=timeout, headers=_wire.auth_headers(TOKEN_ENV)
-        )
 
     async def evaluate(
         self,
@@ -263,20 +239,3 @@ class AsyncAdapterClient:
     ) -> Reported:
         request = _report_request(evaluation, status, result, error, duration_ms, evidence)
         return _reported(request.operation, await self._send(request))
-
-    async def _send(self, request: _wire.Request) -> bytes:
-        try:
-            response = await self._http.request(**_wire.http_arguments(request))
-        except httpx.HTTPError as exc:
-            raise _wire.failure(exc, request, self._proxy_url) from exc
-        _wire.check(request, response.status_code, response.content)
-        return response.content
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncAdapterClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
-
 from . import _wire
+from ._transport import SyncTransport
 from .errors import HelioError
 from .types import SessionState
 
 __all__ = ["HelioClient", "HelioError"]
 
 
-class HelioClient:
+class HelioClient(SyncTransport):
     """Reports evidence and context for one session to the gateway's SDK
     sideband, and reads the session back. It decides nothing: the gateway
     does, when the agent's MCP call for that session arrives.
@@ -32,19 +31,12 @@ class HelioClient:
         *,
         timeout: float = 5.0,
     ) -> None:
-        self._proxy_url = _wire.base_url(proxy_url)
+        super().__init__(proxy_url, _wire.TOKEN_ENV, timeout)
         self._session_id = session_id or uuid.uuid4().hex
-        self._http = httpx.Client(
-            base_url=self._proxy_url, timeout=timeout, headers=_wire.auth_headers()
-        )
 
     @property
     def session_id(self) -> str:
         return self._session_id
-
-    @property
-    def proxy_url(self) -> str:
-        return self._proxy_url
 
     def mcp_headers(self) -> dict[str, str]:
         """The header to give the agent's MCP client, so its calls belong to
@@ -67,20 +59,3 @@ class HelioClient:
         (``GET /session/:id/state``); an unknown session is empty."""
         request = _wire.state(self._session_id)
         return _wire.session_state(request, self._send(request))
-
-    def _send(self, request: _wire.Request) -> bytes:
-        try:
-            response = self._http.request(**_wire.http_arguments(request))
-        except httpx.HTTPError as exc:
-            raise _wire.failure(exc, request, self._proxy_url) from exc
-        _wire.check(request, response.status_code, response.content)
-        return response.content
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> HelioClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

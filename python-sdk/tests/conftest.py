@@ -90,7 +90,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "dashboard": {"enabled": False},
         "sdk": {"enabled": True, "host": "127.0.0.1", "port": sdk},
         "audit": {"path": str(workdir / "audit.db")},
-        "policies": POLICIES,
+        "policies": {**POLICIES, "install": {"rules": [
+            {"name": "no-pads", "match": {"name": "*-pad"}, "action": "deny_install"}]}},
     }
     (workdir / "helio.yaml").write_text(yaml.safe_dump(config))
     log = workdir / "helio.log"

@@ -83,3 +83,10 @@ def test_errors_name_what_went_wrong(adapter: Any, monkeypatch: pytest.MonkeyPat
     with AdapterClient("http://127.0.0.1:9") as nowhere, pytest.raises(HelioError) as down:
         nowhere.evaluate("lookup_order")
     assert str(down.value) == "Cannot connect to proxy at http://127.0.0.1:9"
+
+
+def test_install_scans(adapter: Any) -> None:
+    assert adapter.install_scan({"name": "requests", "version": "2.32"}).allowed
+    banned = adapter.install_scan({"name": "left-pad", "source": "npm"})
+    assert not banned.allowed and banned.reason == "install_denied" and banned.matched_rule == "no-pads"
+    assert banned.feedback_text().startswith("Installing left-pad is not allowed")

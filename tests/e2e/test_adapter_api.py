@@ -287,3 +287,49 @@ def test_the_adapter_loop_example_runs_as_its_readme_says(helio_bin: Path, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_install_scans_follow_install_policy_and_are_audited(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    install = {
+        "default": "allow",
+        "rules": [
+            {"name": "vetted-left-pad", "match": {"name": "left-pad", "source": "npm"}, "action": "allow"},
+            {"name": "no-pads", "match": {"name": "*-pad"}, "action": "deny_install",
+             "feedback": {"message": "Padding packages are banned.", "suggestion": "Use str.pad instead."}},
+            {"name": "prod-is-locked", "match": {"metadata": {"env": {"eq": "prod"}}}, "action": "deny_install"},
+        ],
+    }
+    instance = helio(
+        {"sdk": {"enabled": True}, "policies": {**POLICIES, "install": install},
+         "audit": {"path": str(tmp_path / "helio.db")}},
+        upstream=upstream_sse,
+        env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
+    )
+
+    def scan(package: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        r = httpx.post(f"{instance.sdk_url}/install-scan", headers=ADAPTER, timeout=5,
+                       json={"origin": "openclaw", "agent_id": "builder", "package": package, **extra})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    vetted = scan({"name": "left-pad", "source": "npm", "version": "1.3.0"})
+    assert (vetted["decision"], vetted["matched_rule"], vetted["matched_rule_index"]) == ("allow", "vetted-left-pad", 0)
+    banned = scan({"name": "right-pad", "source": "npm"})
+    assert (banned["decision"], banned["reason"], banned["matched_rule"]) == ("deny", "install_denied", "no-pads")
+    assert banned["feedback"]["message"] == "Padding packages are banned."
+    assert scan({"name": "requests"}, metadata={"env": "prod"})["matched_rule"] == "prod-is-locked"
+    assert scan({"name": "requests"}, metadata={"env": "dev"})["decision"] == "allow"
+    # A scan is terminal: reporting it is answered as finished.
+    done = report(instance, {"evaluation_id": banned["evaluation_id"], "status": "not_executed"})
+    assert done.json()["finalized_by"] == "evaluate"
+
+    rec = record(instance, banned["evaluation_id"])
+    assert rec["record_kind"] == "install_scan" and rec["tool_name"] == "install:npm:right-pad"
+    assert rec["tool_input"] == {"name": "right-pad", "source": "npm"}
+    assert (rec["policy_decision"], rec["block_reason"], rec["origin"]) == ("deny", "install_denied", "openclaw")
+    assert record(instance, vetted["evaluation_id"])["policy_decision"] == "allow"
+    for bad in ({"package": {}}, {"package": {"name": "x", "source": 7}}, {}):
+        r = httpx.post(f"{instance.sdk_url}/install-scan", headers=ADAPTER, json=bad, timeout=5)
+        assert r.status_code == 400 and r.json()["code"] == "validation_error", (bad, r.text)

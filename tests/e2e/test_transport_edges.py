@@ -490,16 +490,14 @@ def test_sigterm_ends_open_get_streams_promptly(helio: HelioLauncher, upstream_s
     assert elapsed < 5, f"shutdown took {elapsed:.1f}s with a GET stream open"
 
 
-# ------------------------------------------------- accepted but not yet enforced
+# ------------------------------------------------- every key is enforced
 
 
-def test_unenforced_informational_keys_only_warn(helio: HelioLauncher, upstream_sse: Upstream) -> None:
-    overrides = {"audit": {"retention": "30d"}, "sdk": {"evaluation_ttl": "5m"},
-                 "policies": {"install": {"rules": []}}}
+def test_no_key_is_accepted_without_being_enforced(helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    overrides = {"audit": {"retention": "30d"}, "sdk": {"enabled": True, "evaluation_ttl": "5m"},
+                 "policies": {"install": {"default": "deny", "rules": []}}}
     instance = helio(overrides, upstream=upstream_sse)
-    assert "audit: accepted but not yet enforced" not in instance.stderr
-    assert "sdk.evaluation_ttl: accepted but not yet enforced" not in instance.stderr
-    assert "policies.install: accepted but not yet enforced" in instance.stderr
+    assert "not yet enforced" not in instance.stderr
     with RawMcp(instance.mcp_url) as raw:
         raw.initialize()
         assert rpc_result(raw.call_tool("echo", {"text": "hi"}, id="ok-1"), "ok-1")["content"]

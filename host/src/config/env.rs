@@ -98,7 +98,7 @@ mod tests {
             _ => None,
         };
         let out = substitute(&mut r, text, &Path::root().key("k"), &lookup);
-        let (issues, _) = r.into_parts();
+        let issues = r.into_issues();
         (out, issues.into_iter().map(|i| i.to_string()).collect())
     }
 

@@ -13,7 +13,6 @@ mod nesting;
 mod read;
 mod reader;
 mod scaffold;
-mod unenforced;
 
 use std::path::{Path as FsPath, PathBuf};
 
@@ -23,7 +22,6 @@ pub use model::*;
 pub use read::RESERVED_HEADERS;
 pub use reader::{parse_duration, Issue};
 pub use scaffold::scaffold;
-pub use unenforced::not_yet_enforced;
 
 use reader::{Path, Reader};
 
@@ -114,10 +112,9 @@ pub fn parse(
     if let Some(config) = &config {
         checks::cross_field(&mut r, config);
     }
-    let (issues, explicit_keys) = r.into_parts();
+    let issues = r.into_issues();
     match config {
-        Some(mut config) if issues.is_empty() => {
-            config.explicit_keys = explicit_keys;
+        Some(config) if issues.is_empty() => {
             let warnings = warnings(&config);
             Ok(Loaded { config, warnings })
         }
@@ -210,9 +207,6 @@ fn warnings(c: &Config) -> Vec<String> {
                 "policies.rules[{i}].limits.key: \"agent\" is not available on the MCP path and falls back to \"tool\""
             ));
         }
-    }
-    for key in not_yet_enforced(c) {
-        out.push(format!("{key}: accepted but not yet enforced"));
     }
     out
 }

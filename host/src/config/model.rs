@@ -2,7 +2,6 @@
 //! checked. Defaults are the original Helio's, so a file written for it means
 //! the same thing here.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -35,9 +34,6 @@ pub struct Config {
     /// SHA-256 of the file's bytes as read (none for text parsed from
     /// elsewhere): hot reload compares the file against it.
     pub source_digest: Option<[u8; 32]>,
-    /// Keys the file set explicitly, as dotted paths without list indices
-    /// (`policies.rules.action`). Drives the "not yet enforced" report.
-    pub explicit_keys: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -150,7 +150,6 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         budgets_json,
         restart_sections,
         source_digest: None,
-        explicit_keys: Default::default(),
     })
 }
 

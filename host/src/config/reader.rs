@@ -5,7 +5,6 @@
 //! whole list at once, each with a "did you mean" where a key is misspelt.
 
 use helio_syntax::suggest::{invalid_value, unknown_key};
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -52,22 +51,6 @@ impl Path {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The path with list indices removed: `policies.rules[2].action` becomes
-    /// `policies.rules.action`. Used to name keys independently of position.
-    fn without_indices(&self) -> String {
-        let mut out = String::with_capacity(self.0.len());
-        let mut in_index = false;
-        for c in self.0.chars() {
-            match c {
-                '[' => in_index = true,
-                ']' => in_index = false,
-                _ if !in_index => out.push(c),
-                _ => {}
-            }
-        }
-        out
-    }
 }
 
 impl fmt::Display for Path {
@@ -80,11 +63,10 @@ impl fmt::Display for Path {
     }
 }
 
-/// Collects issues and the set of keys the document set explicitly.
+/// Collects issues.
 #[derive(Debug, Default)]
 pub struct Reader {
     issues: Vec<Issue>,
-    explicit: BTreeSet<String>,
 }
 
 impl Reader {
@@ -99,8 +81,8 @@ impl Reader {
         });
     }
 
-    pub fn into_parts(self) -> (Vec<Issue>, BTreeSet<String>) {
-        (self.issues, self.explicit)
+    pub fn into_issues(self) -> Vec<Issue> {
+        self.issues
     }
 
     /// Opens a mapping, reporting every key that is not in `known`.
@@ -134,9 +116,7 @@ impl Reader {
         if value.is_null() {
             return None;
         }
-        let path = obj.path.key(key);
-        self.explicit.insert(path.without_indices());
-        Some((value, path))
+        Some((value, obj.path.key(key)))
     }
 
     /// A required field: reports `missing required key` when absent.
@@ -350,7 +330,6 @@ mod tests {
             .index(2)
             .key("limits");
         assert_eq!(p.to_string(), "policies.rules[2].limits");
-        assert_eq!(p.without_indices(), "policies.rules.limits");
         assert_eq!(Path::root().to_string(), "(top level)");
     }
 }

@@ -39,6 +39,7 @@ pub use facts::{CallFacts, Door, Era, Refused, SessionIdentity};
 pub use forward::{Forwarded, Unanswered};
 pub use held::{Held, Holding, Resolved};
 pub use pending::{Pending, Report};
+pub use record::InstallScan;
 
 use held::Routing;
 
@@ -290,6 +291,16 @@ impl Governor {
             )
             .await,
         ))
+    }
+
+    /// The stage chain and policy in force now.
+    pub fn pipeline(&self) -> Arc<crate::pipeline::Pipeline> {
+        self.pipeline.current()
+    }
+
+    /// Records an install scan; its record id.
+    pub fn install_scanned(&self, scan: InstallScan<'_>) -> String {
+        record::install_scan(&self.audit, scan)
     }
 
     /// Records a call a door refused before any stage saw it.

@@ -219,6 +219,50 @@ impl Drop for CallAudit {
     }
 }
 
+/// An install scan (the adapter API's `/install-scan`), as recorded.
+pub struct InstallScan<'a> {
+    pub origin: &'a str,
+    pub received: Instant,
+    /// `install:<source or pkg>:<name>`.
+    pub tool_name: String,
+    /// The package object, as JSON text.
+    pub package: String,
+    pub allowed: bool,
+    pub rule: Option<String>,
+    pub rule_index: Option<u32>,
+    pub session: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+    pub environment: Option<&'a str>,
+}
+
+/// Records an install scan, allowed or denied; its record id.
+pub(super) fn install_scan(audit: &Audit, scan: InstallScan<'_>) -> String {
+    let total = scan.received.elapsed().as_secs_f64() * 1e3;
+    let id = new_id();
+    audit.record(AuditRecord {
+        id: id.clone(),
+        timestamp: iso_at(scan.received),
+        session_id: scan.session.map(str::to_owned),
+        session_source: scan.session.map(|_| "sideband"),
+        agent_id: scan.agent.map(str::to_owned),
+        environment: scan.environment.map(str::to_owned),
+        tool_name: scan.tool_name,
+        tool_input: scan.package,
+        policy_decision: if scan.allowed { "allow" } else { "deny" }.into(),
+        block_reason: (!scan.allowed).then(|| "install_denied".into()),
+        matched_rule: scan.rule,
+        matched_rule_index: scan.rule_index,
+        total_duration_ms: total,
+        proxy_compute_ms: total,
+        record_kind: "install_scan",
+        origin: scan.origin.to_owned().into(),
+        metadata: scan.metadata.map(str::to_owned),
+        ..AuditRecord::default()
+    });
+    id
+}
+
 /// Records a call refused before any stage saw it.
 pub(super) fn refused(audit: &Audit, r: Refused<'_>) {
     let total = r.received.elapsed().as_secs_f64() * 1e3;

@@ -63,6 +63,8 @@ pub struct Pipeline {
     router: Arc<plugins::Router>,
     /// The configured budgets, for the operator views.
     budgets: Arc<[config::Budget]>,
+    /// `policies.install`: what the adapter API's install scans answer.
+    install: Arc<config::Install>,
     /// Spend rules' currencies by the rule's state id, for the operator
     /// views.
     spend_currencies: Arc<HashMap<String, String>>,
@@ -194,6 +196,7 @@ impl Pipeline {
             environment: config.environment.as_deref().map(Arc::from),
             rule_count: config.policies.rules.len(),
             budgets: config.budgets.iter().cloned().collect(),
+            install: Arc::new(config.policies.install.clone()),
             spend_currencies: Arc::new(
                 config
                     .policies
@@ -430,6 +433,11 @@ impl Pipeline {
     /// The configured budgets, in configuration order.
     pub fn budgets(&self) -> &[config::Budget] {
         &self.budgets
+    }
+
+    /// `policies.install` as configured now.
+    pub fn install_policy(&self) -> &config::Install {
+        &self.install
     }
 
     /// A spend rule's currency, by the rule's state id.

@@ -8,11 +8,14 @@
 //! the last slot, and one never reported gives everything back when it
 //! expires. Records carry the adapter's `origin`.
 //!
+//! `POST /install-scan` asks install-time policy (`policies.install`, see
+//! [`super::install`]) whether a package may be installed.
+//!
 //! Not built yet (the remaining items): held evaluations (native
 //! tickets, `POST /approval/:id/resolve`) — a call that needs an approval is
-//! refused `approval_unavailable`; `POST /install-scan`; `actual_amount`
-//! (refused with a 400 naming it); per-origin tool-definition drift (the
-//! tool's schema fields are accepted and not yet compared).
+//! refused `approval_unavailable`; `actual_amount` (refused with a 400
+//! naming it); per-origin tool-definition drift (the tool's schema fields
+//! are accepted and not yet compared).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ use super::body::{self, ApiError, Fields};
 use super::evaluations::{Evaluations, Finished, Found, Refusal};
 use super::routes::Sideband;
 use crate::govern::{
-    CallFacts, Deferred, Denial, Door, Governor, Report, SessionIdentity, Simulation,
+    CallFacts, Deferred, Denial, Door, Governor, InstallScan, Report, SessionIdentity, Simulation,
 };
 use crate::plugins::Annotations;
 use crate::state::{now_ms, CallOutcome, Evidence};
@@ -423,6 +426,108 @@ pub(super) async fn report(
         },
     );
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `POST /install-scan {origin, agent_id?, session_id?, package {name,
+/// version?, source?, spec?, url?}, metadata?}` → `{evaluation_id,
+/// decision: allow|deny, reason, matched_rule, matched_rule_index,
+/// feedback?}`; terminal (nothing to report), always audited.
+pub(super) async fn install_scan(
+    State(adapter): State<Arc<Adapter>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    let fields = Fields::parse(body)?;
+    let origin = origin(&fields)?;
+    let adapter_version = fields.optional_text("adapter_version", 64)?;
+    let agent = fields.optional_text("agent_id", 128)?;
+    let session = session(&fields)?;
+    let Some(Value::Object(package)) = fields.get("package") else {
+        return Err(ApiError::invalid(
+            "package",
+            "package is required: an object with a name",
+        ));
+    };
+    let package_fields = Fields::from_map(package.clone());
+    let name = package_fields.name("name").map_err(|_| {
+        ApiError::invalid(
+            "package.name",
+            "package.name must be a non-empty string of at most 256 characters",
+        )
+    })?;
+    let source = package_fields.optional_text("source", 64).map_err(|_| {
+        ApiError::invalid(
+            "package.source",
+            "package.source must be a string of at most 64 characters",
+        )
+    })?;
+    for field in ["version", "spec", "url"] {
+        package_fields.optional_text(field, 2048).map_err(|_| {
+            ApiError::invalid(
+                &format!("package.{field}"),
+                format!("package.{field} must be a string"),
+            )
+        })?;
+    }
+    let metadata = object(&fields, "metadata", MAX_METADATA_BYTES)?;
+    adapter
+        .door
+        .evaluations
+        .admit(&origin, adapter_version.as_deref())
+        .map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "origin_limit_exceeded",
+                format!(
+                    "at most {} adapter origins",
+                    super::evaluations::MAX_ORIGINS
+                ),
+            )
+        })?;
+    let pipeline = adapter.door.governor.pipeline();
+    let verdict = super::install::scan(
+        pipeline.install_policy(),
+        &super::install::Package {
+            name: &name,
+            source: source.as_deref(),
+        },
+        metadata.as_ref().and_then(|(m, _)| m.as_object()),
+    );
+    let id = adapter.door.governor.install_scanned(InstallScan {
+        origin: &origin,
+        received,
+        tool_name: format!("install:{}:{name}", source.as_deref().unwrap_or("pkg")),
+        package: Value::Object(package.clone()).to_string(),
+        allowed: verdict.allowed,
+        rule: verdict.rule.clone(),
+        rule_index: verdict.rule_index,
+        session: session.as_deref(),
+        agent: agent.as_deref(),
+        metadata: metadata.as_ref().map(|(_, text)| text.as_str()),
+        environment: pipeline.environment().map(|e| &**e),
+    });
+    let mut answer = json!({
+        "evaluation_id": id,
+        "decision": if verdict.allowed { "allow" } else { "deny" },
+        "reason": if verdict.allowed { verdict.note } else { "install_denied" },
+        "matched_rule": verdict.rule,
+        "matched_rule_index": verdict.rule_index,
+    });
+    if !verdict.allowed {
+        let (message, suggestion) = match &verdict.feedback {
+            Some(feedback) => (feedback.message.clone(), feedback.suggestion.clone()),
+            None => (
+                format!("Installing {name} is not allowed by install-time policy"),
+                None,
+            ),
+        };
+        answer["feedback"] = json!({
+            "blocked": true, "reason": "install_denied", "message": message,
+            "suggestion": suggestion, "retry_allowed": false,
+        });
+    }
+    adapter.door.evaluations.finished(id, Finished::ByEvaluate);
+    Ok(Json(answer).into_response())
 }
 
 /// One `evidence[]` entry of a report.

@@ -13,6 +13,7 @@
 mod adapter;
 mod body;
 mod evaluations;
+mod install;
 mod routes;
 
 pub use adapter::AdapterDoor;
@@ -78,6 +79,7 @@ fn build(sdk_token: &str, sideband: Arc<Sideband>, adapter: Option<(&str, Adapte
             Router::new()
                 .route("/evaluate", post(adapter::evaluate))
                 .route("/audit", post(adapter::report))
+                .route("/install-scan", post(adapter::install_scan))
                 .with_state(adapter::Adapter::new(door, sideband))
                 .route_layer(middleware::from_fn_with_state(
                     Arc::new(BearerSecret::new(token)),

@@ -127,6 +127,26 @@ def _evaluate_request(
     return _wire.post("POST /evaluate", "/evaluate", payload)
 
 
+def _install_request(
+    origin: str,
+    adapter_version: str | None,
+    agent_id: str | None,
+    package: dict[str, Any],
+    session_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> _wire.Request:
+    payload: dict[str, Any] = {"origin": origin, "package": package}
+    for key, value in (
+        ("adapter_version", adapter_version),
+        ("agent_id", agent_id),
+        ("session_id", session_id),
+        ("metadata", metadata),
+    ):
+        if value is not None:
+            payload[key] = value
+    return _wire.post("POST /install-scan", "/install-scan", payload)
+
+
 def _report_request(
     evaluation: Evaluation | str,
     status: str,
@@ -195,6 +215,20 @@ class AdapterClient(SyncTransport):
         request = _report_request(evaluation, status, result, error, duration_ms, evidence)
         return _reported(request.operation, self._send(request))
 
+    def install_scan(
+        self,
+        package: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        """Asks install-time policy whether ``package`` (``{name, version?,
+        source?, spec?, url?}``) may be installed; nothing to report after."""
+        request = _install_request(
+            self.origin, self.adapter_version, self.agent_id, package, session_id, metadata
+        )
+        return _evaluation(request.operation, self._send(request))
+
 
 class AsyncAdapterClient(AsyncTransport):
     """:class:`AdapterClient` for asyncio: the same methods, as coroutines."""
@@ -239,3 +273,15 @@ class AsyncAdapterClient(AsyncTransport):
     ) -> Reported:
         request = _report_request(evaluation, status, result, error, duration_ms, evidence)
         return _reported(request.operation, await self._send(request))
+
+    async def install_scan(
+        self,
+        package: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        request = _install_request(
+            self.origin, self.adapter_version, self.agent_id, package, session_id, metadata
+        )
+        return _evaluation(request.operation, await self._send(request))

@@ -67,6 +67,25 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError
     ApiError::new(status, json!({ "error": code, "message": message.into() }))
 }
 
+/// Who is asking: the fields every adapter request may carry.
+struct Caller {
+    origin: String,
+    adapter_version: Option<String>,
+    agent: Option<String>,
+    session: Option<String>,
+}
+
+impl Caller {
+    fn read(fields: &Fields) -> Result<Self, ApiError> {
+        Ok(Self {
+            origin: origin(fields)?,
+            adapter_version: fields.optional_text("adapter_version", 64)?,
+            agent: fields.optional_text("agent_id", 128)?,
+            session: session(fields)?,
+        })
+    }
+}
+
 /// An origin slug: `^[a-z0-9_-]{1,64}$`.
 fn origin(fields: &Fields) -> Result<String, ApiError> {
     let origin = fields
@@ -158,10 +177,9 @@ pub(super) async fn evaluate(
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let fields = Fields::parse(body)?;
-    let origin = origin(&fields)?;
-    let adapter_version = fields.optional_text("adapter_version", 64)?;
-    let agent = fields.optional_text("agent_id", 128)?;
-    let session = session(&fields)?;
+    let caller = Caller::read(&fields)?;
+    let (origin, agent, session) = (caller.origin, caller.agent, caller.session);
+    let adapter_version = caller.adapter_version;
     let Some(Value::Object(tool)) = fields.get("tool") else {
         return Err(ApiError::invalid(
             "tool",
@@ -438,10 +456,9 @@ pub(super) async fn install_scan(
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let fields = Fields::parse(body)?;
-    let origin = origin(&fields)?;
-    let adapter_version = fields.optional_text("adapter_version", 64)?;
-    let agent = fields.optional_text("agent_id", 128)?;
-    let session = session(&fields)?;
+    let caller = Caller::read(&fields)?;
+    let (origin, agent, session) = (caller.origin, caller.agent, caller.session);
+    let adapter_version = caller.adapter_version;
     let Some(Value::Object(package)) = fields.get("package") else {
         return Err(ApiError::invalid(
             "package",

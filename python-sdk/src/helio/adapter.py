@@ -101,6 +101,11 @@ def _reported(operation: str, body: bytes) -> Reported:
         raise HelioError(f"{operation} returned malformed response payload", status_code=200) from exc
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The fields that are set (a request leaves the others out)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def _evaluate_request(
     origin: str,
     adapter_version: str | None,
@@ -111,19 +116,16 @@ def _evaluate_request(
     annotations: dict[str, bool] | None,
     metadata: dict[str, Any] | None,
 ) -> _wire.Request:
-    tool: dict[str, Any] = {"name": tool_name}
-    if annotations is not None:
-        tool["annotations"] = annotations
-    payload: dict[str, Any] = {"origin": origin, "tool": tool}
-    for key, value in (
-        ("adapter_version", adapter_version),
-        ("agent_id", agent_id),
-        ("session_id", session_id),
-        ("arguments", arguments),
-        ("metadata", metadata),
-    ):
-        if value is not None:
-            payload[key] = value
+    tool = _present(name=tool_name, annotations=annotations)
+    payload = _present(
+        origin=origin,
+        tool=tool,
+        adapter_version=adapter_version,
+        agent_id=agent_id,
+        session_id=session_id,
+        arguments=arguments,
+        metadata=metadata,
+    )
     return _wire.post("POST /evaluate", "/evaluate", payload)
 
 
@@ -135,15 +137,14 @@ def _install_request(
     session_id: str | None,
     metadata: dict[str, Any] | None,
 ) -> _wire.Request:
-    payload: dict[str, Any] = {"origin": origin, "package": package}
-    for key, value in (
-        ("adapter_version", adapter_version),
-        ("agent_id", agent_id),
-        ("session_id", session_id),
-        ("metadata", metadata),
-    ):
-        if value is not None:
-            payload[key] = value
+    payload = _present(
+        origin=origin,
+        package=package,
+        adapter_version=adapter_version,
+        agent_id=agent_id,
+        session_id=session_id,
+        metadata=metadata,
+    )
     return _wire.post("POST /install-scan", "/install-scan", payload)
 
 
@@ -158,10 +159,14 @@ def _report_request(
     if status not in ("success", "error", "not_executed"):
         raise HelioError(f"status must be success, error or not_executed, not {status!r}")
     evaluation_id = evaluation.evaluation_id if isinstance(evaluation, Evaluation) else evaluation
-    payload: dict[str, Any] = {"evaluation_id": evaluation_id, "status": status}
-    for key, value in (("result", result), ("error", error), ("duration_ms", duration_ms), ("evidence", evidence)):
-        if value is not None:
-            payload[key] = value
+    payload = _present(
+        evaluation_id=evaluation_id,
+        status=status,
+        result=result,
+        error=error,
+        duration_ms=duration_ms,
+        evidence=evidence,
+    )
     return _wire.post("POST /audit", "/audit", payload)
 
 

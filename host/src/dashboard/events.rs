@@ -45,13 +45,18 @@ const ACTION_FIELDS: &[&str] = &[
 /// The events for one record (its JSON as the writer published it).
 pub fn of_record(record: &Map<String, Value>, pipeline: &Pipeline) -> Vec<(&'static str, Value)> {
     let mut events = vec![("action", action(record))];
+    // The writer publishes the chain as an object; text is read once.
+    let parsed;
     let chain = match record.get("evidence_chain") {
-        Some(Value::Object(chain)) => Some(chain.clone()),
-        Some(Value::String(text)) => serde_json::from_str::<Map<String, Value>>(text).ok(),
-        _ => None,
-    };
-    let Some(chain) = chain else {
-        return events;
+        Some(Value::Object(chain)) => chain,
+        Some(Value::String(text)) => match serde_json::from_str::<Map<String, Value>>(text) {
+            Ok(chain) => {
+                parsed = chain;
+                &parsed
+            }
+            Err(_) => return events,
+        },
+        _ => return events,
     };
     let flag = |name: &str| record.get(name).and_then(Value::as_bool).unwrap_or(false);
     let dry_run = flag("dry_run");
@@ -60,18 +65,18 @@ pub fn of_record(record: &Map<String, Value>, pipeline: &Pipeline) -> Vec<(&'sta
         && record.get("block_reason").is_none_or(Value::is_null)
         && record.get("record_kind").and_then(Value::as_str) == Some("tool_call");
     if committed {
-        for entry in entries(&chain, "rate_limits") {
+        for entry in entries(chain, "rate_limits") {
             if entry.get("took").and_then(Value::as_bool) == Some(true) {
                 events.extend(limit_warning(entry, "rate", "current"));
             }
         }
-        for entry in entries(&chain, "spend_limits") {
+        for entry in entries(chain, "spend_limits") {
             if entry.get("allowed").and_then(Value::as_bool) == Some(true) {
                 events.extend(limit_warning(entry, "spend", "spent"));
             }
         }
     }
-    for entry in entries(&chain, "budgets") {
+    for entry in entries(chain, "budgets") {
         let allowed = entry.get("allowed").and_then(Value::as_bool) == Some(true);
         if committed {
             events.extend(budget_update(entry, allowed, pipeline));

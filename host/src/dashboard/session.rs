@@ -176,9 +176,14 @@ impl Gate {
             failures.retain(|_, f| f.since_ms + FAILURE_WINDOW_MS > now);
         }
         if failures.len() >= MAX_TRACKED_ADDRESSES && !failures.contains_key(&client) {
-            // Many addresses failing at once: count them all as one, so
-            // the table stays bounded and the throttle still holds.
-            return self.record_failure_shared(&mut failures, now);
+            // Still full of fresh entries: the oldest makes room.
+            let oldest = failures
+                .iter()
+                .min_by_key(|(_, f)| f.since_ms)
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                failures.remove(&oldest);
+            }
         }
         let entry = failures.entry(client).or_insert(Failures {
             count: 0,
@@ -191,14 +196,6 @@ impl Gate {
             };
         }
         entry.count += 1;
-    }
-
-    fn record_failure_shared(&self, failures: &mut HashMap<IpAddr, Failures>, now: u64) {
-        for entry in failures.values_mut() {
-            if entry.since_ms + FAILURE_WINDOW_MS > now {
-                entry.count = entry.count.saturating_add(1);
-            }
-        }
     }
 
     fn forget_failures(&self, client: Option<IpAddr>) {

@@ -86,6 +86,28 @@ impl Caller {
     }
 }
 
+/// Why the registry could not take an evaluation, as the API says it.
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::TooManyOrigins => error(
+            StatusCode::BAD_REQUEST,
+            "origin_limit_exceeded",
+            format!(
+                "at most {} adapter origins",
+                super::evaluations::MAX_ORIGINS
+            ),
+        ),
+        Refusal::BacklogFull => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "evaluation_backlog_full",
+            format!(
+                "{} evaluations are waiting for their reports",
+                super::evaluations::MAX_PENDING
+            ),
+        ),
+    }
+}
+
 /// An origin slug: `^[a-z0-9_-]{1,64}$`.
 fn origin(fields: &Fields) -> Result<String, ApiError> {
     let origin = fields
@@ -117,9 +139,14 @@ fn session(fields: &Fields) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// An optional JSON object no larger than `max` bytes as text; its text.
-fn object(fields: &Fields, field: &str, max: usize) -> Result<Option<(Value, String)>, ApiError> {
-    match fields.get(field) {
+/// An optional JSON object no larger than `max` bytes as text, taken out
+/// of the body; with its text.
+fn object(
+    fields: &mut Fields,
+    field: &str,
+    max: usize,
+) -> Result<Option<(Value, String)>, ApiError> {
+    match fields.take(field) {
         None | Some(Value::Null) => Ok(None),
         Some(value @ Value::Object(_)) => {
             let text = value.to_string();
@@ -130,7 +157,7 @@ fn object(fields: &Fields, field: &str, max: usize) -> Result<Option<(Value, Str
                             "message": format!("{field} must be at most {max} bytes as JSON") }),
                 ));
             }
-            Ok(Some((value.clone(), text)))
+            Ok(Some((value, text)))
         }
         Some(_) => Err(ApiError::invalid(
             field,
@@ -176,7 +203,7 @@ pub(super) async fn evaluate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let fields = Fields::parse(body)?;
+    let mut fields = Fields::parse(body)?;
     let caller = Caller::read(&fields)?;
     let (origin, agent, session) = (caller.origin, caller.agent, caller.session);
     let adapter_version = caller.adapter_version;
@@ -198,8 +225,8 @@ pub(super) async fn evaluate(
         }
     };
     let annotations = annotations(tool)?;
-    let arguments = object(&fields, "arguments", MAX_ARGUMENTS_BYTES)?;
-    let metadata = object(&fields, "metadata", MAX_METADATA_BYTES)?;
+    let arguments = object(&mut fields, "arguments", MAX_ARGUMENTS_BYTES)?;
+    let metadata = object(&mut fields, "metadata", MAX_METADATA_BYTES)?;
     if let Some((Value::Object(meta), _)) = &metadata {
         if meta.contains_key("agent_id") {
             return Err(ApiError::new(
@@ -210,26 +237,10 @@ pub(super) async fn evaluate(
         }
     }
     let evaluations = &adapter.door.evaluations;
+    evaluations.room().map_err(refused)?;
     evaluations
         .admit(&origin, adapter_version.as_deref())
-        .map_err(|refusal| match refusal {
-            Refusal::TooManyOrigins => error(
-                StatusCode::BAD_REQUEST,
-                "origin_limit_exceeded",
-                format!(
-                    "at most {} adapter origins",
-                    super::evaluations::MAX_ORIGINS
-                ),
-            ),
-            Refusal::BacklogFull => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "evaluation_backlog_full",
-                format!(
-                    "{} evaluations are waiting for their reports",
-                    super::evaluations::MAX_PENDING
-                ),
-            ),
-        })?;
+        .map_err(refused)?;
 
     let (arguments, raw_arguments) = match arguments {
         Some((value, text)) => (Some(Arc::new(value)), Some(text)),
@@ -362,7 +373,7 @@ pub(super) async fn report(
     // A replay must be the same report: its digest is that of the body as
     // read (keys sorted), so key order and spacing do not matter.
     let digest: [u8; 32] =
-        Sha256::digest(Value::Object(fields.as_map().clone()).to_string()).into();
+        Sha256::digest(serde_json::to_vec(fields.as_map()).unwrap_or_default()).into();
 
     let waiting =
         match adapter.door.evaluations.take(&id) {
@@ -455,17 +466,17 @@ pub(super) async fn install_scan(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let fields = Fields::parse(body)?;
+    let mut fields = Fields::parse(body)?;
     let caller = Caller::read(&fields)?;
     let (origin, agent, session) = (caller.origin, caller.agent, caller.session);
     let adapter_version = caller.adapter_version;
-    let Some(Value::Object(package)) = fields.get("package") else {
+    let Some(Value::Object(package)) = fields.take("package") else {
         return Err(ApiError::invalid(
             "package",
             "package is required: an object with a name",
         ));
     };
-    let package_fields = Fields::from_map(package.clone());
+    let package_fields = Fields::from_map(package);
     let name = package_fields.name("name").map_err(|_| {
         ApiError::invalid(
             "package.name",
@@ -486,21 +497,12 @@ pub(super) async fn install_scan(
             )
         })?;
     }
-    let metadata = object(&fields, "metadata", MAX_METADATA_BYTES)?;
+    let metadata = object(&mut fields, "metadata", MAX_METADATA_BYTES)?;
     adapter
         .door
         .evaluations
         .admit(&origin, adapter_version.as_deref())
-        .map_err(|_| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "origin_limit_exceeded",
-                format!(
-                    "at most {} adapter origins",
-                    super::evaluations::MAX_ORIGINS
-                ),
-            )
-        })?;
+        .map_err(refused)?;
     let pipeline = adapter.door.governor.pipeline();
     let verdict = super::install::scan(
         pipeline.install_policy(),
@@ -514,7 +516,7 @@ pub(super) async fn install_scan(
         origin: &origin,
         received,
         tool_name: format!("install:{}:{name}", source.as_deref().unwrap_or("pkg")),
-        package: Value::Object(package.clone()).to_string(),
+        package: Value::Object(package_fields.into_map()).to_string(),
         allowed: verdict.allowed,
         rule: verdict.rule.clone(),
         rule_index: verdict.rule_index,

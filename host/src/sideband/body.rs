@@ -147,9 +147,19 @@ impl Fields {
         Self(map)
     }
 
+    /// A field, taken out of the body (absent: none).
+    pub fn take(&mut self, field: &str) -> Option<Value> {
+        self.0.remove(field)
+    }
+
     /// A field as sent, if it was.
     pub fn get(&self, field: &str) -> Option<&Value> {
         self.0.get(field)
+    }
+
+    /// The body's fields, given up.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
     }
 
     /// The whole body, as read.

@@ -97,14 +97,19 @@ impl Evaluations {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes an adapter's visit; refuses a new one past [`MAX_ORIGINS`] and
-    /// any evaluation while the backlog is full (checked before the stages
-    /// run, so nothing is reserved for an evaluation that cannot be kept).
-    pub fn admit(&self, origin: &str, adapter_version: Option<&str>) -> Result<(), Refusal> {
-        let mut inner = self.lock();
-        if inner.pending.len() >= MAX_PENDING {
+    /// Refuses an evaluation while [`MAX_PENDING`] wait for reports
+    /// (checked before the stages run, so nothing is reserved for an
+    /// evaluation that cannot be kept).
+    pub fn room(&self) -> Result<(), Refusal> {
+        if self.lock().pending.len() >= MAX_PENDING {
             return Err(Refusal::BacklogFull);
         }
+        Ok(())
+    }
+
+    /// Notes an adapter's visit; refuses a new one past [`MAX_ORIGINS`].
+    pub fn admit(&self, origin: &str, adapter_version: Option<&str>) -> Result<(), Refusal> {
+        let mut inner = self.lock();
         let now = now_ms();
         let known = inner.origins.len();
         match inner.origins.get_mut(origin) {

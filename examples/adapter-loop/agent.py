@@ -2,8 +2,9 @@
 
 No agent framework: a scripted "model" proposes tool calls, and every call
 is evaluated by Helio before it runs and reported after. Blocked calls give
-the model Helio's self-repair feedback instead of a result. Errors reaching
-Helio fail closed: the tool does not run.
+the model Helio's self-repair feedback instead of a result; held calls wait
+for an operator's decision on the dashboard. Errors reaching Helio fail
+closed: the tool does not run.
 
     HELIO_ADAPTER_TOKEN=… python examples/adapter-loop/agent.py [--url http://127.0.0.1:3200]
 """
@@ -11,6 +12,7 @@ Helio fail closed: the tool does not run.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import uuid
 from typing import Any, Callable
@@ -24,6 +26,7 @@ TOOLS: dict[str, Callable[..., Any]] = {
     "send_email": lambda to, subject: f"sent '{subject}' to {to}",
     "run_shell": lambda command: f"ran {command}",
     "buy": lambda item, price: f"bought {item} for {price} USD",
+    "deploy": lambda service, version: f"deployed {service} {version}",
 }
 
 # What a model might ask for, in order.
@@ -35,6 +38,7 @@ SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("send_email", {"to": "ops@example.com", "subject": "one more"}),
     ("buy", {"item": "usb cable", "price": 12.5}),
     ("buy", {"item": "monitor", "price": 45}),
+    ("deploy", {"service": "web", "version": "1.4.2"}),
 ]
 
 
@@ -43,6 +47,11 @@ def governed_call(helio: AdapterClient, session: str, tool: str, arguments: dict
     returns what the model sees."""
     try:
         evaluation = helio.evaluate(tool, arguments, session_id=session)
+        if evaluation.held:
+            ticket = evaluation.approval["id"] if evaluation.approval else "?"
+            print(f"  {tool}: waiting for an operator to decide ticket {ticket} "
+                  "(dashboard → Approvals)", file=sys.stderr, flush=True)
+            evaluation = helio.wait_for_decision(evaluation)
     except HelioError as error:
         return f"[not run: Helio could not be asked ({error})]"
     if not evaluation.allowed:

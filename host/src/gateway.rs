@@ -175,6 +175,7 @@ impl Gateway {
             let door = sideband::AdapterDoor {
                 governor: core.clone(),
                 evaluations: evaluations.clone(),
+                approvals: approvals.clone(),
             };
             servers.push(serve_router(
                 listener,
@@ -217,8 +218,10 @@ impl Gateway {
             approvals.cancel_all();
         }
         // Evaluations nobody can report any more give back what they hold
-        // (recorded as expired), before the state store closes.
+        // (recorded as expired), before the state store closes; held ones
+        // first end their wait on the tickets just cancelled.
         if let Some(evaluations) = &self.evaluations {
+            evaluations.settle_held(SHUTDOWN_GRACE).await;
             evaluations.expire_all();
         }
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

@@ -23,6 +23,7 @@ import helio
 
 TOKEN = secrets.token_hex(32)
 ADAPTER_TOKEN = secrets.token_hex(32)
+API_SECRET = secrets.token_hex(32)
 
 # Rules whose evidence the tests report; filler keys make the allowlist
 # preview in a refusal cut off.
@@ -36,6 +37,7 @@ POLICIES = {
         },
         {"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny",
          "feedback": {"message": "Deleting is disabled.", "suggestion": "Archive the record instead."}},
+        {"name": "ask-for-wires", "match": {"tool": "wire_money"}, "action": "require_approval"},
         {"name": "two-searches", "match": {"tool": "search_docs"}, "action": "rate_limit",
          "limits": {"max_calls": 2, "window": "1h", "key": "global"}},
         {
@@ -69,9 +71,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 class Gateway:
-    def __init__(self, mcp_url: str, sdk_url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def __init__(
+        self, mcp_url: str, sdk_url: str, dashboard_url: str, proc: subprocess.Popen[bytes], log: Path
+    ) -> None:
         self.mcp_url = mcp_url
         self.sdk_url = sdk_url
+        self.dashboard_url = dashboard_url
         self.proc = proc
         self.log = log
 
@@ -87,7 +92,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "version": "1",
         "upstream": {"transport": "stdio", "command": binary, "args": ["demo-server"]},
         "listen": {"host": "127.0.0.1", "port": mcp},
-        "dashboard": {"enabled": False},
+        "dashboard": {"enabled": True, "host": "127.0.0.1", "port": dashboard, "api_secret": API_SECRET},
         "sdk": {"enabled": True, "host": "127.0.0.1", "port": sdk},
         "audit": {"path": str(workdir / "audit.db")},
         "policies": {**POLICIES, "install": {"rules": [
@@ -115,7 +120,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     if not wait_until(up, 20):
         proc.kill()
         pytest.fail(f"helio did not start:\n{log.read_text()}")
-    yield Gateway(f"http://127.0.0.1:{mcp}/mcp", sdk_url, proc, log)
+    yield Gateway(f"http://127.0.0.1:{mcp}/mcp", sdk_url, f"http://127.0.0.1:{dashboard}", proc, log)
     proc.terminate()
     proc.wait(timeout=15)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from helio import HelioError
 from helio.adapter import AdapterClient, AsyncAdapterClient, Evaluation
 
-from conftest import ADAPTER_TOKEN, Blocking, Gateway, session
+from conftest import ADAPTER_TOKEN, API_SECRET, Blocking, Gateway, session
 
 
 class BlockingAdapter(Blocking):
@@ -90,3 +92,37 @@ def test_install_scans(adapter: Any) -> None:
     banned = adapter.install_scan({"name": "left-pad", "source": "npm"})
     assert not banned.allowed and banned.reason == "install_denied" and banned.matched_rule == "no-pads"
     assert banned.feedback_text().startswith("Installing left-pad is not allowed")
+
+
+def test_a_held_call_waits_for_the_operator(adapter: Any, gateway: Gateway) -> None:
+    held = adapter.evaluate("wire_money", {"amount": 5})
+    assert held.held and not held.allowed
+    assert held.approval is not None and held.approval["channel"] == "dashboard"
+    # Not decided within the wait: still held.
+    assert adapter.wait_for_decision(held, timeout=0.2).held
+    assert adapter.status(held).status == "awaiting_approval"
+    approve = threading.Timer(0.3, lambda: httpx.post(
+        f"{gateway.dashboard_url}/api/approvals/{held.approval['id']}/approve", json={"approved_by": "ops"},
+        headers={"authorization": f"Bearer {API_SECRET}"}, timeout=5))
+    approve.start()
+    decided = adapter.wait_for_decision(held, timeout=10)
+    approve.join()
+    assert decided.allowed and decided.status == "awaiting_report"
+    assert adapter.report(decided, "success", result={"sent": True}).audit_record_id == held.evaluation_id
+
+
+def test_a_framework_decides_its_own_tickets(adapter: Any) -> None:
+    held = adapter.evaluate("wire_money", {"amount": 6})
+    adapter.resolve_approval(held, "denied", resolved_by="user", reason="too much")
+    decided = adapter.wait_for_decision(held.evaluation_id, timeout=10)
+    assert not decided.allowed and decided.reason == "approval_denied"
+    assert "too much" in decided.feedback_text()
+    assert adapter.report(decided, "not_executed").finalized_by_evaluate
+    with pytest.raises(HelioError, match="already_resolved"):
+        adapter.resolve_approval(held.approval["id"], "approved", resolved_by="user")
+    with pytest.raises(HelioError, match="resolved_by"):
+        adapter.resolve_approval(held, "approved")
+    with pytest.raises(HelioError, match="resolution must be"):
+        adapter.resolve_approval(held, "maybe")
+    with pytest.raises(HelioError, match="not held"):
+        adapter.resolve_approval(adapter.evaluate("lookup_order", {"order_id": "x"}), "approved", resolved_by="u")

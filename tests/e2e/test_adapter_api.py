@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_an_allowed_evaluation_is_reported_and_audited_with_its_origin(
     assert seen["origin"] == "openclaw" and seen["adapter_version"] == "1.2.3" and seen["last_seen"].endswith("Z")
 
 
-def test_blocked_and_held_evaluations_are_terminal(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+def test_blocked_evaluations_are_terminal(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
     instance = start(helio, upstream_sse, tmp_path)
     denied = evaluate(instance, "delete_record", {"id": "r1"}).json()
     assert denied["decision"] == "deny" and denied["reason"] == "policy_denied"
@@ -124,9 +125,8 @@ def test_blocked_and_held_evaluations_are_terminal(helio: HelioLauncher, upstrea
     assert denied["feedback"]["suggestion"] == "Archive it instead."
     finished = report(instance, {"evaluation_id": denied["evaluation_id"], "status": "not_executed"})
     assert finished.status_code == 200 and finished.json()["finalized_by"] == "evaluate"
-    # Approvals for adapter calls (native tickets) are not built: refused, never let through.
-    held = evaluate(instance, "wire", {"amount": 10}).json()
-    assert held["decision"] == "deny" and held["reason"] == "approval_unavailable"
+    status = httpx.get(f"{instance.sdk_url}/evaluation/{denied['evaluation_id']}", headers=ADAPTER, timeout=5).json()
+    assert status == {**denied, "status": "finished"}
     missing = evaluate(instance, "refund", {"order": "ORD-1"}, session_id="no-evidence").json()
     assert missing["decision"] == "deny" and missing["reason"] == "evidence_missing"
 
@@ -260,7 +260,11 @@ def test_the_adapter_loop_example_runs_as_its_readme_says(helio_bin: Path, tmp_p
     mcp, dashboard, sdk = free_ports(3)
     config["listen"]["port"], config["dashboard"]["port"], config["sdk"]["port"] = mcp, dashboard, sdk
     (tmp_path / "helio.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{helio_bin.parent}:{os.environ['PATH']}", "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN}
+    secret = secrets.token_hex(32)
+    env = {**os.environ, "PATH": f"{helio_bin.parent}:{os.environ['PATH']}", "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN,
+           "HELIO_DASHBOARD_SECRET": secret}
+    api = f"http://127.0.0.1:{dashboard}/api"
+    signed_in = {"authorization": f"Bearer {secret}"}
     with open(tmp_path / "helio.log", "wb") as log:
         proc = subprocess.Popen([str(helio_bin), "start", "-c", "helio.yaml"], cwd=tmp_path, env=env,
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -272,18 +276,32 @@ def test_the_adapter_loop_example_runs_as_its_readme_says(helio_bin: Path, tmp_p
                 return False
 
         assert wait_until(up, timeout=20), (tmp_path / "helio.log").read_text()
-        run = subprocess.run([sys.executable, str(example / "agent.py"), "--url", f"http://127.0.0.1:{sdk}"],
-                             env=env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        lines = run.stdout.splitlines()
+        agent = subprocess.Popen([sys.executable, str(example / "agent.py"), "--url", f"http://127.0.0.1:{sdk}"],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The deploy waits for an operator: approve it on the dashboard's API.
+        pending: list[dict[str, Any]] = []
+
+        def held() -> bool:
+            pending[:] = httpx.get(f"{api}/approvals?status=pending", headers=signed_in, timeout=5).json()["data"]
+            return bool(pending)
+
+        assert wait_until(held, timeout=30), agent.stderr
+        assert pending[0]["tool_name"] == "deploy" and pending[0]["origin"] == "adapter-loop-example"
+        httpx.post(f"{api}/approvals/{pending[0]['id']}/approve", json={"approved_by": "release-manager"},
+                   headers=signed_in, timeout=5).raise_for_status()
+        stdout, stderr = agent.communicate(timeout=30)
+        assert agent.returncode == 0, stderr
+        assert f"waiting for an operator to decide ticket {pending[0]['id']}" in stderr
+        lines = stdout.splitlines()
         assert lines[0] == "read_file({'path': 'notes.txt'}) -> (contents of notes.txt)"
         assert "[blocked: Running shell commands is not allowed for this agent." in lines[1]
         assert [("blocked" in line) for line in lines[2:5]] == [False, False, True]
         assert lines[5].endswith("bought usb cable for 12.5 USD")
         assert "[blocked:" in lines[6] and "purchases" in lines[6], lines[6]
-        records = httpx.get(f"http://127.0.0.1:{dashboard}/api/audit", params={"origin": "adapter-loop-example"},
+        assert lines[7] == "deploy({'service': 'web', 'version': '1.4.2'}) -> deployed web 1.4.2"
+        records = httpx.get(f"{api}/audit", params={"origin": "adapter-loop-example"}, headers=signed_in,
                             timeout=5).json()
-        assert records["total"] == 7
+        assert records["total"] == 8
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -333,3 +351,166 @@ def test_install_scans_follow_install_policy_and_are_audited(
     for bad in ({"package": {}}, {"package": {"name": "x", "source": 7}}, {}):
         r = httpx.post(f"{instance.sdk_url}/install-scan", headers=ADAPTER, json=bad, timeout=5)
         assert r.status_code == 400 and r.json()["code"] == "validation_error", (bad, r.text)
+
+
+# ------------------------------------------------------------ held evaluations
+
+
+def status(instance: HelioInstance, evaluation_id: str, wait_ms: int | None = None) -> httpx.Response:
+    query = "" if wait_ms is None else f"?wait_ms={wait_ms}"
+    return httpx.get(f"{instance.sdk_url}/evaluation/{evaluation_id}{query}", headers=ADAPTER, timeout=70)
+
+
+def resolve(instance: HelioInstance, ticket: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{instance.sdk_url}/approval/{ticket}/resolve", json=body, headers=ADAPTER, timeout=10)
+
+
+def operator(instance: HelioInstance) -> dict[str, str]:
+    return {"authorization": f"Bearer {instance.api_secret}"}
+
+
+def test_a_held_evaluation_waits_for_the_dashboard_then_may_run(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    held = evaluate(instance, "wire", {"amount": 10}, session_id="sess-w").json()
+    assert held["decision"] == "require_approval" and held["reason"] == "approval_required"
+    assert held["matched_rule"] == "ask-for-wires" and held["matched_rule_index"] == 1
+    ticket = held["approval"]
+    assert ticket["id"] == held["evaluation_id"] and ticket["channel"] == "dashboard"
+    assert ticket["resolve_path"] == f"/approval/{ticket['id']}/resolve"
+    assert ticket["status_path"] == f"/evaluation/{held['evaluation_id']}"
+    assert ticket["timeout_ms"] > 0 and ticket["timeout_at"].endswith("Z")
+    # Nothing may be reported before the approval.
+    early = report(instance, {"evaluation_id": held["evaluation_id"], "status": "success"})
+    assert (early.status_code, early.json()["error"]) == (409, "approval_unresolved")
+    now = status(instance, held["evaluation_id"]).json()
+    assert now["status"] == "awaiting_approval" and now["approval"]["status"] == "pending"
+    # The operator sees the ticket, with the door it came through.
+    listed = httpx.get(f"{instance.dashboard_url}/api/approvals/{ticket['id']}", headers=operator(instance),
+                       timeout=5).json()["data"]
+    assert listed["origin"] == "openclaw" and listed["tool_name"] == "wire" and listed["tool_input"] == {"amount": 10}
+
+    # The adapter long-polls while an operator approves on the dashboard.
+    waited: dict[str, Any] = {}
+    poll = threading.Thread(target=lambda: waited.update(status(instance, held["evaluation_id"], 20_000).json()))
+    started = time.monotonic()
+    poll.start()
+    time.sleep(0.3)
+    approved = httpx.post(f"{instance.dashboard_url}/api/approvals/{ticket['id']}/approve",
+                          json={"approved_by": "alice"}, headers=operator(instance), timeout=5)
+    assert approved.status_code == 200, approved.text
+    poll.join()
+    assert time.monotonic() - started < 5, "the long poll answers when the decision lands"
+    assert waited["status"] == "awaiting_report" and waited["decision"] == "allow"
+    assert waited["matched_rule"] == "ask-for-wires"
+    done = report(instance, {"evaluation_id": held["evaluation_id"], "status": "success", "result": {"sent": True}})
+    assert done.status_code == 201, done.text
+    assert status(instance, held["evaluation_id"]).json()["status"] == "reported"
+    rec = record(instance, held["evaluation_id"])
+    assert rec["approval_status"] == "approved" and rec["approved_by"] == "alice"
+    assert rec["origin"] == "openclaw" and rec["upstream_response"] == {"sent": True}
+    assert rec["evidence_chain"]["approval"]["resolved_via"] == "api_secret"
+
+
+def test_an_adapter_resolves_its_own_tickets(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    # Approved by the framework's own prompt: the ticket says who and how.
+    held = evaluate(instance, "wire", {"amount": 1}).json()
+    ticket = held["approval"]["id"]
+    assert resolve(instance, ticket, {"resolution": "approved", "resolved_by": "bob", "scope": "once"}).json() == {"ok": True}
+    allowed = status(instance, held["evaluation_id"], 5_000).json()
+    assert allowed["status"] == "awaiting_report" and allowed["decision"] == "allow"
+    resolved = httpx.get(f"{instance.dashboard_url}/api/approvals/{ticket}", headers=operator(instance),
+                         timeout=5).json()["data"]
+    assert resolved["status"] == "approved" and resolved["resolved_by"] == "bob"
+    assert resolved["resolved_via"] == "adapter_token"
+    again = resolve(instance, ticket, {"resolution": "denied", "resolved_by": "bob"})
+    assert (again.status_code, again.json()["error"]) == (409, "already_resolved")
+    assert report(instance, {"evaluation_id": held["evaluation_id"], "status": "not_executed"}).status_code == 201
+
+    # Denied: the evaluation ends blocked, with the feedback for the model.
+    held = evaluate(instance, "wire", {"amount": 2}).json()
+    denied = resolve(instance, held["approval"]["id"],
+                     {"resolution": "denied", "resolved_by": "bob", "reason": "not today"})
+    assert denied.status_code == 200, denied.text
+    ended = status(instance, held["evaluation_id"], 5_000).json()
+    assert ended["status"] == "finished" and ended["decision"] == "deny"
+    assert ended["reason"] == "approval_denied" and "not today" in json.dumps(ended["feedback"])
+    late = report(instance, {"evaluation_id": held["evaluation_id"], "status": "success"})
+    assert late.status_code == 200 and late.json()["finalized_by"] == "approval"
+    rec = record(instance, held["evaluation_id"])
+    assert rec["approval_status"] == "denied" and rec["block_reason"] == "approval_denied"
+
+    # The adapter gave up waiting: timeout or cancelled, never let through.
+    for resolution, reason in [("timeout", "approval_timeout"), ("cancelled", "client_disconnected")]:
+        held = evaluate(instance, "wire", {"amount": 3}).json()
+        assert resolve(instance, held["approval"]["id"], {"resolution": resolution}).status_code == 200
+        ended = status(instance, held["evaluation_id"], 5_000).json()
+        assert (ended["status"], ended["reason"]) == ("finished", reason)
+
+    # Bad resolutions name the field; unknown tickets are 404.
+    bad = resolve(instance, "nope", {"resolution": "approved"})
+    assert (bad.status_code, bad.json()["field"]) == (400, "resolved_by")
+    bad = resolve(instance, "nope", {"resolution": "maybe", "resolved_by": "x"})
+    assert (bad.status_code, bad.json()["field"]) == (400, "resolution")
+    unknown = resolve(instance, "nope", {"resolution": "approved", "resolved_by": "x"})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "ticket_not_found")
+    assert status(instance, "nope").status_code == 404
+    bad_wait = status(instance, "nope", 60_001)
+    assert (bad_wait.status_code, bad_wait.json()["field"]) == (400, "wait_ms")
+    # The SDK token opens none of this.
+    assert httpx.post(f"{instance.sdk_url}/approval/{ticket}/resolve", json={"resolution": "approved",
+                      "resolved_by": "x"}, headers=SDK, timeout=5).status_code == 401
+
+
+def test_an_mcp_calls_ticket_is_not_the_adapters_to_resolve(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    answers: list[Any] = []
+    with RawMcp(instance.mcp_url) as raw:
+        raw.initialize()
+        call = threading.Thread(target=lambda: answers.append(raw.call_tool("wire", {"amount": 5}).final()))
+        call.start()
+        pending: list[dict[str, Any]] = []
+
+        def opened() -> bool:
+            pending[:] = httpx.get(f"{instance.dashboard_url}/api/approvals?status=pending",
+                                   headers=operator(instance), timeout=5).json()["data"]
+            return bool(pending)
+
+        assert wait_until(opened, timeout=5)
+        assert pending[0]["origin"] == "mcp"
+        refused = resolve(instance, pending[0]["id"], {"resolution": "approved", "resolved_by": "agent"})
+        assert (refused.status_code, refused.json()["error"]) == (409, "not_a_native_ticket")
+        httpx.post(f"{instance.dashboard_url}/api/approvals/{pending[0]['id']}/deny", json={"denied_by": "ops"},
+                   headers=operator(instance), timeout=5)
+        call.join(timeout=10)
+    assert "approval_denied" in json.dumps(answers)
+
+
+def test_a_held_evaluation_times_out_as_its_ticket_does(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    instance = helio(
+        {"sdk": {"enabled": True}, "policies": POLICIES, "approval": {"timeout": "1s"},
+         "audit": {"path": str(tmp_path / "helio.db")}},
+        upstream=upstream_sse,
+        env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
+    )
+    held = evaluate(instance, "wire", {"amount": 1}).json()
+    assert held["approval"]["timeout_ms"] == 1000
+    ended = status(instance, held["evaluation_id"], 10_000).json()
+    assert (ended["status"], ended["decision"], ended["reason"]) == ("finished", "deny", "approval_timeout")
+    assert record(instance, held["evaluation_id"])["approval_status"] == "timeout"
+
+
+def test_a_held_evaluation_ends_with_helio(helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path) -> None:
+    instance = start(helio, upstream_sse, tmp_path)
+    held = evaluate(instance, "wire", {"amount": 1}).json()
+    assert instance.terminate() == 0
+    with sqlite3.connect(tmp_path / "helio.db") as db:
+        row = db.execute("SELECT approval_status, block_reason FROM audit_records WHERE id = ?",
+                         (held["evaluation_id"],)).fetchone()
+    assert row == ("shutdown_cancelled", "shutdown_cancelled")

@@ -382,22 +382,40 @@ impl Approvals {
     /// shutdown). False when it was no longer pending: an operator got
     /// there first, and the held call reads their decision instead.
     pub fn close(self: &Arc<Self>, id: &str, status: Status) -> bool {
-        let closed = {
+        self.end(id, status, None).is_ok()
+    }
+
+    /// Ends a pending ticket because its caller withdrew the call (the
+    /// adapter API's `timeout` and `cancelled`), saying who did.
+    pub fn withdraw(
+        self: &Arc<Self>,
+        id: &str,
+        status: Status,
+        by: &Resolver,
+    ) -> Result<(), ResolveError> {
+        self.end(id, status, Some(by))
+    }
+
+    /// Ends a pending ticket without a decision: its held call learns the
+    /// status from the ticket.
+    fn end(
+        self: &Arc<Self>,
+        id: &str,
+        status: Status,
+        by: Option<&Resolver>,
+    ) -> Result<(), ResolveError> {
+        {
             let mut tickets = self.lock();
-            match tickets.by_id.get_mut(id) {
-                Some(entry) if entry.ticket.status == Status::Pending => {
-                    entry.ticket.settle(status, None);
-                    entry.waiter = None;
-                    self.save(&entry.ticket);
-                    true
-                }
-                Some(_) | None => false,
+            let entry = tickets.by_id.get_mut(id).ok_or(ResolveError::NotFound)?;
+            if entry.ticket.status != Status::Pending {
+                return Err(ResolveError::AlreadyResolved(entry.ticket.status));
             }
-        };
-        if closed {
-            self.announce_resolved(id);
+            entry.ticket.settle(status, by);
+            entry.waiter = None;
+            self.save(&entry.ticket);
         }
-        closed
+        self.announce_resolved(id);
+        Ok(())
     }
 
     /// Shutdown: every pending ticket ends `shutdown_cancelled`, and its
@@ -415,6 +433,15 @@ impl Approvals {
         for id in pending {
             self.close(&id, Status::ShutdownCancelled);
         }
+    }
+
+    /// The pending ticket of call `call_id`, if one is open.
+    pub fn open_ticket_of(&self, call_id: &str) -> Option<Ticket> {
+        self.lock()
+            .by_id
+            .values()
+            .find(|e| e.ticket.status == Status::Pending && e.ticket.call_id == call_id)
+            .map(|e| e.ticket.clone())
     }
 
     pub fn get(&self, id: &str) -> Option<Ticket> {

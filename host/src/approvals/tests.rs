@@ -8,6 +8,7 @@ fn ticket(id: &str) -> Ticket {
         tool_input: json!({"to": "a@b"}),
         session_id: Some("s1".into()),
         agent_id: None,
+        origin: "mcp".into(),
         arguments_digest: arguments_digest(None),
         policy_version: "v".into(),
     };

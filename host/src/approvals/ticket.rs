@@ -99,6 +99,9 @@ pub struct Ticket {
     pub policy_version: String,
     /// The requesting agent's label (`clientInfo` name@version).
     pub agent_id: Option<String>,
+    /// The door the call came through: `mcp`, or the adapter's origin.
+    #[serde(default = "mcp_door")]
+    pub origin: String,
     /// The credential that authenticated the resolution (`api_secret`,
     /// `open_mode`, `slack:<user id>`), beside the self-declared
     /// `resolved_by`.
@@ -114,8 +117,15 @@ pub struct Call {
     pub tool_input: Value,
     pub session_id: Option<String>,
     pub agent_id: Option<String>,
+    /// The door it came through (the record's `origin`).
+    pub origin: String,
     pub arguments_digest: String,
     pub policy_version: String,
+}
+
+/// Tickets saved before they named their door all came through MCP.
+fn mcp_door() -> String {
+    "mcp".to_owned()
 }
 
 impl Ticket {
@@ -157,6 +167,7 @@ impl Ticket {
             arguments_digest: call.arguments_digest,
             policy_version: call.policy_version,
             agent_id: call.agent_id,
+            origin: call.origin,
             resolved_via: None,
         }
     }

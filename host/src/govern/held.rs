@@ -35,7 +35,9 @@ use crate::plugins::{Asked, Decision, Router, Runtime, ToolCall};
 use crate::state::now_ms;
 
 use super::forward::{Forwarded, Release};
+use super::pending::Pending;
 use super::record::CallAudit;
+use super::Allowed;
 
 /// Where held calls wait, and for how long by default.
 #[derive(Clone)]
@@ -156,6 +158,7 @@ impl Holding {
             tool_input: serde_json::from_str(&record.tool_input).unwrap_or_default(),
             session_id: record.session_id.clone(),
             agent_id: record.agent_id.clone(),
+            origin: record.origin.to_string(),
             arguments_digest,
             policy_version: policy_version.to_owned(),
         }
@@ -218,6 +221,15 @@ pub enum Resolved {
     Block(Denial),
 }
 
+/// How the wait ended.
+enum Ending {
+    /// Every ticket granted: the holds still reserved, the record holding
+    /// the tickets' story.
+    Granted(Box<Allowed>),
+    /// Given back, recorded.
+    Blocked(Denial),
+}
+
 impl Held {
     /// Opens the first ticket; the `next` are asked once it is approved.
     pub(super) async fn open(
@@ -261,7 +273,26 @@ impl Held {
     /// otherwise they are released and the call is blocked (or, on a
     /// rule's timeout that allows, the next ticket is asked or the call
     /// forwarded).
-    pub async fn resolved(mut self) -> Resolved {
+    pub async fn resolved(self) -> Resolved {
+        match self.settled().await {
+            Ending::Granted(allowed) => allowed
+                .release
+                .forward(allowed.audit, allowed.decision.as_ref()),
+            Ending::Blocked(denial) => Resolved::Block(denial),
+        }
+    }
+
+    /// As [`Held::resolved`], for a call its caller runs itself: granted,
+    /// it becomes a [`Pending`] whose holds stay reserved until the
+    /// caller's report.
+    pub async fn resolved_deferred(self) -> Result<Box<Pending>, Box<Denial>> {
+        match self.settled().await {
+            Ending::Granted(allowed) => Ok(Box::new(Pending::new(*allowed))),
+            Ending::Blocked(denial) => Err(Box::new(denial)),
+        }
+    }
+
+    async fn settled(mut self) -> Ending {
         loop {
             let remaining = self
                 .waiting
@@ -281,11 +312,7 @@ impl Held {
                 }
             };
             let Some(Decided { resolution, by }) = decided else {
-                // The ticket ended without a decision while the call
-                // waited: only shutdown does that.
-                return self.block(Status::ShutdownCancelled, None, None, |a| {
-                    Denial::shutdown_cancelled(a)
-                });
+                return self.closed();
             };
             match resolution {
                 Resolution::Approved => {
@@ -308,19 +335,54 @@ impl Held {
         }
     }
 
+    /// The ticket ended without a decision while the call waited: its
+    /// caller withdrew it (`timeout`, `client_disconnected`: the adapter
+    /// API's resolutions) or Helio is shutting down.
+    fn closed(mut self) -> Ending {
+        let status = self
+            .holding
+            .registry
+            .get(&self.waiting.id)
+            .map(|t| t.status);
+        match status {
+            Some(Status::Timeout) => {
+                let waited_ms =
+                    u64::try_from(self.waiting.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.block_now(Status::Timeout, None, None, |a| {
+                    Denial::approval_timeout(a, waited_ms)
+                })
+            }
+            Some(Status::ClientDisconnected) => {
+                self.block_now(Status::ClientDisconnected, None, None, |a| {
+                    Denial::client_disconnected(a)
+                })
+            }
+            Some(
+                Status::ShutdownCancelled
+                | Status::Pending
+                | Status::Approved
+                | Status::Denied
+                | Status::BreakGlass,
+            )
+            | None => self.block_now(Status::ShutdownCancelled, None, None, |a| {
+                Denial::shutdown_cancelled(a)
+            }),
+        }
+    }
+
     /// The current ticket was approved: charge what it authorised, then
     /// go on. Some: the wait is over.
-    async fn granted(&mut self) -> Option<Resolved> {
+    async fn granted(&mut self) -> Option<Ending> {
         if !self.charge_overage() {
             return Some(self.end_blocked(Denial::state_unavailable()));
         }
         self.go_on().await
     }
 
-    /// Asks the next approval, or forwards the call when none is left.
-    async fn go_on(&mut self) -> Option<Resolved> {
+    /// Asks the next approval, or grants the call when none is left.
+    async fn go_on(&mut self) -> Option<Ending> {
         let Some(approval) = self.next.pop_front() else {
-            return Some(self.forward());
+            return Some(self.grant());
         };
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
         self.waiting = open_ticket(&self.holding, &self.routing, id, &self.call, approval).await;
@@ -352,7 +414,7 @@ impl Held {
 
     /// Nobody decided in time: a budget's ticket blocks, a rule's does
     /// what `approval.default_on_timeout` says. Some: the wait is over.
-    async fn timed_out(&mut self) -> Option<Resolved> {
+    async fn timed_out(&mut self) -> Option<Ending> {
         let allows =
             self.holding.on_timeout == TimeoutOutcome::Allow && !self.waiting.approval.is_budget();
         if !allows {
@@ -367,12 +429,16 @@ impl Held {
         self.granted().await
     }
 
-    fn forward(&mut self) -> Resolved {
+    fn grant(&mut self) -> Ending {
         let Some((release, mut audit)) = self.parts.take() else {
-            return Resolved::Block(Denial::shutdown_cancelled(&self.waiting.approval));
+            return Ending::Blocked(Denial::shutdown_cancelled(&self.waiting.approval));
         };
         self.chain.write(&mut audit, self.held_at.elapsed());
-        release.forward(audit, Some(&self.first))
+        Ending::Granted(Box::new(Allowed {
+            release,
+            audit,
+            decision: Some(self.first.clone()),
+        }))
     }
 
     /// Records how the current ticket ended, then blocks the call.
@@ -382,7 +448,7 @@ impl Held {
         by: Option<&str>,
         reason: Option<&str>,
         denial: impl FnOnce(&Approval) -> Denial,
-    ) -> Resolved {
+    ) -> Ending {
         self.block_now(status, by, reason, denial)
     }
 
@@ -392,7 +458,7 @@ impl Held {
         by: Option<&str>,
         reason: Option<&str>,
         denial: impl FnOnce(&Approval) -> Denial,
-    ) -> Resolved {
+    ) -> Ending {
         self.record(status, by, reason, None);
         let mut denial = denial(&self.waiting.approval);
         if denial.rule.is_none() {
@@ -404,13 +470,13 @@ impl Held {
         self.end_blocked(denial)
     }
 
-    fn end_blocked(&mut self, denial: Denial) -> Resolved {
+    fn end_blocked(&mut self, denial: Denial) -> Ending {
         if let Some((release, mut audit)) = self.parts.take() {
             self.chain.write(&mut audit, self.held_at.elapsed());
             release.release();
             audit.blocked(&denial);
         }
-        Resolved::Block(denial)
+        Ending::Blocked(denial)
     }
 
     /// Adds the current ticket's ending to the record: its lifecycle as the

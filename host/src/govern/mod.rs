@@ -1,8 +1,9 @@
 //! The governance core: one call lifecycle for every door.
 //!
-//! A door (the MCP relay today; the legacy SSE door, stdio clients and the
-//! adapter API next) reads a call off its wire into [`CallFacts`] and asks
-//! [`Governor::decide`]. The core runs the stage chain, decides what
+//! A door (the MCP relay, with its stdio and legacy SSE clients; the
+//! adapter API) reads a call off its wire into [`CallFacts`] and asks
+//! [`Governor::decide`] (or, for a call its caller runs itself,
+//! [`Governor::decide_deferred`]). The core runs the stage chain, decides what
 //! happens to the call and to what its stages took from governance state,
 //! and keeps the call's audit record:
 //!
@@ -63,6 +64,9 @@ pub enum Deferred {
     Allow(Box<Pending>),
     Block(Denial),
     Simulate(Simulation),
+    /// Wait for a human; [`Held::resolved_deferred`] then says whether it
+    /// may run.
+    Hold(Box<Held>),
 }
 
 /// What the stage chain's outcome left to do.
@@ -142,7 +146,10 @@ impl Governor {
             },
             Judged::Blocked(denial) => Decision::Block(denial),
             Judged::Simulated(simulation) => Decision::Simulate(simulation),
-            Judged::Approvals(approvals) => self.hold(approvals).await,
+            Judged::Approvals(approvals) => match self.hold(approvals).await {
+                Ok(held) => Decision::Hold(held),
+                Err(denial) => Decision::Block(denial),
+            },
         }
     }
 
@@ -156,15 +163,10 @@ impl Governor {
             Judged::Allowed(allowed) => Deferred::Allow(Box::new(Pending::new(allowed))),
             Judged::Blocked(denial) => Deferred::Block(denial),
             Judged::Simulated(simulation) => Deferred::Simulate(simulation),
-            Judged::Approvals(approvals) => {
-                // Held evaluations wait on tickets the caller resolves
-                // itself (native tickets), which are not built yet: such a
-                // call is refused, never let through unapproved.
-                let denial = Denial::approval_unavailable();
-                approvals.release.release();
-                approvals.audit.blocked(&denial);
-                Deferred::Block(denial)
-            }
+            Judged::Approvals(approvals) => match self.hold(approvals).await {
+                Ok(held) => Deferred::Hold(held),
+                Err(denial) => Deferred::Block(denial),
+            },
         }
     }
 
@@ -269,17 +271,17 @@ impl Governor {
 
     /// Holds a call for its approvals (refused when there is nowhere to
     /// hold it).
-    async fn hold(&self, held: Approvals) -> Decision {
+    async fn hold(&self, held: Approvals) -> Result<Box<Held>, Denial> {
         let mut steps = held.approvals.into_iter();
         let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
             let denial = Denial::approval_unavailable();
             held.release.release();
             held.audit.blocked(&denial);
-            return Decision::Block(denial);
+            return Err(denial);
         };
         let digest = arguments_digest(held.routing.call.arguments.as_deref());
         let call = Holding::call(held.audit.record(), digest, &held.policy_version);
-        Decision::Hold(Box::new(
+        Ok(Box::new(
             Held::open(
                 holding,
                 held.routing,

@@ -829,6 +829,7 @@ fn allowed(deferred: Deferred) -> Box<Pending> {
         Deferred::Allow(pending) => pending,
         Deferred::Block(denial) => panic!("blocked: {}", denial.reason),
         Deferred::Simulate(_) => panic!("simulated"),
+        Deferred::Hold(_) => panic!("held"),
     }
 }
 
@@ -936,15 +937,80 @@ async fn an_evaluation_never_reported_gives_back_what_it_reserved_and_says_so() 
     assert_eq!(expired["block_reason"], Value::Null);
 }
 
+/// A held evaluation: the rule's ticket, then the budget's.
+fn held_deferred(deferred: Deferred) -> Box<Held> {
+    match deferred {
+        Deferred::Hold(held) => held,
+        Deferred::Allow(_) | Deferred::Block(_) | Deferred::Simulate(_) => {
+            panic!("expected the evaluation to be held")
+        }
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
-async fn an_evaluation_that_needs_an_approval_is_refused_until_native_tickets_exist() {
+async fn a_held_evaluation_keeps_its_reservation_until_approved_then_until_its_report() {
     let scratch = Scratch::new("govern-deferred-approval");
-    let (core, approvals) = holding_budgets(&scratch);
-    let denial = blocked(core.decide_deferred("pay", json!({ "a": 500 })).await);
-    assert_eq!(denial.reason, "approval_unavailable");
-    assert!(
-        approvals.list(None, 10, 0).0.is_empty(),
-        "no ticket was opened"
-    );
-    assert_eq!(core.spent(), 0.0);
+    let (mut core, approvals) = holding_budgets(&scratch);
+    let held = held_deferred(core.decide_deferred("pay", json!({ "a": 50 })).await);
+    let id = held.ticket().to_owned();
+    let ticket = approvals.get(&id).expect("ticket");
+    assert_eq!(ticket.origin, "openclaw", "the ticket names its door");
+    assert_eq!(core.spent(), 100.0, "both pots hold the amount while held");
+    resolve_soon(&approvals, id.clone(), Resolution::Approved, "ops");
+    let pending = held.resolved_deferred().await.expect("approved");
+    assert_eq!(pending.record_id(), id);
+    assert_eq!(core.spent(), 100.0, "still reserved until the report");
+    pending
+        .report(Report::Ran {
+            outcome: crate::state::CallOutcome::Succeeded,
+            result: Some(b"{}"),
+            error: None,
+            took: None,
+        })
+        .expect("reported");
+    assert_eq!(core.spent(), 100.0, "committed");
+    let records = core.written();
+    let record = records
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("record");
+    assert_eq!(record["approval_status"], json!("approved"));
+    assert_eq!(record["approved_by"], json!("ops"));
+    assert_eq!(record["origin"], json!("openclaw"));
+    assert_eq!(record["policy_decision"], json!("require_approval"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_evaluation_its_caller_withdraws_is_blocked_and_gives_back_its_holds() {
+    let scratch = Scratch::new("govern-deferred-withdrawn");
+    let (mut core, approvals) = holding_budgets(&scratch);
+    let by = operator("adapter");
+    for (status, reason) in [
+        (Status::Timeout, "approval_timeout"),
+        (Status::ClientDisconnected, "client_disconnected"),
+    ] {
+        let held = held_deferred(core.decide_deferred("pay", json!({ "a": 50 })).await);
+        assert_eq!(core.spent(), 100.0);
+        approvals
+            .withdraw(held.ticket(), status, &by)
+            .expect("withdrawn");
+        let Err(denial) = held.resolved_deferred().await else {
+            panic!("a withdrawn evaluation is blocked");
+        };
+        assert_eq!(denial.reason, reason);
+        assert_eq!(core.spent(), 0.0, "given back");
+        assert_eq!(
+            approvals.withdraw(&denial_ticket(&approvals), status, &by),
+            Err(ResolveError::AlreadyResolved(status))
+        );
+    }
+    let records = core.written();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["approval_status"], json!("timeout"));
+    assert_eq!(records[1]["approval_status"], json!("client_disconnected"));
+}
+
+/// The newest ticket's id.
+fn denial_ticket(approvals: &Arc<Approvals>) -> String {
+    approvals.list(None, 1, 0).0[0].id.clone()
 }

@@ -11,11 +11,13 @@
 //! `POST /install-scan` asks install-time policy (`policies.install`, see
 //! [`super::install`]) whether a package may be installed.
 //!
-//! Not built yet (the remaining items): held evaluations (native
-//! tickets, `POST /approval/:id/resolve`) — a call that needs an approval is
-//! refused `approval_unavailable`; `actual_amount` (refused with a 400
-//! naming it); per-origin tool-definition drift (the tool's schema fields
-//! are accepted and not yet compared).
+//! A call that needs an approval is held (see [`super::held`]): its
+//! ticket goes where the approval router sends it, and the adapter may
+//! resolve it too.
+//!
+//! Not built yet (the remaining items): `actual_amount` (refused
+//! with a 400 naming it); per-origin tool-definition drift (the tool's
+//! schema fields are accepted and not yet compared).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +32,12 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::body::{self, ApiError, Fields};
-use super::evaluations::{Evaluations, Finished, Found, Refusal};
+use super::evaluations::{Ending, Evaluations, Finished, Found, Refusal, Subject};
 use super::routes::Sideband;
+use crate::approvals::Approvals;
 use crate::govern::{
-    CallFacts, Deferred, Denial, Door, Governor, InstallScan, Report, SessionIdentity, Simulation,
+    CallFacts, Deferred, Denial, Door, Governor, InstallScan, Pending, Report, SessionIdentity,
+    Simulation,
 };
 use crate::plugins::Annotations;
 use crate::state::{now_ms, CallOutcome, Evidence};
@@ -50,10 +54,13 @@ const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 pub struct AdapterDoor {
     pub governor: Arc<Governor>,
     pub evaluations: Arc<Evaluations>,
+    /// Where held evaluations' tickets are (none: approvals cannot be
+    /// collected, and such calls are refused).
+    pub approvals: Option<Arc<Approvals>>,
 }
 
 pub(super) struct Adapter {
-    door: AdapterDoor,
+    pub(super) door: AdapterDoor,
     sideband: Arc<Sideband>,
 }
 
@@ -63,7 +70,7 @@ impl Adapter {
     }
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(status, json!({ "error": code, "message": message.into() }))
 }
 
@@ -262,37 +269,59 @@ pub(super) async fn evaluate(
         agent: agent.map(|a| a.into()),
         metadata: metadata.as_ref().map(|(_, text)| text.as_str()),
     };
+    let subject = Subject {
+        session,
+        tool: tool_name,
+    };
     let answer = match adapter.door.governor.decide_deferred(facts).await {
         Deferred::Allow(pending) => {
-            let (rule, rule_index) = pending
-                .decision()
-                .map_or((None, None), |d| (d.rule.clone(), d.rule_index));
-            let id = evaluations.wait(pending, session, tool_name.clone());
-            json!({
-                "evaluation_id": id,
-                "decision": "allow",
-                "reason": null,
-                "matched_rule": rule,
-                "matched_rule_index": rule_index,
-            })
+            let id = pending.record_id().to_owned();
+            let answer = allowed(&id, &pending);
+            evaluations.wait(id, pending, subject, answer.clone());
+            answer
         }
         Deferred::Block(denial) => {
             let id = crate::audit::new_id();
-            evaluations.finished(id.clone(), Finished::ByEvaluate);
-            blocked(&id, &denial)
+            let answer = blocked(&id, &denial);
+            let unrun = Finished::Unrun {
+                by: Ending::Evaluate,
+                answer: answer.clone(),
+            };
+            evaluations.finished(id, unrun);
+            answer
         }
         Deferred::Simulate(simulation) => {
             let id = crate::audit::new_id();
-            evaluations.finished(id.clone(), Finished::ByEvaluate);
-            simulated(&id, &simulation)
+            let answer = simulated(&id, &simulation);
+            let unrun = Finished::Unrun {
+                by: Ending::Evaluate,
+                answer: answer.clone(),
+            };
+            evaluations.finished(id, unrun);
+            answer
         }
+        Deferred::Hold(held) => super::held::hold(&adapter, *held, subject),
     };
     Ok(Json(answer).into_response())
 }
 
+/// The answer for an allowed evaluation.
+pub(super) fn allowed(id: &str, pending: &Pending) -> Value {
+    let (rule, rule_index) = pending
+        .decision()
+        .map_or((None, None), |d| (d.rule.clone(), d.rule_index));
+    json!({
+        "evaluation_id": id,
+        "decision": "allow",
+        "reason": null,
+        "matched_rule": rule,
+        "matched_rule_index": rule_index,
+    })
+}
+
 /// The adapter's word for a blocked call: the limit that refused it, or
 /// `deny`.
-fn blocked(id: &str, denial: &Denial) -> Value {
+pub(super) fn blocked(id: &str, denial: &Denial) -> Value {
     let decision = match denial.reason.as_str() {
         "rate_limited" => "rate_limited",
         "spend_limited" => "spend_limited",
@@ -378,8 +407,13 @@ pub(super) async fn report(
     let waiting =
         match adapter.door.evaluations.take(&id) {
             Found::Waiting(waiting) => waiting,
-            Found::Finished(Finished::ByEvaluate) => {
-                return Ok(Json(json!({ "ok": true, "finalized_by": "evaluate" })).into_response())
+            Found::Held => return Err(error(
+                StatusCode::CONFLICT,
+                "approval_unresolved",
+                "the evaluation waits for an approval: run the tool only once it is allowed (GET /evaluation/:id), or resolve the ticket as cancelled",
+            )),
+            Found::Finished(Finished::Unrun { by, .. }) => {
+                return Ok(Json(json!({ "ok": true, "finalized_by": by.as_str() })).into_response())
             }
             Found::Finished(Finished::Reported {
                 digest: first,
@@ -437,8 +471,8 @@ pub(super) async fn report(
     }
     let stored = store_evidence(
         &adapter,
-        waiting.session.as_deref(),
-        &waiting.tool,
+        waiting.subject.session.as_deref(),
+        &waiting.subject.tool,
         evidence,
     )
     .await;
@@ -545,7 +579,11 @@ pub(super) async fn install_scan(
             "suggestion": suggestion, "retry_allowed": false,
         });
     }
-    adapter.door.evaluations.finished(id, Finished::ByEvaluate);
+    let unrun = Finished::Unrun {
+        by: Ending::Evaluate,
+        answer: answer.clone(),
+    };
+    adapter.door.evaluations.finished(id, unrun);
     Ok(Json(answer).into_response())
 }
 

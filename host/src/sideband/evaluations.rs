@@ -1,20 +1,25 @@
-//! The adapter API's memory: evaluations waiting for their caller's report
-//! (each holding what its stages reserved), the outcome of finished ones
-//! (so a replayed report is answered the same way, and a conflicting one
-//! refused), and which adapters (origins) have been seen.
+//! The adapter API's memory: evaluations held for an approval, those
+//! waiting for their caller's report (each holding what its stages
+//! reserved), the outcome of finished ones (so a replayed report is
+//! answered the same way, and a conflicting one refused), and which
+//! adapters (origins) have been seen.
 //!
-//! Everything is bounded: pending evaluations ([`MAX_PENDING`]), the
-//! finished ones remembered ([`MAX_FINISHED`], each for one TTL), origins
-//! ([`MAX_ORIGINS`]). A pending evaluation not reported within
-//! `sdk.evaluation_ttl` expires: at the next sweep or the next access,
-//! whichever comes first, its reservations are given back and its record
-//! says it expired unreported.
+//! Everything is bounded: held and pending evaluations together
+//! ([`MAX_PENDING`]), the finished ones remembered ([`MAX_FINISHED`], each
+//! for one TTL), origins ([`MAX_ORIGINS`]). A held evaluation ends with its
+//! tickets (their timeouts bound it). A pending evaluation not reported
+//! within `sdk.evaluation_ttl` expires: at the next sweep or the next
+//! access, whichever comes first, its reservations are given back and its
+//! record says it expired unreported.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 
 use crate::govern::Pending;
 use crate::state::now_ms;
@@ -27,20 +32,39 @@ const MAX_FINISHED: usize = 100_000;
 /// Distinct adapters (origins).
 pub const MAX_ORIGINS: usize = 32;
 
-/// A pending evaluation and what its report needs.
-pub struct Waiting {
-    pub pending: Box<Pending>,
+/// What an evaluation's report needs besides the evaluation itself.
+pub struct Subject {
     pub session: Option<String>,
     /// The tool evaluated (reported evidence is attributed to it).
     pub tool: String,
+}
+
+/// A pending evaluation and what its report needs.
+pub struct Waiting {
+    pub pending: Box<Pending>,
+    pub subject: Subject,
     pub deadline: Instant,
+    /// What the evaluation answered (`allow`).
+    answer: Value,
+}
+
+/// An evaluation waiting for its approvals.
+struct Held {
+    subject: Subject,
+    /// What `/evaluate` answered (`require_approval`).
+    answer: Value,
 }
 
 /// How an evaluation ended, as a replay is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finished {
-    /// Blocked or simulated at `/evaluate`: nothing to report.
-    ByEvaluate,
+    /// Ended without running: blocked or simulated at `/evaluate`, or
+    /// blocked while held for an approval. Nothing to report; `answer` is
+    /// the evaluation's final answer.
+    Unrun {
+        by: Ending,
+        answer: Value,
+    },
     /// Reported; `digest` is the report's (a replay must match it).
     Reported {
         digest: [u8; 32],
@@ -50,9 +74,38 @@ pub enum Finished {
     Expired,
 }
 
+/// Where an unrun evaluation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Evaluate,
+    Approval,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Evaluate => "evaluate",
+            Ending::Approval => "approval",
+        }
+    }
+}
+
 /// What a report finds under an evaluation id.
 pub enum Found {
     Waiting(Waiting),
+    /// Still waiting for its approvals: nothing may be reported yet.
+    Held,
+    Finished(Finished),
+    Unknown,
+}
+
+/// Where an evaluation stands, as `GET /evaluation/:id` tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// Waiting for its approvals; its `/evaluate` answer.
+    Held(Value),
+    /// Allowed, waiting for its report; the answer that allowed it.
+    Allowed(Value),
     Finished(Finished),
     Unknown,
 }
@@ -66,6 +119,7 @@ struct Origin {
 
 #[derive(Default)]
 struct Inner {
+    held: HashMap<String, Held>,
     pending: HashMap<String, Waiting>,
     finished: HashMap<String, (Finished, Instant)>,
     origins: BTreeMap<String, Origin>,
@@ -74,6 +128,10 @@ struct Inner {
 pub struct Evaluations {
     inner: Mutex<Inner>,
     ttl: Duration,
+    /// Woken whenever a held evaluation ends its wait.
+    changed: Notify,
+    /// The tasks waiting on held evaluations' tickets.
+    waits: TaskTracker,
 }
 
 /// Why an evaluation could not be taken.
@@ -90,6 +148,8 @@ impl Evaluations {
         Self {
             inner: Mutex::default(),
             ttl,
+            changed: Notify::new(),
+            waits: TaskTracker::new(),
         }
     }
 
@@ -97,11 +157,12 @@ impl Evaluations {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Refuses an evaluation while [`MAX_PENDING`] wait for reports
-    /// (checked before the stages run, so nothing is reserved for an
-    /// evaluation that cannot be kept).
+    /// Refuses an evaluation while [`MAX_PENDING`] are held or wait for
+    /// reports (checked before the stages run, so nothing is reserved for
+    /// an evaluation that cannot be kept).
     pub fn room(&self) -> Result<(), Refusal> {
-        if self.lock().pending.len() >= MAX_PENDING {
+        let inner = self.lock();
+        if inner.pending.len() + inner.held.len() >= MAX_PENDING {
             return Err(Refusal::BacklogFull);
         }
         Ok(())
@@ -134,22 +195,43 @@ impl Evaluations {
         Ok(())
     }
 
-    /// Keeps an allowed evaluation until its report; its id is its record's.
-    pub fn wait(&self, pending: Box<Pending>, session: Option<String>, tool: String) -> String {
-        let id = pending.record_id().to_owned();
+    /// Keeps an allowed evaluation `id` (its record's) until its report.
+    pub fn wait(&self, id: String, pending: Box<Pending>, subject: Subject, answer: Value) {
         let waiting = Waiting {
             pending,
-            session,
-            tool,
+            subject,
             deadline: Instant::now() + self.ttl,
+            answer,
         };
-        self.lock().pending.insert(id.clone(), waiting);
-        id
+        self.lock().pending.insert(id, waiting);
     }
 
-    /// Remembers an evaluation that ended at `/evaluate`.
+    /// Keeps an evaluation held for approvals while `wait` (which ends it
+    /// with [`Evaluations::approved`] or [`Evaluations::finished`]) runs.
+    pub fn hold(
+        &self,
+        id: String,
+        subject: Subject,
+        answer: Value,
+        wait: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.lock().held.insert(id, Held { subject, answer });
+        self.waits.spawn(wait);
+    }
+
+    /// A held evaluation was approved: it waits for its report from now.
+    pub fn approved(&self, id: &str, pending: Box<Pending>, answer: Value) {
+        let held = self.lock().held.remove(id);
+        if let Some(held) = held {
+            self.wait(id.to_owned(), pending, held.subject, answer);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Remembers an evaluation that ended without a report to wait for.
     pub fn finished(&self, id: String, how: Finished) {
         let mut inner = self.lock();
+        inner.held.remove(&id);
         if inner.finished.len() >= MAX_FINISHED {
             let now = Instant::now();
             inner.finished.retain(|_, (_, until)| *until > now);
@@ -166,6 +248,44 @@ impl Evaluations {
             }
         }
         inner.finished.insert(id, (how, Instant::now() + self.ttl));
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    /// Where evaluation `id` stands.
+    pub fn standing(&self, id: &str) -> Standing {
+        let inner = self.lock();
+        if let Some(held) = inner.held.get(id) {
+            return Standing::Held(held.answer.clone());
+        }
+        if let Some(waiting) = inner.pending.get(id) {
+            if waiting.deadline > Instant::now() {
+                return Standing::Allowed(waiting.answer.clone());
+            }
+            return Standing::Finished(Finished::Expired);
+        }
+        match inner.finished.get(id) {
+            Some((how, _)) => Standing::Finished(how.clone()),
+            None => Standing::Unknown,
+        }
+    }
+
+    /// Resolves when a held evaluation may have ended its wait (armed
+    /// before the caller looks, so no change is missed in between).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Waits (at most `grace`) for held evaluations to end their wait, as
+    /// they do once their tickets are closed at shutdown.
+    pub async fn settle_held(&self, grace: Duration) {
+        self.waits.close();
+        if tokio::time::timeout(grace, self.waits.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("held adapter evaluations did not end within the shutdown grace");
+        }
     }
 
     /// Takes a pending evaluation for its report (an expired one is settled
@@ -173,6 +293,9 @@ impl Evaluations {
     pub fn take(&self, id: &str) -> Found {
         let expired = {
             let mut inner = self.lock();
+            if inner.held.contains_key(id) {
+                return Found::Held;
+            }
             match inner.pending.remove(id) {
                 Some(waiting) if waiting.deadline > Instant::now() => {
                     return Found::Waiting(waiting)

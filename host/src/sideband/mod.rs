@@ -13,6 +13,7 @@
 mod adapter;
 mod body;
 mod evaluations;
+mod held;
 mod install;
 mod routes;
 
@@ -80,6 +81,8 @@ fn build(sdk_token: &str, sideband: Arc<Sideband>, adapter: Option<(&str, Adapte
                 .route("/evaluate", post(adapter::evaluate))
                 .route("/audit", post(adapter::report))
                 .route("/install-scan", post(adapter::install_scan))
+                .route("/evaluation/{id}", get(held::evaluation))
+                .route("/approval/{id}/resolve", post(held::resolve))
                 .with_state(adapter::Adapter::new(door, sideband))
                 .route_layer(middleware::from_fn_with_state(
                     Arc::new(BearerSecret::new(token)),

@@ -182,6 +182,7 @@ export function mountApprovals(root, ctx) {
       h('header', { class: 'ticket-head' },
         h('h3', { class: 'ticket-tool', 'data-test': 'ticket-tool' }, String(t.tool_name ?? '')),
         chip(`channel: ${t.channel_name ?? 'dashboard'}`, 'muted', 'ticket-channel'),
+        t.origin && t.origin !== 'mcp' ? chip(`adapter: ${t.origin}`, 'info', 'ticket-origin') : null,
         h('span', { class: 'spacer' }),
         h('span', { class: 'muted' }, 'times out '), countdown),
       bar,

@@ -14,6 +14,7 @@ from . import _wire
 class SyncTransport:
     def __init__(self, proxy_url: str, token_env: str, timeout: float) -> None:
         self._proxy_url = _wire.base_url(proxy_url)
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=self._proxy_url, timeout=timeout, headers=_wire.auth_headers(token_env)
         )
@@ -24,7 +25,7 @@ class SyncTransport:
 
     def _send(self, request: _wire.Request) -> bytes:
         try:
-            response = self._http.request(**_wire.http_arguments(request))
+            response = self._http.request(**_wire.http_arguments(request, self._timeout))
         except httpx.HTTPError as exc:
             raise _wire.failure(exc, request, self._proxy_url) from exc
         _wire.check(request, response.status_code, response.content)
@@ -43,6 +44,7 @@ class SyncTransport:
 class AsyncTransport:
     def __init__(self, proxy_url: str, token_env: str, timeout: float) -> None:
         self._proxy_url = _wire.base_url(proxy_url)
+        self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self._proxy_url, timeout=timeout, headers=_wire.auth_headers(token_env)
         )
@@ -53,7 +55,7 @@ class AsyncTransport:
 
     async def _send(self, request: _wire.Request) -> bytes:
         try:
-            response = await self._http.request(**_wire.http_arguments(request))
+            response = await self._http.request(**_wire.http_arguments(request, self._timeout))
         except httpx.HTTPError as exc:
             raise _wire.failure(exc, request, self._proxy_url) from exc
         _wire.check(request, response.status_code, response.content)

@@ -44,6 +44,9 @@ class Request:
     body: bytes | None = None
     #: Whether a refusal's structured details go into the message.
     detailed: bool = False
+    #: How long the gateway may hold the answer back (a long poll), on top
+    #: of the client's timeout.
+    wait: float = 0.0
 
 
 def _json(operation: str, payload: dict[str, Any]) -> bytes:
@@ -85,10 +88,22 @@ def state(session_id: str) -> Request:
     )
 
 
-def http_arguments(request: Request) -> dict[str, Any]:
-    """What `httpx.Client.request` takes for `request`."""
+def get(operation: str, path: str, wait: float = 0.0) -> Request:
+    """A GET whose refusals carry structured details."""
+    return Request("GET", path, operation, detailed=True, wait=wait)
+
+
+def http_arguments(request: Request, timeout: float) -> dict[str, Any]:
+    """What `httpx.Client.request` takes for `request`, with the client's
+    `timeout`."""
     headers = {"content-type": "application/json"} if request.body is not None else None
-    return {"method": request.method, "url": request.path, "content": request.body, "headers": headers}
+    return {
+        "method": request.method,
+        "url": request.path,
+        "content": request.body,
+        "headers": headers,
+        "timeout": timeout + request.wait,
+    }
 
 
 def failure(exc: httpx.HTTPError, request: Request, url: str) -> HelioError:

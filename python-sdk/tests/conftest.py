@@ -95,6 +95,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "dashboard": {"enabled": True, "host": "127.0.0.1", "port": dashboard, "api_secret": API_SECRET},
         "sdk": {"enabled": True, "host": "127.0.0.1", "port": sdk},
         "audit": {"path": str(workdir / "audit.db")},
+        "budgets": [{"name": "purchases", "limit": 1000000, "currency": "USD", "window": "1d",
+                     "contributors": [{"match": {"tool": "buy_item"}, "field": "$.price"}]}],
         "policies": {**POLICIES, "install": {"rules": [
             {"name": "no-pads", "match": {"name": "*-pad"}, "action": "deny_install"}]}},
     }

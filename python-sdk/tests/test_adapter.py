@@ -126,3 +126,17 @@ def test_a_framework_decides_its_own_tickets(adapter: Any) -> None:
         adapter.resolve_approval(held, "maybe")
     with pytest.raises(HelioError, match="not held"):
         adapter.resolve_approval(adapter.evaluate("lookup_order", {"order_id": "x"}), "approved", resolved_by="u")
+
+
+def test_a_report_says_what_a_call_really_cost(adapter: Any, gateway: Gateway) -> None:
+    evaluation = adapter.evaluate("buy_item", {"price": 40})
+    assert evaluation.allowed
+    adapter.report(evaluation, "success", actual_amount=12.5)
+    ledger = httpx.get(f"{gateway.dashboard_url}/api/budgets/purchases/events?limit=1000",
+                       headers={"authorization": f"Bearer {API_SECRET}"}, timeout=5).json()["data"]
+    (row,) = [r for r in ledger if r["audit_record_id"] == evaluation.evaluation_id]
+    assert row["amount"] == 12.5
+    lookup = adapter.evaluate("lookup_order", {"order_id": "ORD-1"})
+    with pytest.raises(HelioError, match="no_spend_rule"):
+        adapter.report(lookup, "success", actual_amount=1)
+    adapter.report(lookup, "success")

@@ -514,3 +514,45 @@ def test_a_held_evaluation_ends_with_helio(helio: HelioLauncher, upstream_sse: U
         row = db.execute("SELECT approval_status, block_reason FROM audit_records WHERE id = ?",
                          (held["evaluation_id"],)).fetchone()
     assert row == ("shutdown_cancelled", "shutdown_cancelled")
+
+
+def test_a_reported_actual_amount_is_what_the_budget_is_charged(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    budgets = [{"name": "purchases", "limit": 50, "currency": "USD", "window": "1d",
+                "contributors": [{"match": {"tool": "buy"}, "field": "$.price"}]}]
+    instance = helio(
+        {"sdk": {"enabled": True}, "policies": POLICIES, "budgets": budgets,
+         "audit": {"path": str(tmp_path / "helio.db")}},
+        upstream=upstream_sse,
+        env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
+    )
+    first = evaluate(instance, "buy", {"price": 40}).json()
+    assert first["decision"] == "allow"
+    # 40 reserved: a second 40 does not fit while the first is pending.
+    assert evaluate(instance, "buy", {"price": 40}).json()["decision"] == "budget_exceeded"
+    for bad in ["12.5", -1, True]:
+        refused = report(instance, {"evaluation_id": first["evaluation_id"], "status": "success", "actual_amount": bad})
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_actual_amount"), bad
+    unrun = report(instance, {"evaluation_id": first["evaluation_id"], "status": "not_executed", "actual_amount": 1})
+    assert (unrun.status_code, unrun.json()["error"]) == (400, "invalid_actual_amount")
+    # It cost 12.5 in the end: the rest of the 40 is free again.
+    done = report(instance, {"evaluation_id": first["evaluation_id"], "status": "success", "actual_amount": 12.5})
+    assert done.status_code == 201, done.text
+    second = evaluate(instance, "buy", {"price": 37.5}).json()
+    assert second["decision"] == "allow"
+    assert report(instance, {"evaluation_id": second["evaluation_id"], "status": "success"}).status_code == 201
+    assert evaluate(instance, "buy", {"price": 0.01}).json()["decision"] == "budget_exceeded"
+
+    rec = record(instance, first["evaluation_id"])
+    assert rec["evidence_chain"]["actual_amount"] == {"amount": 12.5, "evaluated": [40]}
+    assert rec["evidence_chain"]["budgets"][0]["amount"] == 12.5
+    ledger = httpx.get(f"{instance.dashboard_url}/api/budgets/purchases/events", headers=operator(instance),
+                       timeout=5).json()
+    assert sorted(row["amount"] for row in ledger["data"]) == [12.5, 37.5]
+
+    # Nothing charged, nothing to replace: refused, and the evaluation stays reportable.
+    lookup = evaluate(instance, "lookup", {"order": "ORD-1"}).json()
+    none = report(instance, {"evaluation_id": lookup["evaluation_id"], "status": "success", "actual_amount": 3})
+    assert (none.status_code, none.json()["error"]) == (400, "no_spend_rule")
+    assert report(instance, {"evaluation_id": lookup["evaluation_id"], "status": "success"}).status_code == 201

@@ -14,14 +14,13 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::audit::{blocking, ApiError};
-use super::events::decimal;
 use super::Operator;
 use crate::audit::query::{
     take_limit, ExportFormat, Page, Params, LEDGER_BOUNDS, LEDGER_COLUMNS, LEDGER_EXPORT_BOUNDS,
 };
 use crate::config::Budget;
 use crate::pipeline::Pipeline;
-use crate::plugins::checks::decimal_json;
+use crate::plugins::checks::{decimal, decimal_json};
 use crate::state::{now_ms, WindowSnapshot};
 
 pub(super) fn routes() -> Router<Arc<Operator>> {

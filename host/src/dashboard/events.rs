@@ -7,13 +7,11 @@
 //! stages' checks already are: nothing on the request path does extra work
 //! for the dashboard, and nothing is computed when nobody watches.
 
-use std::str::FromStr;
-
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
 
 use crate::pipeline::Pipeline;
-use crate::plugins::checks::decimal_json;
+use crate::plugins::checks::{decimal, decimal_json};
 
 /// The utilisation at which a window is reported.
 const WARNING_UTILISATION: f64 = 0.8;
@@ -193,14 +191,6 @@ fn currency(pipeline: &Pipeline, budget: &str) -> Value {
         .iter()
         .find(|b| b.name.as_deref() == Some(budget))
         .map_or(Value::Null, |b| b.currency.clone().into())
-}
-
-/// A JSON number as an exact decimal.
-pub fn decimal(value: &Value) -> Option<Decimal> {
-    let text = value.as_number()?.to_string();
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
 }
 
 /// `current / limit`, for display (a float is enough for a bar).

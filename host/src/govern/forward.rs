@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::pipeline::Denial;
 use crate::plugins::Decision;
-use crate::state::{CallOutcome, Hold, Settlement, StateStore};
+use crate::state::{CallOutcome, Decimal, Hold, HoldKind, Settlement, StateError, StateStore};
 
 use super::answer::Answer;
 use super::held::Resolved;
@@ -66,6 +66,22 @@ impl Release {
             ),
             audit,
         }))
+    }
+
+    /// Whether the call holds spend (a spend limit's or a budget's).
+    pub fn holds_spend(&self) -> bool {
+        self.holds.iter().any(|h| h.kind == HoldKind::Spend)
+    }
+
+    /// Makes every spend hold `amount`: what the call actually cost, as
+    /// its caller reported. The keys resized.
+    pub fn resize_spend(&self, amount: Decimal) -> Result<Vec<Arc<str>>, StateError> {
+        let mut resized = Vec::new();
+        for hold in self.holds.iter().filter(|h| h.kind == HoldKind::Spend) {
+            self.state.spend_resize(hold, amount)?;
+            resized.push(hold.key.clone());
+        }
+        Ok(resized)
     }
 
     /// Gives the holds back: the call is not forwarded.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::pipeline::Denial;
 use crate::plugins::Decision;
-use crate::state::CallOutcome;
+use crate::state::{CallOutcome, Decimal};
 
 use super::forward::Release;
 use super::held::Resolved;
@@ -27,12 +27,14 @@ pub struct Pending {
 /// What the caller reports of an allowed call.
 pub enum Report<'a> {
     /// It ran and `outcome` says how; `result` (JSON) is what it returned
-    /// or `error` why it failed, `took` how long it ran.
+    /// or `error` why it failed, `took` how long it ran; `actual_amount`
+    /// what it cost, when that is not what was evaluated.
     Ran {
         outcome: CallOutcome,
         result: Option<&'a [u8]>,
         error: Option<String>,
         took: Option<Duration>,
+        actual_amount: Option<Decimal>,
     },
     /// The caller did not run it.
     NotRun,
@@ -49,6 +51,13 @@ impl Pending {
     /// The stage decision that allowed it (the rule, if one matched).
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
+    }
+
+    /// Whether it holds spend, which an `actual_amount` would resize.
+    pub fn holds_spend(&self) -> bool {
+        self.parts
+            .as_ref()
+            .is_some_and(|(release, _)| release.holds_spend())
     }
 
     /// The id its audit record will have.
@@ -72,17 +81,37 @@ impl Pending {
                 Ok(())
             }
             Report::Ran {
-                outcome,
+                mut outcome,
                 result,
                 error,
                 took,
-            } => match release.forward(audit, self.decision.as_ref()) {
-                Resolved::Forward(forwarded) => {
-                    forwarded.ran(outcome, result, error, took);
-                    Ok(())
+                actual_amount,
+            } => {
+                let mut audit = audit;
+                if let Some(amount) = actual_amount {
+                    match release.resize_spend(amount) {
+                        Ok(resized) => audit.actual_amount(amount, &resized),
+                        Err(error) => {
+                            tracing::error!(%error, "a reported actual amount could not be held");
+                            let denial = Denial::state_unavailable();
+                            release.release();
+                            audit.blocked(&denial);
+                            return Err(Box::new(denial));
+                        }
+                    }
+                    // What it cost stands even if it failed: the caller said so.
+                    if outcome == CallOutcome::Failed {
+                        outcome = CallOutcome::Unknown;
+                    }
                 }
-                Resolved::Block(denial) => Err(Box::new(denial)),
-            },
+                match release.forward(audit, self.decision.as_ref()) {
+                    Resolved::Forward(forwarded) => {
+                        forwarded.ran(outcome, result, error, took);
+                        Ok(())
+                    }
+                    Resolved::Block(denial) => Err(Box::new(denial)),
+                }
+            }
         }
     }
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use crate::audit::{new_id, Audit, AuditRecord};
 use crate::pipeline::{Denial, Simulation};
+use crate::plugins::checks::decimal_json;
 use crate::plugins::{Check, Decision};
+use crate::state::Decimal;
 
 use super::facts::{CallFacts, Refused};
 
@@ -159,6 +161,36 @@ impl CallAudit {
         self.record.upstream_error = error;
         self.reported_latency = took;
         self.finish();
+    }
+
+    /// Its caller reported what the call actually cost: the spend checks
+    /// of the `resized` keys say `amount` (and their ledgers' totals with
+    /// it), and `evidence_chain.actual_amount` keeps what was evaluated.
+    pub fn actual_amount(&mut self, amount: Decimal, resized: &[Arc<str>]) {
+        let mut evaluated = Vec::new();
+        for check in &mut self.record.checks {
+            let Check::Spend {
+                key,
+                amount: charged,
+                window,
+                ..
+            } = check
+            else {
+                continue;
+            };
+            if !resized.iter().any(|k| **k == **key) {
+                continue;
+            }
+            evaluated.push(decimal_json(charged));
+            if window.allowed {
+                window.spent = window.spent - *charged + amount;
+            }
+            *charged = amount;
+        }
+        self.record.approval.push((
+            "actual_amount",
+            serde_json::json!({ "amount": decimal_json(&amount), "evaluated": evaluated }),
+        ));
     }
 
     /// Its caller reported it did not run it: nothing was taken.

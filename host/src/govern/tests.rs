@@ -871,6 +871,7 @@ async fn an_evaluation_reserves_until_its_caller_reports() {
             result: Some(br#"{"sum": 30}"#),
             error: None,
             took: Some(Duration::from_millis(12)),
+            actual_amount: None,
         })
         .expect("reported");
     assert_eq!(core.spent(), 30.0);
@@ -884,6 +885,7 @@ async fn an_evaluation_reserves_until_its_caller_reports() {
             result: None,
             error: Some("division by zero".into()),
             took: None,
+            actual_amount: None,
         })
         .expect("reported");
     assert_eq!(core.spent(), 30.0);
@@ -966,6 +968,7 @@ async fn a_held_evaluation_keeps_its_reservation_until_approved_then_until_its_r
             result: Some(b"{}"),
             error: None,
             took: None,
+            actual_amount: None,
         })
         .expect("reported");
     assert_eq!(core.spent(), 100.0, "committed");
@@ -1013,4 +1016,57 @@ async fn a_held_evaluation_its_caller_withdraws_is_blocked_and_gives_back_its_ho
 /// The newest ticket's id.
 fn denial_ticket(approvals: &Arc<Approvals>) -> String {
     approvals.list(None, 1, 0).0[0].id.clone()
+}
+
+fn ran(outcome: crate::state::CallOutcome, actual: &str) -> Report<'static> {
+    Report::Ran {
+        outcome,
+        result: None,
+        error: None,
+        took: None,
+        actual_amount: Some(actual.parse().expect("decimal")),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reported_actual_amount_replaces_what_was_evaluated() {
+    use crate::state::CallOutcome::{Failed, Succeeded};
+    let scratch = Scratch::new("govern-actual-amount");
+    let mut core = Core::new(BUDGET, LocalStore::in_memory(), &scratch.0.join("audit.db"));
+    // Cheaper than evaluated: the difference is free again at once.
+    let cheaper = allowed(core.decide_deferred("pay", json!({ "a": 60 })).await);
+    let id = cheaper.record_id().to_owned();
+    cheaper.report(ran(Succeeded, "12.50")).expect("reported");
+    assert_eq!(core.spent(), 12.5);
+    // Dearer than the limit allows: it ran, so it counts — and blocks
+    // what no longer fits.
+    let dearer = allowed(core.decide_deferred("pay", json!({ "a": 10 })).await);
+    dearer.report(ran(Succeeded, "95")).expect("reported");
+    assert_eq!(core.spent(), 107.5);
+    assert_eq!(
+        blocked(core.decide_deferred("pay", json!({ "a": 1 })).await).reason,
+        "budget_exceeded"
+    );
+    // Failed, yet it cost something: the cost stands (no refund).
+    let core2 = Core::new(
+        BUDGET,
+        LocalStore::in_memory(),
+        &scratch.0.join("audit2.db"),
+    );
+    let failed = allowed(core2.decide_deferred("pay", json!({ "a": 30 })).await);
+    failed.report(ran(Failed, "0.3")).expect("reported");
+    assert_eq!(core2.spent(), 0.3);
+
+    let records = core.written();
+    let record = records
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("record");
+    let chain = &record["evidence_chain"];
+    assert_eq!(
+        chain["actual_amount"],
+        json!({ "amount": 12.5, "evaluated": [60] })
+    );
+    assert_eq!(chain["budgets"][0]["amount"], json!(12.5));
+    assert_eq!(chain["budgets"][0]["spent"], json!(12.5));
 }

@@ -4,6 +4,7 @@
 //! for blocked ones, and for third-party stages as much as built-in ones:
 //! the host reports what was checked, not what a stage says it checked.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -98,6 +99,16 @@ fn described(check: &Check) -> Option<Described<'_>> {
         family: &family.family,
         bucket: key.get(family.bucket_at..).unwrap_or_default(),
     })
+}
+
+/// A JSON number as an exact decimal (its shortest text: serde_json
+/// keeps integers exact and floats as the shortest text that reads back
+/// the same).
+pub fn decimal(value: &Value) -> Option<Decimal> {
+    let text = value.as_number()?.to_string();
+    Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .ok()
 }
 
 /// An exact decimal as a JSON number written from its digits.

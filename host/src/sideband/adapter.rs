@@ -15,9 +15,8 @@
 //! ticket goes where the approval router sends it, and the adapter may
 //! resolve it too.
 //!
-//! Not built yet (the remaining items): `actual_amount` (refused
-//! with a 400 naming it); per-origin tool-definition drift (the tool's
-//! schema fields are accepted and not yet compared).
+//! Not built yet: per-origin tool-definition drift (the tool's schema
+//! fields are accepted and not yet compared).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +38,9 @@ use crate::govern::{
     CallFacts, Deferred, Denial, Door, Governor, InstallScan, Pending, Report, SessionIdentity,
     Simulation,
 };
+use crate::plugins::checks::decimal;
 use crate::plugins::Annotations;
-use crate::state::{now_ms, CallOutcome, Evidence};
+use crate::state::{now_ms, CallOutcome, Decimal, Evidence};
 
 /// Largest `arguments`, as JSON text.
 const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
@@ -391,19 +391,22 @@ pub(super) async fn report(
             ))
         }
     };
-    if fields.get("actual_amount").is_some_and(|v| !v.is_null()) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "actual_amount_unsupported",
-            "actual_amount is not supported yet: spend is charged as evaluated",
-        ));
-    }
+    let actual_amount = actual_amount(&fields, &status)?;
     let evidence = reported_evidence(&fields)?;
     // A replay must be the same report: its digest is that of the body as
     // read (keys sorted), so key order and spacing do not matter.
     let digest: [u8; 32] =
         Sha256::digest(serde_json::to_vec(fields.as_map()).unwrap_or_default()).into();
 
+    if actual_amount.is_some() && adapter.door.evaluations.holds_spend(&id) == Some(false) {
+        // Nothing was charged that the amount could replace; the
+        // evaluation stays pending for a report without it.
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "no_spend_rule",
+            "actual_amount replaces what spend limits and budgets charged, and none charged this call",
+        ));
+    }
     let waiting =
         match adapter.door.evaluations.take(&id) {
             Found::Waiting(waiting) => waiting,
@@ -458,6 +461,7 @@ pub(super) async fn report(
             result: result.as_deref().map(str::as_bytes),
             error: error_text,
             took,
+            actual_amount,
         },
         None => Report::NotRun,
     };
@@ -489,6 +493,29 @@ pub(super) async fn report(
         },
     );
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `actual_amount`: what a call that ran actually cost, a JSON number
+/// (finite, ≥ 0; a string is refused, as for spend amounts in policy).
+fn actual_amount(fields: &Fields, status: &str) -> Result<Option<Decimal>, ApiError> {
+    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "invalid_actual_amount", message);
+    let amount = match fields.get("actual_amount") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(value @ Value::Number(_)) => decimal(value)
+            .filter(|a| !a.is_sign_negative() || a.is_zero())
+            .ok_or_else(|| invalid("actual_amount must be a finite number ≥ 0"))?,
+        Some(_) => {
+            return Err(invalid(
+                "actual_amount must be a JSON number (not a string), finite and ≥ 0",
+            ))
+        }
+    };
+    if status == "not_executed" {
+        return Err(invalid(
+            "actual_amount is what a call that ran cost; a call not executed costs nothing",
+        ));
+    }
+    Ok(Some(amount))
 }
 
 /// `POST /install-scan {origin, agent_id?, session_id?, package {name,

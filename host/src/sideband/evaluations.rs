@@ -315,6 +315,12 @@ impl Evaluations {
         Found::Finished(Finished::Expired)
     }
 
+    /// Whether pending evaluation `id` holds spend (none: it is not
+    /// pending).
+    pub fn holds_spend(&self, id: &str) -> Option<bool> {
+        self.lock().pending.get(id).map(|w| w.pending.holds_spend())
+    }
+
     /// Settles every evaluation past its deadline (the 30 s sweep).
     pub fn sweep(&self) {
         let now = Instant::now();

@@ -90,6 +90,10 @@ impl StateStore for TestStore {
         self.wait();
         StateStore::spend_overage(&*self.inner, key, amount, window_ms, now)
     }
+    fn spend_resize(&self, hold: &Hold, amount: Decimal) -> Result<(), StateError> {
+        self.write()?;
+        StateStore::spend_resize(&*self.inner, hold, amount)
+    }
     fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {
         if let Err(error) = self.write() {
             self.inner.release(holds);
@@ -213,6 +217,9 @@ impl StateStore for Down {
         _: Option<u64>,
         _: u64,
     ) -> Result<Hold, StateError> {
+        Err(down())
+    }
+    fn spend_resize(&self, _: &Hold, _: Decimal) -> Result<(), StateError> {
         Err(down())
     }
     fn commit(&self, _: &[Hold]) -> Result<(), StateError> {

@@ -437,6 +437,19 @@ impl LocalStore {
         })
     }
 
+    pub fn spend_resize(&self, hold: &Hold, amount: Decimal) {
+        let mut windows = self.locked_windows();
+        let Some(window) = windows.get_mut(&hold.key) else {
+            return;
+        };
+        let Some(entry) = window.find_mut(hold.id).filter(|e| !e.committed) else {
+            tracing::debug!(key = %hold.key, "a hold to resize was no longer held");
+            return;
+        };
+        let held = std::mem::replace(&mut entry.amount, amount);
+        window.total = window.total - held + amount;
+    }
+
     pub fn commit(&self, holds: &[Hold]) -> Result<(), PersistError> {
         if holds.is_empty() {
             return Ok(());
@@ -813,6 +826,11 @@ impl StateStore for LocalStore {
     ) -> Result<Hold, StateError> {
         LocalStore::spend_overage(self, key, amount, window_ms, now)
             .ok_or_else(|| StateError("the ledger could not take the approved overage".into()))
+    }
+
+    fn spend_resize(&self, hold: &Hold, amount: Decimal) -> Result<(), StateError> {
+        LocalStore::spend_resize(self, hold, amount);
+        Ok(())
     }
 
     fn commit(&self, holds: &[Hold]) -> Result<(), StateError> {

@@ -193,6 +193,12 @@ pub trait StateStore: Send + Sync {
         now: u64,
     ) -> Result<Hold, StateError>;
 
+    /// Changes what an uncommitted spend hold holds to `amount`, whatever
+    /// its limit: the call's caller reported what it actually cost (the
+    /// adapter API's `actual_amount`). A hold no longer held is left alone,
+    /// as [`StateStore::commit`] leaves it.
+    fn spend_resize(&self, hold: &Hold, amount: Decimal) -> Result<(), StateError>;
+
     /// Makes holds permanent, before the call is forwarded. On error nothing
     /// is committed and the holds are released. Spend is durable when this
     /// returns (a crash of the process must not lose it); rate slots may

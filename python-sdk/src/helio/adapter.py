@@ -221,6 +221,7 @@ def _report_request(
     error: str | None,
     duration_ms: float | None,
     evidence: list[dict[str, Any]] | None,
+    actual_amount: float | int | None,
 ) -> _wire.Request:
     if status not in ("success", "error", "not_executed"):
         raise HelioError(f"status must be success, error or not_executed, not {status!r}")
@@ -231,6 +232,7 @@ def _report_request(
         error=error,
         duration_ms=duration_ms,
         evidence=evidence,
+        actual_amount=actual_amount,
     )
     return _wire.post("POST /audit", "/audit", payload)
 
@@ -279,10 +281,13 @@ class AdapterClient(SyncTransport):
         error: str | None = None,
         duration_ms: float | None = None,
         evidence: list[dict[str, Any]] | None = None,
+        actual_amount: float | int | None = None,
     ) -> Reported:
         """Reports what happened to an evaluated call: ``success`` or
-        ``error`` (it ran) or ``not_executed``. Safe to retry."""
-        request = _report_request(evaluation, status, result, error, duration_ms, evidence)
+        ``error`` (it ran) or ``not_executed``. ``actual_amount``: what it
+        really cost, charged to its spend limits and budgets instead of the
+        evaluated amount (even when it failed). Safe to retry."""
+        request = _report_request(evaluation, status, result, error, duration_ms, evidence, actual_amount)
         return _reported(request.operation, self._send(request))
 
     def install_scan(
@@ -378,8 +383,9 @@ class AsyncAdapterClient(AsyncTransport):
         error: str | None = None,
         duration_ms: float | None = None,
         evidence: list[dict[str, Any]] | None = None,
+        actual_amount: float | int | None = None,
     ) -> Reported:
-        request = _report_request(evaluation, status, result, error, duration_ms, evidence)
+        request = _report_request(evaluation, status, result, error, duration_ms, evidence, actual_amount)
         return _reported(request.operation, await self._send(request))
 
     async def install_scan(

@@ -235,8 +235,11 @@ def test_hostile_bodies_are_refused_not_half_read(helio: HelioLauncher, upstream
     ):
         r = httpx.post(f"{instance.sdk_url}/evaluate", content=raw, headers={**ADAPTER, "content-type": "application/json"}, timeout=5)
         assert r.status_code == 400 and r.json()["code"] == "invalid_json", (raw, r.text)
-    spend = report(instance, {"evaluation_id": "x", "status": "success", "actual_amount": 5})
-    assert (spend.status_code, spend.json()["error"]) == (400, "actual_amount_unsupported")
+    spend = report(instance, {"evaluation_id": "x", "status": "success", "actual_amount": "NaN"})
+    assert (spend.status_code, spend.json()["error"]) == (400, "invalid_actual_amount")
+    huge = httpx.post(f"{instance.sdk_url}/audit", content=b'{"evaluation_id": "x", "status": "success", '
+                      b'"actual_amount": 1e400}', headers={**ADAPTER, "content-type": "application/json"}, timeout=5)
+    assert huge.status_code == 400 and huge.json()["code"] == "invalid_json"
     bad_status = report(instance, {"evaluation_id": "x", "status": "done"})
     assert bad_status.status_code == 400 and bad_status.json()["field"] == "status"
     audit = httpx.get(f"{instance.dashboard_url}/api/audit",

@@ -29,6 +29,19 @@ TOOLS: dict[str, Callable[..., Any]] = {
     "deploy": lambda service, version: f"deployed {service} {version}",
 }
 
+# How the model sees each tool. Sent with every evaluation: Helio baselines
+# each definition and blocks a call if a tool's definition later changes.
+DEFINITIONS: dict[str, dict[str, Any]] = {
+    "read_file": {"description": "Reads a file", "input_schema": {"type": "object"}},
+    "send_email": {"description": "Sends an email", "input_schema": {"type": "object"}},
+    "run_shell": {"description": "Runs a shell command", "input_schema": {"type": "object"}},
+    "buy": {"description": "Buys an item", "input_schema": {"type": "object"}},
+    "deploy": {"description": "Deploys a service version", "input_schema": {"type": "object"}},
+}
+ANNOTATIONS: dict[str, dict[str, bool]] = {
+    "read_file": {"readOnlyHint": True, "destructiveHint": False},
+}
+
 # What a model might ask for, in order.
 SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("read_file", {"path": "notes.txt"}),
@@ -46,7 +59,8 @@ def governed_call(helio: AdapterClient, session: str, tool: str, arguments: dict
     """Asks Helio, runs the tool only if allowed, reports what happened, and
     returns what the model sees."""
     try:
-        evaluation = helio.evaluate(tool, arguments, session_id=session)
+        evaluation = helio.evaluate(tool, arguments, session_id=session, definition=DEFINITIONS[tool],
+                                    annotations=ANNOTATIONS.get(tool))
         if evaluation.held:
             ticket = evaluation.approval["id"] if evaluation.approval else "?"
             print(f"  {tool}: waiting for an operator to decide ticket {ticket} "

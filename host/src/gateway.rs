@@ -18,7 +18,7 @@ use crate::config::{Config, Transport};
 use crate::govern::{Governor, Holding};
 use crate::pipeline::Active;
 use crate::plugins::Runtime;
-use crate::tools::ToolCatalog;
+use crate::tools::{AdapterTools, ToolCatalog};
 use crate::upstreams::Bridge;
 use crate::{dashboard, mcp, sideband};
 
@@ -100,6 +100,11 @@ impl Gateway {
         let listener = bind("listen.port", &config.listen.host, config.listen.port).await?;
         let mcp_addr = local_addr(&listener);
         let state = runtime.state().clone();
+        // Adapters' tool definitions, per origin (with the SDK sideband on).
+        let adapter_tools = config
+            .sdk
+            .enabled
+            .then(|| Arc::new(AdapterTools::new(state.clone(), audit.clone())));
         let mut core = Governor::new(pipeline.clone(), runtime, audit.clone());
         // The adapter API's pending evaluations (the sideband's) and the
         // adapters seen (the operator API lists them).
@@ -161,6 +166,7 @@ impl Gateway {
                         approvals: approvals.clone(),
                         tools,
                         evaluations: evaluations.clone(),
+                        adapter_tools: adapter_tools.clone(),
                     },
                     shutdown.clone(),
                 ),
@@ -169,12 +175,15 @@ impl Gateway {
         }
 
         let mut sdk_addr = None;
-        if let (Some(tokens), Some(evaluations)) = (sideband_tokens, &evaluations) {
+        if let (Some(tokens), Some(evaluations), Some(adapter_tools)) =
+            (sideband_tokens, &evaluations, adapter_tools)
+        {
             let listener = bind("sdk.port", &config.sdk.host, config.sdk.port).await?;
             sdk_addr = Some(local_addr(&listener));
             let door = sideband::AdapterDoor {
                 governor: core.clone(),
                 evaluations: evaluations.clone(),
+                tools: adapter_tools,
                 approvals: approvals.clone(),
             };
             servers.push(serve_router(

@@ -140,3 +140,15 @@ def test_a_report_says_what_a_call_really_cost(adapter: Any, gateway: Gateway) -
     with pytest.raises(HelioError, match="no_spend_rule"):
         adapter.report(lookup, "success", actual_amount=1)
     adapter.report(lookup, "success")
+
+
+def test_a_tool_definition_that_changes_is_blocked(adapter: Any) -> None:
+    name = f"lookup_{type(adapter).__name__.lower()}"
+    definition = {"description": "Looks an order up", "input_schema": {"type": "object"}}
+    first = adapter.evaluate(name, {"order_id": "x"}, definition=definition,
+                             annotations={"readOnlyHint": True, "destructiveHint": False})
+    assert first.allowed and first.tool_drift is None
+    adapter.report(first, "not_executed")
+    changed = adapter.evaluate(name, {"order_id": "x"}, definition={**definition, "description": "Deletes it"},
+                               annotations={"readOnlyHint": True, "destructiveHint": False})
+    assert changed.reason == "tool_definition_drift" and changed.tool_drift["aspects"] == ["description"]

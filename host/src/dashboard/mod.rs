@@ -36,7 +36,7 @@ use crate::audit::Audit;
 use crate::config::Config;
 use crate::pipeline::Active;
 use crate::state::StateInspection;
-use crate::tools::ToolCatalog;
+use crate::tools::{AdapterTools, ToolCatalog};
 
 struct Operator {
     /// Who may use the API: the secret, signed-in browsers.
@@ -56,6 +56,8 @@ struct Operator {
     tools: Arc<ToolCatalog>,
     /// The adapters the adapter API has seen (with the SDK sideband on).
     evaluations: Option<Arc<crate::sideband::Evaluations>>,
+    /// Their tools (with the SDK sideband on).
+    adapter_tools: Option<Arc<AdapterTools>>,
     /// `dashboard.sse_heartbeat_interval`.
     heartbeat: std::time::Duration,
     /// The next live-feed frame's `id:`, unique across clients.
@@ -76,6 +78,7 @@ pub struct Sources {
     pub tools: Arc<ToolCatalog>,
     /// The adapter API's (with the SDK sideband on).
     pub evaluations: Option<Arc<crate::sideband::Evaluations>>,
+    pub adapter_tools: Option<Arc<AdapterTools>>,
 }
 
 /// The operator routes; `shutdown` ends live streams.
@@ -87,6 +90,7 @@ pub fn router(config: &Config, sources: Sources, shutdown: CancellationToken) ->
         approvals,
         tools,
         evaluations,
+        adapter_tools,
     } = sources;
     let state = Arc::new(Operator {
         gate: session::Gate::new(
@@ -104,6 +108,7 @@ pub fn router(config: &Config, sources: Sources, shutdown: CancellationToken) ->
         approvals,
         tools,
         evaluations,
+        adapter_tools,
         heartbeat: config.dashboard.sse_heartbeat_interval,
         next_event_id: std::sync::atomic::AtomicU64::new(1),
         shutdown,

@@ -2,11 +2,12 @@
 //! tool's baseline fingerprint, who accepted it and when, and its drift),
 //! and `POST /api/tools/accept`, which makes the drifted tools' current
 //! definitions their new baselines (audited with the name the request
-//! gives, as approvals are).
+//! gives, as approvals are). `origin` (query, or body field) picks an
+//! adapter's tools instead of the upstream's.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,8 +16,10 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::approvals::{bad_request, read, text};
+use super::audit::ApiError;
 use super::Operator;
-use crate::tools::AcceptError;
+use crate::audit::query::Params;
+use crate::tools::{AcceptError, ToolCatalog};
 
 pub(super) fn routes() -> Router<Arc<Operator>> {
     Router::new()
@@ -24,14 +27,33 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
         .route("/api/tools/accept", post(accept))
 }
 
-async fn list(State(op): State<Arc<Operator>>) -> Response {
-    Json(json!({ "data": op.tools.describe() })).into_response()
+async fn list(
+    State(op): State<Arc<Operator>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut params = Params::from_query(query.as_deref())?;
+    let origin = params.word("origin")?;
+    params.finish()?;
+    let data = match catalog(&op, origin.as_deref()) {
+        Some(catalog) => catalog.describe(),
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// The catalog of `origin`: the upstream's for none or `mcp`, else the
+/// adapter's (none before it sent a definition).
+fn catalog(op: &Operator, origin: Option<&str>) -> Option<Arc<ToolCatalog>> {
+    match origin {
+        None | Some("mcp") => Some(op.tools.clone()),
+        Some(origin) => op.adapter_tools.as_ref()?.get(origin),
+    }
 }
 
 /// `{"accepted_by": "…", "tools": ["name", …]}`; without `tools`, every
 /// drifted tool is accepted.
 async fn accept(State(op): State<Arc<Operator>>, body: Bytes) -> Response {
-    let body = match read(&body, &[("accepted_by", true)]) {
+    let body = match read(&body, &[("accepted_by", true), ("origin", false)]) {
         Ok(body) => body,
         Err(error) => return bad_request(error),
     };
@@ -48,7 +70,15 @@ async fn accept(State(op): State<Arc<Operator>>, body: Bytes) -> Response {
             }))
         }
     };
-    match op.tools.accept(&names, &text(&body, "accepted_by")) {
+    let origin = body.get("origin").and_then(Value::as_str);
+    let Some(catalog) = catalog(&op, origin) else {
+        let name = names.first().cloned().unwrap_or_default();
+        return super::error(
+            StatusCode::NOT_FOUND,
+            AcceptError::Unknown(name).to_string(),
+        );
+    };
+    match catalog.accept(&names, &text(&body, "accepted_by")) {
         Ok(accepted) => Json(json!({ "accepted": accepted })).into_response(),
         Err(error @ AcceptError::Unknown(_)) => {
             super::error(StatusCode::NOT_FOUND, error.to_string())

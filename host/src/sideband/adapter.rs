@@ -41,11 +41,14 @@ use crate::govern::{
 use crate::plugins::checks::decimal;
 use crate::plugins::Annotations;
 use crate::state::{now_ms, CallOutcome, Decimal, Evidence};
+use crate::tools::{AdapterTools, ToolView};
 
 /// Largest `arguments`, as JSON text.
 const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
 /// Largest `metadata`, as JSON text.
 const MAX_METADATA_BYTES: usize = 4 * 1024;
+/// Largest tool definition, as JSON text.
+const MAX_DEFINITION_BYTES: usize = 64 * 1024;
 /// Evidence entries one report may carry, and the largest one.
 const MAX_REPORTED_EVIDENCE: usize = 16;
 const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
@@ -54,6 +57,8 @@ const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 pub struct AdapterDoor {
     pub governor: Arc<Governor>,
     pub evaluations: Arc<Evaluations>,
+    /// Each adapter's tool definitions, baselined (drift).
+    pub tools: Arc<AdapterTools>,
     /// Where held evaluations' tickets are (none: approvals cannot be
     /// collected, and such calls are refused).
     pub approvals: Option<Arc<Approvals>>,
@@ -204,6 +209,46 @@ fn annotations(tool: &Map<String, Value>) -> Result<Annotations, ApiError> {
     })
 }
 
+/// The tool's definition, in MCP's shape, when the request sends more than
+/// its name: what its origin's catalog baselines and compares.
+fn definition(name: &str, tool: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let mut definition = Map::new();
+    for (field, mcp, object) in [
+        ("title", "title", false),
+        ("description", "description", false),
+        ("input_schema", "inputSchema", true),
+        ("output_schema", "outputSchema", true),
+        ("annotations", "annotations", true),
+    ] {
+        let value = match tool.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(value @ Value::Object(_)) if object => value,
+            Some(value @ Value::String(_)) if !object => value,
+            Some(_) => {
+                let kind = if object { "an object" } else { "a string" };
+                return Err(ApiError::invalid(
+                    &format!("tool.{field}"),
+                    format!("tool.{field} must be {kind}"),
+                ));
+            }
+        };
+        definition.insert(mcp.into(), value.clone());
+    }
+    if definition.is_empty() {
+        return Ok(None);
+    }
+    definition.insert("name".into(), name.into());
+    let definition = Value::Object(definition);
+    if definition.to_string().len() > MAX_DEFINITION_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({ "error": "tool_too_large",
+                    "message": format!("the tool definition must be at most {MAX_DEFINITION_BYTES} bytes as JSON") }),
+        ));
+    }
+    Ok(Some(definition))
+}
+
 /// `POST /evaluate`.
 pub(super) async fn evaluate(
     State(adapter): State<Arc<Adapter>>,
@@ -231,7 +276,8 @@ pub(super) async fn evaluate(
             ))
         }
     };
-    let annotations = annotations(tool)?;
+    let declared = annotations(tool)?;
+    let definition = definition(&tool_name, tool)?;
     let arguments = object(&mut fields, "arguments", MAX_ARGUMENTS_BYTES)?;
     let metadata = object(&mut fields, "metadata", MAX_METADATA_BYTES)?;
     if let Some((Value::Object(meta), _)) = &metadata {
@@ -248,6 +294,39 @@ pub(super) async fn evaluate(
     evaluations
         .admit(&origin, adapter_version.as_deref())
         .map_err(refused)?;
+    // Policy reads the baseline's annotations: an adapter cannot loosen a
+    // rule by re-declaring a tool read-only.
+    let view = match definition {
+        Some(definition) => Some(
+            adapter
+                .door
+                .tools
+                .catalog(&origin)
+                .learn(&tool_name, definition)
+                .map_err(|full| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "tool_baseline_limit",
+                        full.to_string(),
+                    )
+                })?,
+        ),
+        None => adapter
+            .door
+            .tools
+            .get(&origin)
+            .map(|catalog| catalog.view(&tool_name))
+            .filter(|view| view.annotations.known),
+    };
+    let (annotations, drift) = match view {
+        Some(ToolView {
+            annotations, drift, ..
+        }) => (annotations, drift),
+        None => (declared, None),
+    };
+    let drift_json = drift
+        .as_ref()
+        .map(|d| json!({ "aspects": d.aspects(), "changes": d.changes_json() }));
 
     let (arguments, raw_arguments) = match arguments {
         Some((value, text)) => (Some(Arc::new(value)), Some(text)),
@@ -261,7 +340,7 @@ pub(super) async fn evaluate(
         arguments,
         raw_arguments: raw_arguments.as_deref(),
         annotations,
-        drift: None,
+        drift,
         identity: session.as_ref().map(|id| SessionIdentity {
             id: id.as_str().into(),
             source: "sideband",
@@ -302,6 +381,10 @@ pub(super) async fn evaluate(
         }
         Deferred::Hold(held) => super::held::hold(&adapter, *held, subject),
     };
+    let mut answer = answer;
+    if let Some(drift) = drift_json {
+        answer["tool_drift"] = drift;
+    }
     Ok(Json(answer).into_response())
 }
 

@@ -13,6 +13,10 @@
 //!
 //! A tool not seen yet gets the MCP default annotations, which look
 //! destructive, so destructive-guarding rules hold before priming succeeds.
+//!
+//! Adapters (the adapter API) have their tools too: each origin's
+//! definitions, as sent with its evaluations, are kept in a catalog of
+//! their own ([`AdapterTools`]), baselined and compared the same way.
 
 mod definition;
 
@@ -33,6 +37,8 @@ pub use definition::{Change, Definition, ParamHeader};
 /// The most tools one upstream may have baselined: a server that lists
 /// ever-new names cannot grow Helio's memory or its database without bound.
 const MAX_TOOLS: usize = 10_000;
+/// The most tools one adapter (origin) may have baselined.
+pub const MAX_ADAPTER_TOOLS: usize = 1_024;
 
 /// How a tool's current definition differs from its baseline.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,9 +108,19 @@ pub enum AcceptError {
     Duplicate(String),
 }
 
+/// A definition an adapter sent could not be baselined: its catalog holds
+/// [`MAX_ADAPTER_TOOLS`] already.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("at most {0} tools are baselined per adapter")]
+pub struct CatalogFull(pub usize);
+
 pub struct ToolCatalog {
     /// Which server's tools these are (baselines are stored under it).
     upstream: String,
+    /// The door its tools are called through (drift records' `origin`).
+    origin: String,
+    /// The most tools it baselines.
+    limit: usize,
     tools: RwLock<HashMap<String, Known>>,
     store: Arc<dyn BaselineStore>,
     audit: Arc<Audit>,
@@ -127,7 +143,16 @@ impl ToolCatalog {
     /// The catalog of `upstream`'s tools, starting from the baselines the
     /// store kept for it.
     pub fn restore(upstream: &Upstream, store: Arc<dyn BaselineStore>, audit: Arc<Audit>) -> Self {
-        let upstream = upstream_key(upstream);
+        Self::restored(upstream_key(upstream), "mcp", MAX_TOOLS, store, audit)
+    }
+
+    fn restored(
+        upstream: String,
+        origin: &str,
+        limit: usize,
+        store: Arc<dyn BaselineStore>,
+        audit: Arc<Audit>,
+    ) -> Self {
         let mut tools = HashMap::new();
         for stored in store.restored_baselines(&upstream) {
             match serde_json::from_str::<Value>(&stored.definition) {
@@ -150,11 +175,14 @@ impl ToolCatalog {
         if !tools.is_empty() {
             tracing::info!(
                 tools = tools.len(),
+                origin,
                 "tool definition baselines restored from the state database"
             );
         }
         Self {
             upstream,
+            origin: origin.to_owned(),
+            limit,
             tools: RwLock::new(tools),
             store,
             audit,
@@ -208,6 +236,22 @@ impl ToolCatalog {
         result.next_cursor
     }
 
+    /// Learns one definition (an adapter's, sent with an evaluation); the
+    /// tool as a call sees it then.
+    pub fn learn(&self, name: &str, definition: Value) -> Result<ToolView, CatalogFull> {
+        let events = self.compare(vec![(name.to_owned(), vec![definition])]);
+        self.act(events);
+        let known = self
+            .tools
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name);
+        if !known {
+            return Err(CatalogFull(self.limit));
+        }
+        Ok(self.view(name))
+    }
+
     fn compare(&self, listed: Vec<(String, Vec<Value>)>) -> Vec<Event> {
         let now = now_ms();
         let mut events = Vec::new();
@@ -215,11 +259,11 @@ impl ToolCatalog {
         for (name, mut definitions) in listed {
             let duplicate = definitions.len() > 1;
             let current = Definition::new(definitions.swap_remove(0));
-            let full = tools.len() >= MAX_TOOLS;
+            let full = tools.len() >= self.limit;
             let known = match tools.entry(name.clone()) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(_) if full => {
-                    tracing::warn!(tool = %name, limit = MAX_TOOLS, "the upstream lists more tools than Helio keeps baselines for; this one is treated as unseen");
+                    tracing::warn!(tool = %name, limit = self.limit, origin = %self.origin, "more tools than Helio keeps baselines for; this one is treated as unseen");
                     continue;
                 }
                 Entry::Vacant(vacant) => {
@@ -379,9 +423,53 @@ impl ToolCatalog {
                     .to_string()
             }),
             record_kind: "drift_event",
-            origin: "mcp".into(),
+            origin: self.origin.clone().into(),
             ..AuditRecord::default()
         });
+    }
+}
+
+/// Each adapter's tools, by origin (their number bounded by the adapter
+/// API's origins), baselines stored under `adapter:<origin>`.
+pub struct AdapterTools {
+    store: Arc<dyn BaselineStore>,
+    audit: Arc<Audit>,
+    catalogs: RwLock<HashMap<String, Arc<ToolCatalog>>>,
+}
+
+impl AdapterTools {
+    pub fn new(store: Arc<dyn BaselineStore>, audit: Arc<Audit>) -> Self {
+        Self {
+            store,
+            audit,
+            catalogs: RwLock::default(),
+        }
+    }
+
+    /// `origin`'s catalog, once it has sent a definition.
+    pub fn get(&self, origin: &str) -> Option<Arc<ToolCatalog>> {
+        let catalogs = self.catalogs.read().unwrap_or_else(|p| p.into_inner());
+        catalogs.get(origin).cloned()
+    }
+
+    /// `origin`'s catalog, restored from the store the first time.
+    pub fn catalog(&self, origin: &str) -> Arc<ToolCatalog> {
+        if let Some(catalog) = self.get(origin) {
+            return catalog;
+        }
+        let mut catalogs = self.catalogs.write().unwrap_or_else(|p| p.into_inner());
+        catalogs
+            .entry(origin.to_owned())
+            .or_insert_with(|| {
+                Arc::new(ToolCatalog::restored(
+                    format!("adapter:{origin}"),
+                    origin,
+                    MAX_ADAPTER_TOOLS,
+                    self.store.clone(),
+                    self.audit.clone(),
+                ))
+            })
+            .clone()
     }
 }
 

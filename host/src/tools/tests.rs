@@ -148,3 +148,47 @@ fn baselines_and_acceptances_survive_a_restart() {
     elsewhere.url = "http://127.0.0.1:10/mcp".into();
     assert_eq!(ToolCatalog::restore(&elsewhere, store, audit).count(), 0);
 }
+
+#[test]
+fn adapters_have_catalogs_of_their_own_bounded_and_kept() {
+    let scratch = Scratch::new("tools-adapters");
+    let config = config(&scratch.0);
+    let audit = Audit::open(&config).expect("audit");
+    let mut rx = audit.subscribe();
+    let store = LocalStore::in_memory();
+    let adapters = AdapterTools::new(store.clone(), audit.clone());
+    let catalog = adapters.catalog("openclaw");
+    assert!(adapters.get("other").is_none());
+
+    let view = catalog
+        .learn("read", read("Reads", true))
+        .expect("baselined");
+    assert!(view.annotations.read_only_hint && view.drift.is_none());
+    let view = catalog.learn("read", read("Reads", false)).expect("known");
+    assert!(
+        view.annotations.read_only_hint,
+        "the baseline's annotations"
+    );
+    assert_eq!(view.drift.expect("drifted").aspects(), ["annotations"]);
+    // The upstream's catalog knows nothing of it.
+    let upstream = ToolCatalog::restore(&config.upstream, store.clone(), audit.clone());
+    assert_eq!(upstream.count(), 0);
+
+    for i in 1..MAX_ADAPTER_TOOLS {
+        catalog
+            .learn(&format!("t{i}"), json!({ "name": format!("t{i}") }))
+            .expect("room");
+    }
+    assert_eq!(
+        catalog.learn("one-more", json!({ "name": "one-more" })),
+        Err(CatalogFull(MAX_ADAPTER_TOOLS))
+    );
+
+    audit.flush().expect("flush");
+    let drift: Vec<Value> = records(&mut rx)
+        .into_iter()
+        .filter(|r| r["policy_decision"] == "tool_drift")
+        .collect();
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0]["origin"], "openclaw");
+}

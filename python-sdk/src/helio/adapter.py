@@ -52,6 +52,9 @@ class Evaluation:
     #: ``channel``, ``timeout_ms``, ``timeout_at``, ``resolve_path``,
     #: ``status_path``).
     approval: dict[str, Any] | None = None
+    #: The tool's definition differs from its baseline: ``aspects`` and
+    #: ``changes``.
+    tool_drift: dict[str, Any] | None = None
     #: From :meth:`AdapterClient.status`: ``awaiting_approval``,
     #: ``awaiting_report``, ``finished``, ``reported`` or ``expired``.
     status: str | None = None
@@ -104,6 +107,7 @@ def _evaluation(operation: str, body: bytes) -> Evaluation:
             feedback=raw.get("feedback"),
             dry_run=raw.get("dry_run"),
             approval=raw.get("approval"),
+            tool_drift=raw.get("tool_drift"),
             status=raw.get("status"),
             raw=raw,
         )
@@ -181,8 +185,9 @@ def _evaluate_request(
     session_id: str | None,
     annotations: dict[str, bool] | None,
     metadata: dict[str, Any] | None,
+    definition: dict[str, Any] | None,
 ) -> _wire.Request:
-    tool = _present(name=tool_name, annotations=annotations)
+    tool = {**(definition or {}), **_present(name=tool_name, annotations=annotations)}
     payload = _present(
         origin=origin,
         tool=tool,
@@ -264,11 +269,16 @@ class AdapterClient(SyncTransport):
         session_id: str | None = None,
         annotations: dict[str, bool] | None = None,
         metadata: dict[str, Any] | None = None,
+        definition: dict[str, Any] | None = None,
     ) -> Evaluation:
         """Asks whether ``tool_name`` may run with ``arguments``. An allowed
-        evaluation reserves its limits until :meth:`report`."""
+        evaluation reserves its limits until :meth:`report`. ``definition``
+        (``description``, ``input_schema``, ``output_schema``, ``title``):
+        the tool as the model sees it — Helio baselines it and blocks the
+        call if it later changes (tool-definition drift)."""
         request = _evaluate_request(
-            self.origin, self.adapter_version, self.agent_id, tool_name, arguments, session_id, annotations, metadata
+            self.origin, self.adapter_version, self.agent_id, tool_name, arguments, session_id, annotations, metadata,
+            definition,
         )
         return _evaluation(request.operation, self._send(request))
 
@@ -368,9 +378,11 @@ class AsyncAdapterClient(AsyncTransport):
         session_id: str | None = None,
         annotations: dict[str, bool] | None = None,
         metadata: dict[str, Any] | None = None,
+        definition: dict[str, Any] | None = None,
     ) -> Evaluation:
         request = _evaluate_request(
-            self.origin, self.adapter_version, self.agent_id, tool_name, arguments, session_id, annotations, metadata
+            self.origin, self.adapter_version, self.agent_id, tool_name, arguments, session_id, annotations, metadata,
+            definition,
         )
         return _evaluation(request.operation, await self._send(request))
 

@@ -532,6 +532,9 @@ def test_a_reported_actual_amount_is_what_the_budget_is_charged(
     )
     first = evaluate(instance, "buy", {"price": 40}).json()
     assert first["decision"] == "allow"
+    (pot,) = first["limits"]["budgets"]
+    assert (pot["name"], pot["amount"], pot["spent"], pot["limit"], pot["allowed"]) == ("purchases", 40, 40, 50, True)
+    assert pot["reset_at_ms"] > 0 and set(first["limits"]) == {"budgets"}
     # 40 reserved: a second 40 does not fit while the first is pending.
     assert evaluate(instance, "buy", {"price": 40}).json()["decision"] == "budget_exceeded"
     for bad in ["12.5", -1, True]:

@@ -262,6 +262,11 @@ impl Held {
         &self.first_ticket
     }
 
+    /// What its stages found of its limits (see [`CallAudit::limits`]).
+    pub fn limits(&self) -> Option<Value> {
+        self.parts.as_ref().and_then(|(_, audit)| audit.limits())
+    }
+
     /// What the stage whose ticket is open asks for (channel, timeout, the
     /// rule).
     pub fn approval(&self) -> &Approval {

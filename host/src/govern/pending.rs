@@ -53,6 +53,11 @@ impl Pending {
         self.decision.as_ref()
     }
 
+    /// What its stages found of its limits (see [`CallAudit::limits`]).
+    pub fn limits(&self) -> Option<serde_json::Value> {
+        self.parts.as_ref().and_then(|(_, audit)| audit.limits())
+    }
+
     /// Whether it holds spend, which an `actual_amount` would resize.
     pub fn holds_spend(&self) -> bool {
         self.parts

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::audit::{new_id, Audit, AuditRecord};
 use crate::pipeline::{Denial, Simulation};
-use crate::plugins::checks::decimal_json;
+use crate::plugins::checks::{decimal_json, evidence_chain};
 use crate::plugins::{Check, Decision};
 use crate::state::Decimal;
 
@@ -116,6 +116,25 @@ impl CallAudit {
         r.approved_by = by;
         r.approval_wait_ms = waited.as_secs_f64() * 1e3;
         r.approval = chain;
+    }
+
+    /// What the call's stages found of its limits, as the adapter API
+    /// answers them: `{rate, spend, budgets}` (the record's
+    /// `evidence_chain` sections; empty ones left out), if any.
+    pub fn limits(&self) -> Option<serde_json::Value> {
+        let text = evidence_chain(&self.record.checks, &[])?;
+        let serde_json::Value::Object(mut chain) = serde_json::from_str(&text).ok()? else {
+            return None;
+        };
+        let limits: serde_json::Map<String, serde_json::Value> = [
+            ("rate_limits", "rate"),
+            ("spend_limits", "spend"),
+            ("budgets", "budgets"),
+        ]
+        .into_iter()
+        .filter_map(|(section, name)| Some((name.to_owned(), chain.remove(section)?)))
+        .collect();
+        (!limits.is_empty()).then_some(serde_json::Value::Object(limits))
     }
 
     /// The record as it stands: what a ticket shows of its call.

@@ -113,8 +113,9 @@ fn refused(refusal: Refusal) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "evaluation_backlog_full",
             format!(
-                "{} evaluations are waiting for their reports",
-                super::evaluations::MAX_PENDING
+                "too many evaluations are waiting for approvals or reports (at most {}, from at most {} MiB of requests)",
+                super::evaluations::MAX_PENDING,
+                super::evaluations::MAX_PENDING_BYTES / (1024 * 1024)
             ),
         ),
     }
@@ -255,6 +256,7 @@ pub(super) async fn evaluate(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
+    let bytes = body.as_ref().map_or(0, Bytes::len);
     let mut fields = Fields::parse(body)?;
     let caller = Caller::read(&fields)?;
     let (origin, agent, session) = (caller.origin, caller.agent, caller.session);
@@ -290,7 +292,7 @@ pub(super) async fn evaluate(
         }
     }
     let evaluations = &adapter.door.evaluations;
-    evaluations.room().map_err(refused)?;
+    evaluations.room(bytes).map_err(refused)?;
     evaluations
         .admit(&origin, adapter_version.as_deref())
         .map_err(refused)?;
@@ -351,6 +353,7 @@ pub(super) async fn evaluate(
     let subject = Subject {
         session,
         tool: tool_name,
+        bytes,
     };
     let answer = match adapter.door.governor.decide_deferred(facts).await {
         Deferred::Allow(pending) => {
@@ -393,13 +396,17 @@ pub(super) fn allowed(id: &str, pending: &Pending) -> Value {
     let (rule, rule_index) = pending
         .decision()
         .map_or((None, None), |d| (d.rule.clone(), d.rule_index));
-    json!({
+    let mut answer = json!({
         "evaluation_id": id,
         "decision": "allow",
         "reason": null,
         "matched_rule": rule,
         "matched_rule_index": rule_index,
-    })
+    });
+    if let Some(limits) = pending.limits() {
+        answer["limits"] = limits;
+    }
+    answer
 }
 
 /// The adapter's word for a blocked call: the limit that refused it, or

@@ -25,8 +25,10 @@ use crate::govern::Pending;
 use crate::state::now_ms;
 use crate::time::iso_utc;
 
-/// Evaluations waiting for a report at once.
+/// Evaluations held or waiting for a report at once.
 pub const MAX_PENDING: usize = 10_000;
+/// The request bytes they were made from, at most.
+pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 /// Finished evaluations remembered for replays.
 const MAX_FINISHED: usize = 100_000;
 /// Distinct adapters (origins).
@@ -37,6 +39,9 @@ pub struct Subject {
     pub session: Option<String>,
     /// The tool evaluated (reported evidence is attributed to it).
     pub tool: String,
+    /// The size of the request it came in (what keeping it costs, roughly:
+    /// its record holds the arguments and metadata).
+    pub bytes: usize,
 }
 
 /// A pending evaluation and what its report needs.
@@ -121,8 +126,34 @@ struct Origin {
 struct Inner {
     held: HashMap<String, Held>,
     pending: HashMap<String, Waiting>,
+    /// The `bytes` of the held and pending ones.
+    bytes: usize,
     finished: HashMap<String, (Finished, Instant)>,
     origins: BTreeMap<String, Origin>,
+}
+
+impl Inner {
+    fn put_pending(&mut self, id: String, waiting: Waiting) {
+        self.bytes += waiting.subject.bytes;
+        self.pending.insert(id, waiting);
+    }
+
+    fn take_pending(&mut self, id: &str) -> Option<Waiting> {
+        let waiting = self.pending.remove(id)?;
+        self.bytes = self.bytes.saturating_sub(waiting.subject.bytes);
+        Some(waiting)
+    }
+
+    fn put_held(&mut self, id: String, held: Held) {
+        self.bytes += held.subject.bytes;
+        self.held.insert(id, held);
+    }
+
+    fn take_held(&mut self, id: &str) -> Option<Held> {
+        let held = self.held.remove(id)?;
+        self.bytes = self.bytes.saturating_sub(held.subject.bytes);
+        Some(held)
+    }
 }
 
 pub struct Evaluations {
@@ -157,12 +188,15 @@ impl Evaluations {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Refuses an evaluation while [`MAX_PENDING`] are held or wait for
-    /// reports (checked before the stages run, so nothing is reserved for
-    /// an evaluation that cannot be kept).
-    pub fn room(&self) -> Result<(), Refusal> {
+    /// Refuses an evaluation from a request of `bytes` while
+    /// [`MAX_PENDING`] are held or wait for reports, or they were made from
+    /// [`MAX_PENDING_BYTES`] (checked before the stages run, so nothing is
+    /// reserved for an evaluation that cannot be kept).
+    pub fn room(&self, bytes: usize) -> Result<(), Refusal> {
         let inner = self.lock();
-        if inner.pending.len() + inner.held.len() >= MAX_PENDING {
+        if inner.pending.len() + inner.held.len() >= MAX_PENDING
+            || inner.bytes + bytes > MAX_PENDING_BYTES
+        {
             return Err(Refusal::BacklogFull);
         }
         Ok(())
@@ -203,7 +237,7 @@ impl Evaluations {
             deadline: Instant::now() + self.ttl,
             answer,
         };
-        self.lock().pending.insert(id, waiting);
+        self.lock().put_pending(id, waiting);
     }
 
     /// Keeps an evaluation held for approvals while `wait` (which ends it
@@ -215,13 +249,13 @@ impl Evaluations {
         answer: Value,
         wait: impl Future<Output = ()> + Send + 'static,
     ) {
-        self.lock().held.insert(id, Held { subject, answer });
+        self.lock().put_held(id, Held { subject, answer });
         self.waits.spawn(wait);
     }
 
     /// A held evaluation was approved: it waits for its report from now.
     pub fn approved(&self, id: &str, pending: Box<Pending>, answer: Value) {
-        let held = self.lock().held.remove(id);
+        let held = self.lock().take_held(id);
         if let Some(held) = held {
             self.wait(id.to_owned(), pending, held.subject, answer);
         }
@@ -231,7 +265,7 @@ impl Evaluations {
     /// Remembers an evaluation that ended without a report to wait for.
     pub fn finished(&self, id: String, how: Finished) {
         let mut inner = self.lock();
-        inner.held.remove(&id);
+        inner.take_held(&id);
         if inner.finished.len() >= MAX_FINISHED {
             let now = Instant::now();
             inner.finished.retain(|_, (_, until)| *until > now);
@@ -296,7 +330,7 @@ impl Evaluations {
             if inner.held.contains_key(id) {
                 return Found::Held;
             }
-            match inner.pending.remove(id) {
+            match inner.take_pending(id) {
                 Some(waiting) if waiting.deadline > Instant::now() => {
                     return Found::Waiting(waiting)
                 }
@@ -334,7 +368,7 @@ impl Evaluations {
                 .collect();
             let taken = ids
                 .into_iter()
-                .filter_map(|id| inner.pending.remove(&id).map(|w| (id, w)))
+                .filter_map(|id| inner.take_pending(&id).map(|w| (id, w)))
                 .collect();
             inner.finished.retain(|_, (_, until)| *until > now);
             taken
@@ -348,7 +382,11 @@ impl Evaluations {
     /// Gives every pending evaluation's reservations back (at shutdown),
     /// recording each as expired.
     pub fn expire_all(&self) {
-        let all: Vec<(String, Waiting)> = self.lock().pending.drain().collect();
+        let all: Vec<(String, Waiting)> = {
+            let mut inner = self.lock();
+            inner.bytes = inner.held.values().map(|h| h.subject.bytes).sum();
+            inner.pending.drain().collect()
+        };
         for (id, waiting) in all {
             drop(waiting);
             self.finished(id, Finished::Expired);
@@ -372,5 +410,46 @@ impl Evaluations {
             })
             .collect();
         json!({ "adapters": adapters })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(bytes: usize) -> Subject {
+        Subject {
+            session: None,
+            tool: "t".into(),
+            bytes,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn what_is_kept_is_bounded_by_the_bytes_it_came_from() {
+        let evaluations = Evaluations::new(Duration::from_secs(60));
+        assert_eq!(evaluations.room(MAX_PENDING_BYTES), Ok(()));
+        assert_eq!(
+            evaluations.room(MAX_PENDING_BYTES + 1),
+            Err(Refusal::BacklogFull)
+        );
+        evaluations.hold(
+            "e1".into(),
+            subject(MAX_PENDING_BYTES - 10),
+            json!({}),
+            async {},
+        );
+        assert_eq!(evaluations.room(10), Ok(()));
+        assert_eq!(evaluations.room(11), Err(Refusal::BacklogFull));
+        assert!(matches!(evaluations.standing("e1"), Standing::Held(_)));
+        assert!(matches!(evaluations.take("e1"), Found::Held));
+        let unrun = Finished::Unrun {
+            by: Ending::Approval,
+            answer: json!({ "decision": "deny" }),
+        };
+        evaluations.finished("e1".into(), unrun.clone());
+        assert_eq!(evaluations.room(MAX_PENDING_BYTES), Ok(()));
+        assert_eq!(evaluations.standing("e1"), Standing::Finished(unrun));
+        evaluations.settle_held(Duration::from_secs(1)).await;
     }
 }

@@ -51,6 +51,9 @@ pub(super) fn hold(adapter: &Adapter, held: Held, subject: Subject) -> Value {
         "matched_rule": decision.rule,
         "matched_rule_index": decision.rule_index,
     });
+    if let Some(limits) = held.limits() {
+        answer["limits"] = limits;
+    }
     let ticket = adapter.door.approvals.as_ref().and_then(|a| a.get(&id));
     if let Some(ticket) = ticket {
         answer["approval"] = approval_json(&ticket);

@@ -462,6 +462,14 @@ def test_an_adapter_resolves_its_own_tickets(helio: HelioLauncher, upstream_sse:
     assert status(instance, "nope").status_code == 404
     bad_wait = status(instance, "nope", 60_001)
     assert (bad_wait.status_code, bad_wait.json()["field"]) == (400, "wait_ms")
+    for query in ("wait_ms=-1", "wait_ms=1e3", "wait_ms=1&wait_ms=2", "wait=5"):
+        r = httpx.get(f"{instance.sdk_url}/evaluation/{held['evaluation_id']}?{query}", headers=ADAPTER, timeout=5)
+        assert r.status_code == 400 and r.json()["code"] == "validation_error", (query, r.text)
+    for body in (b"", b"[]", b'{"resolution": "approved", "resolved_by": 5}', b'{"resolution": "approved", '
+                 b'"resolved_by": "x", "scope": "forever"}'):
+        r = httpx.post(f"{instance.sdk_url}/approval/{ticket}/resolve", content=body,
+                       headers={**ADAPTER, "content-type": "application/json"}, timeout=5)
+        assert r.status_code == 400, (body, r.text)
     # The SDK token opens none of this.
     assert httpx.post(f"{instance.sdk_url}/approval/{ticket}/resolve", json={"resolution": "approved",
                       "resolved_by": "x"}, headers=SDK, timeout=5).status_code == 401

@@ -99,8 +99,10 @@ fn approval_json(ticket: &Ticket) -> Value {
 /// `GET /evaluation/:id[?wait_ms=N]` → where the evaluation stands:
 /// `awaiting_approval` (with the ticket open now), `awaiting_report` (it
 /// may run), `finished` (blocked or simulated: its final answer),
-/// `reported` or `expired`. With `wait_ms` (at most 60 000), answers when
-/// that changes or the time is up, whichever comes first.
+/// `reported` or `expired`. With `wait_ms` (at most 60 000), an evaluation
+/// awaiting approval is answered when that changes (decided, or its next
+/// ticket opened) or the time is up, whichever comes first; any other at
+/// once.
 pub(super) async fn evaluation(
     State(adapter): State<Arc<Adapter>>,
     path: Result<Path<String>, PathRejection>,
@@ -126,7 +128,13 @@ pub(super) async fn evaluation(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let now = view(&adapter, &id);
-        if now.as_ref().ok() != first.as_ref() || tokio::time::Instant::now() >= deadline {
+        let waiting = now
+            .as_ref()
+            .is_ok_and(|v| v["status"] == "awaiting_approval");
+        if !waiting
+            || now.as_ref().ok() != first.as_ref()
+            || tokio::time::Instant::now() >= deadline
+        {
             return now.map(|v| Json(v).into_response());
         }
         let ticket_event = async {

@@ -86,6 +86,9 @@ struct Tickets {
     by_id: HashMap<String, Entry>,
     /// Ids, oldest first.
     order: VecDeque<String>,
+    /// The pending ticket of each held call, by the call's record id (a
+    /// call waits on one ticket at a time).
+    open_by_call: HashMap<String, String>,
 }
 
 pub struct Approvals {
@@ -279,7 +282,7 @@ impl Approvals {
     pub fn forget_before(&self, before_ms: u64) {
         {
             let mut tickets = self.lock();
-            let Tickets { by_id, order } = &mut *tickets;
+            let Tickets { by_id, order, .. } = &mut *tickets;
             order.retain(|id| {
                 let keep = by_id.get(id).is_some_and(|e| {
                     e.ticket.status == Status::Pending || e.ticket.requested_ms >= before_ms
@@ -326,6 +329,9 @@ impl Approvals {
         {
             let mut tickets = self.lock();
             tickets.order.push_back(ticket.id.clone());
+            tickets
+                .open_by_call
+                .insert(ticket.call_id.clone(), ticket.id.clone());
             tickets.by_id.insert(
                 ticket.id.clone(),
                 Entry {
@@ -359,6 +365,7 @@ impl Approvals {
             }
             let ticket = &mut entry.ticket;
             ticket.settle(status, Some(&by));
+            let call = ticket.call_id.clone();
             match &resolution {
                 Resolution::Denied { reason } => ticket.denial_reason.clone_from(reason),
                 Resolution::BreakGlass { reason } => {
@@ -367,7 +374,9 @@ impl Approvals {
                 Resolution::Approved => {}
             }
             self.save(ticket);
-            entry.waiter.take()
+            let waiter = entry.waiter.take();
+            tickets.closed(&call, id);
+            waiter
         };
         self.announce_resolved(id);
         // A waiter gone means its call ended meanwhile (it set its own
@@ -413,6 +422,8 @@ impl Approvals {
             entry.ticket.settle(status, by);
             entry.waiter = None;
             self.save(&entry.ticket);
+            let call = entry.ticket.call_id.clone();
+            tickets.closed(&call, id);
         }
         self.announce_resolved(id);
         Ok(())
@@ -437,11 +448,9 @@ impl Approvals {
 
     /// The pending ticket of call `call_id`, if one is open.
     pub fn open_ticket_of(&self, call_id: &str) -> Option<Ticket> {
-        self.lock()
-            .by_id
-            .values()
-            .find(|e| e.ticket.status == Status::Pending && e.ticket.call_id == call_id)
-            .map(|e| e.ticket.clone())
+        let tickets = self.lock();
+        let id = tickets.open_by_call.get(call_id)?;
+        tickets.by_id.get(id).map(|e| e.ticket.clone())
     }
 
     pub fn get(&self, id: &str) -> Option<Ticket> {
@@ -516,6 +525,13 @@ impl Approvals {
 }
 
 impl Tickets {
+    /// Ticket `id` of call `call` is no longer pending.
+    fn closed(&mut self, call: &str, id: &str) {
+        if self.open_by_call.get(call).is_some_and(|open| open == id) {
+            self.open_by_call.remove(call);
+        }
+    }
+
     /// Drops the oldest resolved tickets beyond [`KEPT_RESOLVED`]; pending
     /// ones always stay.
     fn forget_old(&mut self) {

@@ -35,9 +35,14 @@ fn a_ticket_is_resolved_once_and_its_call_learns_by_whom() {
     let mut events = approvals.subscribe();
     let mut waiter = approvals.open(ticket("t1"));
     assert_eq!(events.try_recv().map(|e| e.0), Ok("approval_requested"));
+    assert_eq!(
+        approvals.open_ticket_of("t1").map(|t| t.id),
+        Some("t1".into())
+    );
     approvals
         .resolve("t1", Resolution::Approved, operator("alice"))
         .expect("resolve");
+    assert_eq!(approvals.open_ticket_of("t1"), None, "no longer open");
     let decided = waiter.try_recv().expect("decided");
     assert_eq!(decided.resolution, Resolution::Approved);
     assert_eq!(decided.by, operator("alice"));
@@ -67,6 +72,8 @@ fn closing_and_shutdown_end_pending_tickets_without_a_decision() {
     approvals.cancel_all();
     assert!(timed_out.try_recv().is_err());
     assert!(cancelled.try_recv().is_err());
+    assert_eq!(approvals.open_ticket_of("t1"), None);
+    assert_eq!(approvals.open_ticket_of("t2"), None);
     assert_eq!(approvals.get("t1").map(|t| t.status), Some(Status::Timeout));
     assert_eq!(
         approvals.get("t2").map(|t| t.status),

@@ -40,6 +40,8 @@ SHOTS = Path(__file__).resolve().parents[2] / "target" / "dashboard-screenshots"
 XSS_TOOL = '<img src=x onerror="window.__pwned=1">'
 XSS_ARGUMENT = '<script>window.__pwned=2</script><b onmouseover="window.__pwned=3">hover</b>'
 
+ADAPTER_TOKEN = "browser-test-adapter-token-0123456789abcdef"
+
 POLICY = {
     "policies": {
         "rules": [
@@ -169,7 +171,8 @@ def session_cookies(driver: WebDriver) -> dict[str, str]:
 def test_an_operator_works_the_dashboard_end_to_end(
     helio: HelioLauncher, upstream_sse: Upstream, browser: WebDriver, tmp_path: Path
 ) -> None:
-    instance = helio({**POLICY, "audit": {"path": str(tmp_path / "helio.db")}})
+    instance = helio({**POLICY, "sdk": {"enabled": True}, "audit": {"path": str(tmp_path / "helio.db")}},
+                     env={"HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN})
     driver = browser
 
     # Sign-in: a wrong secret is refused with the server's message.
@@ -246,6 +249,18 @@ def test_an_operator_works_the_dashboard_end_to_end(
     statuses = {row.find_element(By.CSS_SELECTOR, hook("ticket-status")).text.lower() for row in find_all(driver, "history-row")}
     assert {"approved", "denied"} <= {s.replace(" ", "_") for s in statuses} | statuses, statuses
     shoot(driver, "approvals-history")
+
+    # An adapter's held call waits on the same kind of ticket, which names its door.
+    adapter = {"authorization": f"Bearer {ADAPTER_TOKEN}"}
+    held = httpx.post(f"{instance.sdk_url}/evaluate", headers=adapter, timeout=10, json={
+        "origin": "openclaw", "tool": {"name": "charge"}, "arguments": {"amount": 120}}).json()
+    assert held["decision"] == "require_approval", held
+    ticket = pending_ticket(driver, 120)
+    assert find(ticket, "ticket-origin").text.strip() == "adapter: openclaw"
+    find(ticket, "approve").click()
+    decided = httpx.get(f"{instance.sdk_url}/evaluation/{held['evaluation_id']}?wait_ms=10000", headers=adapter,
+                        timeout=15).json()
+    assert (decided["status"], decided["decision"]) == ("awaiting_report", "allow"), decided
 
     # The audit log: filter, open a record's evidence chain, export what is shown.
     find(driver, "nav-audit").click()

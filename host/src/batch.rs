@@ -202,6 +202,7 @@ fn run<S: Sink>(
             }
         }
         let count = batch.len();
+        let started = std::time::Instant::now();
         let written = if batch.is_empty() {
             Ok(())
         } else {
@@ -211,6 +212,10 @@ fn run<S: Sink>(
             tracing::error!(writer = name, %error, items = count, "a batch could not be written");
         }
         room.written(count);
+        if count > 0 {
+            let queued = room.queued.load(Ordering::Relaxed);
+            crate::metrics::get().batch(name, started.elapsed(), written.is_err(), queued);
+        }
         for done in flushes {
             let _ = done.send(written.clone());
         }

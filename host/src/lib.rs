@@ -19,6 +19,7 @@ mod files;
 pub mod gateway;
 pub mod govern;
 mod mcp;
+mod metrics;
 mod outbound;
 pub mod pipeline;
 pub mod plugins;

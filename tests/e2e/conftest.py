@@ -364,13 +364,39 @@ class HelioInstance:
             pytest.fail(f"helio did not exit within {timeout}s of SIGTERM; stderr:\n{_tail(self.stderr_path)}")
 
     def close(self) -> None:
-        """Teardown: SIGTERM and check the exit code (0 unless expected_exit says otherwise)."""
+        """Teardown: SIGTERM and check the exit code (0 unless expected_exit says otherwise),
+        then that no secret it was given reached its output."""
         code = self.terminate()
         if self.expected_exit is not None and code != self.expected_exit:
             pytest.fail(
                 f"helio exited with code {code} after SIGTERM (expected {self.expected_exit}); "
                 f"stderr:\n{_tail(self.stderr_path)}"
             )
+        self.check_no_secret_logged()
+
+    def secrets(self) -> dict[str, str]:
+        """Every secret this instance was given, by where it came from: the operator
+        secret, the sideband tokens and dashboard secret from the environment, upstream
+        headers and a stdio server's environment. Short values (< 8 characters) are
+        left out: they would match by chance."""
+        found: dict[str, str] = {}
+        if self.api_secret:
+            found["dashboard.api_secret"] = self.api_secret
+        for name in ("HELIO_SDK_TOKEN", "HELIO_ADAPTER_TOKEN", "HELIO_DASHBOARD_SECRET"):
+            if self.env.get(name) and os.environ.get(name) != self.env[name]:
+                found[name] = self.env[name]
+        upstream = self.config.get("upstream", {})
+        for section in ("headers", "env"):
+            for key, value in (upstream.get(section) or {}).items():
+                if isinstance(value, str):
+                    found[f"upstream.{section}.{key}"] = value
+        return {where: value for where, value in found.items() if len(value) >= 8 and "${" not in value}
+
+    def check_no_secret_logged(self) -> None:
+        output = self.stderr + self.stdout
+        leaked = [where for where, value in self.secrets().items() if value in output]
+        if leaked:
+            pytest.fail(f"helio wrote secrets to its output: {', '.join(leaked)} ({self.workdir})")
 
 
 class HelioLauncher:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -145,7 +146,22 @@ def pending_ticket(driver: WebDriver, amount: float) -> WebElement:
                 return ticket
         return False
 
-    return WebDriverWait(driver, 15, poll_frequency=0.1).until(found, f"no ticket for {amount}")
+    # The queue re-renders as tickets come and go: an element found a moment ago
+    # may be gone; look again.
+    wait = WebDriverWait(driver, 15, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(found, f"no ticket for {amount}")
+
+
+def in_ticket(driver: WebDriver, amount: float, name: str) -> WebElement:
+    """The `name` element of the pending ticket for `amount`, clicked."""
+
+    def clicked(d: WebDriver) -> WebElement:
+        element = find(pending_ticket(d, amount), name)
+        element.click()
+        return element
+
+    wait = WebDriverWait(driver, 15, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(clicked, f"could not click {name} on the ticket for {amount}")
 
 
 def decide_in_modal(driver: WebDriver, reason: str, *, confirm_box: bool = False) -> None:
@@ -226,16 +242,16 @@ def test_an_operator_works_the_dashboard_end_to_end(
         pending_ticket(driver, amount)
     WebDriverWait(driver, 5).until(lambda d: find(d, "pending-count").text.strip() == "3")
     shoot(driver, "approvals")
-    find(pending_ticket(driver, 150), "approve").click()
+    in_ticket(driver, 150, "approve")
     approved_thread.join(timeout=15)
     assert "result" in (approved.get("reply") or {}), approved
 
-    find(pending_ticket(driver, 250), "deny").click()
+    in_ticket(driver, 250, "deny")
     decide_in_modal(driver, "over the weekly cap")
     denied_thread.join(timeout=15)
     assert "over the weekly cap" in json.dumps(denied.get("reply")), denied
 
-    find(pending_ticket(driver, 350), "break-glass").click()
+    in_ticket(driver, 350, "break-glass")
     modal = wait_for(driver, "action-modal")
     find(modal, "modal-reason").send_keys("incident 42: refund the customer now")
     assert not find(modal, "modal-confirm").is_enabled(), "break-glass needs the explicit confirmation too"
@@ -255,9 +271,10 @@ def test_an_operator_works_the_dashboard_end_to_end(
     held = httpx.post(f"{instance.sdk_url}/evaluate", headers=adapter, timeout=10, json={
         "origin": "openclaw", "tool": {"name": "charge"}, "arguments": {"amount": 120}}).json()
     assert held["decision"] == "require_approval", held
-    ticket = pending_ticket(driver, 120)
-    assert find(ticket, "ticket-origin").text.strip() == "adapter: openclaw"
-    find(ticket, "approve").click()
+    origin = WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: find(pending_ticket(d, 120), "ticket-origin").text.strip())
+    assert origin == "adapter: openclaw"
+    in_ticket(driver, 120, "approve")
     decided = httpx.get(f"{instance.sdk_url}/evaluation/{held['evaluation_id']}?wait_ms=10000", headers=adapter,
                         timeout=15).json()
     assert (decided["status"], decided["decision"]) == ("awaiting_report", "allow"), decided

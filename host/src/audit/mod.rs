@@ -94,6 +94,7 @@ impl Audit {
 
     /// Queues a record (never waits; see [`Audit::ready`]).
     pub fn record(&self, record: AuditRecord) {
+        crate::metrics::get().recorded(&record);
         if let Some(writer) = &self.writer {
             if let Err(error) = writer.send(record) {
                 tracing::error!(%error, "an audit record could not be queued");

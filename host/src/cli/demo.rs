@@ -16,13 +16,13 @@ const DEMO_CONFIG: &str = include_str!("../../../examples/demo/helio.yaml");
 /// The demo MCP server alone, on stdio.
 pub fn serve_stdio() -> anyhow::Result<()> {
     // Logs go to stderr, which Helio drains into its own log.
-    super::init_logging();
+    super::init_logging()?;
     super::start::runtime()?.block_on(demo::serve_stdio())?;
     Ok(())
 }
 
 pub fn run(transport: DemoTransport, drive: bool) -> anyhow::Result<()> {
-    super::init_logging();
+    super::init_logging()?;
     super::start::runtime()?.block_on(async {
         let (listener, upstream_addr) = demo::bind().await.context("cannot start the demo MCP server")?;
         let upstream_url = format!("http://{upstream_addr}/mcp");
@@ -72,37 +72,38 @@ pub fn run(transport: DemoTransport, drive: bool) -> anyhow::Result<()> {
         };
         let result = launch.run(|gateway| {
             let mcp = format!("http://{}/mcp", gateway.mcp_addr);
-            eprintln!();
-            eprintln!("Helio demo is running in front of a demo shop MCP server.");
-            eprintln!("  Connect any MCP client (streamable HTTP) to: {mcp}");
-            eprintln!("    Claude Code:     claude mcp add --transport http helio-demo {mcp}");
-            eprintln!("    MCP Inspector:   npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)");
-            eprintln!("  Tools: lookup_order, search_docs, process_refund, create_payment, delete_record");
-            eprintln!("  Policy: deletes denied; refunds only after a lookup_order in the same session, within a");
-            eprintln!("          500 USD daily budget, and over 100 only once an operator approves; payments");
-            eprintln!("          rehearsed (dry run); search_docs limited to 20 calls a minute per session.");
+            super::say("");
+            super::say("Helio demo is running in front of a demo shop MCP server.");
+            super::say(format!("  Connect any MCP client (streamable HTTP) to: {mcp}"));
+            super::say(format!("    Claude Code:     claude mcp add --transport http helio-demo {mcp}"));
+            super::say("    MCP Inspector:   npx @modelcontextprotocol/inspector  (Streamable HTTP, URL above)");
+            super::say("  Tools: lookup_order, search_docs, process_refund, create_payment, delete_record");
+            super::say("  Policy: deletes denied; refunds only after a lookup_order in the same session, within a");
+            super::say("          500 USD daily budget, and over 100 only once an operator approves; payments");
+            super::say("          rehearsed (dry run); search_docs limited to 20 calls a minute per session.");
             if let Some(addr) = gateway.dashboard_addr {
-                eprintln!("  Dashboard:     http://{addr}/   (sign in with this run's secret: {api_secret})");
-                eprintln!("  Operator API:  export HELIO_SECRET={api_secret}");
-                eprintln!("  Audit trail:   curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/audit");
-                eprintln!("                 (live: /api/events; kept until the demo stops)");
-                eprintln!("  Held refunds:  curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/approvals");
-                eprintln!("    approve:     curl -H \"authorization: Bearer $HELIO_SECRET\" -d '{{\"approved_by\":\"you\"}}' \\");
-                eprintln!("                   http://{addr}/api/approvals/<id>/approve");
+                super::say_secret(
+                    format!("  Dashboard:     http://{addr}/   (sign in with this run's secret: {api_secret})"),
+                    "  Dashboard: this run's secret is not shown in JSON logs; run the demo with text logs to see it",
+                );
+                super::say_secret(format!("  Operator API:  export HELIO_SECRET={api_secret}"), "");
+                super::say(format!("  Audit trail:   curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/audit"));
+                super::say("                 (live: /api/events; kept until the demo stops)");
+                super::say(format!("  Held refunds:  curl -H \"authorization: Bearer $HELIO_SECRET\" http://{addr}/api/approvals"));
+                super::say("    approve:     curl -H \"authorization: Bearer $HELIO_SECRET\" -d '{\"approved_by\":\"you\"}' \\");
+                super::say(format!("                   http://{addr}/api/approvals/<id>/approve"));
             }
             match transport {
                 DemoTransport::StreamableHttp => {
-                    eprintln!("  The demo server directly (for comparison): {upstream_url}")
+                    super::say(format!("  The demo server directly (for comparison): {upstream_url}"))
                 }
-                DemoTransport::Stdio => eprintln!(
-                    "  The demo server runs as Helio's child process over stdio (`helio demo-server`), shared by every client."
-                ),
+                DemoTransport::Stdio => super::say("  The demo server runs as Helio's child process over stdio (`helio demo-server`), shared by every client."),
             }
             if drive {
-                eprintln!("  A scripted agent (--drive) is calling the demo's tools as session \"demo-agent\".");
+                super::say("  A scripted agent (--drive) is calling the demo's tools as session \"demo-agent\".");
                 tokio::spawn(demo::drive::drive(mcp, stop_agent.clone()));
             }
-            eprintln!("Press Ctrl-C to stop.");
+            super::say("Press Ctrl-C to stop.");
         })
         .await;
         stop_agent.cancel();

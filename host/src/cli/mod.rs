@@ -96,18 +96,64 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `HELIO_LOG` (or `RUST_LOG`) sets the filter.
-fn init_logging() {
+/// Logs go to stderr; `HELIO_LOG` (or `RUST_LOG`) sets the filter,
+/// `HELIO_LOG_FORMAT=json` makes each line one JSON object. Read from the
+/// environment, not helio.yaml: logging starts before the configuration is
+/// read (its errors are logged too), and the environment is where container
+/// platforms choose log formats.
+fn init_logging() -> anyhow::Result<()> {
+    let json = std::env::var("HELIO_LOG_FORMAT").is_ok_and(|f| f.trim() == "json");
+    let _ = JSON_LOGS.set(json);
     use std::io::IsTerminal;
     let filter = std::env::var("HELIO_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,rmcp=warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+    let format = std::env::var("HELIO_LOG_FORMAT").unwrap_or_default();
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let _ = match format.trim() {
+        "" | "text" => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .try_init(),
+        // `{"timestamp", "level", "message", <the event's fields>, "target"}`.
+        "json" => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        other => anyhow::bail!("HELIO_LOG_FORMAT must be text or json, not {other:?}"),
+    };
+    Ok(())
+}
+
+/// Whether logs are JSON (`HELIO_LOG_FORMAT=json`).
+static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// A line of the start banner: on stderr as text, or as a log event when
+/// logs are JSON (so every line there is one JSON object).
+fn say(line: impl std::fmt::Display) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// A banner line that shows a secret Helio generated: with JSON logs,
+/// which are shipped and kept, `withheld` is said instead.
+fn say_secret(shown: impl std::fmt::Display, withheld: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        if !withheld.is_empty() {
+            tracing::warn!("{withheld}");
+        }
+    } else {
+        eprintln!("{shown}");
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is

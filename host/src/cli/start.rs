@@ -20,7 +20,7 @@ const AUDIT_RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_sec
 const STATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run(path: &Path, no_hot_reload: bool) -> anyhow::Result<()> {
-    super::init_logging();
+    super::init_logging()?;
     // Read once: the state database's path is in the file, and the stages
     // (which need the state) are compiled from the same reading.
     let loaded = crate::config::load(path).map_err(|e| anyhow::anyhow!(e.report()))?;
@@ -111,11 +111,11 @@ impl Launch {
         )
         .await?;
 
-        eprintln!(
+        super::say(format!(
             "Helio {} listening on http://{}/mcp",
             env!("CARGO_PKG_VERSION"),
             gateway.mcp_addr
-        );
+        ));
         let upstream = match (&c.upstream.transport, &c.upstream.command) {
             (crate::config::Transport::Stdio, Some(command)) => std::iter::once(command.as_str())
                 .chain(c.upstream.args.iter().map(String::as_str))
@@ -123,8 +123,11 @@ impl Launch {
                 .join(" "),
             _ => c.upstream.url.clone(),
         };
-        eprintln!("  Upstream: {upstream} ({})", c.upstream.transport.as_str());
-        eprintln!(
+        super::say(format!(
+            "  Upstream: {upstream} ({})",
+            c.upstream.transport.as_str()
+        ));
+        super::say(format!(
             "  Policies: {} rules loaded (default: {}){}",
             c.policies.rules.len(),
             c.policies.default.as_str(),
@@ -133,44 +136,54 @@ impl Launch {
             } else {
                 ""
             }
-        );
+        ));
         for plugin in &c.plugins {
-            eprintln!("  Plugin: {} ({})", plugin.name, plugin.path.display());
+            super::say(format!(
+                "  Plugin: {} ({})",
+                plugin.name,
+                plugin.path.display()
+            ));
         }
         if let Some(router) = &c.approval.router {
-            eprintln!("  Approval router: {}", router.path.display());
+            super::say(format!("  Approval router: {}", router.path.display()));
         }
         match gateway.dashboard_addr {
             Some(addr) if c.dashboard.api_secret.is_some() => {
-                eprintln!(
+                super::say(format!(
                     "  Dashboard listening on http://{addr}/ (sign in with dashboard.api_secret; API at /api with the bearer)"
-                )
+                ))
             }
             Some(addr) => {
-                eprintln!("  Dashboard listening on http://{addr}/ (OPEN MODE: no authentication)")
+                super::say(format!("  Dashboard listening on http://{addr}/ (OPEN MODE: no authentication)"))
             }
-            None => eprintln!("  Dashboard: disabled"),
+            None => super::say("  Dashboard: disabled"),
         }
         if let (Some(addr), Some((sdk, adapter))) = (gateway.sdk_addr, &tokens) {
-            eprintln!("  SDK sideband listening on http://{addr}");
+            super::say(format!("  SDK sideband listening on http://{addr}"));
             if sdk.generated {
-                eprintln!(
-                    "  SDK sideband token (export as HELIO_SDK_TOKEN for SDK clients): {}",
-                    sdk.value
+                super::say_secret(
+                    format!(
+                        "  SDK sideband token (export as HELIO_SDK_TOKEN for SDK clients): {}",
+                        sdk.value
+                    ),
+                    "  SDK sideband token: generated, not shown in JSON logs; set HELIO_SDK_TOKEN to choose it",
                 );
             } else {
-                eprintln!("  SDK sideband token: taken from HELIO_SDK_TOKEN");
+                super::say("  SDK sideband token: taken from HELIO_SDK_TOKEN");
             }
             if adapter.generated {
-                eprintln!(
-                    "  Adapter API token (export as HELIO_ADAPTER_TOKEN for adapters): {}",
-                    adapter.value
+                super::say_secret(
+                    format!(
+                        "  Adapter API token (export as HELIO_ADAPTER_TOKEN for adapters): {}",
+                        adapter.value
+                    ),
+                    "  Adapter API token: generated, not shown in JSON logs; set HELIO_ADAPTER_TOKEN to choose it",
                 );
             } else {
-                eprintln!("  Adapter API token: taken from HELIO_ADAPTER_TOKEN");
+                super::say("  Adapter API token: taken from HELIO_ADAPTER_TOKEN");
             }
         }
-        eprintln!("  Config: {}", self.label);
+        super::say(format!("  Config: {}", self.label));
 
         let stop_watching = CancellationToken::new();
         match &self.watch {
@@ -182,10 +195,10 @@ impl Launch {
                     self.plugins.clone(),
                     stop_watching.clone(),
                 ));
-                eprintln!("  Watching {} for policy changes", path.display());
+                super::say(format!("  Watching {} for policy changes", path.display()));
             }
             None => {
-                eprintln!("  Hot reload: off; configuration changes take effect at the next start")
+                super::say("  Hot reload: off; configuration changes take effect at the next start")
             }
         }
         ready(&gateway);

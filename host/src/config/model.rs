@@ -482,6 +482,9 @@ pub struct Dashboard {
     pub api_secret: Option<Secret<String>>,
     pub allow_open_mode: bool,
     pub sse_heartbeat_interval: Duration,
+    /// `GET /metrics` without the operator's credentials (for a scraper
+    /// on a network the operator trusts).
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Clone)]

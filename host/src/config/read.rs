@@ -1135,6 +1135,7 @@ fn dashboard_default() -> Dashboard {
         api_secret: None,
         allow_open_mode: false,
         sse_heartbeat_interval: secs(30),
+        metrics_public: false,
     }
 }
 
@@ -1149,6 +1150,7 @@ fn dashboard(r: &mut Reader, value: &Value, path: &Path) -> Option<Dashboard> {
             "api_secret",
             "allow_open_mode",
             "sse_heartbeat_interval",
+            "metrics_public",
         ],
     )?;
     let d = dashboard_default();
@@ -1164,6 +1166,7 @@ fn dashboard(r: &mut Reader, value: &Value, path: &Path) -> Option<Dashboard> {
         sse_heartbeat_interval: opt_duration(r, &obj, "sse_heartbeat_interval")
             .unwrap_or(d.sse_heartbeat_interval)
             .max(secs(1)),
+        metrics_public: opt_bool(r, &obj, "metrics_public").unwrap_or(false),
     })
 }
 

@@ -113,7 +113,12 @@ pub fn router(config: &Config, sources: Sources, shutdown: CancellationToken) ->
         next_event_id: std::sync::atomic::AtomicU64::new(1),
         shutdown,
     });
-    let protected = Router::new()
+    let scrape = Router::new().route("/metrics", get(metrics));
+    let (protected, public) = match config.dashboard.metrics_public {
+        true => (Router::new(), scrape),
+        false => (scrape, Router::new()),
+    };
+    let protected = protected
         .route("/api/{*rest}", axum::routing::any(not_found))
         .merge(approvals::routes())
         .merge(audit::routes())
@@ -126,6 +131,7 @@ pub fn router(config: &Config, sources: Sources, shutdown: CancellationToken) ->
         ));
     Router::new()
         .route("/api/health", get(health))
+        .merge(public)
         .merge(session::routes())
         .merge(protected)
         .merge(ui::routes())
@@ -159,6 +165,23 @@ async fn health(State(state): State<Arc<Operator>>) -> Json<serde_json::Value> {
         // writer fell behind); records are never dropped.
         "audit": { "queue_full_waits": state.live.full_waits() },
     }))
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+async fn metrics(State(state): State<Arc<Operator>>) -> Response {
+    let pending = state.approvals.as_ref().map_or(0, |approvals| {
+        approvals
+            .list(Some(crate::approvals::Status::Pending), 0, 0)
+            .1
+    });
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::get().encode(pending),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

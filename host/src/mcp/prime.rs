@@ -39,6 +39,7 @@ pub(super) async fn prime(relay: &Relay, shutdown: &CancellationToken) {
             listed = list_tools(relay, &pool) => listed,
             () = shutdown.cancelled() => return,
         };
+        crate::metrics::get().upstream_up(listed.is_ok());
         match listed {
             Ok(count) => {
                 tracing::info!(
@@ -85,6 +86,7 @@ async fn revalidate(relay: &Relay, pool: &Pool, shutdown: &CancellationToken) {
             listed = list_tools(relay, pool) => listed,
             () = shutdown.cancelled() => return,
         };
+        crate::metrics::get().upstream_up(listed.is_ok());
         match listed {
             Ok(count) => tracing::debug!(tools = count, "tool definitions revalidated"),
             Err(error) => tracing::warn!(

@@ -333,7 +333,14 @@ impl Pipeline {
         let mut current: Option<Verdict> = None;
         let mut approvals: Vec<Approval> = Vec::new();
         for chain_stage in &self.stages {
-            let verdict = match runtime.evaluate(&chain_stage.stage, call.clone()) {
+            let started = std::time::Instant::now();
+            let evaluated = runtime.evaluate(&chain_stage.stage, call.clone());
+            crate::metrics::get().stage(
+                &chain_stage.stage.name,
+                started.elapsed(),
+                evaluated.is_err(),
+            );
+            let verdict = match evaluated {
                 Ok(evaluated) => {
                     if let Some(approval) = Approval::of_verdict(&evaluated.verdict) {
                         approvals.push(approval.with_overage(&evaluated.checks));

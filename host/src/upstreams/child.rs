@@ -78,6 +78,7 @@ pub async fn run(
             }
         }
         mux.set_link(Link::Down(Some(why.clone())));
+        crate::metrics::get().upstream_restarted();
         let delay = Duration::from_secs(1 << (failures - 1).min(4));
         tracing::warn!(
             "stdio upstream: {why}; restarting in {}s (attempt {failures} of {MAX_RESTARTS})",

@@ -162,8 +162,10 @@ fn runnable(command: &str, cwd: Option<&std::path::Path>) -> bool {
 /// Valid-but-questionable settings, printed by `validate` and at start.
 fn warnings(c: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    if c.policies.rules.is_empty() && c.policies.default == DefaultDecision::Allow {
-        out.push("no policy rules and policies.default is allow: Helio runs audit-only and blocks nothing".into());
+    // Budgets and plugins block too: only with none of them is Helio audit-only.
+    let blocks = !c.policies.rules.is_empty() || !c.budgets.is_empty() || !c.plugins.is_empty();
+    if !blocks && c.policies.default == DefaultDecision::Allow {
+        out.push("no policy rules, budgets or plugins, and policies.default is allow: Helio runs audit-only and blocks nothing".into());
     }
     if c.dashboard.enabled && c.dashboard.api_secret.is_none() {
         out.push(format!(

@@ -1,13 +1,22 @@
-# Helio: multi-stage build of the single `helio` binary.
+# Helio's container image: one static binary and CA certificates, nothing else.
+#
 #   docker build -t helio .
-#   docker run -p 127.0.0.1:3000:3000 -p 127.0.0.1:3100:3100 \
-#     -v $PWD/helio.yaml:/config/helio.yaml:ro -v helio-data:/data helio
-# In the container, helio.yaml must bind 0.0.0.0 (listen.host, dashboard.host) and keep
-# its audit database under /data (audit.path: /data/helio-audit.db).
+#   docker run --rm -p 127.0.0.1:3000:3000 -p 127.0.0.1:3100:3100 \
+#     -e HELIO_DASHBOARD_SECRET="$(openssl rand -hex 32)" \
+#     -v "$PWD/helio.yaml:/config/helio.yaml:ro" -v helio-data:/data helio
+#
+# In the container, helio.yaml binds 0.0.0.0 (listen.host, dashboard.host,
+# sdk.host) and keeps its database under /data (audit.path: /data/helio.db).
+# See docs/deployment.md. scripts/image.sh builds the runtime stage from a
+# locally built binary (`--build-context build=…`), which is how the tests
+# build and run it.
 
-FROM rust:1.95-slim-bookworm AS build
-# The policy stages are WebAssembly components, built by host/build.rs.
-RUN rustup target add wasm32-wasip2
+# --- build: a static (musl) binary -------------------------------------------
+FROM docker.io/library/rust:1.95-bookworm AS build
+RUN rustup target add x86_64-unknown-linux-musl wasm32-wasip2 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY host ./host
@@ -15,22 +24,28 @@ COPY crates ./crates
 COPY wit ./wit
 COPY plugins ./plugins
 COPY examples/demo ./examples/demo
-RUN cargo build --release --locked -p helio --bin helio \
- && install -D target/release/helio /out/helio
+RUN CC_x86_64_unknown_linux_musl=musl-gcc \
+    cargo build --locked --profile image --target x86_64-unknown-linux-musl -p helio --bin helio \
+ && mkdir -p /out/config /out/data /out/tmp /out/etc/ssl/certs \
+ && install -m 0755 target/x86_64-unknown-linux-musl/image/helio /out/helio \
+ && install -m 0644 /etc/ssl/certs/ca-certificates.crt /out/etc/ssl/certs/ca-certificates.crt \
+ && chmod 1777 /out/tmp \
+ && chown 65532:65532 /out/data
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tini \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin helio \
- && mkdir -p /config /data && chown helio:helio /data
-COPY --from=build /out/helio /usr/local/bin/helio
-USER helio
+# --- runtime: from scratch ------------------------------------------------------
+FROM scratch AS runtime
+COPY --from=build /out/ /
+# No shell, no package manager, no user database: a numeric non-root user.
+USER 65532:65532
 WORKDIR /data
+ENV HELIO_CACHE_DIR=/data/.cache \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 VOLUME ["/config", "/data"]
-EXPOSE 3000 3100
-# No curl in the slim image: ask /healthz over bash's /dev/tcp.
+# MCP, operator API and dashboard, SDK sideband.
+EXPOSE 3000 3100 3200
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/3000 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '\"ok\"' <&3"]
-ENTRYPOINT ["tini", "--", "helio"]
+  CMD ["/helio", "healthcheck"]
+# Helio handles SIGTERM itself (it is PID 1): in-flight calls finish, the
+# audit trail is flushed.
+ENTRYPOINT ["/helio"]
 CMD ["start", "-c", "/config/helio.yaml"]

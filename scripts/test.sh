@@ -55,8 +55,25 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
 fi
 
-step "end-to-end tests (pytest, official MCP SDKs, conformance suite, dashboard in Chromium)"
-HELIO_BIN="$PWD/target/debug/helio" tests/e2e/run.sh -q
+# The container image is built from scratch with buildah and run with podman
+# (no registry, no Docker engine here), from a static musl binary.
+image_tools=(podman buildah runc musl-gcc)
+missing=()
+for tool in "${image_tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "apt-get install podman buildah runc musl-tools (the container image test)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q podman buildah runc musl-tools \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q podman buildah runc musl-tools; }
+fi
+step "container image (static musl binary, FROM scratch, scripts/image.sh)"
+rustup target add x86_64-unknown-linux-musl
+scripts/image.sh localhost/helio:test
+
+step "end-to-end tests (pytest, official MCP SDKs, conformance suite, dashboard in Chromium, the image in podman)"
+HELIO_IMAGE=localhost/helio:test HELIO_BIN="$PWD/target/debug/helio" tests/e2e/run.sh -q
 
 step "Python SDK: its tests against the real binary, and a clean install of its wheel and sdist"
 HELIO_BIN="$PWD/target/debug/helio" target/py-venv/bin/python -m pytest python-sdk/tests -q -p no:cacheprovider

@@ -21,6 +21,26 @@ pub fn serve_stdio() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo MCP server alone, over streamable HTTP, until SIGINT or SIGTERM.
+pub fn serve_http(address: std::net::SocketAddr) -> anyhow::Result<()> {
+    super::init_logging()?;
+    super::start::runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!("demo MCP server listening on http://{address}/mcp");
+        let stop = CancellationToken::new();
+        let stopping = stop.clone();
+        let signal = super::shutdown_signal();
+        tokio::spawn(async move {
+            signal.await;
+            stopping.cancel();
+        });
+        demo::serve(listener, stop).await?;
+        Ok(())
+    })
+}
+
 pub fn run(transport: DemoTransport, drive: bool) -> anyhow::Result<()> {
     super::init_logging()?;
     super::start::runtime()?.block_on(async {

@@ -2,6 +2,7 @@
 
 mod demo;
 mod export;
+mod healthcheck;
 mod init;
 mod start;
 mod validate;
@@ -58,11 +59,21 @@ enum Command {
         drive: bool,
     },
     /// The demo MCP server alone, over stdio (what `demo --transport stdio`
-    /// spawns).
+    /// spawns), or over streamable HTTP at `/mcp` with `--listen` (the
+    /// compose demo's second service).
     #[command(hide = true)]
-    DemoServer,
+    DemoServer {
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Export audit records (or a budget's ledger) as JSON or CSV.
     Export(Box<export::ExportArgs>),
+    /// Exit 0 if a running Helio answers GET /healthz with 200 (for a
+    /// container's HEALTHCHECK; no shell needed).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:3000/healthz")]
+        url: String,
+    },
 }
 
 /// How `helio demo` reaches its demo server.
@@ -84,8 +95,12 @@ pub fn run() -> ExitCode {
             no_hot_reload,
         } => start::run(&config, no_hot_reload),
         Command::Demo { transport, drive } => demo::run(transport, drive),
-        Command::DemoServer => demo::serve_stdio(),
+        Command::DemoServer { listen: None } => demo::serve_stdio(),
+        Command::DemoServer {
+            listen: Some(address),
+        } => demo::serve_http(address),
         Command::Export(args) => export::run(&args),
+        Command::Healthcheck { url } => healthcheck::run(&url),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -328,8 +328,17 @@ impl ServerHandler for DemoServer {
 /// Serves the demo MCP server at `/mcp` on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     let store = Arc::new(Mutex::new(Store::new()));
-    let config =
+    let mut config =
         StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+    // The Host allowlist guards a loopback server from browsers (DNS
+    // rebinding); a server bound for a network (the compose demo's, reached
+    // by its service name) serves whatever name it is reached by.
+    if listener
+        .local_addr()
+        .is_ok_and(|address| !address.ip().is_loopback())
+    {
+        config = config.disable_allowed_hosts();
+    }
     let service: StreamableHttpService<DemoServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(DemoServer::new(store.clone())),

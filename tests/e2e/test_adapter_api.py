@@ -597,6 +597,9 @@ def test_an_adapters_tool_definitions_are_baselined_and_drift_is_caught(
     listed = httpx.get(f"{instance.dashboard_url}/api/tools?origin=openclaw", headers=operator(instance),
                        timeout=5).json()["data"]
     assert [(t["name"], t["drift"]["aspects"]) for t in listed] == [("lookup", ["description"])]
+    for query in ("origin=%3Cscript%3E", "origin=a&origin=b", "origin=openclaw&x=1"):
+        bad = httpx.get(f"{instance.dashboard_url}/api/tools?{query}", headers=operator(instance), timeout=5)
+        assert bad.status_code == 400, (query, bad.text)
     upstreams = httpx.get(f"{instance.dashboard_url}/api/tools", headers=operator(instance), timeout=5).json()
     assert all(t["name"] != "lookup" for t in upstreams["data"]), "the upstream's tools are apart"
     drift_events = httpx.get(f"{instance.dashboard_url}/api/audit", params={"record_kind": "drift_event"},

@@ -355,7 +355,7 @@ pub(super) async fn evaluate(
         tool: tool_name,
         bytes,
     };
-    let answer = match adapter.door.governor.decide_deferred(facts).await {
+    let mut answer = match adapter.door.governor.decide_deferred(facts).await {
         Deferred::Allow(pending) => {
             let id = pending.record_id().to_owned();
             let answer = allowed(&id, &pending);
@@ -365,26 +365,17 @@ pub(super) async fn evaluate(
         Deferred::Block(denial) => {
             let id = crate::audit::new_id();
             let answer = blocked(&id, &denial);
-            let unrun = Finished::Unrun {
-                by: Ending::Evaluate,
-                answer: answer.clone(),
-            };
-            evaluations.finished(id, unrun);
+            evaluations.unrun(id, Ending::Evaluate, answer.clone());
             answer
         }
         Deferred::Simulate(simulation) => {
             let id = crate::audit::new_id();
             let answer = simulated(&id, &simulation);
-            let unrun = Finished::Unrun {
-                by: Ending::Evaluate,
-                answer: answer.clone(),
-            };
-            evaluations.finished(id, unrun);
+            evaluations.unrun(id, Ending::Evaluate, answer.clone());
             answer
         }
         Deferred::Hold(held) => super::held::hold(&adapter, *held, subject),
     };
-    let mut answer = answer;
     if let Some(drift) = drift_json {
         answer["tool_drift"] = drift;
     }
@@ -696,11 +687,10 @@ pub(super) async fn install_scan(
             "suggestion": suggestion, "retry_allowed": false,
         });
     }
-    let unrun = Finished::Unrun {
-        by: Ending::Evaluate,
-        answer: answer.clone(),
-    };
-    adapter.door.evaluations.finished(id, unrun);
+    adapter
+        .door
+        .evaluations
+        .unrun(id, Ending::Evaluate, answer.clone());
     Ok(Json(answer).into_response())
 }
 

@@ -286,6 +286,12 @@ impl Evaluations {
         self.changed.notify_waiters();
     }
 
+    /// Remembers an evaluation that ended without running, where `by` says,
+    /// with its final `answer`.
+    pub fn unrun(&self, id: String, by: Ending, answer: Value) {
+        self.finished(id, Finished::Unrun { by, answer });
+    }
+
     /// Where evaluation `id` stands.
     pub fn standing(&self, id: &str) -> Standing {
         let inner = self.lock();

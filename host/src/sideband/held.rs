@@ -67,12 +67,11 @@ pub(super) fn hold(adapter: &Adapter, held: Held, subject: Subject) -> Value {
                 evaluations.approved(&wait_id, pending, answer);
             }
             Err(denial) => {
-                let answer = blocked(&wait_id, &denial);
-                let unrun = Finished::Unrun {
-                    by: Ending::Approval,
-                    answer,
-                };
-                evaluations.finished(wait_id, unrun);
+                evaluations.unrun(
+                    wait_id.clone(),
+                    Ending::Approval,
+                    blocked(&wait_id, &denial),
+                );
             }
         }
     };

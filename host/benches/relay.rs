@@ -547,6 +547,7 @@ fn stage_costs(stateful_policy: &str, database: &Path) {
                 }),
                 agent: None,
                 metadata: None,
+                trace: None,
             }));
             let forwarded = match decision {
                 Decision::Forward(call) => {

@@ -33,4 +33,5 @@ pub mod state;
 pub mod strict_json;
 mod time;
 pub mod tools;
+pub mod traces;
 mod upstreams;

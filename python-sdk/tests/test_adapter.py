@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -132,9 +133,16 @@ def test_a_report_says_what_a_call_really_cost(adapter: Any, gateway: Gateway) -
     evaluation = adapter.evaluate("buy_item", {"price": 40})
     assert evaluation.allowed
     adapter.report(evaluation, "success", actual_amount=12.5)
-    ledger = httpx.get(f"{gateway.dashboard_url}/api/budgets/purchases/events?limit=1000",
-                       headers={"authorization": f"Bearer {API_SECRET}"}, timeout=5).json()["data"]
-    (row,) = [r for r in ledger if r["audit_record_id"] == evaluation.evaluation_id]
+    # The ledger is read from the audit trail, which is written behind the call.
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        ledger = httpx.get(f"{gateway.dashboard_url}/api/budgets/purchases/events?limit=1000",
+                           headers={"authorization": f"Bearer {API_SECRET}"}, timeout=5).json()["data"]
+        rows = [r for r in ledger if r["audit_record_id"] == evaluation.evaluation_id]
+        if rows:
+            break
+        time.sleep(0.05)
+    (row,) = rows
     assert row["amount"] == 12.5
     lookup = adapter.evaluate("lookup_order", {"order_id": "ORD-1"})
     with pytest.raises(HelioError, match="no_spend_rule"):

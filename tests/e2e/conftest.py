@@ -377,7 +377,7 @@ class HelioInstance:
     def secrets(self) -> dict[str, str]:
         """Every secret this instance was given, by where it came from: the operator
         secret, the sideband tokens and dashboard secret from the environment, upstream
-        headers and a stdio server's environment. Short values (< 8 characters) are
+        headers, a stdio server's environment and the trace exporter's headers. Short values (< 8 characters) are
         left out: they would match by chance."""
         found: dict[str, str] = {}
         if self.api_secret:
@@ -390,6 +390,9 @@ class HelioInstance:
             for key, value in (upstream.get(section) or {}).items():
                 if isinstance(value, str):
                     found[f"upstream.{section}.{key}"] = value
+        for key, value in ((self.config.get("telemetry") or {}).get("headers") or {}).items():
+            if isinstance(value, str):
+                found[f"telemetry.headers.{key}"] = value
         return {where: value for where, value in found.items() if len(value) >= 8 and "${" not in value}
 
     def check_no_secret_logged(self) -> None:

@@ -130,7 +130,7 @@ async def test_handshake_clients_reach_a_2026_only_server_through_helio(
             for n in range(4):
                 group.start_soon(run, n)
     for n, result in results.items():
-        assert result["tools"] == 12, result
+        assert result["tools"] == 13, result
         assert result["echo"] == f"old-{n}"
         assert result["regional"] == f"eu-1: r{n}"
         assert result["denied"] == -32001

@@ -150,4 +150,4 @@ async def test_sessionless_2026_clients_work_with_a_legacy_sse_server(helio: Hel
         async with anyio.create_task_group() as group:
             for n in range(5):
                 group.start_soon(run, n)
-    assert results == {n: ("2026-07-28", 12, {"result": f"modern-{n}"}, -32001) for n in range(5)}
+    assert results == {n: ("2026-07-28", 13, {"result": f"modern-{n}"}, -32001) for n in range(5)}

@@ -93,7 +93,7 @@ async def test_twenty_clients_share_one_stdio_server_without_crossed_replies(hel
         for n in range(20):
             group.start_soon(run, n)
     for n, result in enumerate(results):
-        assert result["tools"] == 12
+        assert result["tools"] == 13
         assert result["echo"] == f"client-{n}", result
         assert result["progress_text"] == "done 3 steps"
         # Its own three steps, in order, and nobody else's.
@@ -224,7 +224,7 @@ async def test_a_2026_client_works_with_a_stdio_server(helio: HelioLauncher) -> 
             tools = await client.list_tools()
             echo = await client.call_tool("echo", {"text": "modern"})
         assert client.protocol_version == "2026-07-28"
-    assert len(tools.tools) == 12
+    assert len(tools.tools) == 13
     assert echo.structured_content == {"result": "modern"}
 
 
@@ -252,6 +252,6 @@ async def test_a_sessionless_2026_client_works_with_a_stdio_server(helio: HelioL
             echo = await client.call_tool("echo", {"text": "sessionless"})
             denied = await call_tool_outcome(client, "delete_record", {"id": "1"})
         assert client.protocol_version == "2026-07-28"
-    assert len(tools.tools) == 12
+    assert len(tools.tools) == 13
     assert echo.structured_content == {"result": "sessionless"}
     assert denied["error"]["code"] == -32001, denied

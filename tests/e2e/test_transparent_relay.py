@@ -47,6 +47,7 @@ EXPECTED_TOOLS = {
     "delete_record",
     "whoami_headers",
     "regional",
+    "trace_context",
 }
 # Events that are part of an observation (transport-level noise is not compared).
 OBSERVED_KINDS = {"progress", "log", "sampling", "elicitation", "result", "error"}

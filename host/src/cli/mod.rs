@@ -122,7 +122,10 @@ fn init_logging() -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let filter = std::env::var("HELIO_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,rmcp=warn".into());
+        .unwrap_or_else(|_| {
+            "info,rmcp=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
+                .into()
+        });
     let format = std::env::var("HELIO_LOG_FORMAT").unwrap_or_default();
     let filter = tracing_subscriber::EnvFilter::new(filter);
     let _ = match format.trim() {

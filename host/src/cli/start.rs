@@ -95,6 +95,7 @@ impl Launch {
                 sdk: sdk.value.clone(),
                 adapter: adapter.value.clone(),
             });
+        let traces = crate::traces::Traces::start(&c.telemetry)?;
         let active = Active::new(self.pipeline);
         spawn_state_sweep(self.plugins.state().clone(), active.clone());
         crate::audit::retention::spawn(
@@ -183,6 +184,13 @@ impl Launch {
                 super::say("  Adapter API token: taken from HELIO_ADAPTER_TOKEN");
             }
         }
+        if let Some(url) = &c.telemetry.traces_url {
+            super::say(format!(
+                "  Traces: OTLP to {url} (service {}, {}% of calls without a sampled parent)",
+                c.telemetry.service_name,
+                c.telemetry.sample_ratio * 100.0
+            ));
+        }
         super::say(format!("  Config: {}", self.label));
 
         let stop_watching = CancellationToken::new();
@@ -209,7 +217,11 @@ impl Launch {
         let state = self.plugins.state().clone();
         let audit = self.audit.clone();
         let drained = tokio::task::spawn_blocking(move || {
-            (state.flush().map_err(|e| e.to_string()), audit.flush())
+            let flushed = (state.flush().map_err(|e| e.to_string()), audit.flush());
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
+            flushed
         })
         .await;
         match drained {

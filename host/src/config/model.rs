@@ -21,6 +21,8 @@ pub struct Config {
     pub audit: Audit,
     pub dashboard: Dashboard,
     pub sdk: Sdk,
+    /// OpenTelemetry traces (off unless `telemetry.otlp_endpoint` is set).
+    pub telemetry: Telemetry,
     /// Third-party policy stages (WebAssembly components).
     pub plugins: Vec<PluginConfig>,
     /// The `policies` section as written (after `${VAR}`): the built-in rule
@@ -493,6 +495,22 @@ pub struct Sdk {
     pub port: u16,
     pub host: String,
     pub evaluation_ttl: Duration,
+}
+
+/// `telemetry`: where governed calls' traces go.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// The OTLP/HTTP traces endpoint (`otlp_endpoint` with `/v1/traces`
+    /// appended to a bare base URL); none: no traces.
+    pub traces_url: Option<String>,
+    /// `service.name` of every span.
+    pub service_name: String,
+    /// The share of calls without a sampled parent that are traced.
+    pub sample_ratio: f64,
+    /// Sent with every export (e.g. a vendor's API key).
+    pub headers: Vec<(HeaderName, Secret<HeaderValue>)>,
+    /// How long one export may take.
+    pub export_timeout: Duration,
 }
 
 /// A value that must never reach a log line: `Debug` prints a placeholder.

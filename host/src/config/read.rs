@@ -22,6 +22,9 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "accept",
     "mcp-method",
     "mcp-name",
+    // Helio continues a call's trace and sends its own context upstream.
+    "traceparent",
+    "tracestate",
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -44,6 +47,7 @@ const ROOT_KEYS: &[&str] = &[
     "audit",
     "dashboard",
     "sdk",
+    "telemetry",
     "plugins",
 ];
 
@@ -58,6 +62,7 @@ const RESTART_SECTIONS: &[&str] = &[
     "audit",
     "dashboard",
     "sdk",
+    "telemetry",
 ];
 
 /// Reads the whole document. Returns `None` only when the root is unusable;
@@ -99,6 +104,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
     let audit = section(r, &obj, "audit", audit).unwrap_or_else(audit_default);
     let dashboard = section(r, &obj, "dashboard", dashboard).unwrap_or_else(dashboard_default);
     let sdk = section(r, &obj, "sdk", sdk).unwrap_or_else(sdk_default);
+    let telemetry = section(r, &obj, "telemetry", telemetry).unwrap_or_else(telemetry_default);
     let plugins = match r.field(&obj, "plugins") {
         Some((value, path)) => plugin_list(r, value, &path, source),
         None => Vec::new(),
@@ -145,6 +151,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         audit,
         dashboard,
         sdk,
+        telemetry,
         plugins,
         policies_json,
         budgets_json,
@@ -403,7 +410,10 @@ fn static_headers(
         if RESERVED_HEADERS.contains(&header.as_str()) {
             r.error(
                 &entry_path,
-                format!("upstream.headers must not set reserved header \"{name}\" (Helio owns it on the wire)"),
+                format!(
+                    "{} must not set reserved header \"{name}\" (Helio owns it on the wire)",
+                    path.as_str()
+                ),
             );
             continue;
         }
@@ -1188,6 +1198,98 @@ fn sdk(r: &mut Reader, value: &Value, path: &Path) -> Option<Sdk> {
         host: opt_string(r, &obj, "host").unwrap_or(d.host),
         evaluation_ttl: opt_duration(r, &obj, "evaluation_ttl").unwrap_or(d.evaluation_ttl),
     })
+}
+
+// --- telemetry ------------------------------------------------------------
+
+/// The path OTLP/HTTP serves traces on, appended to a bare base URL.
+const OTLP_TRACES_PATH: &str = "/v1/traces";
+
+fn telemetry_default() -> Telemetry {
+    Telemetry {
+        traces_url: None,
+        service_name: "helio".into(),
+        sample_ratio: 1.0,
+        headers: Vec::new(),
+        export_timeout: secs(10),
+    }
+}
+
+fn telemetry(r: &mut Reader, value: &Value, path: &Path) -> Option<Telemetry> {
+    let obj = r.object(
+        value,
+        path,
+        &[
+            "otlp_endpoint",
+            "service_name",
+            "sample_ratio",
+            "headers",
+            "export_timeout",
+        ],
+    )?;
+    let d = telemetry_default();
+    let traces_url = opt(r, &obj, "otlp_endpoint", otlp_traces_url);
+    let export_timeout = opt_duration(r, &obj, "export_timeout").unwrap_or(d.export_timeout);
+    if export_timeout.is_zero() {
+        r.error(&path.key("export_timeout"), "must be greater than zero");
+    }
+    Some(Telemetry {
+        traces_url,
+        service_name: opt_string(r, &obj, "service_name").unwrap_or(d.service_name),
+        sample_ratio: opt(r, &obj, "sample_ratio", ratio).unwrap_or(d.sample_ratio),
+        headers: opt(r, &obj, "headers", static_headers).unwrap_or_default(),
+        export_timeout,
+    })
+}
+
+/// `telemetry.otlp_endpoint`: an http(s) base URL (`http://collector:4318`,
+/// as `OTEL_EXPORTER_OTLP_ENDPOINT`), or the full traces URL.
+fn otlp_traces_url(r: &mut Reader, value: &Value, path: &Path) -> Option<String> {
+    let text = r.non_empty_string(value, path)?;
+    let example = "expected e.g. \"http://otel-collector:4318\"";
+    let url = match url::Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => url,
+        Ok(url) => {
+            let scheme = url.scheme();
+            r.error(
+                path,
+                format!("\"{text}\" is not an http(s) URL (scheme \"{scheme}\"); {example}"),
+            );
+            return None;
+        }
+        Err(e) => {
+            r.error(
+                path,
+                format!("\"{text}\" is not a valid URL ({e}); {example}"),
+            );
+            return None;
+        }
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        r.error(
+            path,
+            format!("\"{text}\" has a query or fragment; {example}"),
+        );
+        return None;
+    }
+    let base = text.trim_end_matches('/');
+    Some(
+        match url.path().trim_end_matches('/').ends_with(OTLP_TRACES_PATH) {
+            true => base.to_owned(),
+            false => format!("{base}{OTLP_TRACES_PATH}"),
+        },
+    )
+}
+
+/// A number from 0 to 1.
+fn ratio(r: &mut Reader, value: &Value, path: &Path) -> Option<f64> {
+    match value.as_f64() {
+        Some(n) if (0.0..=1.0).contains(&n) => Some(n),
+        _ => {
+            r.error(path, "expected a number from 0 to 1 (e.g. 0.25)");
+            None
+        }
+    }
 }
 
 // --- plugins --------------------------------------------------------------

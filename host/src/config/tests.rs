@@ -266,6 +266,47 @@ fn secrets_never_appear_in_debug_output() {
     }
 }
 
+#[test]
+fn telemetry_is_off_by_default_and_its_endpoint_is_a_base_or_traces_url() {
+    let c = parse_text(&minimal("")).expect("valid").config;
+    assert_eq!(c.telemetry.traces_url, None);
+    assert_eq!(
+        (c.telemetry.service_name.as_str(), c.telemetry.sample_ratio),
+        ("helio", 1.0)
+    );
+    for (written, url) in [
+        ("http://collector:4318", "http://collector:4318/v1/traces"),
+        ("http://collector:4318/", "http://collector:4318/v1/traces"),
+        (
+            "https://otel.example/otlp",
+            "https://otel.example/otlp/v1/traces",
+        ),
+        (
+            "http://collector:4318/v1/traces",
+            "http://collector:4318/v1/traces",
+        ),
+    ] {
+        let text = minimal(&format!(
+            "telemetry:\n  otlp_endpoint: {written}\n  sample_ratio: 0.25\n  headers:\n    x-api-key: ${{UPSTREAM_TOKEN}}\n"
+        ));
+        let c = parse_text(&text).expect("valid").config;
+        assert_eq!(c.telemetry.traces_url.as_deref(), Some(url));
+        assert_eq!(c.telemetry.sample_ratio, 0.25);
+        assert_eq!(c.telemetry.headers[0].0, "x-api-key");
+        assert!(!format!("{:?}", c.telemetry).contains("tok-123"));
+    }
+    let traced_upstream = format!(
+        "version: \"1\"\nupstream:\n  url: http://u/mcp\n  headers: {{tracestate: x}}\ndashboard:\n  api_secret: {SECRET}\n"
+    );
+    let found = issues(&traced_upstream);
+    assert!(
+        found.iter().any(|i| i.contains(
+            "upstream.headers.tracestate: upstream.headers must not set reserved header \"tracestate\""
+        )),
+        "{found:#?}"
+    );
+}
+
 /// Invalid configurations and the exact `path: message` fragment each must report.
 const INVALID: &[(&str, &str)] = &[
     ("rules: []\n", "(top level): unknown key \"rules\""),
@@ -285,6 +326,9 @@ const INVALID: &[(&str, &str)] = &[
     ("session:\n  identity: []\n", "session.identity: session.identity cannot be empty"),
     ("session:\n  identity:\n    - source: header\n      name: mcp-session-id\n", "session.identity[0].name: session identity header names must start with \"x-\""),
     ("audit:\n  storage: postgres\n", "audit.storage: invalid value \"postgres\" (expected one of: sqlite)"),
+    ("telemetry:\n  otlp_endpoint: collector:4317\n", "telemetry.otlp_endpoint: \"collector:4317\" is not an http(s) URL"),
+    ("telemetry:\n  otlp_endpoint: http://c:4318\n  sample_ratio: -1\n", "telemetry.sample_ratio: expected a number from 0 to 1"),
+    ("telemetry:\n  otlp_endpoint: http://c:4318\n  headers: {traceparent: x}\n", "telemetry.headers.traceparent: telemetry.headers must not set reserved header"),
 ];
 
 #[test]

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::plugins::Annotations;
 use crate::tools::ToolDrift;
+use crate::traces::TraceContext;
 
 /// The door a call came through (the audit's `origin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub struct CallFacts<'a> {
     /// What an adapter said of the call's context (JSON object text), for
     /// the audit record; none on the MCP door.
     pub metadata: Option<&'a str>,
+    /// The W3C trace context the caller sent, continued by the call's trace.
+    pub trace: Option<TraceContext>,
 }
 
 impl CallFacts<'_> {

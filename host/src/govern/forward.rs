@@ -2,10 +2,12 @@
 //! upstream answers settles its state and completes its record.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::pipeline::Denial;
 use crate::plugins::Decision;
 use crate::state::{CallOutcome, Decimal, Hold, HoldKind, Settlement, StateError, StateStore};
+use crate::traces::TraceHeaders;
 
 use super::answer::Answer;
 use super::held::Resolved;
@@ -48,7 +50,10 @@ impl Release {
         let committed = if holds.is_empty() {
             Ok(())
         } else {
-            self.state.commit(&holds)
+            let started = Instant::now();
+            let committed = self.state.commit(&holds);
+            audit.state_done("commit", started);
+            committed
         };
         if let Err(error) = committed {
             tracing::error!(%error, tool = %self.tool, "governance state could not be written; blocking the call");
@@ -84,9 +89,15 @@ impl Release {
         Ok(resized)
     }
 
-    /// Gives the holds back: the call is not forwarded.
-    pub fn release(mut self) {
-        self.state.release(&std::mem::take(&mut self.holds));
+    /// Gives the holds back: the call (whose record is `audit`) is not
+    /// forwarded.
+    pub fn release(mut self, audit: &CallAudit) {
+        let holds = std::mem::take(&mut self.holds);
+        if !holds.is_empty() {
+            let started = Instant::now();
+            self.state.release(&holds);
+            audit.state_done("release", started);
+        }
     }
 }
 
@@ -99,11 +110,24 @@ impl Drop for Release {
 }
 
 impl Forwarded {
+    /// The door is sending the call now: the W3C trace context to send with
+    /// it (as `traceparent`/`tracestate`), when the call is traced.
+    pub fn sending(&mut self) -> Option<TraceHeaders> {
+        self.audit.sending()
+    }
+
+    /// Settles the call's state by `outcome`, timed for its trace.
+    fn settle(settlement: Settlement, audit: &CallAudit, outcome: CallOutcome) {
+        let started = Instant::now();
+        settlement.settle(outcome);
+        audit.state_done("settle", started);
+    }
+
     /// The upstream answered with the JSON-RPC `message` (`status`: its
     /// transport's status, e.g. HTTP's, where there is one).
     pub fn answered(self, status: Option<u16>, message: &[u8]) {
         let answer = Answer::read(message);
-        self.settlement.settle(answer.outcome);
+        Self::settle(self.settlement, &self.audit, answer.outcome);
         self.audit.answered(status, message, answer.error_message);
     }
 
@@ -111,7 +135,7 @@ impl Forwarded {
     /// said.
     pub fn refused(self, status: Option<u16>, body: &[u8]) {
         let answer = Answer::read(body);
-        self.settlement.settle(CallOutcome::Failed);
+        Self::settle(self.settlement, &self.audit, CallOutcome::Failed);
         self.audit.answered(status, body, answer.error_message);
     }
 
@@ -125,16 +149,17 @@ impl Forwarded {
         error: Option<String>,
         took: Option<std::time::Duration>,
     ) {
-        self.settlement.settle(outcome);
+        Self::settle(self.settlement, &self.audit, outcome);
         self.audit.ran(result, error, took);
     }
 
     /// No answer came; `why` is recorded.
     pub fn unanswered(self, unanswered: Unanswered, why: &str) {
-        match unanswered {
-            Unanswered::Undelivered => self.settlement.settle(CallOutcome::Failed),
-            Unanswered::Unknown => self.settlement.settle(CallOutcome::Unknown),
-        }
+        let outcome = match unanswered {
+            Unanswered::Undelivered => CallOutcome::Failed,
+            Unanswered::Unknown => CallOutcome::Unknown,
+        };
+        Self::settle(self.settlement, &self.audit, outcome);
         self.audit.failed(why);
     }
 }

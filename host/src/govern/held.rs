@@ -478,7 +478,7 @@ impl Held {
     fn end_blocked(&mut self, denial: Denial) -> Ending {
         if let Some((release, mut audit)) = self.parts.take() {
             self.chain.write(&mut audit, self.held_at.elapsed());
-            release.release();
+            release.release(&audit);
             audit.blocked(&denial);
         }
         Ending::Blocked(denial)

@@ -232,6 +232,7 @@ impl Governor {
             std::mem::take(&mut evaluation.checks),
             evaluation.flagged_destructive,
             evaluation.drift.take(),
+            &evaluation.stages,
         );
         match evaluation.outcome {
             Outcome::Forward(decision) => Judged::Allowed(Allowed {
@@ -240,12 +241,12 @@ impl Governor {
                 decision,
             }),
             Outcome::Block(denial) => {
-                release.release();
+                release.release(&audit);
                 audit.blocked(&denial);
                 Judged::Blocked(denial)
             }
             Outcome::DryRun(simulation) => {
-                release.release();
+                release.release(&audit);
                 audit.simulated(&simulation);
                 Judged::Simulated(simulation)
             }
@@ -275,7 +276,7 @@ impl Governor {
         let mut steps = held.approvals.into_iter();
         let (Some(holding), Some(first)) = (&self.holding, steps.next()) else {
             let denial = Denial::approval_unavailable();
-            held.release.release();
+            held.release.release(&held.audit);
             held.audit.blocked(&denial);
             return Err(denial);
         };

@@ -81,7 +81,7 @@ impl Pending {
         };
         match report {
             Report::NotRun => {
-                release.release();
+                release.release(&audit);
                 audit.not_run();
                 Ok(())
             }
@@ -99,7 +99,7 @@ impl Pending {
                         Err(error) => {
                             tracing::error!(%error, "a reported actual amount could not be held");
                             let denial = Denial::state_unavailable();
-                            release.release();
+                            release.release(&audit);
                             audit.blocked(&denial);
                             return Err(Box::new(denial));
                         }
@@ -124,7 +124,7 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some((release, audit)) = self.parts.take() {
-            release.release();
+            release.release(&audit);
             audit.expired();
         }
     }

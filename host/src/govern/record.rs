@@ -9,6 +9,7 @@ use crate::pipeline::{Denial, Simulation};
 use crate::plugins::checks::{decimal_json, evidence_chain};
 use crate::plugins::{Check, Decision};
 use crate::state::Decimal;
+use crate::traces::{CallStart, CallTrace, StageRun, TraceHeaders};
 
 use super::facts::{CallFacts, Refused};
 
@@ -25,6 +26,8 @@ pub(super) struct CallAudit {
     drift: Option<serde_json::Value>,
     /// How long the call ran, as its caller reported (the adapter API).
     reported_latency: Option<std::time::Duration>,
+    /// Its spans, when traces are on.
+    trace: Option<CallTrace>,
     done: bool,
 }
 
@@ -54,6 +57,21 @@ impl CallAudit {
             plugins: Some(stages.to_owned()),
             ..AuditRecord::default()
         };
+        let trace = crate::traces::tracer().map(|tracer| {
+            let origin = facts.door.origin();
+            CallTrace::start(
+                tracer,
+                CallStart {
+                    parent: facts.trace.as_ref(),
+                    tool: &facts.tool,
+                    origin: &origin,
+                    received: facts.received,
+                    session: record.session_id.as_deref(),
+                    agent: record.agent_id.as_deref(),
+                    protocol_version: facts.protocol_version,
+                },
+            )
+        });
         Self {
             audit: audit.clone(),
             record,
@@ -62,22 +80,42 @@ impl CallAudit {
             secrets,
             drift: None,
             reported_latency: None,
+            trace,
             done: false,
         }
     }
 
     /// What the stages checked in governance state, whether the call is
     /// flagged as destructive, and how its tool drifted (the rest of the
-    /// decision follows).
+    /// decision follows); `stages`: how each ran (with traces on).
     pub fn checked(
         &mut self,
         checks: Vec<Check>,
         flagged_destructive: bool,
         drift: Option<serde_json::Value>,
+        stages: &[StageRun],
     ) {
         self.record.flagged_destructive = flagged_destructive;
         self.record.checks = checks;
         self.drift = drift;
+        if let Some(trace) = &mut self.trace {
+            trace.stages(stages);
+        }
+    }
+
+    /// A state operation of the core's on this call (`commit`, `settle`,
+    /// `release`), started at `started` and done now, for its trace.
+    pub fn state_done(&self, operation: &'static str, started: Instant) {
+        if let Some(trace) = &self.trace {
+            trace.state(operation, started);
+        }
+    }
+
+    /// The call is being sent upstream now; the trace context to send with
+    /// it, when it is traced.
+    pub fn sending(&mut self) -> Option<TraceHeaders> {
+        let tool = &self.record.tool_name;
+        self.trace.as_mut().map(|trace| trace.sending(tool))
     }
 
     /// The call was blocked.
@@ -111,6 +149,13 @@ impl CallAudit {
         waited: std::time::Duration,
         chain: Vec<(&'static str, serde_json::Value)>,
     ) {
+        if let Some(trace) = &self.trace {
+            let ticket = chain
+                .iter()
+                .find(|(key, _)| matches!(*key, "approval" | "budget_approval"))
+                .and_then(|(_, entry)| entry.get("ticket_id")?.as_str());
+            trace.approval(status.as_str(), ticket, waited);
+        }
         let r = &mut self.record;
         r.approval_status = Some(status.as_str());
         r.approved_by = by;
@@ -179,6 +224,10 @@ impl CallAudit {
         }
         self.record.upstream_error = error;
         self.reported_latency = took;
+        if let (Some(trace), Some(took)) = (&self.trace, took) {
+            let error = self.record.upstream_error.as_deref();
+            trace.ran(&self.record.tool_name, took, error);
+        }
         self.finish();
     }
 
@@ -253,6 +302,9 @@ impl CallAudit {
         r.proxy_compute_ms = (total - upstream.unwrap_or(0.0) - r.approval_wait_ms).max(0.0);
         if let Some(drift) = self.drift.take() {
             r.approval.push(("tool_drift", drift));
+        }
+        if let Some(trace) = self.trace.take() {
+            trace.end(r);
         }
         self.audit.record(std::mem::take(&mut self.record));
     }

@@ -152,6 +152,7 @@ fn facts<'a>(
         }),
         agent: Some("tester@1".into()),
         metadata: None,
+        trace: None,
     }
 }
 

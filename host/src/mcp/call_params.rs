@@ -1,13 +1,17 @@
 //! The params of a `tools/call`, read once and exactly: what governance
 //! decides on is what the upstream will read, or the call is refused.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::strict_json::{self, Unreadable};
+use crate::traces::{TraceContext, TraceHeaders};
 
 use super::agents::{ClientInfo, Meta};
 
@@ -20,6 +24,8 @@ pub(super) struct CallParams<'a> {
     pub raw_arguments: Option<&'a str>,
     /// The `clientInfo` the call states in its `_meta`.
     pub client_info: Option<ClientInfo>,
+    /// The W3C trace context in its `_meta` (`traceparent`, `tracestate`).
+    pub trace: Option<TraceContext>,
 }
 
 /// Why a `tools/call` cannot be governed.
@@ -49,15 +55,21 @@ impl<'a> CallParams<'a> {
             .map(Arc::new);
         // A `_meta` that is not what MCP defines states no clientInfo; it
         // never makes the call nameless.
-        let client_info = parsed
-            .get("_meta")
+        let meta = parsed.get("_meta");
+        let client_info = meta
             .and_then(|meta| Meta::deserialize(meta).ok())
             .and_then(|meta| meta.client_info);
+        let trace = meta.and_then(|meta| {
+            let traceparent = meta.get("traceparent")?.as_str()?;
+            let tracestate = meta.get("tracestate").and_then(Value::as_str);
+            TraceContext::new(traceparent, tracestate)
+        });
         Ok(Self {
             name,
             raw_arguments: arguments.as_ref().and_then(|_| raw_arguments(Some(params))),
             arguments,
             client_info,
+            trace,
         })
     }
 }
@@ -82,6 +94,31 @@ pub(super) fn stated_name(params: Option<&RawValue>) -> Option<String> {
     }
     let named: Named = serde_json::from_str(params?.get()).ok()?;
     named.name.filter(|n| !n.is_empty())
+}
+
+/// `message` (a `tools/call`) with `params._meta.traceparent` and
+/// `tracestate` set to `trace`; everything else, the arguments' text
+/// included, as sent. None when its params or `_meta` are not objects.
+pub(super) fn with_trace_meta(message: &[u8], trace: &TraceHeaders) -> Option<Bytes> {
+    type Members = BTreeMap<String, Box<RawValue>>;
+    let mut message: Members = serde_json::from_slice(message).ok()?;
+    let mut params: Members = serde_json::from_str(message.get("params")?.get()).ok()?;
+    let mut meta: Members = match params.get("_meta") {
+        Some(meta) => serde_json::from_str(meta.get()).ok()?,
+        None => Members::new(),
+    };
+    let text = |value: &str| serde_json::value::to_raw_value(value).ok();
+    meta.insert("traceparent".into(), text(&trace.traceparent)?);
+    match &trace.tracestate {
+        Some(state) => meta.insert("tracestate".into(), text(state)?),
+        None => meta.remove("tracestate"),
+    };
+    params.insert("_meta".into(), serde_json::value::to_raw_value(&meta).ok()?);
+    message.insert(
+        "params".into(),
+        serde_json::value::to_raw_value(&params).ok()?,
+    );
+    serde_json::to_vec(&message).ok().map(Bytes::from)
 }
 
 /// The `_meta.progressToken` a request carries (a string or an integer, as
@@ -110,6 +147,63 @@ mod tests {
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).expect("json")
+    }
+
+    fn headers(traceparent: &str, tracestate: Option<&str>) -> TraceHeaders {
+        TraceHeaders {
+            traceparent: traceparent.into(),
+            tracestate: tracestate.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_traced_call_carries_its_context_in_meta_and_its_arguments_as_sent() {
+        let sent = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"pay","arguments":{"amount": 1.50, "n":12345678901234567890},"_meta":{"progressToken":3,"traceparent":"client","tracestate":"a=1"}}}"#;
+        let traced = with_trace_meta(sent, &headers("00-ours-01", None)).expect("rewritten");
+        let text = std::str::from_utf8(&traced).expect("UTF-8");
+        assert!(text.contains(r#""arguments":{"amount": 1.50, "n":12345678901234567890}"#));
+        let message: Value = serde_json::from_slice(&traced).expect("JSON");
+        assert_eq!(
+            message["params"]["_meta"],
+            serde_json::json!({"progressToken": 3, "traceparent": "00-ours-01"})
+        );
+        assert_eq!(
+            (message["id"].clone(), message["method"].clone()),
+            (7.into(), "tools/call".into())
+        );
+
+        let bare = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#;
+        let traced = with_trace_meta(bare, &headers("00-x-01", Some("v=1"))).expect("rewritten");
+        let message: Value = serde_json::from_slice(&traced).expect("JSON");
+        assert_eq!(
+            message["params"]["_meta"],
+            serde_json::json!({"traceparent": "00-x-01", "tracestate": "v=1"})
+        );
+        // No object to put it in: the message goes as it is (headers only).
+        for odd in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":[1]}}"#
+                [..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        ] {
+            assert!(with_trace_meta(odd, &headers("00-x-01", None)).is_none());
+        }
+    }
+
+    #[test]
+    fn the_calls_trace_context_is_read_from_meta() {
+        let params = raw(
+            r#"{"name":"t","_meta":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"k=v"}}"#,
+        );
+        let call = CallParams::parse(Some(&params)).expect("named");
+        assert_eq!(
+            call.trace,
+            TraceContext::new(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                Some("k=v")
+            )
+        );
+        let params = raw(r#"{"name":"t","_meta":{"traceparent":7}}"#);
+        assert_eq!(CallParams::parse(Some(&params)).expect("named").trace, None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::state::CallOutcome;
 
 use super::upstream::UpstreamError;
 use crate::tools::ToolCatalog;
+use crate::traces::TraceHeaders;
 
 pub(super) enum Observer {
     ToolList(Arc<ToolCatalog>),
@@ -25,6 +26,15 @@ pub(super) enum Observer {
 impl Observer {
     pub fn tool_call(call: Box<Forwarded>) -> Self {
         Observer::ToolCall { call, status: None }
+    }
+
+    /// A forwarded call is being sent now: the trace context to send with
+    /// it, when it is traced.
+    pub fn sending(&mut self) -> Option<TraceHeaders> {
+        match self {
+            Observer::ToolCall { call, .. } => call.sending(),
+            Observer::ToolList(_) => None,
+        }
     }
 
     /// The upstream's response head arrived.

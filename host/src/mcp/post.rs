@@ -18,16 +18,19 @@ use crate::govern::{
     CallFacts, Decision, Door, Forwarded, Held, Refused, Resolved, SessionIdentity,
 };
 use crate::serve::{BodyTimeout, TimedBody};
+use crate::traces::TraceContext;
 
 use super::agents::meta_client_info;
 use super::agreement::{self, Mismatch};
-use super::call_params::{raw_arguments, stated_name, CallParams, ParamsError};
+use super::call_params::{raw_arguments, stated_name, with_trace_meta, CallParams, ParamsError};
 use super::jsonrpc::{Envelope, EnvelopeError, Kind};
 use super::observe::Observer;
 use super::relay::Relay;
 use super::render::{self, Refusal};
 use super::stream;
-use super::upstream::{stamp_method_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use super::upstream::{
+    stamp_method_headers, stamp_trace_headers, Pool, MCP_PROTOCOL_VERSION, MCP_SESSION_ID,
+};
 
 /// Largest JSON-RPC message Helio accepts from a client.
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -201,14 +204,24 @@ impl Exchange<'_> {
         reshape: Option<&stream::Reshape>,
     ) -> Response {
         let upstream = &relay.upstream;
+        // A traced call carries its upstream span's context, in `_meta`
+        // (which an MCP server reads, over any transport) and in headers.
+        let trace = observer.as_mut().and_then(Observer::sending);
+        let bytes = match &trace {
+            Some(trace) => with_trace_meta(&self.bytes, trace).unwrap_or(self.bytes),
+            None => self.bytes,
+        };
         let mut request = upstream.request(
             Method::POST,
             &self.headers,
             "application/json, text/event-stream",
-            self.bytes,
+            bytes,
         );
         if let Some(method) = &self.method {
             stamp_method_headers(request.headers_mut(), method, self.target_name.as_deref());
+        }
+        if let Some(trace) = &trace {
+            stamp_trace_headers(request.headers_mut(), trace);
         }
         let deadline = tokio::time::Instant::now() + upstream.request_timeout();
         let response = match upstream.send(pool, request).await {
@@ -322,6 +335,11 @@ impl Message<'_> {
             arguments: call.arguments,
             raw_arguments: call.raw_arguments,
             metadata: None,
+            // The call's own context first: one connection may carry calls
+            // of many traces.
+            trace: call
+                .trace
+                .or_else(|| TraceContext::of_headers(self.headers)),
         };
         let era = facts.era();
         let id = self.reply_id;

@@ -2,10 +2,12 @@
 //!
 //! What reaches the upstream from a caller is an allowlist: `Authorization`,
 //! the MCP transport headers the upstream needs to keep the session
-//! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`), the
-//! caller's own `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` (the upstream
-//! checks them against the body, which Helio forwards unchanged; Helio has
-//! already refused a method or name that disagrees), and the `x-*` headers
+//! (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`), the W3C
+//! trace context (`traceparent`, `tracestate`; a traced call carries its
+//! upstream span's instead), the caller's own `Mcp-Method`, `Mcp-Name` and
+//! `Mcp-Param-*` (the upstream checks them against the body, whose method,
+//! name and arguments Helio forwards unchanged; Helio has already refused a
+//! method or name that disagrees), and the `x-*` headers
 //! the operator listed in `upstream.forward_headers`. Static
 //! `upstream.headers` win over forwarded ones. `Content-Type` and `Accept`
 //! are Helio's own; `Mcp-Method` and `Mcp-Name` are stamped from the body
@@ -26,6 +28,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::config;
 use crate::govern::Era;
+use crate::traces::TraceHeaders;
 
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -38,12 +41,17 @@ const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 /// Caller headers that always pass: they carry the caller's credentials and
 /// the transport session the upstream itself minted.
-const RELAYED_CALLER_HEADERS: [HeaderName; 4] = [
+const RELAYED_CALLER_HEADERS: [HeaderName; 6] = [
     AUTHORIZATION,
     MCP_SESSION_ID,
     MCP_PROTOCOL_VERSION,
     LAST_EVENT_ID,
+    TRACEPARENT,
+    TRACESTATE,
 ];
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// `Mcp-Name` values above this size are left off rather than sent.
 const MAX_NAME_HEADER_BYTES: usize = 8 * 1024;
@@ -231,6 +239,22 @@ pub fn stamp_method_headers(headers: &mut HeaderMap, method: &str, name: Option<
         if let Some(value) = name.and_then(header_safe) {
             headers.insert(MCP_NAME, value);
         }
+    }
+}
+
+/// Replaces the caller's trace context with a traced call's own.
+pub fn stamp_trace_headers(headers: &mut HeaderMap, trace: &TraceHeaders) {
+    headers.remove(TRACESTATE);
+    match HeaderValue::from_str(&trace.traceparent) {
+        Ok(value) => headers.insert(TRACEPARENT, value),
+        Err(_) => headers.remove(TRACEPARENT),
+    };
+    if let Some(value) = trace
+        .tracestate
+        .as_deref()
+        .and_then(|state| HeaderValue::from_str(state).ok())
+    {
+        headers.insert(TRACESTATE, value);
     }
 }
 

@@ -25,6 +25,7 @@ use crate::plugins::{
 };
 use crate::state::Hold;
 use crate::tools::ToolDrift;
+use crate::traces::StageRun;
 
 mod outcome;
 
@@ -328,18 +329,25 @@ impl Pipeline {
             checks: Vec::new(),
             flagged_destructive: false,
             drift: None,
+            stages: Vec::new(),
         };
+        let traced = crate::traces::enabled();
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
         let mut approvals: Vec<Approval> = Vec::new();
         for chain_stage in &self.stages {
             let started = std::time::Instant::now();
             let evaluated = runtime.evaluate(&chain_stage.stage, call.clone());
-            crate::metrics::get().stage(
-                &chain_stage.stage.name,
-                started.elapsed(),
-                evaluated.is_err(),
-            );
+            let took = started.elapsed();
+            crate::metrics::get().stage(&chain_stage.stage.name, took, evaluated.is_err());
+            if traced {
+                evaluation.stages.push(StageRun::of(
+                    &chain_stage.stage.name,
+                    started,
+                    took,
+                    &evaluated,
+                ));
+            }
             let verdict = match evaluated {
                 Ok(evaluated) => {
                     if let Some(approval) = Approval::of_verdict(&evaluated.verdict) {
@@ -470,6 +478,8 @@ pub struct Evaluation {
     pub flagged_destructive: bool,
     /// The audit's `evidence_chain.tool_drift` for a call to a drifted tool.
     pub drift: Option<Value>,
+    /// How each stage ran, in order (only with traces on).
+    pub stages: Vec<StageRun>,
 }
 
 impl Evaluation {
@@ -481,6 +491,40 @@ impl Evaluation {
             checks: Vec::new(),
             flagged_destructive: false,
             drift: None,
+            stages: Vec::new(),
+        }
+    }
+}
+
+impl StageRun {
+    /// A stage's run for the call's trace, from what it returned.
+    fn of(
+        stage: &Arc<str>,
+        started: std::time::Instant,
+        took: std::time::Duration,
+        evaluated: &Result<plugins::Evaluated, plugins::Failure>,
+    ) -> Self {
+        let (verdict, rule, reason, state_ops) = match evaluated {
+            Ok(evaluated) => {
+                let (verdict, reason) = match &evaluated.verdict {
+                    Verdict::Allow(_) => ("allow", None),
+                    Verdict::Deny(_, feedback) => ("deny", Some(feedback.reason.clone())),
+                    Verdict::DryRun(_) => ("dry_run", None),
+                    Verdict::RequireApproval { .. } => ("require_approval", None),
+                };
+                let rule = evaluated.verdict.decision().rule.clone();
+                (verdict, rule, reason, evaluated.state_ops.clone())
+            }
+            Err(failure) => ("failed", None, Some(failure.to_string()), Vec::new()),
+        };
+        Self {
+            stage: stage.clone(),
+            started,
+            took,
+            verdict,
+            rule,
+            reason,
+            state_ops,
         }
     }
 }

@@ -147,15 +147,30 @@ impl StoreState {
     /// Runs a state operation. A store that may wait has its wait timed
     /// (it does not count against the stage's time limit); a failure is
     /// kept (the call will be refused `state_unavailable`) and traps the
-    /// stage.
+    /// stage. With traces on, the operation (`name`, on `key`) is timed
+    /// for the call's trace.
     fn reach<T>(
         &mut self,
+        name: &'static str,
+        key: &str,
         operation: impl FnOnce(&dyn StateStore) -> Result<T, StateError>,
     ) -> wasmtime::Result<T> {
-        let result = if self.state_may_block {
+        let traced = crate::traces::enabled();
+        let result = if self.state_may_block || traced {
             let started = std::time::Instant::now();
             let result = operation(self.state.as_ref());
-            self.state_waited += started.elapsed();
+            let took = started.elapsed();
+            if self.state_may_block {
+                self.state_waited += took;
+            }
+            if traced && self.state_ops.len() < MAX_CHECKS_PER_CALL {
+                self.state_ops.push(crate::traces::StateOp {
+                    operation: name,
+                    key: key.to_owned(),
+                    started,
+                    took,
+                });
+            }
             result
         } else {
             operation(self.state.as_ref())
@@ -204,7 +219,9 @@ impl state::Host for StoreState {
         window_ms: u64,
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
-        let window = self.reach(|state| state.rate_peek(&key, limit, window_ms, now_ms()))?;
+        let window = self.reach("rate_peek", &key, |state| {
+            state.rate_peek(&key, limit, window_ms, now_ms())
+        })?;
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
             family: self.family(&key),
@@ -224,8 +241,9 @@ impl state::Host for StoreState {
     ) -> wasmtime::Result<state::RateWindow> {
         let key = self.scoped(&key)?;
         self.room_for_hold()?;
-        let (window, hold) =
-            self.reach(|state| state.rate_take(&key, limit, window_ms, now_ms()))?;
+        let (window, hold) = self.reach("rate_take", &key, |state| {
+            state.rate_take(&key, limit, window_ms, now_ms())
+        })?;
         self.holds.extend(hold);
         let result = rate_window(window.clone());
         self.checked(Check::Rate {
@@ -251,8 +269,9 @@ impl state::Host for StoreState {
             (Ok(a), Ok(l)) => (a, l),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let (window, hold) =
-            self.reach(|state| state.spend_reserve(&key, spend, limit, window_ms, now_ms()))?;
+        let (window, hold) = self.reach("spend_reserve", &key, |state| {
+            state.spend_reserve(&key, spend, limit, window_ms, now_ms())
+        })?;
         self.holds.extend(hold);
         let result = state::SpendWindow {
             allowed: window.allowed,
@@ -275,7 +294,9 @@ impl state::Host for StoreState {
         session: String,
         key: String,
     ) -> wasmtime::Result<state::EvidenceStatus> {
-        let status = self.reach(|state| state.evidence_status(&session, &key, now_ms()))?;
+        let status = self.reach("evidence", &key, |state| {
+            state.evidence_status(&session, &key, now_ms())
+        })?;
         self.checked(Check::Evidence { key, status });
         Ok(match status {
             EvidenceStatus::Present => state::EvidenceStatus::Present,
@@ -289,7 +310,7 @@ impl state::Host for StoreState {
         session: String,
         tool: String,
     ) -> wasmtime::Result<Option<state::Completion>> {
-        let found = self.reach(|state| state.completed(&session, &tool))?;
+        let found = self.reach("completed", &tool, |state| state.completed(&session, &tool))?;
         self.checked(Check::Completion { tool, found });
         Ok(found.map(|c| state::Completion {
             succeeded: c.succeeded,

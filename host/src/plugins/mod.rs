@@ -158,6 +158,8 @@ pub struct StoreState {
     holds: Vec<Hold>,
     /// What the call under evaluation read or took, for the audit trail.
     checks: Vec<Check>,
+    /// Its state operations, timed (only with traces on).
+    state_ops: Vec<crate::traces::StateOp>,
 }
 
 pub struct Runtime {
@@ -176,6 +178,8 @@ pub struct Evaluated {
     pub verdict: Verdict,
     pub holds: Vec<Hold>,
     pub checks: Vec<Check>,
+    /// Its state operations, timed (only with traces on).
+    pub state_ops: Vec<crate::traces::StateOp>,
 }
 
 static NEXT_STAGE_ID: AtomicU64 = AtomicU64::new(1);
@@ -325,6 +329,7 @@ impl Runtime {
             state_waited: Duration::ZERO,
             holds: Vec::new(),
             checks: Vec::new(),
+            state_ops: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -440,6 +445,7 @@ impl Instance {
         let _ = data.table.delete(resource);
         let holds = std::mem::take(&mut data.holds);
         let checks = std::mem::take(&mut data.checks);
+        let state_ops = std::mem::take(&mut data.state_ops);
         let state_failure = data.state_failure.take();
         let verdict = match (result, state_failure) {
             (_, Some(failure)) => Err(Failure::StateUnavailable(failure)),
@@ -451,6 +457,7 @@ impl Instance {
                 verdict,
                 holds,
                 checks,
+                state_ops,
             }),
             Err(failure) => {
                 data.state.release(&holds);

@@ -253,6 +253,7 @@ fn definition(name: &str, tool: &Map<String, Value>) -> Result<Option<Value>, Ap
 /// `POST /evaluate`.
 pub(super) async fn evaluate(
     State(adapter): State<Arc<Adapter>>,
+    headers: http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
@@ -349,6 +350,7 @@ pub(super) async fn evaluate(
         }),
         agent: agent.map(|a| a.into()),
         metadata: metadata.as_ref().map(|(_, text)| text.as_str()),
+        trace: crate::traces::TraceContext::of_headers(&headers),
     };
     let subject = Subject {
         session,

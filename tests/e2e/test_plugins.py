@@ -10,12 +10,14 @@ scripts/test.sh (`tests/plugins/`, `examples/card-guard/`).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -85,6 +87,22 @@ def test_a_failing_plugin_blocks_the_call_and_helio_keeps_serving(
         assert listed is not None and "result" in listed
     assert not upstream_sse.find(lambda r: jsonrpc_body_matches(r, "tools/call", name="echo") and marker in str(r.get("body")))
     assert 'plugin="faulty"' in instance.stderr or "plugin=faulty" in instance.stderr, instance.stderr
+    # The record keeps which stage failed and how, in full.
+    operator = {"authorization": f"Bearer {instance.api_secret}"}
+    records: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        records[:] = httpx.get(f"{instance.dashboard_url}/api/audit", params={"tool": "echo"},
+                               headers=operator, timeout=5).json()["data"]
+        return len(records) >= 3
+    assert wait_until(recorded, timeout=5)
+    decision = records[0]["evidence_chain"]["decision"]
+    assert decision["stage"] == "faulty" and fragment.split()[-1] in decision["failure"], decision
+    if fixture_name in ("fault-trap", "fault-garbage"):
+        # What went wrong inside the stage (a trap's cause, the verdict's
+        # defect) is the operator's: never in what the agent is told.
+        detail = decision["failure"].split(": ", 1)[1]
+        assert detail and detail not in str(records[0]["evidence_chain"]["blocked"]), decision
 
 
 def _validate(helio_bin: Path, tmp_path: Path, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -213,3 +231,93 @@ def test_hot_reload_recompiles_plugins(helio: HelioLauncher, upstream_sse: Upstr
             return "error" in call(raw, "echo", {"text": "after"})
 
     assert wait_until(denied, 10), instance.stderr
+
+
+# --- helio plugin check / eval: a component tried offline ------------------------------
+
+CARD_GUARD = Path(__file__).resolve().parents[2] / "examples/card-guard/target/wasm32-wasip2/release/card_guard.wasm"
+BUILTIN_RULES = Path(__file__).resolve().parents[2] / "target/plugins/wasm32-wasip2/release/helio_rules.wasm"
+
+
+def helio_plugin(helio_bin: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(helio_bin), "plugin", *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def built(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not built; run scripts/test.sh")
+    return path
+
+
+def test_plugin_check_says_what_a_component_is_and_what_configure_makes_of_a_config(
+        helio_bin: Path, tmp_path: Path) -> None:
+    checked = helio_plugin(helio_bin, "check", built(CARD_GUARD))
+    assert checked.returncode == 0, checked.stderr
+    assert "world:    helio:governance@0.1.0 policy-stage" in checked.stdout
+    assert "imports:  helio:governance/types@0.1.0, helio:governance/host@0.1.0" in checked.stdout
+    assert "wasi:cli/environment@" in checked.stdout and "trap" in checked.stdout
+    assert "configure({}): accepted" in checked.stdout
+
+    stateful = helio_plugin(helio_bin, "check", built(BUILTIN_RULES), "--config", json.dumps(
+        {"policies": {"rules": [{"name": "paced", "match": {"tool": "send"}, "action": "rate_limit",
+                                 "limits": {"max_calls": 2, "window": "1m"}}]}}))
+    assert stateful.returncode == 0, stateful.stderr
+    assert "helio:governance@0.1.0 stateful-policy-stage" in stateful.stdout
+    assert 'rate "paced"' in stateful.stdout, stateful.stdout
+
+    picky = helio_plugin(helio_bin, "check", fixture("fault-configure"), "--config", '{"threshold": "high"}')
+    assert picky.returncode == 1
+    assert "config.threshold: must be a number" in picky.stderr
+    assert "rejected its configuration" in picky.stderr
+
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"\x00asm\x01\x00\x00\x00")
+    refused = helio_plugin(helio_bin, "check", junk)
+    assert refused.returncode == 1 and "junk.wasm" in refused.stderr
+    missing = helio_plugin(helio_bin, "check", tmp_path / "nope.wasm")
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    bad_config = helio_plugin(helio_bin, "check", built(CARD_GUARD), "--config", "{oops")
+    assert bad_config.returncode == 1 and "--config is not JSON" in bad_config.stderr
+
+
+def test_plugin_eval_runs_one_call_offline_and_prints_the_verdict(helio_bin: Path) -> None:
+    card = built(CARD_GUARD)
+    denied = helio_plugin(helio_bin, "eval", card, "--call", json.dumps(
+        {"tool": "pay", "arguments": {"note": "card 4111 1111 1111 1111"}}))
+    assert denied.returncode == 0, denied.stderr
+    verdict = json.loads(denied.stdout)
+    assert (verdict["verdict"], verdict["action"], verdict["rule"]) == ("deny", "deny", "card-guard")
+    assert verdict["feedback"]["reason"] == "card_number_detected"
+    assert verdict["feedback"]["extra"] == {"field": "$.note"}
+    assert verdict["took_us"] >= 0
+
+    allowed = json.loads(helio_plugin(helio_bin, "eval", card, "--call", '{"tool": "pay", "arguments": {"note": "hi"}}').stdout)
+    assert allowed["verdict"] == "allow" and allowed["explanation"] == "no card number found"
+
+    # A stateful stage: what it read or took is shown as the audit record would.
+    rules = {"policies": {"rules": [{"name": "paced", "match": {"tool": "send"}, "action": "rate_limit",
+                                     "limits": {"max_calls": 2, "window": "1m", "key": "session"}}]}}
+    paced = json.loads(helio_plugin(helio_bin, "eval", built(BUILTIN_RULES), "--config", json.dumps(rules),
+                                    "--call", '{"tool": "send", "session": "s1"}').stdout)
+    assert (paced["verdict"], paced["action"], paced["rule"]) == ("allow", "rate_limit", "paced")
+    (window,) = paced["evidence_chain"]["rate_limits"]
+    assert (window["rule"], window["bucket"], window["current"], window["limit"]) == ("paced", "session:s1", 1, 2)
+
+    failed = helio_plugin(helio_bin, "eval", fixture("fault-loop"), "--timeout-ms", "20", "--call", '{"tool": "x"}')
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout) | {"took_us": 0} == {
+        "verdict": "failed", "failure": "exceeded its time limit of 20 ms", "took_us": 0}
+    assert "plugin_error" in failed.stderr
+
+
+@pytest.mark.parametrize("call_text, message", [
+    ('{"arguments": {}}', "--call.tool is required"),
+    ('["send"]', "--call must be a JSON object"),
+    ('{"tool": "t", "arguments": {"a": 1, "a": 2}}', "--call: "),
+    ('{"tool": "t", "annotations": {"readOnlyHint": "yes"}}', "--call.annotations.readOnlyHint must be a boolean"),
+    ('{"tool": "t", "session": 7}', "--call.session must be a string"),
+    ('{"tool": "t", "args": {}}', "--call.args: unknown key"),
+])
+def test_plugin_eval_names_what_is_wrong_with_the_call(helio_bin: Path, call_text: str, message: str) -> None:
+    result = helio_plugin(helio_bin, "eval", built(CARD_GUARD), "--call", call_text)
+    assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -4,6 +4,7 @@ mod demo;
 mod export;
 mod healthcheck;
 mod init;
+mod plugin;
 mod start;
 mod validate;
 
@@ -68,6 +69,10 @@ enum Command {
     },
     /// Export audit records (or a budget's ledger) as JSON or CSV.
     Export(Box<export::ExportArgs>),
+    /// Try a policy plugin offline: what it is, what it says of a
+    /// configuration, what it decides on a call.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Exit 0 if a running Helio answers GET /healthz with 200 (for a
     /// container's HEALTHCHECK; no shell needed).
     Healthcheck {
@@ -101,6 +106,7 @@ pub fn run() -> ExitCode {
         } => demo::serve_http(address),
         Command::Export(args) => export::run(&args),
         Command::Healthcheck { url } => healthcheck::run(&url),
+        Command::Plugin(command) => plugin::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ use std::path::{Path as FsPath, PathBuf};
 use yaml_serde::Value;
 
 pub use model::*;
-pub use read::RESERVED_HEADERS;
+pub use read::{DEFAULT_PLUGIN_LIMITS, RESERVED_HEADERS};
 pub use reader::{parse_duration, Issue};
 pub use scaffold::scaffold;
 

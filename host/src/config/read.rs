@@ -1375,7 +1375,9 @@ fn plugin(
     })
 }
 
-const DEFAULT_PLUGIN_LIMITS: (Duration, usize) = (Duration::from_millis(50), 32 << 20);
+/// A plugin's `limits` when helio.yaml sets none: its time per call and
+/// its memory.
+pub const DEFAULT_PLUGIN_LIMITS: (Duration, usize) = (Duration::from_millis(50), 32 << 20);
 
 fn plugin_limits(r: &mut Reader, value: &Value, path: &Path) -> Option<(Duration, usize)> {
     let obj = r.object(value, path, &["timeout_ms", "memory_mb"])?;

@@ -218,10 +218,11 @@ impl Governor {
             .await;
             match evaluated {
                 Ok(evaluated) => evaluated,
-                Err(error) => (
-                    Evaluation::blocked(Denial::plugin_error("governance chain", &error)),
-                    guard(Vec::new()),
-                ),
+                Err(error) => {
+                    tracing::error!(%error, "the stage chain did not finish; blocking the call");
+                    let denial = Denial::plugin_error("governance chain", "it did not finish");
+                    (Evaluation::blocked(denial), guard(Vec::new()))
+                }
             }
         } else {
             let mut evaluation = pipeline.evaluate(&self.runtime, call, facts.drift.as_deref());
@@ -232,6 +233,7 @@ impl Governor {
             std::mem::take(&mut evaluation.checks),
             evaluation.flagged_destructive,
             evaluation.drift.take(),
+            evaluation.decided_by.take(),
             &evaluation.stages,
         );
         match evaluation.outcome {

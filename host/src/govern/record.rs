@@ -86,18 +86,23 @@ impl CallAudit {
     }
 
     /// What the stages checked in governance state, whether the call is
-    /// flagged as destructive, and how its tool drifted (the rest of the
-    /// decision follows); `stages`: how each ran (with traces on).
+    /// flagged as destructive, how its tool drifted, and which stage's
+    /// verdict stands (`decided_by`; the rest of the decision follows);
+    /// `stages`: how each ran (with traces on).
     pub fn checked(
         &mut self,
         checks: Vec<Check>,
         flagged_destructive: bool,
         drift: Option<serde_json::Value>,
+        decided_by: Option<serde_json::Value>,
         stages: &[StageRun],
     ) {
         self.record.flagged_destructive = flagged_destructive;
         self.record.checks = checks;
         self.drift = drift;
+        if let Some(decided_by) = decided_by {
+            self.record.approval.push(("decision", decided_by));
+        }
         if let Some(trace) = &mut self.trace {
             trace.stages(stages);
         }
@@ -160,7 +165,7 @@ impl CallAudit {
         r.approval_status = Some(status.as_str());
         r.approved_by = by;
         r.approval_wait_ms = waited.as_secs_f64() * 1e3;
-        r.approval = chain;
+        r.approval.extend(chain);
     }
 
     /// What the call's stages found of its limits, as the adapter API

@@ -330,10 +330,13 @@ impl Pipeline {
             flagged_destructive: false,
             drift: None,
             stages: Vec::new(),
+            decided_by: None,
         };
         let traced = crate::traces::enabled();
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
+        // The stage whose verdict `current` is.
+        let mut decider: Option<&Arc<str>> = None;
         let mut approvals: Vec<Approval> = Vec::new();
         for chain_stage in &self.stages {
             let started = std::time::Instant::now();
@@ -359,6 +362,12 @@ impl Pipeline {
                 }
                 Err(failure) => {
                     tracing::error!(plugin = %chain_stage.stage.name, error = %failure, "policy stage failed; blocking the call");
+                    // The operator's record has what failed; the agent only
+                    // hears how (see `Denial::plugin_error`).
+                    evaluation.decided_by = Some(json!({
+                        "stage": &*chain_stage.stage.name,
+                        "failure": failure.to_string(),
+                    }));
                     evaluation.outcome = Outcome::Block(match failure {
                         plugins::Failure::StateUnavailable(_) => Denial::state_unavailable(),
                         plugins::Failure::Trap(_)
@@ -366,7 +375,7 @@ impl Pipeline {
                         | plugins::Failure::OutOfMemory(_)
                         | plugins::Failure::Malformed(_)
                         | plugins::Failure::Instantiate(_) => {
-                            Denial::plugin_error(&chain_stage.stage.name, &failure)
+                            Denial::plugin_error(&chain_stage.stage.name, failure.kind())
                         }
                     });
                     return evaluation;
@@ -388,11 +397,15 @@ impl Pipeline {
             };
             let is_deny = matches!(verdict, Verdict::Deny(..));
             if replace {
+                decider = Some(&chain_stage.stage.name);
                 current = Some(verdict);
             }
             if is_deny {
                 break;
             }
+        }
+        if let (Some(stage), Some(verdict)) = (decider, &current) {
+            evaluation.decided_by = decided_by(stage, verdict);
         }
         evaluation.outcome = match current {
             None => Outcome::Forward(None),
@@ -480,6 +493,9 @@ pub struct Evaluation {
     pub drift: Option<Value>,
     /// How each stage ran, in order (only with traces on).
     pub stages: Vec<StageRun>,
+    /// The audit's `evidence_chain.decision`: the stage whose verdict
+    /// stands and its explanation, or the stage that failed and how.
+    pub decided_by: Option<Value>,
 }
 
 impl Evaluation {
@@ -492,8 +508,21 @@ impl Evaluation {
             flagged_destructive: false,
             drift: None,
             stages: Vec::new(),
+            decided_by: None,
         }
     }
+}
+
+/// What the record keeps of the verdict that stands: which stage gave it
+/// and its one-line explanation — when a control engaged (a verdict other
+/// than allow, or a rule's allow); a call nothing objected to keeps no
+/// chain.
+fn decided_by(stage: &str, verdict: &Verdict) -> Option<Value> {
+    let decision = verdict.decision();
+    if matches!(verdict, Verdict::Allow(_)) && decision.rule.is_none() {
+        return None;
+    }
+    Some(json!({ "stage": stage, "explanation": decision.explanation }))
 }
 
 impl StageRun {

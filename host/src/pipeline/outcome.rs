@@ -190,11 +190,12 @@ impl Denial {
         Value::Object(data)
     }
 
-    /// A policy stage failed (trap, timeout, memory, malformed verdict).
-    pub fn plugin_error(plugin: &str, failure: &dyn std::fmt::Display) -> Self {
+    /// A policy stage failed (trap, timeout, memory, malformed verdict); `how` says how in words fit for the agent (never a
+    /// trap's text).
+    pub fn plugin_error(plugin: &str, how: impl std::fmt::Display) -> Self {
         Self::by_helio(
             "plugin_error",
-            format!("Blocked: policy stage \"{plugin}\" failed ({failure}), so the call is refused rather than let through unchecked"),
+            format!("Blocked: policy stage \"{plugin}\" failed ({how}), so the call is refused rather than let through unchecked"),
             "The call itself may be fine: a policy stage failed while checking it. Retry later; an operator has been alerted in Helio's log.".into(),
             true,
         )

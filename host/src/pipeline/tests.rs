@@ -149,6 +149,39 @@ fn first_match_decides() {
 }
 
 #[test]
+fn the_record_names_the_stage_whose_verdict_stands_when_a_control_engaged() {
+    let p = pipeline(RULES);
+    let decided = |tool: &str, annotations, arguments| {
+        let evaluation = p.evaluate(
+            runtime(),
+            call(&p, tool, annotations, arguments, None),
+            None,
+        );
+        runtime().state().release(&evaluation.holds);
+        evaluation.decided_by
+    };
+    let refused = decided(
+        "process_refund",
+        known(false, false),
+        args(json!({ "amount": 250 })),
+    );
+    assert_eq!(
+        refused,
+        Some(json!({"stage": "rules", "explanation": "Matched \"big-refunds\" -> deny"}))
+    );
+    let read = decided("lookup_order", known(true, false), None);
+    assert_eq!(read.expect("a rule allowed it")["stage"], json!("rules"));
+    // Nothing objected and no rule spoke: no chain to keep.
+    let open = pipeline("policies:\n  default: allow\n");
+    let evaluation = open.evaluate(
+        runtime(),
+        call(&open, "x", known(true, false), None, None),
+        None,
+    );
+    assert_eq!(evaluation.decided_by, None);
+}
+
+#[test]
 fn dry_run_rule_simulates() {
     let p = pipeline(RULES);
     let Outcome::DryRun(Simulation { report, .. }) =

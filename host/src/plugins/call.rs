@@ -18,6 +18,32 @@ pub struct Annotations {
 }
 
 impl Annotations {
+    /// A tool's `annotations` object as MCP defines it (`readOnlyHint`, …),
+    /// the MCP defaults for hints it leaves out; absent or `null`: nothing
+    /// known. The error names the hint that is not a boolean (or says the
+    /// whole is not an object).
+    pub fn of_mcp(raw: Option<&Value>) -> Result<Self, String> {
+        let Some(raw) = raw.filter(|a| !a.is_null()) else {
+            return Ok(Self::UNKNOWN);
+        };
+        let Value::Object(raw) = raw else {
+            return Err("annotations must be an object".into());
+        };
+        let flag = |name: &str, default: bool| match raw.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("annotations.{name} must be a boolean")),
+        };
+        let d = Self::UNKNOWN;
+        Ok(Self {
+            read_only_hint: flag("readOnlyHint", d.read_only_hint)?,
+            destructive_hint: flag("destructiveHint", d.destructive_hint)?,
+            idempotent_hint: flag("idempotentHint", d.idempotent_hint)?,
+            open_world_hint: flag("openWorldHint", d.open_world_hint)?,
+            known: true,
+        })
+    }
+
     /// The MCP defaults, for a tool Helio knows nothing about: it may be
     /// destructive, so destructive-guarding rules fail closed.
     pub const UNKNOWN: Annotations = Annotations {

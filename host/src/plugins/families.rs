@@ -50,6 +50,13 @@ impl FamilyIndex {
         Self { by_prefix, lengths }
     }
 
+    /// Every family, by prefix.
+    pub fn all(&self) -> Vec<&Arc<KeyFamily>> {
+        let mut all: Vec<_> = self.by_prefix.values().collect();
+        all.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        all
+    }
+
     /// The family of `key` (as the stage names it) and the key's bucket.
     pub fn find<'a>(&'a self, key: &'a str) -> Option<(&'a Arc<KeyFamily>, &'a str)> {
         self.lengths.iter().find_map(|&length| {

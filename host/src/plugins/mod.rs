@@ -122,6 +122,21 @@ pub enum Failure {
     StateUnavailable(StateError),
 }
 
+impl Failure {
+    /// How the stage failed, without what it said: a trap's text or a
+    /// malformed verdict's details are the operator's (logged, recorded),
+    /// never the agent's.
+    pub fn kind(&self) -> String {
+        match self {
+            Failure::Trap(_) => "it trapped".into(),
+            Failure::Timeout(_) | Failure::OutOfMemory(_) => self.to_string(),
+            Failure::Malformed(_) => "it returned a malformed verdict".into(),
+            Failure::Instantiate(_) => "it could not be started".into(),
+            Failure::StateUnavailable(_) => "it could not reach governance state".into(),
+        }
+    }
+}
+
 /// A loaded stage: compiled, linked, and known to accept its configuration.
 pub struct Stage {
     id: u64,
@@ -232,35 +247,25 @@ impl Runtime {
         Ok(stage)
     }
 
+    /// What a component is, as far as its interfaces say: what it exports
+    /// and imports, by name and version (for `helio plugin check`).
+    pub fn inspect(&self, source: &Source) -> Result<Inspection, LoadError> {
+        let component = self.compile(&read(source)?)?;
+        let ty = component.component_type();
+        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_owned());
+        let exports = exports.collect();
+        let imports = ty.imports(&self.engine).map(|(name, _)| name.to_owned());
+        let imports = imports.collect();
+        Ok(Inspection { exports, imports })
+    }
+
     /// Reads (checking the pin), compiles and links a plugin's component:
     /// host imports only, WASI stubbed.
     fn link(
         &self,
         spec: &StageSpec,
     ) -> Result<wasmtime::component::InstancePre<StoreState>, LoadError> {
-        let bytes = match &spec.source {
-            Source::Builtin(bytes) => std::borrow::Cow::Borrowed(*bytes),
-            Source::File { path, sha256 } => {
-                let bytes =
-                    crate::files::read_regular(path, MAX_COMPONENT_BYTES).map_err(|source| {
-                        LoadError::Read {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
-                if let Some(expected) = sha256 {
-                    let actual: [u8; 32] = Sha256::digest(&bytes).into();
-                    if &actual != expected {
-                        return Err(LoadError::PinMismatch {
-                            expected: hex::encode(expected),
-                            actual: hex::encode(actual),
-                        });
-                    }
-                }
-                std::borrow::Cow::Owned(bytes)
-            }
-        };
-        let component = self.compile(&bytes)?;
+        let component = self.compile(&read(&spec.source)?)?;
         check_imports(&component, &self.engine)?;
         let mut linker = self.linker.clone();
         provide_hash_seed(&mut linker, &component, &self.engine)?;
@@ -464,6 +469,76 @@ impl Instance {
                 Err(failure)
             }
         }
+    }
+}
+
+/// A component's bytes, checked against its pin.
+fn read(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+    let (path, sha256) = match source {
+        Source::Builtin(bytes) => return Ok(std::borrow::Cow::Borrowed(*bytes)),
+        Source::File { path, sha256 } => (path, sha256),
+    };
+    let bytes = crate::files::read_regular(path, MAX_COMPONENT_BYTES).map_err(|source| {
+        LoadError::Read {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    if let Some(expected) = sha256 {
+        let actual: [u8; 32] = Sha256::digest(&bytes).into();
+        if &actual != expected {
+            return Err(LoadError::PinMismatch {
+                expected: hex::encode(expected),
+                actual: hex::encode(actual),
+            });
+        }
+    }
+    Ok(std::borrow::Cow::Owned(bytes))
+}
+
+/// A component's interfaces, by name (`helio:governance/stage@0.1.0`,
+/// `wasi:cli/environment@0.2.6`, …).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+}
+
+impl Inspection {
+    /// The `helio:governance` world it implements and the contract version,
+    /// read from its exports and imports; none for anything else.
+    pub fn world(&self) -> Option<(&'static str, &str)> {
+        let export = |interface: &str| {
+            self.exports.iter().find_map(|name| {
+                name.strip_prefix("helio:governance/")?
+                    .strip_prefix(interface)?
+                    .strip_prefix('@')
+            })
+        };
+        if let Some(version) = export("stage") {
+            let stateful = self
+                .imports
+                .iter()
+                .any(|name| name.starts_with("helio:governance/state@"));
+            let world = match stateful {
+                true => "stateful-policy-stage",
+                false => "policy-stage",
+            };
+            return Some((world, version));
+        }
+        if let Some(version) = export("approval-router") {
+            return Some(("approval-router-plugin", version));
+        }
+        export("spend-extractor").map(|version| ("spend-extractor-plugin", version))
+    }
+
+    /// The imports Helio provides (its own interfaces), and the WASI ones
+    /// (linked to functions that trap).
+    pub fn provided_and_stubbed(&self) -> (Vec<&str>, Vec<&str>) {
+        self.imports
+            .iter()
+            .map(String::as_str)
+            .partition(|name| !name.starts_with("wasi:"))
     }
 }
 

@@ -182,31 +182,12 @@ fn object(
 /// `tool.annotations`, as MCP defines them; absent ones fail closed as the
 /// MCP defaults do.
 fn annotations(tool: &Map<String, Value>) -> Result<Annotations, ApiError> {
-    let Some(raw) = tool.get("annotations").filter(|a| !a.is_null()) else {
-        return Ok(Annotations::UNKNOWN);
-    };
-    let Value::Object(raw) = raw else {
-        return Err(ApiError::invalid(
-            "tool.annotations",
-            "tool.annotations must be an object",
-        ));
-    };
-    let flag = |name: &str, default: bool| -> Result<bool, ApiError> {
-        match raw.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(ApiError::invalid(
-                &format!("tool.annotations.{name}"),
-                format!("tool.annotations.{name} must be a boolean"),
-            )),
-        }
-    };
-    Ok(Annotations {
-        read_only_hint: flag("readOnlyHint", false)?,
-        destructive_hint: flag("destructiveHint", true)?,
-        idempotent_hint: flag("idempotentHint", false)?,
-        open_world_hint: flag("openWorldHint", true)?,
-        known: true,
+    Annotations::of_mcp(tool.get("annotations")).map_err(|problem| {
+        let field = format!(
+            "tool.{}",
+            problem.split(' ').next().unwrap_or("annotations")
+        );
+        ApiError::invalid(&field, format!("tool.{problem}"))
     })
 }
 

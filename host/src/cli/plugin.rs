@@ -1,0 +1,295 @@
+//! `helio plugin check` and `helio plugin eval`: a component tried offline,
+//! loaded exactly as `helio start` loads it (same runtime, sandbox, limits
+//! and host imports), without a proxy, an upstream or a configuration file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::config::DEFAULT_PLUGIN_LIMITS;
+use crate::plugins::checks::evidence_chain;
+use crate::plugins::{
+    Annotations, Feedback, Inspection, LoadError, Runtime, Source, StageSpec, ToolCall, Verdict,
+};
+use crate::state::LocalStore;
+
+#[derive(clap::Subcommand)]
+pub enum PluginCommand {
+    /// Load a component as `helio start` would and say what it is: the
+    /// world and contract version it implements, what it imports, and what
+    /// its `configure` makes of a configuration.
+    Check {
+        /// The component (`.wasm`).
+        path: PathBuf,
+        /// The configuration its `configure` receives (JSON).
+        #[arg(long, default_value = "{}")]
+        config: String,
+    },
+    /// Run one evaluation offline and print the verdict as JSON (with what
+    /// the stage read or took from governance state, which starts empty).
+    Eval {
+        /// The component (`.wasm`).
+        path: PathBuf,
+        /// The configuration its `configure` receives (JSON).
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// The call: `{"tool": NAME, "arguments": {…}, "annotations":
+        /// {"readOnlyHint": …}, "session": ID, "environment": LABEL}`;
+        /// only `tool` is required.
+        #[arg(long)]
+        call: String,
+        /// Its time limit per call (`limits.timeout_ms` in helio.yaml).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Its memory limit (`limits.memory_mb` in helio.yaml).
+        #[arg(long)]
+        memory_mb: Option<usize>,
+    },
+}
+
+pub fn run(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Check { path, config } => check(&path, &config),
+        PluginCommand::Eval {
+            path,
+            config,
+            call,
+            timeout_ms,
+            memory_mb,
+        } => {
+            let limits = (
+                timeout_ms.map_or(DEFAULT_PLUGIN_LIMITS.0, Duration::from_millis),
+                memory_mb.map_or(DEFAULT_PLUGIN_LIMITS.1, |mb| mb << 20),
+            );
+            eval(&path, &config, &call, limits)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<Arc<Runtime>> {
+    Runtime::new(LocalStore::in_memory())
+}
+
+/// The stage as helio.yaml would name it: the file's stem.
+fn spec(path: &Path, config: &str, (timeout, memory_bytes): (Duration, usize)) -> StageSpec {
+    StageSpec {
+        name: path
+            .file_stem()
+            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into()),
+        source: Source::File {
+            path: path.to_owned(),
+            sha256: None,
+        },
+        config_json: config.to_owned(),
+        timeout,
+        memory_bytes,
+    }
+}
+
+/// `--config` as JSON, named in the error when it is not.
+fn config_json(text: &str) -> anyhow::Result<String> {
+    let value: Value = serde_json::from_str(text).context("--config is not JSON")?;
+    Ok(value.to_string())
+}
+
+fn check(path: &Path, config: &str) -> anyhow::Result<()> {
+    let config = config_json(config)?;
+    let runtime = runtime()?;
+    let source = spec(path, &config, DEFAULT_PLUGIN_LIMITS).source;
+    let inspection = runtime
+        .inspect(&source)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let Some((world, version)) = inspection.world() else {
+        bail!(
+            "{}: not a Helio plugin: it exports none of helio:governance's stage, approval-router or spend-extractor interfaces (exports: {})",
+            path.display(),
+            list(&inspection.exports)
+        );
+    };
+    println!("{}", path.display());
+    println!("  world:    helio:governance@{version} {world}");
+    print_imports(&inspection);
+    let loaded = match world {
+        "policy-stage" | "stateful-policy-stage" => runtime
+            .load(&spec(path, &config, DEFAULT_PLUGIN_LIMITS))
+            .map(|stage| {
+                let families = stage.families.get().map(|index| index.all());
+                if let Some(families) = families.filter(|f| !f.is_empty()) {
+                    println!("  key families (state.describe):");
+                    for family in families {
+                        println!(
+                            "    {}*  {} \"{}\"",
+                            family.prefix, family.kind, family.name
+                        );
+                    }
+                }
+            }),
+        "approval-router-plugin" => runtime
+            .load_router(&spec(path, &config, DEFAULT_PLUGIN_LIMITS))
+            .map(|_| ()),
+        _ => {
+            println!("  configure: not run (Helio does not load this world yet)");
+            return Ok(());
+        }
+    };
+    match loaded {
+        Ok(()) => {
+            println!("  configure({config}): accepted");
+            Ok(())
+        }
+        Err(LoadError::Config(issues)) => {
+            for (at, message) in &issues {
+                let at = if at.is_empty() { "(whole)" } else { at };
+                eprintln!("  config.{at}: {message}");
+            }
+            bail!("{}: rejected its configuration", path.display())
+        }
+        Err(error) => bail!("{}: {error}", path.display()),
+    }
+}
+
+fn print_imports(inspection: &Inspection) {
+    let (provided, wasi) = inspection.provided_and_stubbed();
+    println!("  imports:  {}", list(&provided));
+    let (seed, stubbed): (Vec<&str>, Vec<&str>) = wasi
+        .into_iter()
+        .partition(|name| name.starts_with("wasi:random/insecure-seed@"));
+    if !stubbed.is_empty() {
+        println!(
+            "  WASI:     {} (linked to functions that trap: plugins get no ambient authority)",
+            list(&stubbed)
+        );
+    }
+    if !seed.is_empty() {
+        println!(
+            "  seeded:   {} (a random hash seed, nothing else)",
+            list(&seed)
+        );
+    }
+}
+
+fn list(names: &[impl AsRef<str>]) -> String {
+    match names.is_empty() {
+        true => "none".into(),
+        false => names
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> anyhow::Result<()> {
+    let config = config_json(config)?;
+    let call = read_call(call)?;
+    let runtime = runtime()?;
+    let stage = runtime
+        .load(&spec(path, &config, limits))
+        .map_err(|error| match error {
+            LoadError::Config(issues) => anyhow::anyhow!(
+                "{}: rejected its configuration: {}",
+                path.display(),
+                issues
+                    .iter()
+                    .map(|(at, message)| format!("config.{at}: {message}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => anyhow::anyhow!("{}: {other}", path.display()),
+        })?;
+    let started = Instant::now();
+    let evaluated = runtime.evaluate(&stage, call);
+    let took = started.elapsed();
+    let mut answer = match evaluated {
+        Ok(evaluated) => {
+            runtime.state().release(&evaluated.holds);
+            let mut answer = verdict_json(&evaluated.verdict);
+            if let Some(chain) = evidence_chain(&evaluated.checks, &[]) {
+                answer["evidence_chain"] = serde_json::from_str(&chain).unwrap_or(Value::Null);
+            }
+            answer
+        }
+        // As at start: a failing stage blocks the call (`plugin_error`).
+        Err(failure) => json!({ "verdict": "failed", "failure": failure.to_string() }),
+    };
+    answer["took_us"] = json!(took.as_micros() as u64);
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if answer["verdict"] == "failed" {
+        bail!("the stage failed: Helio would block this call (plugin_error)");
+    }
+    Ok(())
+}
+
+/// `--call`, read as the MCP door reads a call: the arguments exactly (a
+/// duplicate key or an out-of-range number is refused, as it would be).
+fn read_call(text: &str) -> anyhow::Result<ToolCall> {
+    let value = crate::strict_json::parse(text)
+        .map_err(|e| anyhow::anyhow!("--call: {} at {}", e.problem, e.path))?;
+    let Value::Object(mut call) = value else {
+        bail!("--call must be a JSON object such as {{\"tool\": \"send_email\", \"arguments\": {{}}}}");
+    };
+    let Some(Value::String(tool)) = call.remove("tool").filter(|t| t.as_str() != Some("")) else {
+        bail!("--call.tool is required (the tool's name)");
+    };
+    let text_field = |call: &mut serde_json::Map<String, Value>, key: &str| match call.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Arc::<str>::from(s))),
+        Some(_) => bail!("--call.{key} must be a string"),
+    };
+    let session = text_field(&mut call, "session")?;
+    let environment = text_field(&mut call, "environment")?;
+    let annotations =
+        Annotations::of_mcp(call.get("annotations")).map_err(|p| anyhow::anyhow!("--call.{p}"))?;
+    call.remove("annotations");
+    let arguments = call
+        .remove("arguments")
+        .filter(|a| !a.is_null())
+        .map(Arc::new);
+    if let Some(key) = call.keys().next() {
+        bail!("--call.{key}: unknown key (expected tool, arguments, annotations, session, environment)");
+    }
+    Ok(ToolCall::new(tool.into(), annotations, arguments, environment).with_session(session))
+}
+
+fn verdict_json(verdict: &Verdict) -> Value {
+    let (word, feedback) = match verdict {
+        Verdict::Allow(_) => ("allow", None),
+        Verdict::Deny(_, feedback) => ("deny", Some(feedback)),
+        Verdict::DryRun(_) => ("dry_run", None),
+        Verdict::RequireApproval { feedback, .. } => ("require_approval", feedback.as_ref()),
+    };
+    let decision = verdict.decision();
+    let mut answer = json!({
+        "verdict": word,
+        "action": decision.action,
+        "rule": decision.rule,
+        "rule_index": decision.rule_index,
+        "explanation": decision.explanation,
+    });
+    if let Some(feedback) = feedback {
+        answer["feedback"] = feedback_json(feedback);
+    }
+    if let Verdict::RequireApproval {
+        channel,
+        timeout_ms,
+        ..
+    } = verdict
+    {
+        answer["channel"] = json!(channel);
+        answer["timeout_ms"] = json!(timeout_ms);
+    }
+    answer
+}
+
+fn feedback_json(feedback: &Feedback) -> Value {
+    json!({
+        "reason": feedback.reason,
+        "message": feedback.message,
+        "suggestion": feedback.suggestion,
+        "retry_allowed": feedback.retry_allowed,
+        "extra": feedback.extra,
+    })
+}

@@ -621,3 +621,48 @@ def test_an_adapters_tool_definitions_are_baselined_and_drift_is_caught(
     bad = httpx.post(f"{instance.sdk_url}/evaluate", json={"tool": {"name": "x", "input_schema": "nope"}},
                      headers=ADAPTER, timeout=5)
     assert (bad.status_code, bad.json()["field"]) == (400, "tool.input_schema")
+
+
+def test_rules_match_an_adapters_metadata_and_limits_count_per_sender(
+    helio: HelioLauncher, upstream_sse: Upstream, tmp_path: Path
+) -> None:
+    """What an adapter says of a call's context reaches the stages: a rule's
+    `match.metadata` decides on it, and `sender_id` limits and budgets count per
+    sender (the MCP door has no sender: per tool, or the global pot)."""
+    policies = {"rules": [
+        {"name": "quiet-in-c9", "match": {"tool": "post", "metadata": {"channel_id": "C9"}}, "action": "deny"},
+        {"name": "one-per-sender", "match": {"tool": "post"}, "action": "rate_limit",
+         "limits": {"max_calls": 1, "window": "1h", "key": "sender_id"}},
+    ]}
+    budgets = [{"name": "per-sender", "limit": 10, "currency": "USD", "window": "1d", "key": "sender_id",
+                "contributors": [{"match": {"tool": "buy"}, "field": "$.price"}]}]
+    instance = helio(
+        {"sdk": {"enabled": True}, "policies": policies, "budgets": budgets,
+         "audit": {"path": str(tmp_path / "helio.db")}},
+        upstream=upstream_sse,
+        env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": ADAPTER_TOKEN},
+    )
+
+    def decided(tool: str, arguments: dict[str, Any], **metadata: str) -> dict[str, Any]:
+        r = evaluate(instance, tool, arguments, metadata=metadata)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        if answer["decision"] == "allow":
+            done = report(instance, {"evaluation_id": answer["evaluation_id"], "status": "success"})
+            assert done.status_code == 201, done.text
+        return answer
+
+    blocked = decided("post", {"text": "hi"}, channel_id="C9", sender_id="U1")
+    assert (blocked["decision"], blocked["reason"]) == ("deny", "policy_denied")
+    assert decided("post", {"text": "hi"}, channel_id="C1", sender_id="U1")["decision"] == "allow"
+    again = decided("post", {"text": "hi"}, channel_id="C1", sender_id="U1")
+    assert again["decision"] != "allow" and again["reason"] == "rate_limited", again
+    assert decided("post", {"text": "hi"}, channel_id="C1", sender_id="U2")["decision"] == "allow"
+
+    assert decided("buy", {"price": 8}, sender_id="U1")["decision"] == "allow"
+    over = decided("buy", {"price": 8}, sender_id="U1")
+    assert over["decision"] != "allow" and over["reason"] == "budget_exceeded", over
+    assert decided("buy", {"price": 8}, sender_id="U2")["decision"] == "allow"
+    pots = httpx.get(f"{instance.dashboard_url}/api/budgets",
+                     headers={"authorization": f"Bearer {instance.api_secret}"}, timeout=5).json()
+    assert "sender:U1" in json.dumps(pots) and "sender:U2" in json.dumps(pots), pots

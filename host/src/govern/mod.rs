@@ -189,13 +189,19 @@ impl Governor {
         let session = facts.identity.as_ref().map(|identity| identity.id.clone());
         // Kept for a held call's ticket, which binds the exact arguments.
         let arguments = facts.arguments.clone();
+        // An adapter's metadata, checked to be a JSON object at its door.
+        let metadata = facts
+            .metadata
+            .and_then(|text| serde_json::from_str(text).ok())
+            .map(Arc::new);
         let call = ToolCall::new(
             facts.tool.clone(),
             facts.annotations,
             facts.arguments,
             environment.cloned(),
         )
-        .with_session(session.clone());
+        .with_session(session.clone())
+        .with_metadata(metadata.clone());
         // What the stages take is guarded from the moment they take it: a
         // call abandoned while a stage waits on the store gives it back.
         let guard = |holds| Release {
@@ -263,7 +269,8 @@ impl Governor {
                         arguments,
                         environment.cloned(),
                     )
-                    .with_session(session),
+                    .with_session(session)
+                    .with_metadata(metadata),
                 },
                 policy_version: pipeline.version().clone(),
                 release,

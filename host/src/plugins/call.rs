@@ -66,6 +66,9 @@ pub struct ToolCall {
     /// ([`crate::strict_json`]): a call whose arguments Helio cannot read as
     /// an upstream would never gets this far.
     pub arguments: Option<Arc<Value>>,
+    /// What an adapter said of the call's context (`metadata` on the adapter
+    /// API); none on the MCP door.
+    pub metadata: Option<Arc<serde_json::Map<String, Value>>>,
 }
 
 impl ToolCall {
@@ -81,6 +84,22 @@ impl ToolCall {
             session: None,
             environment,
             arguments,
+            metadata: None,
+        }
+    }
+
+    /// The adapter's metadata for the call.
+    pub fn with_metadata(mut self, metadata: Option<Arc<serde_json::Map<String, Value>>>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The metadata value at `key`: a string as it is, any other JSON value
+    /// as its text.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        match self.metadata.as_ref()?.get(key)? {
+            Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
         }
     }
 
@@ -127,5 +146,19 @@ mod tests {
         assert_eq!(c.argument("constructor"), None);
         let none = ToolCall::new("t".into(), Annotations::UNKNOWN, None, None);
         assert_eq!(none.argument("$"), None);
+    }
+
+    #[test]
+    fn metadata_values_are_strings_as_they_are_and_other_json_as_text() {
+        let Value::Object(metadata) = json!({"sender_id": "U7", "thread": 12, "tags": ["a"]})
+        else {
+            unreachable!()
+        };
+        let c = call("{}").with_metadata(Some(Arc::new(metadata)));
+        assert_eq!(c.metadata("sender_id").as_deref(), Some("U7"));
+        assert_eq!(c.metadata("thread").as_deref(), Some("12"));
+        assert_eq!(c.metadata("tags").as_deref(), Some(r#"["a"]"#));
+        assert_eq!(c.metadata("missing"), None);
+        assert_eq!(call("{}").metadata("sender_id"), None);
     }
 }

@@ -76,11 +76,10 @@ impl types::HostToolCall for StoreState {
     fn metadata(
         &mut self,
         call: Resource<ToolCall>,
-        _key: String,
+        key: String,
     ) -> wasmtime::Result<Option<String>> {
-        // Adapter metadata exists only on the SDK sideband, never on the MCP path.
-        self.table.get(&call)?;
-        Ok(None)
+        // Only an adapter's calls have metadata; the MCP door's never do.
+        Ok(self.table.get(&call)?.metadata(&key))
     }
 
     fn drop(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<()> {

@@ -66,7 +66,7 @@ impl Engine {
         // blocked for want of a session touches no ledger.
         let mut keyed = Vec::with_capacity(applicable.len());
         for (budget, field) in applicable {
-            let Some(bucket) = budget.bucket(call.session(), &self.session) else {
+            let Some(bucket) = budget.bucket(call, &self.session) else {
                 return outcome::session_unresolved(budget, &self.session);
             };
             keyed.push((budget, field, bucket));

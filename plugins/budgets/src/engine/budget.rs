@@ -154,12 +154,18 @@ impl Budget {
             .map(|c| c.field.as_str())
     }
 
-    /// The pot a call in `session` draws from; none when it needs a session
-    /// identity that did not resolve and `on_unresolved` is `deny`.
-    pub fn bucket(&self, session: Option<&str>, policy: &SessionPolicy) -> Option<String> {
+    /// The pot `call` draws from; none when it needs a session identity
+    /// that did not resolve and `on_unresolved` is `deny`. A `sender_id`
+    /// pot is the sender's an adapter names (`metadata.sender_id`); a call
+    /// without one (the MCP door's) draws from the global pot.
+    pub fn bucket(&self, call: &impl CallView, policy: &SessionPolicy) -> Option<String> {
         match self.key {
-            BudgetKey::Global | BudgetKey::SenderId => Some("global".into()),
-            BudgetKey::Session => policy.bucket(session),
+            BudgetKey::Global => Some("global".into()),
+            BudgetKey::SenderId => Some(match call.metadata("sender_id") {
+                Some(sender) => format!("sender:{sender}"),
+                None => "global".into(),
+            }),
+            BudgetKey::Session => policy.bucket(call.session()),
         }
     }
 

@@ -30,7 +30,7 @@ pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
     }
     for b in budgets.iter().filter(|b| b.key == BudgetKey::SenderId) {
         warnings.push(format!(
-            "budget \"{}\": key \"sender_id\" has no value on the MCP path; calls there draw from the global pot",
+            "budget \"{}\": key \"sender_id\" has no value on the MCP path (only adapters name a sender); MCP calls draw from the global pot",
             b.name
         ));
     }

@@ -317,13 +317,16 @@ fn spend_limit(label: &Label, limits: Limits, warnings: &mut Vec<String>) -> Opt
     })
 }
 
-/// `agent` and `sender_id` have no value on the MCP path; like the
-/// original, such limits count per tool, with a warning.
+/// `agent` has no value the rules stage can read; like the original, such
+/// limits count per tool, with a warning. `sender_id` counts per sender
+/// where an adapter says who sent the call (its `metadata.sender_id`), and
+/// per tool elsewhere (the MCP door has no sender).
 fn limit_key(key: Option<&str>, what: &str, label: &Label, warnings: &mut Vec<String>) -> LimitKey {
     match key {
         Some("session") => LimitKey::Session,
         Some("global") => LimitKey::Global,
-        Some(other @ ("agent" | "sender_id")) => {
+        Some("sender_id") => LimitKey::Sender,
+        Some(other @ "agent") => {
             warnings.push(format!(
                 "rule \"{}\": {what} \"{other}\" is not available to the rules stage; counting per tool instead",
                 label.quoted()

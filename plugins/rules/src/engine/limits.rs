@@ -15,9 +15,12 @@ use super::{CallView, Feedback, SpendWindow, State, Verdict};
 /// What a limit counts per (`limits.key`, `limits.max_spend.key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LimitKey {
-    /// One bucket per tool (the default; also `agent` and `sender_id`,
-    /// which the MCP path cannot honour).
+    /// One bucket per tool (the default; also `agent`, which the rules
+    /// stage cannot read).
     Tool,
+    /// One bucket per sender, as an adapter names it (`metadata.sender_id`);
+    /// per tool for a call without one (the MCP door's).
+    Sender,
     /// One bucket per session identity.
     Session,
     /// One bucket for everything the rule matches.
@@ -30,6 +33,10 @@ impl LimitKey {
     fn bucket(self, call: &impl CallView, session: &SessionPolicy) -> Option<String> {
         match self {
             LimitKey::Tool => Some(format!("tool:{}", call.tool())),
+            LimitKey::Sender => Some(match call.metadata("sender_id") {
+                Some(sender) => format!("sender:{sender}"),
+                None => format!("tool:{}", call.tool()),
+            }),
             LimitKey::Global => Some("global".into()),
             LimitKey::Session => session.bucket(call.session()),
         }

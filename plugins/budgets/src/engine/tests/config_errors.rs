@@ -252,7 +252,7 @@ fn sender_keys_warn_once_at_configure() {
     let e = Engine::from_json(&budget(json!({ "key": "sender_id" })).to_string()).unwrap();
     assert_eq!(
         e.warnings(),
-        ["budget \"travel\": key \"sender_id\" has no value on the MCP path; calls there draw from the global pot"]
+        ["budget \"travel\": key \"sender_id\" has no value on the MCP path (only adapters name a sender); MCP calls draw from the global pot"]
     );
     let e = Engine::from_json(&budget(json!({ "key": "session" })).to_string()).unwrap();
     assert!(e.warnings().is_empty());

@@ -609,3 +609,17 @@ fn the_stage_describes_its_pots_for_the_host() {
         );
     }
 }
+
+#[test]
+fn sender_keyed_budgets_draw_from_the_senders_pot_where_an_adapter_names_one() {
+    let e = engine(json!([ops(json!({ "key": "sender_id" }))]));
+    let call = book("book_hotel", json!({ "price": 1 }));
+    let mut state = MemoryState::at(NOW);
+    decide(&e, &call.clone().meta("sender_id", "U7"), &mut state);
+    decide(&e, &call, &mut state);
+    let logged = keys(&state);
+    assert!(
+        logged[0].ends_with(":sender:U7") && logged[1].ends_with(":global"),
+        "{logged:?}"
+    );
+}

@@ -124,14 +124,20 @@ fn rate_buckets_by_key() {
         (Some("tool"), None, "tool:send"),
         (Some("session"), Some("s1"), "session:s1"),
         (Some("global"), Some("s1"), "global"),
-        // The MCP path has neither: count per tool.
+        // The rules stage cannot read the agent: per tool.
         (Some("agent"), Some("s1"), "tool:send"),
+        // No sender (the MCP door names none): per tool.
         (Some("sender_id"), Some("s1"), "tool:send"),
+        // An adapter's call names its sender (metadata.sender_id).
+        (Some("sender_id"), Some("sender U7"), "sender:U7"),
     ];
     for (key, session, bucket) in cases {
         let e = engine(json!({ "rules": [ rate_rule("r", *key) ] }));
         let mut state = MemoryState::at(NOW);
-        let mut call = Call::new("send");
+        let mut call = match session.and_then(|s| s.strip_prefix("sender ")) {
+            Some(sender) => Call::new("send").meta("sender_id", sender),
+            None => Call::new("send"),
+        };
         call.session = session.map(Into::into);
         decide_in(&e, &call, &mut state);
         let logged = keys(&state);
@@ -143,7 +149,7 @@ fn rate_buckets_by_key() {
 }
 
 #[test]
-fn agent_and_sender_keys_warn_once_at_configure() {
+fn agent_keys_warn_once_at_configure() {
     let e = engine(json!({ "rules": [
         rate_rule("a", Some("agent")),
         rate_rule("b", Some("sender_id")),
@@ -156,8 +162,6 @@ fn agent_and_sender_keys_warn_once_at_configure() {
         e.warnings(),
         [
             "rule \"a\": limits.key \"agent\" is not available to the rules stage; counting per tool instead",
-            "rule \"b\": limits.key \"sender_id\" is not available to the rules stage; counting per tool instead",
-            "rule \"pay\": limits.max_spend.key \"sender_id\" is not available to the rules stage; counting per tool instead",
         ]
     );
     assert!(engine(json!({ "rules": [ rate_rule("c", None) ] }))

@@ -41,7 +41,7 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     instance = helio(
         {
             "environment": "staging",
-            "audit": {"path": str(db), "redact": ["$.card.number", "password"]},
+            "audit": {"path": str(db), "redact": ["$.card.number", "password", "**.token"]},
             "policies": {
                 "rules": [
                     {"name": "no-deletes", "match": {"tool": "delete_record"}, "action": "deny"},
@@ -54,7 +54,8 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     marker = secrets.token_hex(4)
     with RawMcp(instance.mcp_url, headers={"x-helio-session-id": "audited"}) as raw:
         raw.initialize()
-        call(raw, "echo", {"text": marker, "card": {"number": "4111111111111111"}, "password": "hunter2"})
+        call(raw, "echo", {"text": marker, "card": {"number": "4111111111111111"}, "password": "hunter2",
+                           "hops": [{"auth": {"token": "tk-deep-secret-1"}}], "token": "tk-top-secret-2"})
         call(raw, "delete_record", {"id": marker})
         call(raw, "add", {"a": 1, "b": 2})
         call(raw, "fail")
@@ -78,6 +79,9 @@ def test_every_kind_of_call_gets_one_record(helio: HelioLauncher, upstream_sse: 
     assert stored["text"] == marker
     assert stored["card"]["number"] == "[REDACTED]" and stored["password"] == "[REDACTED]"
     assert "4111111111111111" not in json.dumps(records) and "hunter2" not in json.dumps(records)
+    # `**` is any depth, none included.
+    assert stored["hops"][0]["auth"]["token"] == "[REDACTED]" and stored["token"] == "[REDACTED]"
+    assert "tk-deep-secret-1" not in json.dumps(records) and "tk-top-secret-2" not in json.dumps(records)
     assert marker in echo["upstream_response"] and echo["upstream_http_status"] == 200
     assert echo["total_duration_ms"] >= echo["upstream_latency_ms"] > 0
     assert json.loads(echo["plugins"]) == ["rules"]

@@ -265,6 +265,11 @@ def test_plugin_check_says_what_a_component_is_and_what_configure_makes_of_a_con
     assert "helio:governance@0.1.0 stateful-policy-stage" in stateful.stdout
     assert 'rate "paced"' in stateful.stdout, stateful.stdout
 
+    # The built-in's configuration is what the host writes for it: a hand-written one
+    # with a key the host would not write is refused, not read as "no rules".
+    unwrapped = helio_plugin(helio_bin, "check", built(BUILTIN_RULES), "--config", '{"rules": []}')
+    assert unwrapped.returncode == 1 and 'config.(whole): unknown key "rules"' in unwrapped.stderr, unwrapped.stderr
+
     picky = helio_plugin(helio_bin, "check", fixture("fault-configure"), "--config", '{"threshold": "high"}')
     assert picky.returncode == 1
     assert "config.threshold: must be a number" in picky.stderr

@@ -1,8 +1,9 @@
 //! Argument paths, the one reader of the syntax helio.yaml uses for a rule's
 //! `input` conditions and `limits` fields (through the `tool-call.argument`
 //! import) and for `audit.redact`: `$` is the whole arguments value, `$.a.b`
-//! and `a.b` walk object keys, numeric segments index arrays, and `*` (in
-//! redaction paths) is every member. For conditions, `__proto__`,
+//! and `a.b` walk object keys, numeric segments index arrays, and (in
+//! redaction paths) `*` is every member and `**` any depth, none included
+//! (`**.password` is every member named `password`, anywhere). For conditions, `__proto__`,
 //! `constructor` and `prototype` never resolve, as in the original Helio;
 //! redaction masks whatever a path names, those keys included (a secret
 //! under any key stays out of the record).
@@ -21,10 +22,17 @@ pub fn segments(path: &str) -> Vec<&str> {
     }
 }
 
-/// Whether `path` is well formed: no empty segment (`a..b`, `a.`).
+/// Whether `path` is well formed: no empty segment (`a..b`, `a.`), and at
+/// most one `**`, followed by something to find (a path that named every
+/// value at every depth would name the whole arguments).
 pub fn is_valid(path: &str) -> bool {
-    !segments(path).contains(&"")
+    let segments = segments(path);
+    let deep = segments.iter().filter(|s| **s == ANY_DEPTH).count();
+    !segments.contains(&"") && deep <= 1 && segments.last() != Some(&ANY_DEPTH)
 }
+
+/// The segment that stands for any number of levels (none included).
+const ANY_DEPTH: &str = "**";
 
 /// The value at `path` in `root`, if present.
 pub fn get<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
@@ -48,8 +56,8 @@ fn child<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
 }
 
 /// Runs `at` on every value `path` names in `root` (`*` fans out over the
-/// members of an object or array). Every key counts here, the ones
-/// [`get`] never resolves included.
+/// members of an object or array, `**` over every depth). Every key counts
+/// here, the ones [`get`] never resolves included.
 pub fn for_each_mut(root: &mut Value, path: &str, at: &mut impl FnMut(&mut Value)) {
     visit_mut(root, &segments(path), at);
 }
@@ -59,6 +67,17 @@ fn visit_mut(value: &mut Value, segments: &[&str], at: &mut impl FnMut(&mut Valu
         at(value);
         return;
     };
+    if *first == ANY_DEPTH {
+        // Here (no level), then in every member, still at any depth. What
+        // `at` replaced is not searched again.
+        visit_mut(value, rest, at);
+        match value {
+            Value::Object(map) => map.values_mut().for_each(|v| visit_mut(v, segments, at)),
+            Value::Array(items) => items.iter_mut().for_each(|v| visit_mut(v, segments, at)),
+            _ => {}
+        }
+        return;
+    }
     let child = match value {
         Value::Object(map) if *first == "*" => {
             for child in map.values_mut() {
@@ -109,7 +128,9 @@ mod tests {
             assert_eq!(get(&args, absent), None, "{absent}");
         }
         assert!(is_valid("$.card.number") && is_valid("items.*.cvv") && is_valid("$"));
+        assert!(is_valid("**.password") && is_valid("$.a.**.b.*"));
         assert!(!is_valid("a..b") && !is_valid("a.") && !is_valid("$.."));
+        assert!(!is_valid("**") && !is_valid("a.**") && !is_valid("**.a.**.b"));
     }
 
     #[test]
@@ -119,6 +140,20 @@ mod tests {
         for_each_mut(&mut args, "items.*.cvv", &mut |v| seen.push(v.clone()));
         for_each_mut(&mut args, "$.m.*.cvv", &mut |v| seen.push(v.clone()));
         assert_eq!(seen, vec![json!(1), json!(2), json!(3)]);
+        // Any depth, none included; each value once.
+        let mut args = json!({"password": "p0", "a": [{"password": "p1", "b": {"password": "p2"}}], "b": {"password": {"password": "p3"}}});
+        let mut seen = Vec::new();
+        for_each_mut(&mut args, "**.password", &mut |v| {
+            seen.push(v.clone());
+            *v = json!("masked");
+        });
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], json!("p0"));
+        assert!(!args.to_string().contains("p1") && !args.to_string().contains("p2"));
+        assert!(!args.to_string().contains("p3"), "{args}");
+        let mut seen = Vec::new();
+        for_each_mut(&mut args, "a.**.b.password", &mut |v| seen.push(v.clone()));
+        assert_eq!(seen, vec![json!("masked")]);
         // A secret under a key conditions never read is still masked.
         let mut args = json!({"constructor": "s3cret"});
         for_each_mut(&mut args, "constructor", &mut |v| *v = json!("masked"));

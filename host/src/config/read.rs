@@ -1123,14 +1123,15 @@ fn audit(r: &mut Reader, value: &Value, path: &Path) -> Option<Audit> {
     })
 }
 
-/// `audit.redact`: argument paths (`$.card.number`, `password`, `items.*.cvv`).
+/// `audit.redact`: argument paths (`$.card.number`, `password`, `items.*.cvv`,
+/// `**.password`).
 fn redact_paths(r: &mut Reader, value: &Value, path: &Path) -> Option<Vec<String>> {
     let paths = r.string_list(value, path)?;
     for (i, p) in paths.iter().enumerate() {
         if !helio_syntax::argpath::is_valid(p) {
             r.error(
                 &path.index(i),
-                format!("\"{p}\" is not an argument path (expected e.g. $.card.number, password or items.*.cvv)"),
+                format!("\"{p}\" is not an argument path (expected e.g. $.card.number, password, items.*.cvv or **.password; `**` at most once, and not last)"),
             );
         }
     }

@@ -326,6 +326,7 @@ const INVALID: &[(&str, &str)] = &[
     ("session:\n  identity: []\n", "session.identity: session.identity cannot be empty"),
     ("session:\n  identity:\n    - source: header\n      name: mcp-session-id\n", "session.identity[0].name: session identity header names must start with \"x-\""),
     ("audit:\n  storage: postgres\n", "audit.storage: invalid value \"postgres\" (expected one of: sqlite)"),
+    ("audit:\n  redact: [\"a.**\", \"**.b\"]\n", "audit.redact[0]: \"a.**\" is not an argument path"),
     ("telemetry:\n  otlp_endpoint: collector:4317\n", "telemetry.otlp_endpoint: \"collector:4317\" is not an http(s) URL"),
     ("telemetry:\n  otlp_endpoint: http://c:4318\n  sample_ratio: -1\n", "telemetry.sample_ratio: expected a number from 0 to 1"),
     ("telemetry:\n  otlp_endpoint: http://c:4318\n  headers: {traceparent: x}\n", "telemetry.headers.traceparent: telemetry.headers must not set reserved header"),

@@ -88,8 +88,13 @@ pub struct Parser {
     pub errors: Vec<ConfigError>,
 }
 
-/// A stage's configuration text, parsed: it must be a JSON object.
-pub fn stage_root(config_json: &str) -> Result<Map<String, Json>, Vec<ConfigError>> {
+/// A stage's configuration text, parsed: it must be a JSON object of the
+/// `known` keys (the host writes it; a key it would not write is a mistake
+/// made by hand, e.g. with `helio plugin eval`).
+pub fn stage_root(
+    config_json: &str,
+    known: &[&str],
+) -> Result<Map<String, Json>, Vec<ConfigError>> {
     let error = |message: String| {
         vec![ConfigError {
             path: String::new(),
@@ -97,7 +102,10 @@ pub fn stage_root(config_json: &str) -> Result<Map<String, Json>, Vec<ConfigErro
         }]
     };
     match serde_json::from_str(config_json) {
-        Ok(Json::Object(root)) => Ok(root),
+        Ok(Json::Object(root)) => match root.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(key) => Err(error(unknown_key(key, known))),
+            None => Ok(root),
+        },
         Ok(other) => Err(error(format!(
             "stage configuration must be a JSON object, found {}",
             kind(&other)

@@ -10,7 +10,7 @@ use super::budget::{Approval, Budget, BudgetKey, Contributor, OnExceed, Window};
 use super::Engine;
 
 pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
-    let root = &stage_root(config_json)?;
+    let root = &stage_root(config_json, &["budgets", "session"])?;
     let mut p = Parser::default();
     let session = p.session(root);
     let mut budgets = Vec::new();

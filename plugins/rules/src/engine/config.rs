@@ -22,7 +22,7 @@ use super::{DefaultPolicy, Engine, FlagDestructive};
 const LIMIT_KEYS: &[&str] = &["tool", "session", "global", "agent", "sender_id"];
 
 pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
-    let root = &stage_root(config_json)?;
+    let root = &stage_root(config_json, &["environment", "policies", "session"])?;
     let mut p = Parser::default();
     let environment = match present(root, "environment") {
         None => None,

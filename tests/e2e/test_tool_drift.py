@@ -128,7 +128,16 @@ def test_a_changed_tool_is_blocked_until_an_operator_accepts_it(
             "baseline": ECHO_BASELINE["description"],
             "current": ECHO_DESTRUCTIVE["description"],
         }
-        call_record = client.get("/api/audit", params={"tool": "echo", "record_kind": "tool_call", "decision": "deny"}).json()["data"][0]
+        # The call's record is written behind its answer: wait for it too.
+        calls: list[dict[str, Any]] = []
+
+        def call_recorded() -> bool:
+            calls[:] = client.get("/api/audit", params={"tool": "echo", "record_kind": "tool_call",
+                                                        "decision": "deny"}).json()["data"]
+            return bool(calls)
+
+        assert wait_until(call_recorded, timeout=5)
+        call_record = calls[0]
         assert call_record["block_reason"] == "tool_definition_drift"
         assert call_record["evidence_chain"]["tool_drift"]["mode"] == "block"
 

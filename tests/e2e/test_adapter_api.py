@@ -602,8 +602,13 @@ def test_an_adapters_tool_definitions_are_baselined_and_drift_is_caught(
         assert bad.status_code == 400, (query, bad.text)
     upstreams = httpx.get(f"{instance.dashboard_url}/api/tools", headers=operator(instance), timeout=5).json()
     assert all(t["name"] != "lookup" for t in upstreams["data"]), "the upstream's tools are apart"
-    drift_events = httpx.get(f"{instance.dashboard_url}/api/audit", params={"record_kind": "drift_event"},
-                             headers=operator(instance), timeout=5).json()["data"]
+    drift_events: list[dict[str, Any]] = []
+
+    def drift_recorded() -> bool:  # written behind the evaluation's answer
+        drift_events[:] = httpx.get(f"{instance.dashboard_url}/api/audit", params={"record_kind": "drift_event"},
+                                    headers=operator(instance), timeout=5).json()["data"]
+        return bool(drift_events)
+    assert wait_until(drift_recorded, timeout=5)
     assert [(r["tool_name"], r["origin"]) for r in drift_events] == [("lookup", "openclaw")]
     # The operator accepts the change: the new definition is the baseline.
     accepted = httpx.post(f"{instance.dashboard_url}/api/tools/accept",

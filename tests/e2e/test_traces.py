@@ -369,3 +369,36 @@ def test_validate_names_what_is_wrong_in_telemetry(
     said = checked.stdout + checked.stderr
     assert checked.returncode != 0
     assert path in said and message in said, said
+
+
+@pytest.mark.parametrize("meta, headers", [
+    ({"traceparent": "00-" + "z" * 32 + "-" + "1" * 16 + "-01"}, {}),                  # not hex
+    ({"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"}, {}),                  # all-zero ids
+    ({"traceparent": "x" * 10_000, "tracestate": "k=" + "v" * 10_000}, {}),            # oversized
+    ({"traceparent": 7, "tracestate": ["a"]}, {}),                                     # not strings
+    ({}, {"traceparent": "00-" + "a" * 31 + "-" + "b" * 16 + "-01", "tracestate": "\x01"}),  # short id, bad state
+])
+def test_a_spoofed_or_malformed_context_starts_a_new_trace_and_never_reaches_the_upstream(
+        helio: HelioLauncher, upstream_sse: Upstream, receiver: OtlpReceiver,
+        meta: dict[str, Any], headers: dict[str, str]) -> None:
+    """Hostile trace context is not continued, not echoed upstream, and costs the call
+    nothing: it is governed, forwarded with Helio's own context, and recorded."""
+    instance = helio(traced(receiver), upstream=upstream_sse, env=FAST_EXPORT)
+    marker = secrets.token_hex(4)
+    with RawMcp(instance.mcp_url) as raw:
+        raw.initialize()
+        sent_headers = {k: v for k, v in headers.items() if v.isprintable()}
+        reply = raw.request("tools/call", {"name": "echo", "arguments": {"text": marker}, "_meta": meta},
+                            headers=sent_headers)
+        assert "result" in reply.final(), reply.response.text
+    root = root_of(receiver, "echo")
+    assert root.parent_span_id == "", "nothing invalid is continued"
+    upstream_span = next(s for s in children(receiver, root) if s.kind == "client")
+    (sent,) = upstream_calls(upstream_sse, marker)
+    ours = traceparent(root.trace_id, upstream_span.span_id)
+    assert sent["headers"]["traceparent"] == ours
+    assert sent["body"]["params"]["_meta"]["traceparent"] == ours
+    assert "tracestate" not in sent["headers"] and "tracestate" not in sent["body"]["params"]["_meta"]
+    operator = {"authorization": f"Bearer {instance.api_secret}"}
+    url = f"{instance.dashboard_url}/api/audit/{root.attributes['helio.audit.id']}"
+    assert wait_until(lambda: httpx.get(url, headers=operator, timeout=5).status_code == 200, timeout=5)

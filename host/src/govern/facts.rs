@@ -82,9 +82,10 @@ pub struct CallFacts<'a> {
     pub identity: Option<SessionIdentity>,
     /// The agent making the call (its `clientInfo`), when known.
     pub agent: Option<Arc<str>>,
-    /// What an adapter said of the call's context (JSON object text), for
-    /// the audit record; none on the MCP door.
-    pub metadata: Option<&'a str>,
+    /// What an adapter said of the call's context (a JSON object), for the
+    /// stages (`tool-call.metadata`) and the audit record; none on the MCP
+    /// door.
+    pub metadata: Option<Arc<serde_json::Map<String, Value>>>,
     /// The W3C trace context the caller sent, continued by the call's trace.
     pub trace: Option<TraceContext>,
 }

@@ -189,11 +189,7 @@ impl Governor {
         let session = facts.identity.as_ref().map(|identity| identity.id.clone());
         // Kept for a held call's ticket, which binds the exact arguments.
         let arguments = facts.arguments.clone();
-        // An adapter's metadata, checked to be a JSON object at its door.
-        let metadata = facts
-            .metadata
-            .and_then(|text| serde_json::from_str(text).ok())
-            .map(Arc::new);
+        let metadata = facts.metadata.clone();
         let call = ToolCall::new(
             facts.tool.clone(),
             facts.annotations,

@@ -53,7 +53,10 @@ impl CallAudit {
             record_kind: "tool_call",
             origin: facts.door.origin(),
             protocol_version: facts.protocol_version.map(str::to_owned),
-            metadata: facts.metadata.map(str::to_owned),
+            metadata: facts
+                .metadata
+                .as_ref()
+                .and_then(|metadata| serde_json::to_string(&**metadata).ok()),
             plugins: Some(stages.to_owned()),
             ..AuditRecord::default()
         };

@@ -36,6 +36,8 @@ struct ChainStage {
     may_loosen: bool,
     /// The built-in rule engine (whose verdict says whether a rule matched).
     is_rules: bool,
+    /// Its series in `GET /metrics`, looked up once, not per call.
+    meter: crate::metrics::StageMeter,
 }
 
 /// Time and memory bounds of the built-in stages.
@@ -95,6 +97,7 @@ impl Pipeline {
                 };
                 match runtime.load(&spec) {
                     Ok(stage) => Some(ChainStage {
+                        meter: crate::metrics::get().stage_meter(&stage.name),
                         stage,
                         may_loosen: plugin.may_loosen,
                         is_rules: false,
@@ -123,6 +126,7 @@ impl Pipeline {
                 };
                 match runtime.load(&spec) {
                     Ok(stage) => stages.push(ChainStage {
+                        meter: crate::metrics::get().stage_meter(&stage.name),
                         stage,
                         may_loosen: false,
                         is_rules: name == "rules",
@@ -342,7 +346,7 @@ impl Pipeline {
             let started = std::time::Instant::now();
             let evaluated = runtime.evaluate(&chain_stage.stage, call.clone());
             let took = started.elapsed();
-            crate::metrics::get().stage(&chain_stage.stage.name, took, evaluated.is_err());
+            chain_stage.meter.observe(took, evaluated.is_err());
             if traced {
                 evaluation.stages.push(StageRun::of(
                     &chain_stage.stage.name,

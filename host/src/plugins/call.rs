@@ -20,19 +20,24 @@ pub struct Annotations {
 impl Annotations {
     /// A tool's `annotations` object as MCP defines it (`readOnlyHint`, …),
     /// the MCP defaults for hints it leaves out; absent or `null`: nothing
-    /// known. The error names the hint that is not a boolean (or says the
-    /// whole is not an object).
-    pub fn of_mcp(raw: Option<&Value>) -> Result<Self, String> {
+    /// known.
+    pub fn of_mcp(raw: Option<&Value>) -> Result<Self, BadAnnotations> {
         let Some(raw) = raw.filter(|a| !a.is_null()) else {
             return Ok(Self::UNKNOWN);
         };
         let Value::Object(raw) = raw else {
-            return Err("annotations must be an object".into());
+            return Err(BadAnnotations {
+                field: "annotations".into(),
+                expected: "an object",
+            });
         };
         let flag = |name: &str, default: bool| match raw.get(name) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(format!("annotations.{name} must be a boolean")),
+            Some(_) => Err(BadAnnotations {
+                field: format!("annotations.{name}"),
+                expected: "a boolean",
+            }),
         };
         let d = Self::UNKNOWN;
         Ok(Self {
@@ -53,6 +58,20 @@ impl Annotations {
         open_world_hint: true,
         known: false,
     };
+}
+
+/// Why an `annotations` object is not MCP's: `field` (`annotations` or
+/// `annotations.<hint>`) must be `expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadAnnotations {
+    pub field: String,
+    pub expected: &'static str,
+}
+
+impl std::fmt::Display for BadAnnotations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} must be {}", self.field, self.expected)
+    }
 }
 
 /// A tool call as plugins see it.

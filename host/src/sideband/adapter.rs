@@ -182,13 +182,8 @@ fn object(
 /// `tool.annotations`, as MCP defines them; absent ones fail closed as the
 /// MCP defaults do.
 fn annotations(tool: &Map<String, Value>) -> Result<Annotations, ApiError> {
-    Annotations::of_mcp(tool.get("annotations")).map_err(|problem| {
-        let field = format!(
-            "tool.{}",
-            problem.split(' ').next().unwrap_or("annotations")
-        );
-        ApiError::invalid(&field, format!("tool.{problem}"))
-    })
+    Annotations::of_mcp(tool.get("annotations"))
+        .map_err(|bad| ApiError::invalid(&format!("tool.{}", bad.field), format!("tool.{bad}")))
 }
 
 /// The tool's definition, in MCP's shape, when the request sends more than
@@ -330,7 +325,10 @@ pub(super) async fn evaluate(
             source: "sideband",
         }),
         agent: agent.map(|a| a.into()),
-        metadata: metadata.as_ref().map(|(_, text)| text.as_str()),
+        metadata: metadata.and_then(|(value, _)| match value {
+            Value::Object(object) => Some(Arc::new(object)),
+            _ => None,
+        }),
         trace: crate::traces::TraceContext::of_headers(&headers),
     };
     let subject = Subject {

@@ -27,6 +27,8 @@ fn main() {
     for watched in [
         "Cargo.toml",
         "Cargo.lock",
+        "sdk/Cargo.toml",
+        "sdk/src",
         "policy-match/Cargo.toml",
         "policy-match/src",
         "rules/Cargo.toml",

@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
 # Component workspaces outside the main one: the built-ins (embedded by
-# host/build.rs), the example plugin and router, and the end-to-end test
+# host/build.rs), the example plugins and router, and the end-to-end test
 # fixtures.
-COMPONENTS=(plugins examples/card-guard examples/finance-router tests/plugins)
+COMPONENTS=(plugins examples/card-guard examples/finance-router examples/pii-guard tests/plugins)
 
 step "rustup target add wasm32-wasip2"
 rustup target add wasm32-wasip2
@@ -37,7 +37,7 @@ for ws in "${COMPONENTS[@]}"; do
 done
 
 step "build the test and example components (wasm32-wasip2)"
-for ws in examples/card-guard examples/finance-router tests/plugins; do
+for ws in examples/card-guard examples/finance-router examples/pii-guard tests/plugins; do
   cargo build --locked --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
 done
 

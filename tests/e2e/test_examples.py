@@ -156,3 +156,28 @@ def test_card_guard_keeps_card_numbers_from_the_upstream(helio_bin: Path, tmp_pa
                                                "card": "4111 1111 1111 1111"})
         assert "card_number_detected" in blocked
         assert '"result"' in call(raw, "create_payment", {"amount": 5, "currency": "USD", "recipient": "acme"})
+
+
+def test_pii_guard_keeps_pii_from_the_upstream_and_the_audit_trail(helio_bin: Path, tmp_path: Path) -> None:
+    """The SDK example (contract 0.2): blocks a call carrying an e-mail
+    address anywhere in its arguments, and the record keeps none of it."""
+    if not (EXAMPLES / "pii-guard/target/wasm32-wasip2/release/pii_guard.wasm").is_file():
+        pytest.fail("examples/pii-guard is not built (scripts/test.sh builds it)")
+    address = "someone.private@example.com"
+    with running(helio_bin, tmp_path, "pii-guard") as urls, RawMcp(urls["mcp"]) as raw:
+        raw.initialize()
+        blocked = call(raw, "create_payment", {"amount": 5, "currency": "USD", "recipient": "acme",
+                                               "notify": {"contacts": [{"email": address}]}})
+        assert "pii_detected" in blocked and "$.notify.contacts.0.email" in blocked, blocked
+        assert address not in blocked
+        assert '"result"' in call(raw, "create_payment", {"amount": 5, "currency": "USD", "recipient": "acme"})
+        records: list[dict[str, Any]] = []
+
+        def recorded() -> bool:
+            records[:] = httpx.get(f"{urls['api']}/audit", params={"tool": "create_payment"}, timeout=5).json()["data"]
+            return len(records) >= 2
+        assert wait_until(recorded, timeout=5), records
+    assert address not in json.dumps(records)
+    denied = next(r for r in records if r["policy_decision"] == "deny")
+    assert denied["tool_input"]["notify"]["contacts"][0]["email"] == "[REDACTED]"
+    assert denied["evidence_chain"]["decision"]["stage"] == "pii-guard"

@@ -262,7 +262,7 @@ def test_plugin_check_says_what_a_component_is_and_what_configure_makes_of_a_con
         {"policies": {"rules": [{"name": "paced", "match": {"tool": "send"}, "action": "rate_limit",
                                  "limits": {"max_calls": 2, "window": "1m"}}]}}))
     assert stateful.returncode == 0, stateful.stderr
-    assert "helio:governance@0.1.0 stateful-policy-stage" in stateful.stdout
+    assert "helio:governance@0.2.0 observing-policy-stage" in stateful.stdout
     assert 'rate "paced"' in stateful.stdout, stateful.stdout
 
     # The built-in's configuration is what the host writes for it: a hand-written one

@@ -100,6 +100,69 @@ fn visit_mut(value: &mut Value, segments: &[&str], at: &mut impl FnMut(&mut Valu
     }
 }
 
+/// Up to `limit` values `path` names in `root` (wildcards and any depth as
+/// in [`for_each_mut`], every key counting), in document order, each with
+/// its concrete path (`$.items.0.card`).
+pub fn collect<'v>(root: &'v Value, path: &str, limit: usize) -> Vec<(String, &'v Value)> {
+    let mut found = Vec::new();
+    visit(
+        root,
+        &segments(path),
+        &mut String::from("$"),
+        &mut |at, value| {
+            if found.len() < limit {
+                found.push((at.to_owned(), value));
+            }
+            found.len() < limit
+        },
+    );
+    found
+}
+
+/// Visits what `segments` names under `value` (at `at`); `found` answers
+/// whether to go on. Returns false once told to stop.
+fn visit<'v>(
+    value: &'v Value,
+    segments: &[&str],
+    at: &mut String,
+    found: &mut impl FnMut(&str, &'v Value) -> bool,
+) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return found(at, value);
+    };
+    let deep = *first == ANY_DEPTH;
+    if deep && !visit(value, rest, at, found) {
+        return false;
+    }
+    let descend = |key: &str, child: &'v Value, at: &mut String, found: &mut _| {
+        let len = at.len();
+        at.push('.');
+        at.push_str(key);
+        let go_on = visit(child, if deep { segments } else { rest }, at, found);
+        at.truncate(len);
+        go_on
+    };
+    match value {
+        Value::Object(map) if deep || *first == "*" => map
+            .iter()
+            .all(|(key, child)| descend(key, child, at, found)),
+        Value::Array(items) if deep || *first == "*" => items
+            .iter()
+            .enumerate()
+            .all(|(i, child)| descend(&i.to_string(), child, at, found)),
+        _ if deep => true,
+        Value::Object(map) => map
+            .get(*first)
+            .is_none_or(|child| descend(first, child, at, found)),
+        Value::Array(items) => first
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get(i))
+            .is_none_or(|child| descend(first, child, at, found)),
+        _ => true,
+    }
+}
+
 fn is_forbidden(segment: &str) -> bool {
     matches!(segment, "__proto__" | "constructor" | "prototype")
 }
@@ -154,6 +217,23 @@ mod tests {
         let mut seen = Vec::new();
         for_each_mut(&mut args, "a.**.b.password", &mut |v| seen.push(v.clone()));
         assert_eq!(seen, vec![json!("masked")]);
+        // Collected read-only, with concrete paths, in document order.
+        let args = json!({"to": "a", "cc": [{"to": "b"}], "m": {"x": {"to": "c"}}});
+        let paths = |path, limit| {
+            collect(&args, path, limit)
+                .into_iter()
+                .map(|(at, v)| format!("{at}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths("**.to", 10),
+            ["$.to=\"a\"", "$.cc.0.to=\"b\"", "$.m.x.to=\"c\""]
+        );
+        assert_eq!(paths("**.to", 2).len(), 2);
+        assert_eq!(paths("cc.*.to", 10), ["$.cc.0.to=\"b\""]);
+        assert_eq!(paths("m.x", 10), [r#"$.m.x={"to":"c"}"#]);
+        assert_eq!(paths("$", 10).len(), 1);
+        assert!(paths("missing.*", 10).is_empty());
         // A secret under a key conditions never read is still masked.
         let mut args = json!({"constructor": "s3cret"});
         for_each_mut(&mut args, "constructor", &mut |v| *v = json!("masked"));

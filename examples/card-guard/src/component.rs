@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use crate::{parse_config, scan_call, Argument, Config};
 
-wit_bindgen::generate!({ path: "../../wit", world: "policy-stage" });
+wit_bindgen::generate!({ path: "../../wit/since_v0.1.0", world: "policy-stage" });
 
 use exports::helio::governance::stage::Guest;
 use helio::governance::host::log;

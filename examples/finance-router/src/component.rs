@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::{parse_config, route, Config};
 
-wit_bindgen::generate!({ path: "../../wit", world: "approval-router-plugin" });
+wit_bindgen::generate!({ path: "../../wit/since_v0.1.0", world: "approval-router-plugin" });
 
 use exports::helio::governance::approval_router::{Delivery, Guest};
 use helio::governance::types::{ApprovalRequest, ConfigError, JsonValue, ToolCall};

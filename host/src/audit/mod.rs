@@ -153,6 +153,16 @@ impl Audit {
         }
     }
 
+    /// The call's parsed arguments as stored, masked by `audit.redact` and
+    /// by `also` (paths a stage flagged); and the values masked.
+    pub fn redacted_input(&self, arguments: &Value, also: &[String]) -> (String, Vec<String>) {
+        let mut value = arguments.clone();
+        let mut paths = self.redact.clone();
+        paths.extend(also.iter().cloned());
+        let masked = redact(&mut value, &paths);
+        (value.to_string(), masked)
+    }
+
     /// The stored input of a call refused because its params could not be
     /// read exactly: where and why, and the start of the raw text. With
     /// `audit.redact` set the text is withheld: the paths of the secrets
@@ -181,7 +191,8 @@ impl Audit {
             return (Some(summary(body).to_string()), false);
         }
         let mut text = String::from_utf8_lossy(body);
-        if !self.redact.is_empty() {
+        // A stage's flagged values count too, `audit.redact` set or not.
+        if !self.redact.is_empty() || !secrets.is_empty() {
             text = match serde_json::from_slice::<Value>(body) {
                 Ok(mut message) => {
                     redaction::redact_response(&mut message, &self.redact, secrets);

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::DEFAULT_PLUGIN_LIMITS;
+use crate::govern::Era;
 use crate::plugins::checks::evidence_chain;
 use crate::plugins::{
     Annotations, Feedback, Inspection, LoadError, Runtime, Source, StageSpec, ToolCall, Verdict,
@@ -51,6 +52,9 @@ pub enum PluginCommand {
 }
 
 pub fn run(command: PluginCommand) -> anyhow::Result<()> {
+    // What the plugin logs (and a panic's message) goes to stderr, as it
+    // would go to Helio's log.
+    super::init_logging()?;
     match command {
         PluginCommand::Check { path, config } => check(&path, &config),
         PluginCommand::Eval {
@@ -113,7 +117,7 @@ fn check(path: &Path, config: &str) -> anyhow::Result<()> {
     println!("  world:    helio:governance@{version} {world}");
     print_imports(&inspection);
     let loaded = match world {
-        "policy-stage" | "stateful-policy-stage" => runtime
+        "policy-stage" | "stateful-policy-stage" | "observing-policy-stage" => runtime
             .load(&spec(path, &config, DEFAULT_PLUGIN_LIMITS))
             .map(|stage| {
                 let families = stage.families.get().map(|index| index.all());
@@ -241,6 +245,16 @@ fn read_call(text: &str) -> anyhow::Result<ToolCall> {
     };
     let session = text_field(&mut call, "session")?;
     let environment = text_field(&mut call, "environment")?;
+    let agent = text_field(&mut call, "agent")?;
+    // An adapter's origin (and metadata) makes it an adapter's call: no MCP
+    // era. Otherwise the MCP door's, in the era `protocol_version` names.
+    let origin = text_field(&mut call, "origin")?;
+    let protocol_version = text_field(&mut call, "protocol_version")?;
+    let metadata = match call.remove("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(metadata)) => Some(Arc::new(metadata)),
+        Some(_) => bail!("--call.metadata must be a JSON object"),
+    };
     let annotations =
         Annotations::of_mcp(call.get("annotations")).map_err(|p| anyhow::anyhow!("--call.{p}"))?;
     call.remove("annotations");
@@ -249,9 +263,18 @@ fn read_call(text: &str) -> anyhow::Result<ToolCall> {
         .filter(|a| !a.is_null())
         .map(Arc::new);
     if let Some(key) = call.keys().next() {
-        bail!("--call.{key}: unknown key (expected tool, arguments, annotations, session, environment)");
+        bail!("--call.{key}: unknown key (expected tool, arguments, annotations, session, environment, agent, origin, protocol_version, metadata)");
     }
-    Ok(ToolCall::new(tool.into(), annotations, arguments, environment).with_session(session))
+    let (origin, era) = match origin.filter(|o| &**o != "mcp") {
+        Some(origin) => (origin, None),
+        None => ("mcp".into(), Some(Era::of(protocol_version.as_deref()))),
+    };
+    Ok(
+        ToolCall::new(tool.into(), annotations, arguments, environment)
+            .with_session(session)
+            .with_metadata(metadata)
+            .with_caller(agent, origin, era),
+    )
 }
 
 fn verdict_json(verdict: &Verdict) -> Value {
@@ -269,6 +292,12 @@ fn verdict_json(verdict: &Verdict) -> Value {
         "rule_index": decision.rule_index,
         "explanation": decision.explanation,
     });
+    if !decision.redact.is_empty() {
+        answer["redact"] = json!(decision.redact);
+    }
+    if decision.observe {
+        answer["observe"] = json!(true);
+    }
     if let Some(feedback) = feedback {
         answer["feedback"] = feedback_json(feedback);
     }

@@ -14,6 +14,8 @@ pub struct Answer {
     pub outcome: CallOutcome,
     /// The JSON-RPC error's `message`, when the answer is an error.
     pub error_message: Option<String>,
+    /// Whether the answer is a JSON-RPC error (not a result).
+    pub rpc_error: bool,
 }
 
 impl Answer {
@@ -36,6 +38,7 @@ impl Answer {
             return Self {
                 outcome: CallOutcome::Failed,
                 error_message: error_message(error),
+                rpc_error: true,
             };
         }
         let outcome = match response.result {
@@ -48,6 +51,7 @@ impl Answer {
         Self {
             outcome,
             error_message: None,
+            rpc_error: false,
         }
     }
 
@@ -55,6 +59,7 @@ impl Answer {
         Self {
             outcome: CallOutcome::Unknown,
             error_message: None,
+            rpc_error: false,
         }
     }
 }

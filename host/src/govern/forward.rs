@@ -11,6 +11,7 @@ use crate::traces::TraceHeaders;
 
 use super::answer::Answer;
 use super::held::Resolved;
+use super::observe::{Observers, Watch};
 use super::record::CallAudit;
 
 /// A forwarded call, waiting for the upstream's answer. Dropped without
@@ -19,6 +20,8 @@ use super::record::CallAudit;
 pub struct Forwarded {
     settlement: Settlement,
     audit: CallAudit,
+    /// The stages that asked how the call ends.
+    watch: Option<Watch>,
 }
 
 /// Why no answer came.
@@ -40,6 +43,8 @@ pub(super) struct Release {
     pub session: Option<Arc<str>>,
     pub tool: Arc<str>,
     pub holds: Vec<Hold>,
+    /// The stages that asked to observe the call, told if it goes out.
+    pub observers: Option<Observers>,
 }
 
 impl Release {
@@ -70,6 +75,7 @@ impl Release {
                 holds,
             ),
             audit,
+            watch: self.observers.take().map(Observers::forwarded),
         }))
     }
 
@@ -128,6 +134,9 @@ impl Forwarded {
     pub fn answered(self, status: Option<u16>, message: &[u8]) {
         let answer = Answer::read(message);
         Self::settle(self.settlement, &self.audit, answer.outcome);
+        if let Some(watch) = self.watch {
+            watch.answered(&answer);
+        }
         self.audit.answered(status, message, answer.error_message);
     }
 
@@ -136,6 +145,9 @@ impl Forwarded {
     pub fn refused(self, status: Option<u16>, body: &[u8]) {
         let answer = Answer::read(body);
         Self::settle(self.settlement, &self.audit, CallOutcome::Failed);
+        if let Some(watch) = self.watch {
+            watch.ended(crate::plugins::Ending::ProtocolError);
+        }
         self.audit.answered(status, body, answer.error_message);
     }
 
@@ -150,6 +162,9 @@ impl Forwarded {
         took: Option<std::time::Duration>,
     ) {
         Self::settle(self.settlement, &self.audit, outcome);
+        if let Some(watch) = self.watch {
+            watch.ran(outcome);
+        }
         self.audit.ran(result, error, took);
     }
 

@@ -22,6 +22,7 @@ mod answer;
 mod facts;
 mod forward;
 mod held;
+mod observe;
 mod pending;
 mod record;
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use record::InstallScan;
 use held::Routing;
 
 use forward::Release;
+use observe::Observers;
 use record::CallAudit;
 
 /// What happens to a call.
@@ -187,9 +189,10 @@ impl Governor {
             pipeline.stage_names(),
         );
         let session = facts.identity.as_ref().map(|identity| identity.id.clone());
-        // Kept for a held call's ticket, which binds the exact arguments.
-        let arguments = facts.arguments.clone();
-        let metadata = facts.metadata.clone();
+        let era = match facts.door {
+            Door::Mcp => Some(facts.era()),
+            Door::Adapter(_) => None,
+        };
         let call = ToolCall::new(
             facts.tool.clone(),
             facts.annotations,
@@ -197,7 +200,10 @@ impl Governor {
             environment.cloned(),
         )
         .with_session(session.clone())
-        .with_metadata(metadata.clone());
+        .with_metadata(facts.metadata.clone())
+        .with_caller(facts.agent.clone(), facts.door.origin().into(), era);
+        // Kept for a held call's router and the stages that observe.
+        let seen = call.clone();
         // What the stages take is guarded from the moment they take it: a
         // call abandoned while a stage waits on the store gives it back.
         let guard = |holds| Release {
@@ -205,6 +211,7 @@ impl Governor {
             session: session.clone(),
             tool: facts.tool.clone(),
             holds,
+            observers: None,
         };
         let (mut evaluation, release) = if state.may_block() {
             // Off the connection worker: its other connections keep going
@@ -231,6 +238,17 @@ impl Governor {
             let release = guard(std::mem::take(&mut evaluation.holds));
             (evaluation, release)
         };
+        let mut release = release;
+        if !evaluation.observers.is_empty() {
+            release.observers = Some(Observers {
+                runtime: self.runtime.clone(),
+                stages: std::mem::take(&mut evaluation.observers),
+                call: seen.clone(),
+            });
+        }
+        if !evaluation.redact.is_empty() {
+            audit.redact_also(&evaluation.redact, seen.arguments.as_deref());
+        }
         audit.checked(
             std::mem::take(&mut evaluation.checks),
             evaluation.flagged_destructive,
@@ -259,14 +277,7 @@ impl Governor {
                 routing: Routing {
                     runtime: self.runtime.clone(),
                     router: pipeline.router().clone(),
-                    call: ToolCall::new(
-                        facts.tool.clone(),
-                        facts.annotations,
-                        arguments,
-                        environment.cloned(),
-                    )
-                    .with_session(session)
-                    .with_metadata(metadata),
+                    call: seen,
                 },
                 policy_version: pipeline.version().clone(),
                 release,

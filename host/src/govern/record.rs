@@ -88,6 +88,17 @@ impl CallAudit {
         }
     }
 
+    /// Masks, besides `audit.redact`'s, the argument paths the stages
+    /// flagged (`decision.redact`) in the stored input (and, where the
+    /// response echoes them, in the response).
+    pub fn redact_also(&mut self, paths: &[String], arguments: Option<&serde_json::Value>) {
+        if let Some(arguments) = arguments {
+            let (input, secrets) = self.audit.redacted_input(arguments, paths);
+            self.record.tool_input = input;
+            self.secrets = secrets;
+        }
+    }
+
     /// What the stages checked in governance state, whether the call is
     /// flagged as destructive, how its tool drifted, and which stage's
     /// verdict stands (`decided_by`; the rest of the decision follows);

@@ -327,15 +327,7 @@ impl Pipeline {
     }
 
     fn run_chain(&self, runtime: &Runtime, call: ToolCall) -> Evaluation {
-        let mut evaluation = Evaluation {
-            outcome: Outcome::Forward(None),
-            holds: Vec::new(),
-            checks: Vec::new(),
-            flagged_destructive: false,
-            drift: None,
-            stages: Vec::new(),
-            decided_by: None,
-        };
+        let mut evaluation = Evaluation::of(Outcome::Forward(None));
         let traced = crate::traces::enabled();
         let destructive = call.annotations.destructive_hint;
         let mut current: Option<Verdict> = None;
@@ -362,6 +354,11 @@ impl Pipeline {
                     }
                     evaluation.holds.extend(evaluated.holds);
                     evaluation.checks.extend(evaluated.checks);
+                    let decision = evaluated.verdict.decision();
+                    evaluation.redact.extend(decision.redact.iter().cloned());
+                    if decision.observe {
+                        evaluation.observers.push(chain_stage.stage.clone());
+                    }
                     evaluated.verdict
                 }
                 Err(failure) => {
@@ -378,7 +375,8 @@ impl Pipeline {
                         | plugins::Failure::Timeout(_)
                         | plugins::Failure::OutOfMemory(_)
                         | plugins::Failure::Malformed(_)
-                        | plugins::Failure::Instantiate(_) => {
+                        | plugins::Failure::Instantiate(_)
+                        | plugins::Failure::StageError(_) => {
                             Denial::plugin_error(&chain_stage.stage.name, failure.kind())
                         }
                     });
@@ -478,6 +476,14 @@ impl Pipeline {
     }
 
     /// The names of the chain's stages, as a JSON list (for the audit trail).
+    /// Each stage's name and the contract version it is built against, in
+    /// chain order.
+    pub fn stage_versions(&self) -> impl Iterator<Item = (&str, plugins::contract::Version)> {
+        self.stages
+            .iter()
+            .map(|s| (&*s.stage.name, s.stage.version()))
+    }
+
     pub fn stage_names(&self) -> &str {
         &self.stage_names
     }
@@ -500,19 +506,30 @@ pub struct Evaluation {
     /// The audit's `evidence_chain.decision`: the stage whose verdict
     /// stands and its explanation, or the stage that failed and how.
     pub decided_by: Option<Value>,
+    /// Argument paths the stages flagged for redaction (any verdict).
+    pub redact: Vec<String>,
+    /// The stages that asked to observe how the call ends.
+    pub observers: Vec<Arc<plugins::Stage>>,
 }
 
 impl Evaluation {
     /// A call blocked before any stage took anything.
     pub fn blocked(denial: Denial) -> Self {
+        Self::of(Outcome::Block(denial))
+    }
+
+    /// Nothing decided yet: `outcome`, no stage has run.
+    fn of(outcome: Outcome) -> Self {
         Self {
-            outcome: Outcome::Block(denial),
+            outcome,
             holds: Vec::new(),
             checks: Vec::new(),
             flagged_destructive: false,
             drift: None,
             stages: Vec::new(),
             decided_by: None,
+            redact: Vec::new(),
+            observers: Vec::new(),
         }
     }
 }
@@ -590,6 +607,8 @@ fn drift_refusal(tool: &str, drift: &ToolDrift, action: &str) -> (plugins::Decis
         rule: None,
         rule_index: None,
         explanation: format!("tool definition drift ({aspects})"),
+        redact: Vec::new(),
+        observe: false,
     };
     (decision, feedback)
 }
@@ -634,6 +653,7 @@ fn plugin_issues(base: &str, config_key: &str, error: LoadError) -> Vec<Issue> {
         | LoadError::NotWasm
         | LoadError::Compile(_)
         | LoadError::Imports(_)
+        | LoadError::Version(_)
         | LoadError::World(..)
         | LoadError::Trap(_) => vec![Issue {
             path: at(if config_key.is_empty() { "" } else { "path" }),

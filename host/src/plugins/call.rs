@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::govern::Era;
+
 /// MCP tool annotations, with the MCP defaults filled in for what a tool
 /// does not state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +90,16 @@ pub struct ToolCall {
     /// What an adapter said of the call's context (`metadata` on the adapter
     /// API); none on the MCP door.
     pub metadata: Option<Arc<serde_json::Map<String, Value>>>,
+    /// The agent making the call (`<name>@<version>`), when known.
+    pub agent: Option<Arc<str>>,
+    /// The door: `mcp` or an adapter's origin.
+    pub origin: Arc<str>,
+    /// The MCP revision family; none for a call that did not come over MCP.
+    pub era: Option<Era>,
 }
+
+/// Most values one `arguments-at` answers with.
+pub const MAX_ARGUMENTS_AT: usize = 1024;
 
 impl ToolCall {
     pub fn new(
@@ -104,6 +115,34 @@ impl ToolCall {
             environment,
             arguments,
             metadata: None,
+            agent: None,
+            origin: "mcp".into(),
+            era: Some(Era::Handshake),
+        }
+    }
+
+    /// Who is calling and through which door: the agent's label, the
+    /// origin (`mcp` or an adapter's), and the MCP era (none off MCP).
+    pub fn with_caller(
+        mut self,
+        agent: Option<Arc<str>>,
+        origin: Arc<str>,
+        era: Option<Era>,
+    ) -> Self {
+        self.agent = agent;
+        self.origin = origin;
+        self.era = era;
+        self
+    }
+
+    /// Every value `path` names (wildcards and any depth allowed), with its
+    /// concrete path, at most [`MAX_ARGUMENTS_AT`].
+    pub fn arguments_at(&self, path: &str) -> Vec<(String, &Value)> {
+        match self.arguments.as_deref() {
+            Some(arguments) if helio_syntax::argpath::is_valid(path) => {
+                helio_syntax::argpath::collect(arguments, path, MAX_ARGUMENTS_AT)
+            }
+            _ => Vec::new(),
         }
     }
 

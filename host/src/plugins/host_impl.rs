@@ -1,16 +1,18 @@
-//! What the host gives plugins: the `tool-call` accessors, logging, a
-//! clock, and governance state. Each import reads only the call it was
-//! handed; state keys are scoped by plugin name.
+//! What the host gives plugins (contract 0.2; 0.1 delegates here, see
+//! `host_v1`): the `tool-call` accessors, logging, a clock, and governance
+//! state. Each import reads only the call it was handed; state keys are
+//! scoped by plugin name, session reads by the call under evaluation.
 
 use std::str::FromStr;
 
 use wasmtime::component::Resource;
 
-use super::bindings::helio::governance::{host, state, types};
+use super::bindings::v2::helio::governance::{host, state, types};
 use super::call::ToolCall;
 use super::checks::{Check, Labelled};
 use super::families::{family_of, FamilyIndex, KeyFamily, MAX_FAMILIES, MAX_LABEL_BYTES};
 use super::StoreState;
+use crate::govern::Era;
 use crate::state::{now_ms, Decimal, EvidenceStatus, StateError, StateStore};
 
 /// Longest log line a plugin may write; the rest is cut.
@@ -53,6 +55,22 @@ impl types::HostToolCall for StoreState {
             .map(str::to_owned))
     }
 
+    fn agent(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<Option<String>> {
+        Ok(self.table.get(&call)?.agent.as_deref().map(str::to_owned))
+    }
+
+    fn origin(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&call)?.origin.to_string())
+    }
+
+    fn era(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<types::Era> {
+        Ok(match self.table.get(&call)?.era {
+            Some(Era::Handshake) => types::Era::Handshake,
+            Some(Era::Stateless) => types::Era::Stateless,
+            None => types::Era::None,
+        })
+    }
+
     fn has_arguments(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<bool> {
         Ok(self.table.get(&call)?.arguments.is_some())
     }
@@ -62,15 +80,17 @@ impl types::HostToolCall for StoreState {
         call: Resource<ToolCall>,
         path: String,
     ) -> wasmtime::Result<Option<types::JsonValue>> {
-        use serde_json::Value;
-        let value = self.table.get(&call)?.argument(&path).map(|v| match v {
-            Value::Null => types::JsonValue::Null,
-            Value::Bool(b) => types::JsonValue::Boolean(*b),
-            Value::Number(n) => types::JsonValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-            Value::String(s) => types::JsonValue::Text(s.clone()),
-            structured => types::JsonValue::Structured(structured.to_string()),
-        });
-        Ok(value)
+        Ok(self.table.get(&call)?.argument(&path).map(json_value))
+    }
+
+    fn arguments_at(
+        &mut self,
+        call: Resource<ToolCall>,
+        path: String,
+    ) -> wasmtime::Result<Vec<(String, types::JsonValue)>> {
+        let call = self.table.get(&call)?;
+        let found = call.arguments_at(&path).into_iter();
+        Ok(found.map(|(at, value)| (at, json_value(value))).collect())
     }
 
     fn metadata(
@@ -85,6 +105,18 @@ impl types::HostToolCall for StoreState {
     fn drop(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<()> {
         self.table.delete(call)?;
         Ok(())
+    }
+}
+
+/// A JSON value as the contract passes it: numbers as the text Helio read.
+fn json_value(value: &serde_json::Value) -> types::JsonValue {
+    use serde_json::Value;
+    match value {
+        Value::Null => types::JsonValue::Null,
+        Value::Bool(b) => types::JsonValue::Boolean(*b),
+        Value::Number(n) => types::JsonValue::Number(n.to_string()),
+        Value::String(s) => types::JsonValue::Text(s.clone()),
+        structured => types::JsonValue::Structured(structured.to_string()),
     }
 }
 
@@ -288,15 +320,12 @@ impl state::Host for StoreState {
         Ok(Ok(result))
     }
 
-    fn evidence(
-        &mut self,
-        session: String,
-        key: String,
-    ) -> wasmtime::Result<state::EvidenceStatus> {
-        let status = self.reach("evidence", &key, |state| {
-            state.evidence_status(&session, &key, now_ms())
-        })?;
-        self.checked(Check::Evidence { key, status });
+    fn evidence(&mut self, key: String) -> wasmtime::Result<state::EvidenceStatus> {
+        let session = self.session.clone();
+        let status = match session {
+            Some(session) => self.evidence_in(&session, key)?,
+            None => EvidenceStatus::Missing,
+        };
         Ok(match status {
             EvidenceStatus::Present => state::EvidenceStatus::Present,
             EvidenceStatus::Expired => state::EvidenceStatus::Expired,
@@ -304,13 +333,11 @@ impl state::Host for StoreState {
         })
     }
 
-    fn completed(
-        &mut self,
-        session: String,
-        tool: String,
-    ) -> wasmtime::Result<Option<state::Completion>> {
-        let found = self.reach("completed", &tool, |state| state.completed(&session, &tool))?;
-        self.checked(Check::Completion { tool, found });
+    fn completed(&mut self, tool: String) -> wasmtime::Result<Option<state::Completion>> {
+        let Some(session) = self.session.clone() else {
+            return Ok(None);
+        };
+        let found = self.completed_in(&session, tool)?;
         Ok(found.map(|c| state::Completion {
             succeeded: c.succeeded,
             at_ms: c.at_ms,
@@ -344,5 +371,32 @@ impl state::Host for StoreState {
         }
         self.described = Some(FamilyIndex::new(described));
         Ok(())
+    }
+}
+
+impl StoreState {
+    /// Evidence `key` of `session`, read and listed in the audit record.
+    pub(super) fn evidence_in(
+        &mut self,
+        session: &str,
+        key: String,
+    ) -> wasmtime::Result<EvidenceStatus> {
+        let status = self.reach("evidence", &key, |state| {
+            state.evidence_status(session, &key, now_ms())
+        })?;
+        self.checked(Check::Evidence { key, status });
+        Ok(status)
+    }
+
+    /// The latest completed call of `tool` in `session`, read and listed in
+    /// the audit record.
+    pub(super) fn completed_in(
+        &mut self,
+        session: &str,
+        tool: String,
+    ) -> wasmtime::Result<Option<crate::state::Completion>> {
+        let found = self.reach("completed", &tool, |state| state.completed(session, &tool))?;
+        self.checked(Check::Completion { tool, found });
+        Ok(found)
     }
 }

@@ -11,14 +11,19 @@
 //! - Plugins get no ambient authority: the host imports in `wit/` and
 //!   nothing else. A component built for `wasm32-wasip2` imports WASI
 //!   interfaces it does not use; those are linked to functions that trap.
+//! - Components built against any released contract version load
+//!   ([`contract`]): one binding per version, the older delegating to the
+//!   newer.
 
 mod bindings;
 pub mod builtin;
 mod cache;
 mod call;
 pub mod checks;
+pub mod contract;
 pub mod families;
 mod host_impl;
+mod host_v1;
 mod router;
 mod ticker;
 mod verdict;
@@ -39,7 +44,7 @@ pub use checks::Check;
 pub use router::{Asked, Delivery, Router};
 pub use verdict::{Decision, Feedback, Verdict};
 
-use bindings::{StatefulPolicyStage as PolicyStage, StatefulPolicyStagePre as PolicyStagePre};
+use contract::{StageExports, StagePre, Version};
 
 use crate::state::{Hold, StateBackend, StateError, StateStore};
 
@@ -47,12 +52,6 @@ use families::{Families, FamilyIndex};
 use ticker::{Ticker, TICK};
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The only host interfaces a plugin may import (besides WASI, stubbed).
-const PROVIDED: &[&str] = &[
-    "helio:governance/types@0.1.0",
-    "helio:governance/host@0.1.0",
-    "helio:governance/state@0.1.0",
-];
 
 /// Where a plugin's bytes come from.
 #[derive(Debug, Clone)]
@@ -94,7 +93,9 @@ pub enum LoadError {
     Compile(String),
     #[error("{0}")]
     Imports(String),
-    #[error("does not implement the helio:governance@0.1.0 {0} world: {1}")]
+    #[error("{0}")]
+    Version(String),
+    #[error("does not implement the {0} world: {1}")]
     World(&'static str, String),
     #[error("configure failed: {0}")]
     Trap(String),
@@ -117,6 +118,9 @@ pub enum Failure {
     Malformed(String),
     #[error("could not be started: {0}")]
     Instantiate(String),
+    /// The stage answered a `stage-error` (0.2): it could not decide.
+    #[error("reported an error: {0}")]
+    StageError(String),
     /// Governance state could not be read or written during the stage.
     #[error("could not reach governance state ({0})")]
     StateUnavailable(StateError),
@@ -132,6 +136,7 @@ impl Failure {
             Failure::Timeout(_) | Failure::OutOfMemory(_) => self.to_string(),
             Failure::Malformed(_) => "it returned a malformed verdict".into(),
             Failure::Instantiate(_) => "it could not be started".into(),
+            Failure::StageError(_) => "it could not decide".into(),
             Failure::StateUnavailable(_) => "it could not reach governance state".into(),
         }
     }
@@ -143,10 +148,17 @@ pub struct Stage {
     pub name: Arc<str>,
     /// What the stage described of its keys at `configure`.
     pub families: Families,
-    pre: PolicyStagePre<StoreState>,
+    pre: StagePre,
     config_json: Arc<str>,
     timeout: Duration,
     memory_bytes: usize,
+}
+
+impl Stage {
+    /// The contract version the stage's component is built against.
+    pub fn version(&self) -> Version {
+        self.pre.version()
+    }
 }
 
 /// What a plugin's store holds: the call resources, its limits, and the
@@ -155,6 +167,9 @@ pub struct StoreState {
     table: ResourceTable,
     limits: StoreLimits,
     plugin: Arc<str>,
+    /// The session of the call under evaluation (or observation): the only
+    /// one 0.2's `evidence` and `completed` read.
+    session: Option<Arc<str>>,
     state: Arc<dyn StateStore>,
     /// Set when a `state` import failed: the stage traps, and the call is
     /// refused `state_unavailable` rather than as a stage failure.
@@ -207,10 +222,9 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        PolicyStage::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(
-            &mut linker,
-            |state| state,
-        )?;
+        type Data = wasmtime::component::HasSelf<StoreState>;
+        bindings::v1::StatefulPolicyStage::add_to_linker::<StoreState, Data>(&mut linker, |s| s)?;
+        bindings::v2::ObservingPolicyStage::add_to_linker::<StoreState, Data>(&mut linker, |s| s)?;
         let ticker = Ticker::start(&engine)?;
         Ok(Arc::new(Self {
             disk: cache::DiskCache::open(&engine),
@@ -229,8 +243,8 @@ impl Runtime {
     /// Compiles (or reuses) the component, links it, and runs `configure`
     /// once so a bad configuration is reported now, not on the first call.
     pub fn load(&self, spec: &StageSpec) -> Result<Arc<Stage>, LoadError> {
-        let pre = PolicyStagePre::new(self.link(spec)?)
-            .map_err(|e| LoadError::World("policy-stage", format!("{e:#}")))?;
+        let (pre, version) = self.link(spec)?;
+        let pre = StagePre::new(pre, version)?;
         let stage = Arc::new(Stage {
             id: NEXT_STAGE_ID.fetch_add(1, Ordering::Relaxed),
             name: spec.name.as_str().into(),
@@ -264,17 +278,18 @@ impl Runtime {
     fn link(
         &self,
         spec: &StageSpec,
-    ) -> Result<wasmtime::component::InstancePre<StoreState>, LoadError> {
+    ) -> Result<(wasmtime::component::InstancePre<StoreState>, Version), LoadError> {
         let component = self.compile(&read(&spec.source)?)?;
-        check_imports(&component, &self.engine)?;
+        let version = contract::check(&component, &self.engine)?;
         let mut linker = self.linker.clone();
         provide_hash_seed(&mut linker, &component, &self.engine)?;
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        linker
+        let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::Imports(format!("{e:#}")))
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        Ok((pre, version))
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
@@ -326,6 +341,7 @@ impl Runtime {
                 .memories(4)
                 .build(),
             plugin: name.clone(),
+            session: None,
             families: families.clone(),
             described: None,
             state_may_block: self.state.may_block(),
@@ -356,20 +372,12 @@ impl Runtime {
         let mut store = self.store(&stage.name, stage.memory_bytes, &stage.families);
         let _busy = self.ticker.busy();
         store.set_epoch_deadline(ticks(CONFIGURE_TIMEOUT));
-        let bindings = stage.pre.instantiate(&mut store).map_err(|e| {
-            Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes))
-        })?;
-        let configured = bindings
-            .helio_governance_stage()
-            .call_configure(&mut store, &stage.config_json)
-            .map_err(|e| {
-                Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes))
-            })?;
-        if let Err(errors) = configured {
-            return Err(Instantiated::Config(
-                errors.into_iter().map(|e| (e.path, e.message)).collect(),
-            ));
-        }
+        let failed = |e| Instantiated::Failed(classify(e, CONFIGURE_TIMEOUT, stage.memory_bytes));
+        let bindings = stage.pre.instantiate(&mut store).map_err(failed)?;
+        bindings
+            .configure(&mut store, &stage.config_json)
+            .map_err(failed)?
+            .map_err(Instantiated::Config)?;
         // Every instance of a stage is configured alike: the first to
         // describe its keys speaks for all.
         if let Some(described) = store.data_mut().described.take() {
@@ -406,13 +414,65 @@ impl Runtime {
                 let _busy = self.ticker.busy();
                 instances[index].evaluate(call, stage)
             };
-            if outcome.is_err() {
-                // A trapped instance is not reused: its state is unknown.
+            if matches!(&outcome, Err(failure) if !matches!(failure, Failure::StageError(_))) {
+                // A trapped instance is not reused: its state is unknown. One
+                // that reported an error returned normally and is kept.
                 instances.swap_remove(index);
             }
             outcome
         })
     }
+
+    /// Tells `stage` how a call it asked to observe ended, on this thread's
+    /// instance of it. What it takes from governance state is committed at
+    /// once (there is no call left to settle); a failure is logged and
+    /// changes nothing, since the call is over.
+    pub fn observe(&self, stage: &Arc<Stage>, call: ToolCall, outcome: &Outcome) {
+        let observed = INSTANCES.with(|cell| {
+            let mut instances = cell.borrow_mut();
+            instances.retain(|i| i.stage.strong_count() > 0);
+            let index = match instances.iter().position(|i| i.id == stage.id) {
+                Some(index) => index,
+                None => {
+                    let instance = self.instantiate(stage).map_err(|e| match e {
+                        Instantiated::Failed(failure) => failure,
+                        Instantiated::Config(issues) => Failure::Instantiate(format!(
+                            "configure rejected its configuration: {issues:?}"
+                        )),
+                    })?;
+                    instances.push(instance);
+                    instances.len() - 1
+                }
+            };
+            let observed = {
+                let _busy = self.ticker.busy();
+                instances[index].observe(call, stage, outcome)
+            };
+            if observed.is_err() {
+                instances.swap_remove(index);
+            }
+            observed
+        });
+        if let Err(failure) = observed {
+            tracing::warn!(plugin = %stage.name, %failure, "observing a call's outcome failed");
+        }
+    }
+}
+
+/// How a forwarded call ended, for the stages that asked to observe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// From forwarding the call to its answer.
+    pub took: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Succeeded,
+    ToolError,
+    ProtocolError,
+    NoAnswer,
 }
 
 thread_local! {
@@ -423,7 +483,7 @@ struct Instance {
     stage: Weak<Stage>,
     id: u64,
     store: Store<StoreState>,
-    bindings: PolicyStage,
+    bindings: StageExports,
 }
 
 enum Instantiated {
@@ -433,6 +493,7 @@ enum Instantiated {
 
 impl Instance {
     fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Evaluated, Failure> {
+        let session = call.session.clone();
         let resource = self
             .store
             .data_mut()
@@ -440,13 +501,13 @@ impl Instance {
             .push(call)
             .map_err(|e| Failure::Instantiate(e.to_string()))?;
         let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
-        self.store.data_mut().state_waited = Duration::ZERO;
-        self.store.set_epoch_deadline(ticks(stage.timeout));
-        let result = self
-            .bindings
-            .helio_governance_stage()
-            .call_evaluate(&mut self.store, handle);
         let data = self.store.data_mut();
+        data.state_waited = Duration::ZERO;
+        data.session = session;
+        self.store.set_epoch_deadline(ticks(stage.timeout));
+        let result = self.bindings.evaluate(&mut self.store, handle);
+        let data = self.store.data_mut();
+        data.session = None;
         let _ = data.table.delete(resource);
         let holds = std::mem::take(&mut data.holds);
         let checks = std::mem::take(&mut data.checks);
@@ -454,7 +515,7 @@ impl Instance {
         let state_failure = data.state_failure.take();
         let verdict = match (result, state_failure) {
             (_, Some(failure)) => Err(Failure::StateUnavailable(failure)),
-            (Ok(verdict), None) => Verdict::try_from(verdict).map_err(Failure::Malformed),
+            (Ok(verdict), None) => verdict,
             (Err(error), None) => Err(classify(error, stage.timeout, stage.memory_bytes)),
         };
         match verdict {
@@ -469,6 +530,41 @@ impl Instance {
                 Err(failure)
             }
         }
+    }
+}
+
+impl Instance {
+    /// Runs the stage's `observe` on `call`. What it took from state is
+    /// committed when it returns, given back when it fails.
+    fn observe(&mut self, call: ToolCall, stage: &Stage, outcome: &Outcome) -> Result<(), Failure> {
+        let session = call.session.clone();
+        let resource = self
+            .store
+            .data_mut()
+            .table
+            .push(call)
+            .map_err(|e| Failure::Instantiate(e.to_string()))?;
+        let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
+        let data = self.store.data_mut();
+        data.state_waited = Duration::ZERO;
+        data.session = session;
+        self.store.set_epoch_deadline(ticks(stage.timeout));
+        let result = self.bindings.observe(&mut self.store, handle, outcome);
+        let data = self.store.data_mut();
+        data.session = None;
+        let _ = data.table.delete(resource);
+        let holds = std::mem::take(&mut data.holds);
+        data.checks.clear();
+        data.state_ops.clear();
+        let failed = match (result, data.state_failure.take()) {
+            (_, Some(failure)) => Failure::StateUnavailable(failure),
+            (None | Some(Ok(())), None) => {
+                return data.state.commit(&holds).map_err(Failure::StateUnavailable);
+            }
+            (Some(Err(error)), None) => classify(error, stage.timeout, stage.memory_bytes),
+        };
+        data.state.release(&holds);
+        Err(failed)
     }
 }
 
@@ -520,9 +616,10 @@ impl Inspection {
                 .imports
                 .iter()
                 .any(|name| name.starts_with("helio:governance/state@"));
-            let world = match stateful {
-                true => "stateful-policy-stage",
-                false => "policy-stage",
+            let world = match (export("observer").is_some(), stateful) {
+                (true, _) => "observing-policy-stage",
+                (false, true) => "stateful-policy-stage",
+                (false, false) => "policy-stage",
             };
             return Some((world, version));
         }
@@ -559,27 +656,6 @@ fn classify(error: wasmtime::Error, timeout: Duration, memory_bytes: usize) -> F
     // The first line of a trap is "error while executing at wasm backtrace";
     // the cause (e.g. "wasm `unreachable` instruction executed") is what helps.
     Failure::Trap(error.root_cause().to_string())
-}
-
-/// Only the host interfaces Helio provides may be imported (WASI is
-/// stubbed). A plugin that needs an interface this version does not
-/// provide is refused at load rather than trapping on its first call.
-fn check_imports(component: &Component, engine: &Engine) -> Result<(), LoadError> {
-    let ty = component.component_type();
-    let mut missing = Vec::new();
-    for (name, _) in ty.imports(engine) {
-        if name.starts_with("wasi:") || PROVIDED.contains(&name) {
-            continue;
-        }
-        missing.push(name.to_owned());
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(LoadError::Imports(format!(
-        "imports interfaces this version of Helio does not provide: {}",
-        missing.join(", ")
-    )))
 }
 
 /// Rust's standard library seeds `HashMap` from `wasi:random/insecure-seed`

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use wasmtime::component::Resource;
 
-use super::bindings::helio::governance::types as wit;
-use super::bindings::router::{ApprovalRouterPlugin, ApprovalRouterPluginPre};
+use super::bindings::{v1, v2};
+use super::contract::Version;
 use super::families::Families;
 use super::{classify, ticks, Failure, LoadError, Runtime, StageSpec, StoreState, ToolCall};
 use super::{Decision, Feedback};
@@ -21,10 +21,20 @@ use super::{Decision, Feedback};
 /// configuration.
 pub struct Router {
     pub name: Arc<str>,
-    pre: ApprovalRouterPluginPre<StoreState>,
+    pre: RouterPre,
     config_json: Arc<str>,
     timeout: Duration,
     memory_bytes: usize,
+}
+
+impl Router {
+    /// The contract version the router's component is built against.
+    pub fn version(&self) -> Version {
+        match self.pre {
+            RouterPre::V0_1(_) => Version::V0_1,
+            RouterPre::V0_2(_) => Version::V0_2,
+        }
+    }
 }
 
 /// Where a router sends a ticket (WIT `delivery`), as it answered.
@@ -49,8 +59,17 @@ impl Runtime {
     /// Loads a router and runs its `configure` once, so a bad configuration
     /// is reported now.
     pub fn load_router(&self, spec: &StageSpec) -> Result<Arc<Router>, LoadError> {
-        let pre = ApprovalRouterPluginPre::new(self.link(spec)?)
-            .map_err(|e| LoadError::World("approval-router-plugin", format!("{e:#}")))?;
+        let (pre, version) = self.link(spec)?;
+        let world =
+            |e: wasmtime::Error| LoadError::World("approval-router-plugin", format!("{e:#}"));
+        let pre = match version {
+            Version::V0_1 => {
+                RouterPre::V0_1(v1::router::ApprovalRouterPluginPre::new(pre).map_err(world)?)
+            }
+            Version::V0_2 => {
+                RouterPre::V0_2(v2::router::ApprovalRouterPluginPre::new(pre).map_err(world)?)
+            }
+        };
         let router = Router {
             name: spec.name.as_str().into(),
             pre,
@@ -85,45 +104,105 @@ impl Runtime {
             .push(call)
             .map_err(|e| Failure::Instantiate(e.to_string()))?;
         let handle = Resource::<ToolCall>::new_borrow(resource.rep());
-        let request = request(asked);
         store.set_epoch_deadline(ticks(router.timeout));
         let routed = {
             let _busy = self.ticker.busy();
-            bindings
-                .helio_governance_approval_router()
-                .call_route(&mut store, handle, &request)
+            bindings.route(&mut store, handle, asked)
         };
         let _ = store.data_mut().table.delete(resource);
-        let delivery = routed.map_err(|e| classify(e, router.timeout, router.memory_bytes))?;
-        Ok(Delivery {
-            channel: delivery.channel,
-            escalate_to: delivery.escalate_to,
-            escalate_after_ms: delivery.escalate_after_ms,
-            timeout_ms: delivery.timeout_ms,
-        })
+        routed.map_err(|e| classify(e, router.timeout, router.memory_bytes))
     }
 
     /// A fresh instance of `router`, configured.
     fn configured(
         &self,
         router: &Router,
-    ) -> Result<(wasmtime::Store<StoreState>, ApprovalRouterPlugin), Configured> {
+    ) -> Result<(wasmtime::Store<StoreState>, RouterExports), Configured> {
         let mut store = self.store(&router.name, router.memory_bytes, &Families::default());
         let _busy = self.ticker.busy();
         store.set_epoch_deadline(ticks(super::CONFIGURE_TIMEOUT));
         let failed =
             |e| Configured::Failed(classify(e, super::CONFIGURE_TIMEOUT, router.memory_bytes));
-        let bindings = router.pre.instantiate(&mut store).map_err(failed)?;
-        let configured = bindings
-            .helio_governance_approval_router()
-            .call_configure(&mut store, &router.config_json)
-            .map_err(failed)?;
-        if let Err(errors) = configured {
-            return Err(Configured::Rejected(
-                errors.into_iter().map(|e| (e.path, e.message)).collect(),
-            ));
-        }
+        let bindings = match &router.pre {
+            RouterPre::V0_1(pre) => {
+                RouterExports::V0_1(pre.instantiate(&mut store).map_err(failed)?)
+            }
+            RouterPre::V0_2(pre) => {
+                RouterExports::V0_2(pre.instantiate(&mut store).map_err(failed)?)
+            }
+        };
+        bindings
+            .configure(&mut store, &router.config_json)
+            .map_err(failed)?
+            .map_err(Configured::Rejected)?;
         Ok((store, bindings))
+    }
+}
+
+/// A router's component, linked against its version's world.
+enum RouterPre {
+    V0_1(v1::router::ApprovalRouterPluginPre<StoreState>),
+    V0_2(v2::router::ApprovalRouterPluginPre<StoreState>),
+}
+
+/// One router instance's exports.
+enum RouterExports {
+    V0_1(v1::router::ApprovalRouterPlugin),
+    V0_2(v2::router::ApprovalRouterPlugin),
+}
+
+impl RouterExports {
+    fn configure(
+        &self,
+        store: &mut wasmtime::Store<StoreState>,
+        config_json: &str,
+    ) -> wasmtime::Result<super::contract::Configured> {
+        Ok(match self {
+            RouterExports::V0_1(router) => router
+                .helio_governance_approval_router()
+                .call_configure(store, config_json)?
+                .map_err(|errors| errors.into_iter().map(|e| (e.path, e.message)).collect()),
+            RouterExports::V0_2(router) => router
+                .helio_governance_approval_router()
+                .call_configure(store, config_json)?
+                .map_err(|errors| errors.into_iter().map(|e| (e.path, e.message)).collect()),
+        })
+    }
+
+    fn route(
+        &self,
+        store: &mut wasmtime::Store<StoreState>,
+        call: Resource<ToolCall>,
+        asked: &Asked<'_>,
+    ) -> wasmtime::Result<Delivery> {
+        Ok(match self {
+            RouterExports::V0_1(router) => {
+                let d = router.helio_governance_approval_router().call_route(
+                    store,
+                    call,
+                    &request_v1(asked),
+                )?;
+                Delivery {
+                    channel: d.channel,
+                    escalate_to: d.escalate_to,
+                    escalate_after_ms: d.escalate_after_ms,
+                    timeout_ms: d.timeout_ms,
+                }
+            }
+            RouterExports::V0_2(router) => {
+                let d = router.helio_governance_approval_router().call_route(
+                    store,
+                    call,
+                    &request_v2(asked),
+                )?;
+                Delivery {
+                    channel: d.channel,
+                    escalate_to: d.escalate_to,
+                    escalate_after_ms: d.escalate_after_ms,
+                    timeout_ms: d.timeout_ms,
+                }
+            }
+        })
     }
 }
 
@@ -132,7 +211,13 @@ enum Configured {
     Failed(Failure),
 }
 
-fn request(asked: &Asked<'_>) -> wit::ApprovalRequest {
+/// The feedback's extra `data`, as the contract passes it.
+fn extra_json(f: &Feedback) -> Option<String> {
+    (!f.extra.is_empty()).then(|| serde_json::Value::Object(f.extra.clone()).to_string())
+}
+
+fn request_v1(asked: &Asked<'_>) -> v1::helio::governance::types::ApprovalRequest {
+    use v1::helio::governance::types as wit;
     wit::ApprovalRequest {
         decision: wit::Decision {
             action: asked.decision.action.clone(),
@@ -147,8 +232,32 @@ fn request(asked: &Asked<'_>) -> wit::ApprovalRequest {
             message: f.message.clone(),
             suggestion: f.suggestion.clone(),
             retry_allowed: f.retry_allowed,
-            extra_json: (!f.extra.is_empty())
-                .then(|| serde_json::Value::Object(f.extra.clone()).to_string()),
+            extra_json: extra_json(f),
+        }),
+    }
+}
+
+fn request_v2(asked: &Asked<'_>) -> v2::helio::governance::types::ApprovalRequest {
+    use v2::helio::governance::types as wit;
+    wit::ApprovalRequest {
+        decision: wit::Decision {
+            // Only a held call's decision reaches a router.
+            action: super::verdict::action_of(&asked.decision.action)
+                .unwrap_or(wit::Action::RequireApproval),
+            rule: asked.decision.rule.clone(),
+            rule_index: asked.decision.rule_index,
+            explanation: asked.decision.explanation.clone(),
+            redact: asked.decision.redact.clone(),
+            observe: asked.decision.observe,
+        },
+        channel: asked.channel.map(str::to_owned),
+        timeout_ms: asked.timeout_ms,
+        feedback: asked.feedback.map(|f| wit::Feedback {
+            reason: f.reason.clone(),
+            message: f.message.clone(),
+            suggestion: f.suggestion.clone(),
+            retry_allowed: f.retry_allowed,
+            extra_json: extra_json(f),
         }),
     }
 }

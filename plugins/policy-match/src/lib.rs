@@ -10,18 +10,18 @@
 //! - small text helpers for feedback: JSON objects with exact decimals,
 //!   ISO-8601 timestamps, decimal arithmetic, fingerprints.
 //!
-//! Nothing here depends on WebAssembly or wit-bindgen, so it is tested
-//! natively. [`wit_glue!`] generates the adapters from the wit-bindgen types
-//! inside each stage's component module.
+//! Nothing here depends on WebAssembly, so it is tested natively. The
+//! stages run on the Rust SDK (`helio-plugin`): [`Builtin`] makes an engine
+//! an SDK stage, whose call and state serve as [`CallView`] and [`State`].
 
 #![deny(unsafe_code)]
 
 mod call;
 mod config;
 mod glob;
-mod glue;
-pub use glue::StageEngine;
 mod input;
+mod sdk;
+pub use sdk::{to_sdk, Builtin, StageEngine};
 mod state;
 pub mod text;
 mod verdict;

@@ -1,7 +1,7 @@
 //! allow-all: allows every call.
 #![cfg(target_arch = "wasm32")] // the bindings only link as a component
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy-stage" });
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "policy-stage" });
 
 use exports::helio::governance::stage::Guest;
 use helio::governance::types::{ConfigError, Decision, ToolCall, Verdict};

@@ -4,7 +4,7 @@
 //! config `{"deny_tool": "<name>"}`.
 #![cfg(target_arch = "wasm32")] // the bindings only link as a component
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy-stage" });
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "policy-stage" });
 
 use std::sync::Mutex;
 

@@ -10,7 +10,7 @@
 //!   Helio's action words (a malformed *allow* must not let the call through).
 #![cfg(target_arch = "wasm32")] // the bindings only link as a component
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy-stage" });
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "policy-stage" });
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "approval-router-plugin" });
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "approval-router-plugin" });
 
 use exports::helio::governance::approval_router::{Delivery, Guest};
 use helio::governance::types::{ApprovalRequest, ConfigError, ToolCall};

@@ -2,7 +2,7 @@
 //! Helio must block the call with `plugin_error` and keep serving.
 #![cfg(target_arch = "wasm32")] // the bindings only link as a component
 
-wit_bindgen::generate!({ path: "../../../wit", world: "policy-stage" });
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "policy-stage" });
 
 use exports::helio::governance::stage::Guest;
 use helio::governance::types::{ConfigError, ToolCall, Verdict};

@@ -5,6 +5,7 @@ mod export;
 mod healthcheck;
 mod init;
 mod plugin;
+mod scaffold;
 mod start;
 mod validate;
 

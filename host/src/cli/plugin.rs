@@ -1,4 +1,5 @@
-//! `helio plugin check` and `helio plugin eval`: a component tried offline,
+//! `helio plugin new` (see `scaffold`), and `helio plugin check` and
+//! `helio plugin eval`: a component tried offline,
 //! loaded exactly as `helio start` loads it (same runtime, sandbox, limits
 //! and host imports), without a proxy, an upstream or a configuration file.
 
@@ -19,6 +20,23 @@ use crate::state::LocalStore;
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
+    /// Start a new policy stage: a project that builds a component for
+    /// this Helio's contract, with a unit test and a README.
+    New {
+        /// The stage's name (lower case, digits, '-'): its directory, crate
+        /// and plugin name.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: super::scaffold::Lang,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Depend on this Rust SDK (a Helio checkout's plugins/sdk) instead
+        /// of writing the SDK this binary carries into the project.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
     /// Load a component as `helio start` would and say what it is: the
     /// world and contract version it implements, what it imports, and what
     /// its `configure` makes of a configuration.
@@ -56,6 +74,23 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
     // would go to Helio's log.
     super::init_logging()?;
     match command {
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk_path,
+        } => {
+            let project = super::scaffold::new(lang, &name, &dir, sdk_path.as_deref())?;
+            println!("Created {}. Next:", project.display());
+            println!("  cd {}", project.display());
+            println!("  rustup target add wasm32-wasip2   # once");
+            println!("  cargo test && cargo build --target wasm32-wasip2 --release");
+            println!(
+                "  helio plugin check target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            );
+            Ok(())
+        }
         PluginCommand::Check { path, config } => check(&path, &config),
         PluginCommand::Eval {
             path,

@@ -13,7 +13,7 @@ step() { printf '\n== %s\n' "$*"; }
 # Component workspaces outside the main one: the built-ins (embedded by
 # host/build.rs), the example plugins and router, and the end-to-end test
 # fixtures.
-COMPONENTS=(plugins examples/card-guard examples/finance-router examples/pii-guard tests/plugins)
+COMPONENTS=(plugins examples/card-guard examples/finance-router examples/pii-guard examples/spend-extractor tests/plugins)
 
 step "rustup target add wasm32-wasip2"
 rustup target add wasm32-wasip2
@@ -37,9 +37,14 @@ for ws in "${COMPONENTS[@]}"; do
 done
 
 step "build the test and example components (wasm32-wasip2)"
-for ws in examples/card-guard examples/finance-router examples/pii-guard tests/plugins; do
+for ws in examples/card-guard examples/finance-router examples/pii-guard examples/spend-extractor tests/plugins; do
   cargo build --locked --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
 done
+
+step "Python and JavaScript stages: their unit tests, then their components (componentize-py from PyPI, componentize-js from npm)"
+examples/python-stage/build.sh
+(cd examples/js-stage && npm ci --no-audit --no-fund --loglevel=error && npm test && npm run build)
+tests/lang-plugins/build.sh
 
 step "cargo build (the binary the end-to-end tests run)"
 cargo build --locked -p helio --bin helio

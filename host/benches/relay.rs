@@ -237,7 +237,7 @@ fn bench_config(upstream_url: &str, policy: &str) -> helio::config::Config {
 
 fn build_pipeline(
     config: &helio::config::Config,
-    plugins: &helio::plugins::Runtime,
+    plugins: &std::sync::Arc<helio::plugins::Runtime>,
 ) -> helio::pipeline::Pipeline {
     helio::pipeline::Pipeline::build(config, plugins)
         .unwrap_or_else(|issues| panic!("bench pipeline: {issues:?}"))

@@ -98,7 +98,7 @@ pub async fn watch(
 /// a start needs before anything changes.
 pub fn load(
     path: &std::path::Path,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
 ) -> Result<(Config, Pipeline, Vec<String>), String> {
     let loaded = config::load(path).map_err(|e| e.report())?;
     compile(loaded, path, runtime)
@@ -108,7 +108,7 @@ pub fn load(
 pub fn compile(
     loaded: config::Loaded,
     path: &std::path::Path,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
 ) -> Result<(Config, Pipeline, Vec<String>), String> {
     let pipeline = Pipeline::build(&loaded.config, runtime).map_err(|issues| {
         ConfigError::Invalid {

@@ -66,7 +66,7 @@ def running(helio_bin: Path, tmp_path: Path, name: str) -> Iterator[dict[str, st
     config: dict[str, Any] = yaml.safe_load((example / "helio.yaml").read_text())
     mcp, dashboard = free_ports(2)
     config["listen"]["port"], config["dashboard"]["port"] = mcp, dashboard
-    for plugin in config.get("plugins", []):
+    for plugin in [*config.get("plugins", []), *config.get("extractors", [])]:
         plugin["path"] = str(example / plugin["path"])
     (tmp_path / "helio.yaml").write_text(yaml.safe_dump(config))
     with open(tmp_path / "helio.log", "wb") as log:
@@ -181,3 +181,41 @@ def test_pii_guard_keeps_pii_from_the_upstream_and_the_audit_trail(helio_bin: Pa
     denied = next(r for r in records if r["policy_decision"] == "deny")
     assert denied["tool_input"]["notify"]["contacts"][0]["email"] == "[REDACTED]"
     assert denied["evidence_chain"]["decision"]["stage"] == "pii-guard"
+
+
+def test_spend_extractor_counts_line_items_in_the_limit_and_the_budget(helio_bin: Path, tmp_path: Path) -> None:
+    """A spend limit and a budget read the amount through an extractor
+    component (line items in cents, the currency in another field)."""
+    if not (EXAMPLES / "spend-extractor/target/wasm32-wasip2/release/spend_extractor.wasm").is_file():
+        pytest.fail("examples/spend-extractor is not built (scripts/test.sh builds it)")
+
+    def payment(items: list[dict[str, Any]], currency: str = "usd") -> dict[str, Any]:
+        return {"amount": 1, "currency": currency, "recipient": "acme", "items": items}
+
+    with running(helio_bin, tmp_path, "spend-extractor") as urls, RawMcp(urls["mcp"]) as raw:
+        raw.initialize()
+        # 3 × 19.99 + 0.01 = 59.98 of the 100 USD an hour.
+        assert '"result"' in call(raw, "create_payment", payment([{"unit_cents": 1999, "qty": 3}, {"unit_cents": 1}]))
+        over = call(raw, "create_payment", payment([{"unit_cents": 5000}]))
+        assert "spend_limited" in over and "59.98 of 100 USD" in over, over
+        # Another currency is never counted as dollars.
+        euros = call(raw, "create_payment", payment([{"unit_cents": 100}], currency="eur"))
+        assert 'invalid amount for spend extractor \\"line-items\\"' in euros, euros
+        assert "EUR" not in json.loads(euros)["error"]["message"]
+        # An amount the extractor cannot read blocks the call.
+        fraction = call(raw, "create_payment", payment([{"unit_cents": 12.5}]))
+        assert "invalid amount for spend extractor" in fraction
+        # No line items: nothing spent, nothing counted.
+        assert '"result"' in call(raw, "create_payment", {"amount": 1, "currency": "usd", "recipient": "acme"})
+        budgets = httpx.get(f"{urls['api']}/budgets", timeout=5).json()["budgets"]
+        monthly = next(b for b in budgets if b["name"] == "monthly-payments")
+        assert "59.98" in json.dumps(monthly), monthly
+        records: list[dict[str, Any]] = []
+
+        def recorded() -> bool:
+            records[:] = httpx.get(f"{urls['api']}/audit", params={"tool": "create_payment"}, timeout=5).json()["data"]
+            return len(records) >= 5
+        assert wait_until(recorded, timeout=5), records
+    reasons = json.dumps([r["evidence_chain"] for r in records if r["policy_decision"] != "allow"])
+    assert "the call's amount is in EUR; this limit counts USD" in reasons, reasons
+    assert "is not a whole, non-negative number" in reasons, reasons

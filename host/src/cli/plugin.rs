@@ -14,7 +14,8 @@ use crate::config::DEFAULT_PLUGIN_LIMITS;
 use crate::govern::Era;
 use crate::plugins::checks::evidence_chain;
 use crate::plugins::{
-    Annotations, Feedback, Inspection, LoadError, Runtime, Source, StageSpec, ToolCall, Verdict,
+    Annotations, Extractors, Feedback, Inspection, LoadError, Runtime, Source, StageSpec, ToolCall,
+    Verdict,
 };
 use crate::state::LocalStore;
 
@@ -169,8 +170,11 @@ fn check(path: &Path, config: &str) -> anyhow::Result<()> {
         "approval-router-plugin" => runtime
             .load_router(&spec(path, &config, DEFAULT_PLUGIN_LIMITS))
             .map(|_| ()),
+        "spend-extractor-plugin" => runtime
+            .load_extractor(&spec(path, &config, DEFAULT_PLUGIN_LIMITS))
+            .map(|_| ()),
         _ => {
-            println!("  configure: not run (Helio does not load this world yet)");
+            println!("  configure: not run (Helio does not load this world)");
             return Ok(());
         }
     };
@@ -225,20 +229,25 @@ fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> any
     let config = config_json(config)?;
     let call = read_call(call)?;
     let runtime = runtime()?;
-    let stage = runtime
-        .load(&spec(path, &config, limits))
-        .map_err(|error| match error {
-            LoadError::Config(issues) => anyhow::anyhow!(
-                "{}: rejected its configuration: {}",
-                path.display(),
-                issues
-                    .iter()
-                    .map(|(at, message)| format!("config.{at}: {message}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            other => anyhow::anyhow!("{}: {other}", path.display()),
-        })?;
+    let spec = spec(path, &config, limits);
+    let inspection = runtime
+        .inspect(&spec.source)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if inspection.world().map(|(world, _)| world) == Some("spend-extractor-plugin") {
+        return extract(&runtime, &spec, call);
+    }
+    let stage = runtime.load(&spec).map_err(|error| match error {
+        LoadError::Config(issues) => anyhow::anyhow!(
+            "{}: rejected its configuration: {}",
+            path.display(),
+            issues
+                .iter()
+                .map(|(at, message)| format!("config.{at}: {message}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    })?;
     let started = Instant::now();
     let evaluated = runtime.evaluate(&stage, call);
     let took = started.elapsed();
@@ -258,6 +267,30 @@ fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> any
     println!("{}", serde_json::to_string_pretty(&answer)?);
     if answer["verdict"] == "failed" {
         bail!("the stage failed: Helio would block this call (plugin_error)");
+    }
+    Ok(())
+}
+
+/// `helio plugin eval` of a spend extractor: what it reads from the call,
+/// as a stage's `tool-call.spend` would get it.
+fn extract(runtime: &Arc<Runtime>, spec: &StageSpec, call: ToolCall) -> anyhow::Result<()> {
+    let extractor = runtime
+        .load_extractor(spec)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", spec.name))?;
+    let extractors = Extractors::new(runtime.clone(), vec![extractor]);
+    let started = Instant::now();
+    let read = extractors.extract(&spec.name, call);
+    let took_us = started.elapsed().as_micros() as u64;
+    let answer = match &read {
+        Ok(spend) => json!({
+            "spend": spend.as_ref().map(|s| json!({"amount": s.amount, "currency": s.currency})),
+            "took_us": took_us,
+        }),
+        Err(why) => json!({ "error": why, "took_us": took_us }),
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if let Err(why) = read {
+        bail!("{why}: a stage asking for this amount would block the call");
     }
     Ok(())
 }

@@ -231,6 +231,14 @@ fn rules(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>) {
                 r.error(&at.key("limits").key("max_spend").key("key"), "limits.max_spend.key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
             }
         }
+        if let Some(name) = &rule.max_spend_extractor {
+            extractor_named(
+                r,
+                c,
+                name,
+                &at.key("limits").key("max_spend").key("extractor"),
+            );
+        }
         match (&rule.approval, rule.action) {
             (Some(_), _) => check_route(
                 r,
@@ -261,6 +269,10 @@ fn budgets(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>)
     let base = Path::root().key("budgets");
     for (i, budget) in c.budgets.iter().enumerate() {
         let at = base.index(i);
+        for (index, name) in &budget.contributor_extractors {
+            let at = at.key("contributors").index(*index).key("extractor");
+            extractor_named(r, c, name, &at);
+        }
         if budget.key == BudgetKey::SenderId && !c.sdk.enabled {
             r.error(&at.key("key"), "budget key \"sender_id\" requires the SDK sideband (sdk.enabled: true); sender_id is absent on the MCP path");
         }
@@ -280,6 +292,21 @@ fn budgets(r: &mut Reader, c: &Config, channels: &HashMap<String, &'static str>)
                 "budget",
             );
         }
+    }
+}
+
+/// A rule or budget names a spend extractor that `extractors` defines.
+fn extractor_named(r: &mut Reader, c: &Config, name: &str, at: &Path) {
+    if !c.extractors.iter().any(|e| e.name == name) {
+        let known: Vec<&str> = c.extractors.iter().map(|e| e.name.as_str()).collect();
+        let known = match known.is_empty() {
+            true => "none are defined".to_owned(),
+            false => format!("defined: {}", known.join(", ")),
+        };
+        r.error(
+            at,
+            format!("no spend extractor named \"{name}\" in `extractors` ({known})"),
+        );
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Config {
     pub telemetry: Telemetry,
     /// Third-party policy stages (WebAssembly components).
     pub plugins: Vec<PluginConfig>,
+    /// Spend extractors (WebAssembly components) rules and budgets may
+    /// name instead of a field path.
+    pub extractors: Vec<ExtractorConfig>,
     /// The `policies` section as written (after `${VAR}`): the built-in rule
     /// engine's configuration.
     pub policies_json: serde_json::Value,
@@ -284,6 +287,8 @@ pub struct Rule {
     pub max_spend_key: Option<LimitKey>,
     /// `limits.max_spend.currency` (a label the operator views show).
     pub max_spend_currency: Option<String>,
+    /// `limits.max_spend.extractor`, checked against `extractors`.
+    pub max_spend_extractor: Option<String>,
 }
 
 impl Rule {
@@ -390,6 +395,9 @@ pub struct Budget {
     pub key: BudgetKey,
     pub on_exceed: OnExceed,
     pub approval: Option<ApprovalRoute>,
+    /// The `extractor` each contributor names (by contributor index),
+    /// checked against `extractors`.
+    pub contributor_extractors: Vec<(usize, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -557,6 +565,18 @@ pub enum PluginPosition {
 }
 
 /// A third-party policy stage named in helio.yaml.
+#[derive(Debug, Clone)]
+pub struct ExtractorConfig {
+    pub name: String,
+    /// Resolved against the directory of the helio.yaml that named it.
+    pub path: std::path::PathBuf,
+    pub sha256: Option<[u8; 32]>,
+    /// Handed to the extractor's `configure` as JSON.
+    pub config: serde_json::Value,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct PluginConfig {
     pub name: String,

@@ -49,6 +49,7 @@ const ROOT_KEYS: &[&str] = &[
     "sdk",
     "telemetry",
     "plugins",
+    "extractors",
 ];
 
 /// Sections whose changes need a restart: they shape listeners, the
@@ -109,6 +110,10 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         Some((value, path)) => plugin_list(r, value, &path, source),
         None => Vec::new(),
     };
+    let extractors = match r.field(&obj, "extractors") {
+        Some((value, path)) => extractor_list(r, value, &path, source),
+        None => Vec::new(),
+    };
     // Sections a reload cannot change, as written, to tell when one did.
     let restart_sections = RESTART_SECTIONS
         .iter()
@@ -153,6 +158,7 @@ pub fn config(r: &mut Reader, root: &Value, source: &std::path::Path) -> Option<
         sdk,
         telemetry,
         plugins,
+        extractors,
         policies_json,
         budgets_json,
         restart_sections,
@@ -752,6 +758,11 @@ fn rule(r: &mut Reader, value: &Value, path: &Path) -> Option<Rule> {
                 .and_then(|l| l.get("max_spend"))
                 .and_then(|m| m.get("currency")),
         ),
+        max_spend_extractor: text(
+            limits
+                .and_then(|l| l.get("max_spend"))
+                .and_then(|m| m.get("extractor")),
+        ),
     })
 }
 
@@ -912,6 +923,14 @@ fn budget(r: &mut Reader, value: &Value, path: &Path) -> Option<Budget> {
             Some(v) if !v.is_null() => approval_route(r, v, &path.key("approval")),
             _ => None,
         },
+        contributor_extractors: value
+            .get("contributors")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.get("extractor")?.as_str()?.to_owned())))
+            .collect(),
     })
 }
 
@@ -1323,6 +1342,61 @@ fn plugin_list(
     out
 }
 
+/// `extractors: [{name, path, sha256?, config?, limits?}]`.
+fn extractor_list(
+    r: &mut Reader,
+    value: &Value,
+    path: &Path,
+    source: &std::path::Path,
+) -> Vec<ExtractorConfig> {
+    let Some(items) = r.sequence(value, path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ExtractorConfig> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = path.index(i);
+        let Some(obj) = r.object(item, &at, &["name", "path", "sha256", "config", "limits"]) else {
+            continue;
+        };
+        let name = req_string(r, &obj, "name");
+        if let Some(name) = &name {
+            check_component_name(r, &at, name, "extractor");
+            if out.iter().any(|e| &e.name == name) {
+                r.error(
+                    &at.key("name"),
+                    format!("duplicate extractor name \"{name}\""),
+                );
+            }
+        }
+        let file = req_string(r, &obj, "path").map(|p| crate::plugins::resolve_path(source, &p));
+        let component = component(r, &obj);
+        if let (Some(name), Some(path)) = (name, file) {
+            out.push(ExtractorConfig {
+                name,
+                path,
+                sha256: component.sha256,
+                config: component.config,
+                timeout: component.timeout,
+                memory_bytes: component.memory_bytes,
+            });
+        }
+    }
+    out
+}
+
+/// Plugin and extractor names (`what`): what logs, the audit trail and
+/// state keys carry. Whether the name is well formed.
+fn check_component_name(r: &mut Reader, at: &Path, name: &str, what: &str) -> bool {
+    let valid = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        r.error(&at.key("name"), format!("{what} names may only contain lower-case letters, digits, \"-\" and \"_\" (at most 64)"));
+    }
+    valid
+}
+
 fn plugin(
     r: &mut Reader,
     value: &Value,
@@ -1344,13 +1418,9 @@ fn plugin(
     )?;
     let name = req_string(r, &obj, "name");
     if let Some(name) = &name {
-        let valid = name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !valid {
-            r.error(&path.key("name"), "plugin names may only contain lower-case letters, digits, \"-\" and \"_\" (at most 64)");
-        } else if RESERVED_PLUGIN_NAMES.contains(&name.as_str()) {
+        if check_component_name(r, path, name, "plugin")
+            && RESERVED_PLUGIN_NAMES.contains(&name.as_str())
+        {
             r.error(
                 &path.key("name"),
                 format!("\"{name}\" is the name of a built-in stage; pick another"),

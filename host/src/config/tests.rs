@@ -503,3 +503,36 @@ fn a_reload_may_not_route_approvals_to_channels_the_running_helio_lacks() {
         ]
     );
 }
+
+#[test]
+fn spend_extractors_are_components_rules_and_budgets_name() {
+    let text = minimal(
+        "extractors:\n  - name: line-items\n    path: x.wasm\n    config: {items: items}\n    limits: {timeout_ms: 20}\npolicies:\n  rules:\n    - match: {tool: pay}\n      action: spend_limit\n      limits: {max_spend: {extractor: line-items, limit: 5, currency: USD, window: 1h}}\n",
+    );
+    let loaded = parse_text(&text).expect("valid");
+    let extractor = &loaded.config.extractors[0];
+    assert_eq!(extractor.name, "line-items");
+    assert_eq!(extractor.timeout, Duration::from_millis(20));
+    assert_eq!(extractor.config, serde_json::json!({"items": "items"}));
+    let unknown = issues(&minimal(
+        "policies:\n  rules:\n    - match: {tool: pay}\n      action: spend_limit\n      limits: {max_spend: {extractor: items, limit: 5, currency: USD, window: 1h}}\nbudgets:\n  - name: b\n    limit: 5\n    currency: USD\n    window: 1h\n    contributors:\n      - match: {tool: pay}\n        extractor: cents\n",
+    ));
+    assert!(unknown.iter().any(|i| i == "policies.rules[0].limits.max_spend.extractor: no spend extractor named \"items\" in `extractors` (none are defined)"), "{unknown:?}");
+    assert!(
+        unknown.iter().any(|i| i.starts_with(
+            "budgets[0].contributors[0].extractor: no spend extractor named \"cents\""
+        )),
+        "{unknown:?}"
+    );
+    let bad = issues(&minimal("extractors:\n  - name: Line Items\n    path: x.wasm\n  - {name: a, path: y.wasm}\n  - {name: a, path: z.wasm, position: after_rules}\n"));
+    assert!(
+        bad.iter()
+            .any(|i| i.starts_with("extractors[0].name: extractor names may only contain")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|i| i.starts_with("extractors[2]: unknown key \"position\"")),
+        "{bad:?}"
+    );
+}

@@ -201,7 +201,8 @@ impl Governor {
         )
         .with_session(session.clone())
         .with_metadata(facts.metadata.clone())
-        .with_caller(facts.agent.clone(), facts.door.origin().into(), era);
+        .with_caller(facts.agent.clone(), facts.door.origin().into(), era)
+        .with_extractors(pipeline.extractors().cloned());
         // Kept for a held call's router and the stages that observe.
         let seen = call.clone();
         // What the stages take is guarded from the moment they take it: a

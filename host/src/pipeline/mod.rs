@@ -64,6 +64,9 @@ pub struct Pipeline {
     /// Routes held calls' tickets: the built-in router (the `approval`
     /// blocks of rules and budgets) or `approval.router`.
     router: Arc<plugins::Router>,
+    /// `extractors`, for the stages' `tool-call.spend`; none when there are
+    /// none.
+    extractors: Option<Arc<plugins::Extractors>>,
     /// The configured budgets, for the operator views.
     budgets: Arc<[config::Budget]>,
     /// `policies.install`: what the adapter API's install scans answer.
@@ -80,7 +83,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Loads every stage the configuration names. Problems come back as
     /// issues located by YAML path, like any other configuration error.
-    pub fn build(config: &Config, runtime: &Runtime) -> Result<Self, Vec<Issue>> {
+    pub fn build(config: &Config, runtime: &Arc<Runtime>) -> Result<Self, Vec<Issue>> {
         let mut issues = Vec::new();
         let mut stages = Vec::new();
         let plugin_stage =
@@ -171,6 +174,7 @@ impl Pipeline {
                 stages.extend(plugin_stage(index, plugin, &mut issues));
             }
         }
+        let extractors = load_extractors(config, runtime, &mut issues);
         let router = match load_router(config, runtime) {
             Ok(router) => Some(router),
             Err(more) => {
@@ -190,6 +194,7 @@ impl Pipeline {
         .to_string();
         Ok(Self {
             router,
+            extractors,
             version: policy_version(config).into(),
             stage_names,
             stages,
@@ -427,6 +432,11 @@ impl Pipeline {
     /// The approval router of this configuration.
     pub fn router(&self) -> &Arc<plugins::Router> {
         &self.router
+    }
+
+    /// The spend extractors of this configuration, as calls carry them.
+    pub fn extractors(&self) -> Option<&Arc<plugins::Extractors>> {
+        self.extractors.as_ref()
     }
 
     /// The policy's version: see [`policy_version`].
@@ -766,6 +776,39 @@ pub(crate) mod tests;
 /// SHA-256 (hex) over what decides calls, in canonical JSON: a changed rule,
 /// budget, plugin or plugin configuration is a new version; a changed port
 /// or log setting is not.
+/// Loads `extractors`; problems become issues at `extractors[<i>]`.
+fn load_extractors(
+    config: &Config,
+    runtime: &Arc<Runtime>,
+    issues: &mut Vec<Issue>,
+) -> Option<Arc<plugins::Extractors>> {
+    if config.extractors.is_empty() {
+        return None;
+    }
+    let mut loaded = Vec::new();
+    for (index, extractor) in config.extractors.iter().enumerate() {
+        let spec = StageSpec {
+            name: extractor.name.clone(),
+            source: plugins::Source::File {
+                path: extractor.path.clone(),
+                sha256: extractor.sha256,
+            },
+            config_json: extractor.config.to_string(),
+            timeout: extractor.timeout,
+            memory_bytes: extractor.memory_bytes,
+        };
+        match runtime.load_extractor(&spec) {
+            Ok(extractor) => loaded.push(extractor),
+            Err(error) => issues.extend(plugin_issues(
+                &format!("extractors[{index}]"),
+                "config",
+                error,
+            )),
+        }
+    }
+    Some(Arc::new(plugins::Extractors::new(runtime.clone(), loaded)))
+}
+
 fn policy_version(config: &Config) -> String {
     use sha2::Digest;
     let plugins: Vec<Value> = config
@@ -781,11 +824,24 @@ fn policy_version(config: &Config) -> String {
             })
         })
         .collect();
+    let extractors: Vec<Value> = config
+        .extractors
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "path": e.path.display().to_string(),
+                "sha256": e.sha256.map(hex::encode),
+                "config": e.config,
+            })
+        })
+        .collect();
     let decides = json!([
         config.environment,
         config.policies_json,
         config.budgets_json,
-        plugins
+        plugins,
+        extractors
     ]);
     hex::encode(sha2::Sha256::digest(decides.to_string().as_bytes()))
 }

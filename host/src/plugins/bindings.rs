@@ -59,4 +59,18 @@ pub mod v2 {
             },
         });
     }
+
+    /// The `spend-extractor-plugin` world of 0.2 (0.1 declared it, but no
+    /// Helio loaded it, so 0.2 is its first loadable version).
+    pub mod extractor {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "spend-extractor-plugin",
+            imports: { default: trappable },
+            with: {
+                "helio:governance/types": super::helio::governance::types,
+                "helio:governance/host": super::helio::governance::host,
+            },
+        });
+    }
 }

@@ -96,6 +96,8 @@ pub struct ToolCall {
     pub origin: Arc<str>,
     /// The MCP revision family; none for a call that did not come over MCP.
     pub era: Option<Era>,
+    /// The configuration's spend extractors, for `tool-call.spend`.
+    pub extractors: Option<Arc<super::Extractors>>,
 }
 
 /// Most values one `arguments-at` answers with.
@@ -118,7 +120,14 @@ impl ToolCall {
             agent: None,
             origin: "mcp".into(),
             era: Some(Era::Handshake),
+            extractors: None,
         }
+    }
+
+    /// The spend extractors its stages may ask (`tool-call.spend`).
+    pub fn with_extractors(mut self, extractors: Option<Arc<super::Extractors>>) -> Self {
+        self.extractors = extractors;
+        self
     }
 
     /// Who is calling and through which door: the agent's label, the

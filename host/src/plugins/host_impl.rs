@@ -102,6 +102,30 @@ impl types::HostToolCall for StoreState {
         Ok(self.table.get(&call)?.metadata(&key))
     }
 
+    fn spend(
+        &mut self,
+        call: Resource<ToolCall>,
+        extractor: String,
+    ) -> wasmtime::Result<Result<Option<types::Spend>, String>> {
+        let call = self.table.get(&call)?.clone();
+        let Some(extractors) = call.extractors.clone() else {
+            return Ok(Err(format!(
+                "no spend extractor named \"{extractor}\" is configured"
+            )));
+        };
+        // The extractor's time is bounded by its own limit; the asking
+        // stage gets it back, as it does a wait on state.
+        let started = std::time::Instant::now();
+        let read = extractors.extract(&extractor, call);
+        self.state_waited += started.elapsed();
+        Ok(read.map(|spend| {
+            spend.map(|s| types::Spend {
+                amount: s.amount,
+                currency: s.currency,
+            })
+        }))
+    }
+
     fn drop(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<()> {
         self.table.delete(call)?;
         Ok(())

@@ -21,6 +21,7 @@ mod cache;
 mod call;
 pub mod checks;
 pub mod contract;
+mod extractor;
 pub mod families;
 mod host_impl;
 mod host_v1;
@@ -41,6 +42,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, Upd
 
 pub use call::{Annotations, ToolCall};
 pub use checks::Check;
+pub use extractor::{Extractor, Extractors, Spend};
 pub use router::{Asked, Delivery, Router};
 pub use verdict::{Decision, Feedback, Verdict};
 
@@ -50,6 +52,10 @@ use crate::state::{Hold, StateBackend, StateError, StateStore};
 
 use families::{Families, FamilyIndex};
 use ticker::{Ticker, TICK};
+/// Core instances one plugin instance may hold: a component built from
+/// Python (CPython's modules, componentize-py's WASI stubs) has dozens; a
+/// Rust one, a few.
+const MAX_INSTANCES: usize = 64;
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -336,7 +342,7 @@ impl Runtime {
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_bytes)
                 .trap_on_grow_failure(true)
-                .instances(8)
+                .instances(MAX_INSTANCES)
                 .tables(8)
                 .memories(4)
                 .build(),
@@ -394,33 +400,12 @@ impl Runtime {
     /// Runs `stage` on `call` on this thread's instance of it. On failure,
     /// whatever the stage took is already given back.
     pub fn evaluate(&self, stage: &Arc<Stage>, call: ToolCall) -> Result<Evaluated, Failure> {
-        INSTANCES.with(|cell| {
-            let mut instances = cell.borrow_mut();
-            instances.retain(|i| i.stage.strong_count() > 0);
-            let index = match instances.iter().position(|i| i.id == stage.id) {
-                Some(index) => index,
-                None => {
-                    let instance = self.instantiate(stage).map_err(|e| match e {
-                        Instantiated::Failed(failure) => failure,
-                        Instantiated::Config(issues) => Failure::Instantiate(format!(
-                            "configure rejected its configuration: {issues:?}"
-                        )),
-                    })?;
-                    instances.push(instance);
-                    instances.len() - 1
-                }
-            };
-            let outcome = {
-                let _busy = self.ticker.busy();
-                instances[index].evaluate(call, stage)
-            };
-            if matches!(&outcome, Err(failure) if !matches!(failure, Failure::StageError(_))) {
-                // A trapped instance is not reused: its state is unknown. One
-                // that reported an error returned normally and is kept.
-                instances.swap_remove(index);
-            }
-            outcome
-        })
+        self.on_pooled(
+            &INSTANCES,
+            stage.id,
+            || self.instantiate(stage),
+            |instance| instance.evaluate(call, stage),
+        )
     }
 
     /// Tells `stage` how a call it asked to observe ended, on this thread's
@@ -428,34 +413,63 @@ impl Runtime {
     /// once (there is no call left to settle); a failure is logged and
     /// changes nothing, since the call is over.
     pub fn observe(&self, stage: &Arc<Stage>, call: ToolCall, outcome: &Outcome) {
-        let observed = INSTANCES.with(|cell| {
-            let mut instances = cell.borrow_mut();
-            instances.retain(|i| i.stage.strong_count() > 0);
-            let index = match instances.iter().position(|i| i.id == stage.id) {
-                Some(index) => index,
-                None => {
-                    let instance = self.instantiate(stage).map_err(|e| match e {
-                        Instantiated::Failed(failure) => failure,
-                        Instantiated::Config(issues) => Failure::Instantiate(format!(
-                            "configure rejected its configuration: {issues:?}"
-                        )),
-                    })?;
-                    instances.push(instance);
-                    instances.len() - 1
-                }
-            };
-            let observed = {
-                let _busy = self.ticker.busy();
-                instances[index].observe(call, stage, outcome)
-            };
-            if observed.is_err() {
-                instances.swap_remove(index);
-            }
-            observed
-        });
+        let observed = self.on_pooled(
+            &INSTANCES,
+            stage.id,
+            || self.instantiate(stage),
+            |instance| instance.observe(call, stage, outcome),
+        );
         if let Err(failure) = observed {
             tracing::warn!(plugin = %stage.name, %failure, "observing a call's outcome failed");
         }
+    }
+
+    /// Runs `run` on this thread's instance `id` from `pool`, creating it
+    /// with `create` when there is none. An instance that failed is not
+    /// reused (its state is unknown) — unless it reported a stage error,
+    /// which it returned normally.
+    fn on_pooled<I: Pooled, T>(
+        &self,
+        pool: &'static std::thread::LocalKey<RefCell<Vec<I>>>,
+        id: u64,
+        create: impl FnOnce() -> Result<I, Instantiated>,
+        run: impl FnOnce(&mut I) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        pool.with(|cell| {
+            let mut instances = cell.borrow_mut();
+            instances.retain(Pooled::is_live);
+            let index = match instances.iter().position(|i| i.id() == id) {
+                Some(index) => index,
+                None => {
+                    instances.push(create().map_err(Instantiated::into_failure)?);
+                    instances.len() - 1
+                }
+            };
+            let outcome = {
+                let _busy = self.ticker.busy();
+                run(&mut instances[index])
+            };
+            if matches!(&outcome, Err(failure) if !matches!(failure, Failure::StageError(_))) {
+                instances.swap_remove(index);
+            }
+            outcome
+        })
+    }
+}
+
+/// An instance kept per thread for reuse, while what it runs is loaded.
+trait Pooled {
+    fn id(&self) -> u64;
+    fn is_live(&self) -> bool;
+}
+
+impl Pooled for Instance {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn is_live(&self) -> bool {
+        self.stage.strong_count() > 0
     }
 }
 
@@ -489,6 +503,18 @@ struct Instance {
 enum Instantiated {
     Config(Vec<(String, String)>),
     Failed(Failure),
+}
+
+impl Instantiated {
+    /// An instance created for a call that could not be: the call's failure.
+    fn into_failure(self) -> Failure {
+        match self {
+            Instantiated::Failed(failure) => failure,
+            Instantiated::Config(issues) => {
+                Failure::Instantiate(format!("configure rejected its configuration: {issues:?}"))
+            }
+        }
+    }
 }
 
 impl Instance {

@@ -18,7 +18,7 @@ mod outcome;
 #[cfg(test)]
 mod tests;
 
-use policy_match::{spend_amount, SessionPolicy};
+use policy_match::{Amount, AmountSource, SessionPolicy};
 pub use policy_match::{
     Annotations, ApprovalRequest, CallView, ConfigError, Decision, Feedback, KeyFamily,
     SpendWindow, State, Value, Verdict,
@@ -54,10 +54,10 @@ impl Engine {
     /// deny budget blocks the call (and the host releases whatever was
     /// reserved), breaches of approval budgets only hold it for approval.
     pub fn evaluate(&self, call: &impl CallView, state: &mut impl State) -> Verdict {
-        let applicable: Vec<(&Budget, &str)> = self
+        let applicable: Vec<(&Budget, &AmountSource)> = self
             .budgets
             .iter()
-            .filter_map(|budget| Some((budget, budget.field_for(call)?)))
+            .filter_map(|budget| Some((budget, budget.source_for(call)?)))
             .collect();
         if applicable.is_empty() {
             return outcome::no_budget_applies();
@@ -65,18 +65,27 @@ impl Engine {
         // Every bucket is resolved before anything is reserved, so a call
         // blocked for want of a session touches no ledger.
         let mut keyed = Vec::with_capacity(applicable.len());
-        for (budget, field) in applicable {
+        for (budget, source) in applicable {
             let Some(bucket) = budget.bucket(call, &self.session) else {
                 return outcome::session_unresolved(budget, &self.session);
             };
-            keyed.push((budget, field, bucket));
+            keyed.push((budget, source, bucket));
         }
         let charges: Vec<Charge> = keyed
             .into_iter()
-            .map(|(budget, field, bucket)| {
-                budget.charge(state, &bucket, field, spend_amount(call, field))
+            .filter_map(|(budget, source, bucket)| {
+                let (amount, why) = match source.read(call, &budget.currency) {
+                    // An extractor that finds no spend: nothing to draw.
+                    Amount::Nothing => return None,
+                    Amount::Spends(amount) => (Some(amount), None),
+                    Amount::Invalid(why) => (None, why),
+                };
+                Some(budget.charge(state, &bucket, source, amount, why))
             })
             .collect();
+        if charges.is_empty() {
+            return outcome::no_budget_applies();
+        }
         outcome::verdict(&charges, state.now_ms())
     }
 

@@ -58,6 +58,11 @@ impl Default for Annotations {
     }
 }
 
+/// What a spend extractor read from a call: an exact amount and the
+/// currency the call states; none when it spends nothing; the operator's
+/// reason when it cannot be read.
+pub type Extracted = Result<Option<(String, Option<String>)>, String>;
+
 /// What an engine may ask about the call under evaluation: the WIT
 /// `tool-call` resource. Implementations backed by host calls should cache
 /// what many conditions ask for (tool name, annotations, environment).
@@ -77,6 +82,10 @@ pub trait CallView {
     fn argument(&self, path: &str) -> Option<Value>;
     /// A metadata value supplied by a host adapter; always none on the MCP path.
     fn metadata(&self, key: &str) -> Option<String>;
+    /// What spend extractor `extractor` reads from the call: an exact
+    /// amount and the currency the call states; none when it spends
+    /// nothing; the operator's reason when it cannot be read.
+    fn spend(&self, extractor: &str) -> Extracted;
 }
 
 /// The argument at `path` in `arguments`, resolved as the host resolves
@@ -108,6 +117,8 @@ pub struct JsonCall {
     pub environment: Option<String>,
     pub arguments: Option<Json>,
     pub metadata: Vec<(String, String)>,
+    /// What each spend extractor reads from the call.
+    pub spends: Vec<(String, Extracted)>,
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -122,6 +133,7 @@ impl JsonCall {
             environment: None,
             arguments: Some(Json::Object(serde_json::Map::new())),
             metadata: Vec::new(),
+            spends: Vec::new(),
         }
     }
 
@@ -163,6 +175,19 @@ impl JsonCall {
         self.metadata.push((key.into(), value.into()));
         self
     }
+
+    /// What extractor `name` reads from this call.
+    pub fn extracted(
+        mut self,
+        name: &str,
+        read: Result<Option<(&str, Option<&str>)>, &str>,
+    ) -> JsonCall {
+        let read = read
+            .map(|o| o.map(|(a, c)| (a.to_owned(), c.map(str::to_owned))))
+            .map_err(str::to_owned);
+        self.spends.push((name.into(), read));
+        self
+    }
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -196,6 +221,15 @@ impl CallView for JsonCall {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    fn spend(&self, extractor: &str) -> Extracted {
+        match self.spends.iter().find(|(name, _)| name == extractor) {
+            Some((_, read)) => read.clone(),
+            None => Err(format!(
+                "no spend extractor named \"{extractor}\" is configured"
+            )),
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+mod amount;
 mod call;
 mod config;
 mod glob;
@@ -26,6 +27,7 @@ mod state;
 pub mod text;
 mod verdict;
 
+pub use amount::{Amount, AmountSource};
 pub use call::{argument_at, spend_amount, Annotations, CallView, Value};
 pub use config::{join, kind, present, stage_root, ConfigError, Parser, SessionPolicy};
 pub use glob::Glob;

@@ -112,6 +112,10 @@ impl CallView for helio_plugin::Call<'_> {
     fn metadata(&self, key: &str) -> Option<String> {
         helio_plugin::Call::metadata(self, key)
     }
+
+    fn spend(&self, extractor: &str) -> crate::call::Extracted {
+        helio_plugin::Call::spend(self, extractor).map(|s| s.map(|s| (s.amount, s.currency)))
+    }
 }
 
 /// The SDK's state as the engines' [`State`]. Session reads are the call's

@@ -100,6 +100,15 @@ pub enum Era {
     None,
 }
 
+/// What a spend extractor read from a call ([`Call::spend`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    /// An exact non-negative decimal (`"12.5"`).
+    pub amount: String,
+    /// The ISO 4217 code the call states, if it does.
+    pub currency: Option<String>,
+}
+
 /// Most values [`Call::arguments_at`] answers with (as the host).
 const MAX_ARGUMENTS_AT: usize = 1024;
 
@@ -268,6 +277,27 @@ impl<'a> Call<'a> {
         self.argument("$").map(|value| value.to_json())
     }
 
+    /// What the spend extractor `extractor` (helio.yaml's `extractors`)
+    /// reads from the call: none when it spends nothing; the reason (the
+    /// operator's, not the agent's) when it cannot be read.
+    pub fn spend(&self, extractor: &str) -> Result<Option<Spend>, String> {
+        match &self.source {
+            #[cfg(target_arch = "wasm32")]
+            Source::Host(call) => call.spend(extractor).map(|read| {
+                read.map(|s| Spend {
+                    amount: s.amount,
+                    currency: s.currency,
+                })
+            }),
+            Source::Mock(mock) => match mock.spends.iter().find(|(name, _)| name == extractor) {
+                Some((_, read)) => read.clone(),
+                None => Err(format!(
+                    "no spend extractor named \"{extractor}\" is configured"
+                )),
+            },
+        }
+    }
+
     /// A metadata value an adapter sent (`channel_id`, `sender_id`, …).
     pub fn metadata(&self, key: &str) -> Option<String> {
         match &self.source {
@@ -302,6 +332,7 @@ pub struct MockCall {
     origin: String,
     era: Era,
     metadata: serde_json::Map<String, Json>,
+    spends: Vec<(String, Result<Option<Spend>, String>)>,
 }
 
 impl MockCall {
@@ -318,7 +349,14 @@ impl MockCall {
             origin: "mcp".into(),
             era: Era::Handshake,
             metadata: serde_json::Map::new(),
+            spends: Vec::new(),
         }
+    }
+
+    /// What spend extractor `name` reads from this call.
+    pub fn spend(mut self, name: &str, read: Result<Option<Spend>, String>) -> Self {
+        self.spends.push((name.into(), read));
+        self
     }
 
     pub fn arguments(mut self, arguments: Json) -> Self {

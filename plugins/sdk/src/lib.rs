@@ -64,7 +64,7 @@ pub mod host;
 mod state;
 mod verdict;
 
-pub use call::{Annotations, Call, Era, MockCall, Value};
+pub use call::{Annotations, Call, Era, MockCall, Spend, Value};
 pub use config::{parse as parse_config, ConfigError};
 pub use state::{Completion, EvidenceStatus, KeyFamily, RateWindow, SpendWindow, State};
 pub use verdict::{Action, ApprovalRequest, Decision, Feedback, StageError, Verdict};

@@ -1,6 +1,8 @@
 //! One compiled budget, and what charging a call to it found.
 
-use policy_match::{inputs_match, CallView, Glob, InputCondition, SessionPolicy, State};
+use policy_match::{
+    inputs_match, AmountSource, CallView, Glob, InputCondition, SessionPolicy, State,
+};
 
 /// `window`: a sliding duration, or the session's lifetime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +82,8 @@ pub(crate) struct Contributor {
     /// `Some` when `match.input` is given (even empty): the call must then
     /// carry arguments that satisfy it.
     pub input: Option<Vec<InputCondition>>,
-    /// The argument path of the amount.
-    pub field: String,
+    /// Where the amount is read: an argument path or a spend extractor.
+    pub source: AmountSource,
 }
 
 impl Contributor {
@@ -130,8 +132,8 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) struct Charge<'a> {
     pub budget: &'a Budget,
-    /// The argument path the amount was read from.
-    pub field: &'a str,
+    /// Where the amount was read.
+    pub source: &'a AmountSource,
     pub bucket: String,
     /// The amount as an exact decimal; none when invalid.
     pub amount: Option<String>,
@@ -145,13 +147,13 @@ pub(crate) struct Charge<'a> {
 }
 
 impl Budget {
-    /// The amount field of the first contributor that matches the call; none
-    /// when the call does not contribute to this budget.
-    pub fn field_for(&self, call: &impl CallView) -> Option<&str> {
+    /// Where the first contributor that matches the call reads its amount;
+    /// none when the call does not contribute to this budget.
+    pub fn source_for(&self, call: &impl CallView) -> Option<&AmountSource> {
         self.contributors
             .iter()
             .find(|c| c.matches(call))
-            .map(|c| c.field.as_str())
+            .map(|c| &c.source)
     }
 
     /// The pot `call` draws from; none when it needs a session identity
@@ -169,18 +171,20 @@ impl Budget {
         }
     }
 
-    /// Reserves `amount` in pot `bucket`.
+    /// Reserves `amount` in pot `bucket`; an amount of none is invalid
+    /// (`why`, when the source said more than that).
     pub fn charge<'a>(
         &'a self,
         state: &mut impl State,
         bucket: &str,
-        field: &'a str,
+        source: &'a AmountSource,
         amount: Option<String>,
+        why: Option<String>,
     ) -> Charge<'a> {
         let key = policy_match::text::state_key(format!("{}{bucket}", self.prefix));
         let mut charge = Charge {
             budget: self,
-            field,
+            source,
             bucket: bucket.to_owned(),
             amount: None,
             outcome: Outcome::Invalid,
@@ -207,7 +211,7 @@ impl Budget {
             // nothing (and is released with the blocked call), so it tells
             // the agent what is left.
             Some(Err(_)) | None => {
-                charge.error = reserved.and_then(Result::err);
+                charge.error = reserved.and_then(Result::err).or(why);
                 if let Ok(window) = state.spend_reserve(&key, "0", &self.limit, self.window.ms()) {
                     // In an empty pot the oldest entry is this zero: nothing
                     // is waiting to leave the window.

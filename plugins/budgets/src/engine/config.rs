@@ -3,7 +3,7 @@
 //! budget's key, `on_exceed` and approval route): every problem is reported
 //! with its path from the root (e.g. `budgets[0].contributors[1].match.tool`).
 
-use policy_match::{join, kind, present, stage_root, text, ConfigError, Parser};
+use policy_match::{join, kind, present, stage_root, text, AmountSource, ConfigError, Parser};
 use serde_json::{json, Map, Value as Json};
 
 use super::budget::{Approval, Budget, BudgetKey, Contributor, OnExceed, Window};
@@ -244,7 +244,7 @@ fn contributor(p: &mut Parser, value: &Json, path: &str) -> Option<Contributor> 
         );
         return None;
     }
-    let obj = p.object(value, path, &["match", "field"])?;
+    let obj = p.object(value, path, &["match", "field", "extractor"])?;
     let matcher = p.required(obj, path, "match").and_then(|v| {
         let mpath = join(path, "match");
         let m = p.object(v, &mpath, &["tool", "input"])?;
@@ -254,13 +254,11 @@ fn contributor(p: &mut Parser, value: &Json, path: &str) -> Option<Contributor> 
         let input = present(m, "input").map(|i| p.input(i, &join(&mpath, "input")));
         Some((tool, input))
     });
-    let field = p
-        .required(obj, path, "field")
-        .and_then(|v| p.string(v, &join(path, "field")));
+    let source = AmountSource::parse(p, obj, path);
     let (tool, input) = matcher?;
     Some(Contributor {
         tool: tool?,
         input,
-        field: field?,
+        source: source?,
     })
 }

@@ -116,8 +116,9 @@ fn explain(breached: &[&Charge]) -> String {
         .map(|c| match c.outcome {
             Outcome::Invalid => {
                 let mut part = format!(
-                    "budget \"{}\": invalid amount for field \"{}\"",
-                    c.budget.name, c.field
+                    "budget \"{}\": invalid amount for {}",
+                    c.budget.name,
+                    c.source.describe()
                 );
                 if let Some(error) = &c.error {
                     part.push_str(&format!(" ({error})"));
@@ -153,8 +154,9 @@ fn message(first: &Charge, breaches: usize) -> String {
     let budget = first.budget;
     let mut message = match first.outcome {
         Outcome::Invalid => format!(
-            "Budget \"{}\" denied: invalid amount for field \"{}\"",
-            budget.name, first.field
+            "Budget \"{}\" denied: invalid amount for {}",
+            budget.name,
+            first.source.describe()
         ),
         _ => format!(
             "Budget \"{}\" exceeded: {} {} left of {} {} ({} window), this call needs {}",
@@ -178,10 +180,7 @@ fn message(first: &Charge, breaches: usize) -> String {
 fn suggestion(first: &Charge, now_ms: u64) -> String {
     let budget = first.budget;
     if first.outcome == Outcome::Invalid {
-        return format!(
-            "Send \"{}\" as a non-negative JSON number (not a string), then retry.",
-            first.field
-        );
+        return first.source.invalid_suggestion();
     }
     let left = remaining(first).unwrap_or_else(|| "0".into());
     match (&budget.window, first.reset_at_ms) {

@@ -9,7 +9,7 @@
 //! absent, as in the host (except the `eq`/`neq` operators, where null is a
 //! value).
 
-use policy_match::{join, kind, present, stage_root, text, ConfigError, Parser};
+use policy_match::{join, kind, present, stage_root, text, AmountSource, ConfigError, Parser};
 use serde_json::{Map, Value as Json};
 
 use super::conditions::{AnnotationConditions, Conditions, MetadataCondition};
@@ -208,7 +208,7 @@ struct Limits {
 
 #[derive(Debug)]
 struct MaxSpend {
-    field: String,
+    source: AmountSource,
     limit: f64,
     currency: String,
     window: u64,
@@ -232,11 +232,9 @@ fn max_spend(p: &mut Parser, value: &Json, path: &str) -> Option<MaxSpend> {
     let obj = p.object(
         value,
         path,
-        &["field", "limit", "currency", "window", "key"],
+        &["field", "extractor", "limit", "currency", "window", "key"],
     )?;
-    let field = p
-        .required(obj, path, "field")
-        .and_then(|v| p.string(v, &join(path, "field")));
+    let source = AmountSource::parse(p, obj, path);
     let limit = p.required(obj, path, "limit").and_then(|v| {
         let lpath = join(path, "limit");
         let n = p.number(v, &lpath)?;
@@ -254,7 +252,7 @@ fn max_spend(p: &mut Parser, value: &Json, path: &str) -> Option<MaxSpend> {
         .and_then(|v| p.duration_ms(v, &join(path, "window")));
     let key = present(obj, "key").and_then(|v| p.choice(v, &join(path, "key"), LIMIT_KEYS));
     Some(MaxSpend {
-        field: field?,
+        source: source?,
         limit: limit?,
         currency: currency?,
         window: window?,
@@ -309,7 +307,7 @@ fn spend_limit(label: &Label, limits: Limits, warnings: &mut Vec<String>) -> Opt
     let spend = limits.max_spend?;
     Some(SpendLimit {
         key: limit_key(spend.key, "limits.max_spend.key", label, warnings),
-        field: spend.field,
+        source: spend.source,
         limit: text::decimal(spend.limit),
         currency: spend.currency,
         window_ms: spend.window,

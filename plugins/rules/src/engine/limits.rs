@@ -7,7 +7,7 @@
 //! rule's counts and changing its limits starts afresh.
 
 use policy_match::text::{self, JsonObject};
-use policy_match::{spend_amount, SessionPolicy};
+use policy_match::{Amount, AmountSource, SessionPolicy};
 
 use super::rule::Label;
 use super::{CallView, Feedback, SpendWindow, State, Verdict};
@@ -108,8 +108,8 @@ impl RateLimit {
 /// A compiled `spend_limit` (`limits.max_spend`).
 #[derive(Debug)]
 pub(crate) struct SpendLimit {
-    /// The argument path of the amount.
-    pub field: String,
+    /// Where the amount is read: an argument path or a spend extractor.
+    pub source: AmountSource,
     /// The limit as an exact decimal.
     pub limit: String,
     pub currency: String,
@@ -129,8 +129,20 @@ impl SpendLimit {
         state: &mut impl State,
         session: &SessionPolicy,
     ) -> Verdict {
-        let Some(amount) = spend_amount(call, &self.field) else {
-            return self.invalid_amount(label, None);
+        let amount = match self.source.read(call, &self.currency) {
+            Amount::Spends(amount) => amount,
+            Amount::Invalid(why) => return self.invalid_amount(label, why.as_deref()),
+            // Nothing to count: the limit has nothing to say about this call.
+            Amount::Nothing => {
+                return Verdict::Allow(label.decision(
+                    "spend_limit",
+                    format!(
+                        "{}; spends nothing ({})",
+                        label.matched(),
+                        self.source.describe()
+                    ),
+                ))
+            }
         };
         let Some(bucket) = self.key.bucket(call, session) else {
             return session_unresolved(label, "spend_limit", "spend", session);
@@ -201,20 +213,18 @@ impl SpendLimit {
     }
 
     /// The amount is missing, not a JSON number, negative or non-finite (or
-    /// the host refused it, `host_error`). The message is fixed, as in the
-    /// original: it is about the call, not the rule.
+    /// the host or the extractor refused it, `host_error`, which only the
+    /// record keeps). The message is fixed, as in the original: it is about
+    /// the call, not the rule.
     fn invalid_amount(&self, label: &Label, host_error: Option<&str>) -> Verdict {
-        let mut explanation = format!(
-            "{}; invalid amount for field \"{}\"",
-            label.matched(),
-            self.field
-        );
+        let source = self.source.describe();
+        let mut explanation = format!("{}; invalid amount for {source}", label.matched());
         if let Some(error) = host_error {
             explanation.push_str(&format!(" ({error})"));
         }
         let extra = JsonObject::new()
             .bool("invalid_amount", true)
-            .string("field", &self.field)
+            .string(self.source.data().0, self.source.data().1)
             .decimal("max_spend", &self.limit)
             .string("currency", &self.currency)
             .finish();
@@ -222,16 +232,8 @@ impl SpendLimit {
             label.decision("spend_limit", explanation),
             Feedback {
                 reason: "spend_limited".into(),
-                message: format!(
-                    "Spend limit denied: invalid amount for field \"{}\"",
-                    self.field
-                ),
-                suggestion: label.suggestion(|| {
-                    format!(
-                        "Send \"{}\" as a non-negative JSON number (not a string), then retry.",
-                        self.field
-                    )
-                }),
+                message: format!("Spend limit denied: invalid amount for {source}"),
+                suggestion: label.suggestion(|| self.source.invalid_suggestion()),
                 retry_allowed: true,
                 extra_json: Some(extra),
             },

@@ -623,3 +623,40 @@ fn sender_keyed_budgets_draw_from_the_senders_pot_where_an_adapter_names_one() {
         "{logged:?}"
     );
 }
+
+#[test]
+fn a_contributor_can_read_its_amount_from_a_spend_extractor() {
+    let items = json!({
+        "name": "items", "limit": 10, "currency": "USD", "window": "1h",
+        "contributors": [ { "match": { "tool": "order" }, "extractor": "line-items" } ]
+    });
+    let e = engine(json!([items]));
+    let mut state = MemoryState::at(NOW);
+    let order = |read: Result<Option<(&str, Option<&str>)>, &str>| {
+        Call::new("order").extracted("line-items", read)
+    };
+    assert!(matches!(
+        decide(&e, &order(Ok(Some(("7.5", None)))), &mut state),
+        Verdict::Allow(_)
+    ));
+    let Verdict::Deny(_, f) = decide(&e, &order(Ok(Some(("3", None)))), &mut state) else {
+        panic!("over the budget")
+    };
+    assert_eq!(f.reason, "budget_exceeded");
+    // An order that spends nothing draws from no budget.
+    assert_eq!(
+        decide(&e, &order(Ok(None)), &mut state),
+        decide(&e, &Call::new("other"), &mut state)
+    );
+    let Verdict::Deny(d, f) = decide(&e, &order(Err("no items")), &mut state) else {
+        panic!("unreadable amount")
+    };
+    assert!(
+        f.message
+            .contains("invalid amount for spend extractor \"line-items\""),
+        "{}",
+        f.message
+    );
+    assert!(d.explanation.contains("no items"), "{}", d.explanation);
+    assert!(!f.message.contains("no items"));
+}

@@ -546,3 +546,49 @@ fn the_stage_describes_its_windows_and_ledgers_for_the_host() {
     assert!(key.starts_with(&families[0].prefix), "{key}");
     assert_eq!(&key[families[0].prefix.len()..], "tool:send");
 }
+
+#[test]
+fn a_spend_limit_can_read_its_amount_from_a_spend_extractor() {
+    let rule = json!({ "name": "pay", "match": { "tool": "pay" }, "action": "spend_limit",
+        "limits": { "max_spend": { "extractor": "items", "limit": 100, "currency": "USD", "window": "1d" } } });
+    let e = engine(json!({ "rules": [ rule ] }));
+    let mut state = MemoryState::at(NOW);
+    let priced =
+        |amount: &str| Call::new("pay").extracted("items", Ok(Some((amount, Some("usd")))));
+    assert!(matches!(
+        decide_in(&e, &priced("60.50"), &mut state),
+        Verdict::Allow(_)
+    ));
+    let Verdict::Deny(d, f) = decide_in(&e, &priced("40"), &mut state) else {
+        panic!("over the limit")
+    };
+    assert_eq!(f.reason, "spend_limited");
+    assert!(
+        d.explanation.contains("60.5 of 100 USD"),
+        "{}",
+        d.explanation
+    );
+    // Spends nothing: allowed, nothing reserved.
+    let free = Call::new("pay").extracted("items", Ok(None));
+    assert!(
+        matches!(decide_in(&e, &free, &mut state), Verdict::Allow(d) if d.explanation.contains("spends nothing"))
+    );
+    // Another currency, or an extractor that cannot read the call: invalid,
+    // the reason in the record only.
+    for call in [
+        Call::new("pay").extracted("items", Ok(Some(("5", Some("EUR"))))),
+        Call::new("pay").extracted("items", Err("no line items")),
+    ] {
+        let Verdict::Deny(d, f) = decide_in(&e, &call, &mut state) else {
+            panic!("invalid amount")
+        };
+        assert_eq!(
+            f.message,
+            "Spend limit denied: invalid amount for spend extractor \"items\""
+        );
+        assert!(d.explanation.contains("EUR") || d.explanation.contains("no line items"));
+        assert!(extra(&Verdict::Deny(d.clone(), f.clone()))
+            .get("extractor")
+            .is_some());
+    }
+}

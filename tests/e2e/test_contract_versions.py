@@ -233,3 +233,24 @@ def test_a_failing_02_stage_blocks_the_call_and_helio_keeps_serving(
         assert "panicked at sdk-probe/src/lib.rs:" in instance.stderr, instance.stderr[-2000:]
         assert ": sdk-probe was told to panic" in instance.stderr
         assert "get-environment" not in instance.stderr
+
+
+def test_an_adapters_call_reaches_a_02_stage_with_its_origin_and_is_observed(
+        helio: HelioLauncher, upstream_sse: Upstream) -> None:
+    adapter_token = secrets.token_hex(32)
+    instance = helio({"sdk": {"enabled": True},
+                      "plugins": [plugin("probe", fixture("sdk-probe"), config={"observe": True})]},
+                     upstream=upstream_sse, env={"HELIO_SDK_TOKEN": SDK_TOKEN, "HELIO_ADAPTER_TOKEN": adapter_token})
+    adapter = {"authorization": f"Bearer {adapter_token}"}
+    for status, ending in (("success", "succeeded"), ("error", "tool-error")):
+        tool = f"run_{status}"
+        answer = httpx.post(f"{instance.sdk_url}/evaluate", headers=adapter, timeout=10, json={
+            "origin": "openclaw", "agent_id": "planner", "tool": {"name": tool}, "arguments": {"amount": 7}}).json()
+        assert answer["decision"] == "allow", answer
+        reported = httpx.post(f"{instance.sdk_url}/audit", headers=adapter, timeout=10,
+                              json={"evaluation_id": answer["evaluation_id"], "status": status})
+        assert reported.status_code == 201, reported.text
+        assert wait_until(lambda: f"sdk-probe observed tool={tool} ending={ending}" in instance.stderr, timeout=5), \
+            instance.stderr[-2000:]
+    line = next(l for l in instance.stderr.splitlines() if "sdk-probe saw tool=run_success" in l)
+    assert "origin=openclaw" in line and "era=None" in line and "agent=planner" in line and "amount=7 " in line, line

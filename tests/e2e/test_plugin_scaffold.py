@@ -9,6 +9,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import HelioLauncher, RawMcp, Upstream
 from test_plugins import call, plugin
 
@@ -53,3 +55,31 @@ def test_a_scaffolded_rust_stage_builds_passes_its_test_and_governs_calls(
         blocked = call(raw, "delete_record", {"id": "r1"})
         assert blocked["error"]["data"]["reason"] == "tool_blocked", blocked
         assert "result" in call(raw, "echo", {"text": "fine"})
+
+
+@pytest.mark.parametrize("lang", ["python", "js"])
+def test_a_scaffolded_python_or_js_stage_builds_passes_its_tests_and_loads(
+        helio_bin: Path, tmp_path: Path, lang: str) -> None:
+    created = subprocess.run([str(helio_bin), "plugin", "new", "tool-gate", "--lang", lang, "--dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / "tool-gate"
+    assert (project / "wit" / "governance.wit").read_text().startswith("/// The contract between Helio")
+    if lang == "python":
+        steps = [["./build.sh"]]
+    else:
+        steps = [["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+                 ["npm", "test"], ["npm", "run", "build"]]
+    for step in steps:
+        done = subprocess.run(step, cwd=project, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{step}: {done.stdout}\n{done.stderr}"
+    component = project / "tool_gate.wasm"
+    config = json.dumps({"blocked_tools": ["delete_record"]})
+    evaluated = subprocess.run([str(helio_bin), "plugin", "eval", str(component), "--config", config,
+                                "--call", '{"tool": "delete_record"}'], capture_output=True, text=True, timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr
+    verdict = json.loads(evaluated.stdout)
+    assert verdict["verdict"] == "deny" and verdict["feedback"]["reason"] == "tool_blocked", verdict
+    refused = subprocess.run([str(helio_bin), "plugin", "check", str(component), "--config", '{"blocked_tool": []}'],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "config.blocked_tool: unknown key" in refused.stderr, refused.stderr

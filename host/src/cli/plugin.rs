@@ -67,6 +67,10 @@ pub enum PluginCommand {
         /// Its memory limit (`limits.memory_mb` in helio.yaml).
         #[arg(long)]
         memory_mb: Option<usize>,
+        /// Also run the call this many more times on the warm instance and
+        /// print the per-call time (p50, p99, mean): a stage's cost per call.
+        #[arg(long, default_value_t = 0)]
+        repeat: u32,
     },
 }
 
@@ -84,12 +88,9 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
             let project = super::scaffold::new(lang, &name, &dir, sdk_path.as_deref())?;
             println!("Created {}. Next:", project.display());
             println!("  cd {}", project.display());
-            println!("  rustup target add wasm32-wasip2   # once");
-            println!("  cargo test && cargo build --target wasm32-wasip2 --release");
-            println!(
-                "  helio plugin check target/wasm32-wasip2/release/{}.wasm",
-                name.replace('-', "_")
-            );
+            for step in super::scaffold::next_steps(lang, &name) {
+                println!("  {step}");
+            }
             Ok(())
         }
         PluginCommand::Check { path, config } => check(&path, &config),
@@ -99,12 +100,13 @@ pub fn run(command: PluginCommand) -> anyhow::Result<()> {
             call,
             timeout_ms,
             memory_mb,
+            repeat,
         } => {
             let limits = (
                 timeout_ms.map_or(DEFAULT_PLUGIN_LIMITS.0, Duration::from_millis),
                 memory_mb.map_or(DEFAULT_PLUGIN_LIMITS.1, |mb| mb << 20),
             );
-            eval(&path, &config, &call, limits)
+            eval(&path, &config, &call, limits, repeat)
         }
     }
 }
@@ -225,7 +227,13 @@ fn list(names: &[impl AsRef<str>]) -> String {
     }
 }
 
-fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> anyhow::Result<()> {
+fn eval(
+    path: &Path,
+    config: &str,
+    call: &str,
+    limits: (Duration, usize),
+    repeat: u32,
+) -> anyhow::Result<()> {
     let config = config_json(config)?;
     let call = read_call(call)?;
     let runtime = runtime()?;
@@ -249,7 +257,7 @@ fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> any
         other => anyhow::anyhow!("{}: {other}", path.display()),
     })?;
     let started = Instant::now();
-    let evaluated = runtime.evaluate(&stage, call);
+    let evaluated = runtime.evaluate(&stage, call.clone());
     let took = started.elapsed();
     let mut answer = match evaluated {
         Ok(evaluated) => {
@@ -264,11 +272,44 @@ fn eval(path: &Path, config: &str, call: &str, limits: (Duration, usize)) -> any
         Err(failure) => json!({ "verdict": "failed", "failure": failure.to_string() }),
     };
     answer["took_us"] = json!(took.as_micros() as u64);
+    if repeat > 0 && answer["verdict"] != "failed" {
+        answer["repeated"] = repeated(&runtime, &stage, &call, repeat)?;
+    }
     println!("{}", serde_json::to_string_pretty(&answer)?);
     if answer["verdict"] == "failed" {
         bail!("the stage failed: Helio would block this call (plugin_error)");
     }
     Ok(())
+}
+
+/// `--repeat`: the call evaluated `times` more on the warm instance (what
+/// the stage took is given back each time, so state does not fill up).
+fn repeated(
+    runtime: &Runtime,
+    stage: &Arc<crate::plugins::Stage>,
+    call: &ToolCall,
+    times: u32,
+) -> anyhow::Result<Value> {
+    let mut took: Vec<Duration> = Vec::with_capacity(times as usize);
+    for _ in 0..times {
+        let started = Instant::now();
+        let evaluated = runtime.evaluate(stage, call.clone());
+        took.push(started.elapsed());
+        match evaluated {
+            Ok(evaluated) => runtime.state().release(&evaluated.holds),
+            Err(failure) => bail!("the stage failed on a repeat: {failure}"),
+        }
+    }
+    took.sort_unstable();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6;
+    let mean = took.iter().sum::<Duration>().as_secs_f64() * 1e6 / took.len() as f64;
+    let round = |us: f64| (us * 10.0).round() / 10.0;
+    Ok(json!({
+        "calls": times,
+        "p50_us": round(at(0.5)),
+        "p99_us": round(at(0.99)),
+        "mean_us": round(mean),
+    }))
 }
 
 /// `helio plugin eval` of a spend extractor: what it reads from the call,

@@ -1,4 +1,7 @@
-//! `helio plugin new`: a new stage's project, ready to build and test.
+//! `helio plugin new`: a new stage's project, ready to build and test, in
+//! Rust, Python or JavaScript. Every project carries the contract this
+//! binary loads (`wit/`, or the SDK's copy), so it builds against exactly
+//! what the Helio that created it runs.
 //!
 //! A Rust stage is written on the Rust SDK (`helio-plugin`). The SDK is not
 //! on a registry yet, so the project gets the SDK this binary was built
@@ -15,6 +18,8 @@ use anyhow::{bail, Context};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    Python,
+    Js,
 }
 
 /// The SDK's files, as this binary was built with them: (path in the
@@ -78,9 +83,54 @@ const SDK: &[(&str, &str)] = &[
 const SDK_MANIFEST: &str = include_str!("../../../../plugins/sdk/Cargo.toml");
 const SYNTAX_IN_REPOSITORY: &str = "../../crates/helio-syntax";
 
+const CONTRACT: &str = include_str!("../../../../wit/governance.wit");
+
 const RUST_MANIFEST: &str = include_str!("rust/Cargo.toml.tmpl");
 const RUST_LIB: &str = include_str!("rust/lib.rs.tmpl");
 const RUST_README: &str = include_str!("rust/README.md.tmpl");
+
+/// A Python stage: (path in the project, template).
+const PYTHON: &[(&str, &str)] = &[
+    ("policy.py", include_str!("python/policy.py.tmpl")),
+    ("app.py", include_str!("python/app.py.tmpl")),
+    (
+        "tests/test_policy.py",
+        include_str!("python/test_policy.py.tmpl"),
+    ),
+    ("build.sh", include_str!("python/build.sh.tmpl")),
+    ("README.md", include_str!("python/README.md.tmpl")),
+    (
+        "requirements.txt",
+        include_str!("../../../../examples/python-stage/requirements.txt"),
+    ),
+    (".gitignore", ".venv/\n__pycache__/\n*.wasm\n"),
+];
+
+/// A JavaScript stage: (path in the project, template). The test hooks are
+/// the js-stage example's: node loads the stage with the host stood in.
+const JS: &[(&str, &str)] = &[
+    ("stage.js", include_str!("js/stage.js.tmpl")),
+    (
+        "test/stage.test.mjs",
+        include_str!("js/stage.test.mjs.tmpl"),
+    ),
+    (
+        "test/register.mjs",
+        include_str!("../../../../examples/js-stage/test/register.mjs"),
+    ),
+    (
+        "test/resolve.mjs",
+        include_str!("../../../../examples/js-stage/test/resolve.mjs"),
+    ),
+    (
+        "test/host.mjs",
+        include_str!("../../../../examples/js-stage/test/host.mjs"),
+    ),
+    ("build.mjs", include_str!("js/build.mjs.tmpl")),
+    ("package.json", include_str!("js/package.json.tmpl")),
+    ("README.md", include_str!("js/README.md.tmpl")),
+    (".gitignore", "node_modules/\n*.wasm\n"),
+];
 
 /// Writes a new stage's project `name` under `parent`; its directory.
 pub fn new(
@@ -99,8 +149,59 @@ pub fn new(
     }
     match lang {
         Lang::Rust => rust(name, &dir, sdk_path)?,
+        Lang::Python | Lang::Js => {
+            if sdk_path.is_some() {
+                bail!("--sdk-path is for --lang rust (the Rust SDK)");
+            }
+            let files = if lang == Lang::Python { PYTHON } else { JS };
+            let fill = |template: &str| {
+                template
+                    .replace("{{name}}", name)
+                    .replace("{{file}}", &name.replace('-', "_"))
+                    .replace("{{dir}}", &dir.display().to_string())
+            };
+            for (path, template) in files {
+                write(&dir.join(path), &fill(template))?;
+            }
+            write(&dir.join("wit/governance.wit"), CONTRACT)?;
+            if lang == Lang::Python {
+                make_executable(&dir.join("build.sh"))?;
+            }
+        }
     }
     Ok(dir)
+}
+
+/// What to run next in a new project of `lang`.
+pub fn next_steps(lang: Lang, name: &str) -> Vec<String> {
+    let file = name.replace('-', "_");
+    match lang {
+        Lang::Rust => vec![
+            "rustup target add wasm32-wasip2   # once".into(),
+            "cargo test && cargo build --target wasm32-wasip2 --release".into(),
+            format!("helio plugin check target/wasm32-wasip2/release/{file}.wasm"),
+        ],
+        Lang::Python => vec![
+            "./build.sh   # tests policy.py, builds with componentize-py".into(),
+            format!("helio plugin check {file}.wasm"),
+        ],
+        Lang::Js => vec![
+            "npm install && npm test && npm run build".into(),
+            format!("helio plugin check {file}.wasm"),
+        ],
+    }
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {} executable", path.display()))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_: &Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// A crate name that is also a good plugin name: lower case, digits, `-`.
@@ -202,6 +303,24 @@ mod tests {
             "never overwrites"
         );
         assert!(new(Lang::Rust, "My Stage", &dir, None).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn python_and_js_projects_carry_the_contract_and_no_placeholders() {
+        let dir = std::env::temp_dir().join(format!("helio-scaffold-lang-{}", std::process::id()));
+        for (lang, entry) in [(Lang::Python, "app.py"), (Lang::Js, "stage.js")] {
+            let name = format!("gate-{lang:?}").to_lowercase();
+            let project = new(lang, &name, &dir, None).expect("scaffold");
+            let contract =
+                std::fs::read_to_string(project.join("wit/governance.wit")).expect("wit");
+            assert!(contract.contains("package helio:governance@0.2.0;"));
+            let code = std::fs::read_to_string(project.join(entry)).expect("entry");
+            assert!(code.contains(&name) && !code.contains("{{"), "{code}");
+            let other = format!("{name}-sdk");
+            let refused = new(lang, &other, &dir, Some(Path::new("."))).expect_err("--sdk-path");
+            assert!(refused.to_string().contains("--lang rust"), "{refused}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -78,6 +78,9 @@ def decide(config: Config, strings: list[tuple[str, str]]) -> Decision:
         return Decision(deny=False, explanation="no PII found")
     first_path, first_kind = found[0]
     paths = sorted({path for path, _ in found})
+    if len(paths) > 64:
+        # Helio takes at most 64 redact paths: mask every value instead.
+        paths = ["**.*"]
     explanation = f"{len(paths)} value(s) with PII, first {first_kind} at {first_path}"
     if config.on_match == "redact":
         return Decision(deny=False, explanation=explanation, redact=paths)

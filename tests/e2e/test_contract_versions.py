@@ -210,6 +210,7 @@ def test_a_stage_observes_how_the_calls_it_allowed_ended(both: HelioInstance) ->
         ("loop", "time limit", "time limit"),
         ("alloc", "memory limit", "memory limit"),
         ("error", "it could not decide", "reported an error: sdk-probe was told to report an error"),
+        ("spend-loop", "it trapped", "asked for a call's spend more than 16 times"),
     ],
 )
 def test_a_failing_02_stage_blocks_the_call_and_helio_keeps_serving(

@@ -171,14 +171,19 @@ def test_pii_guard_keeps_pii_from_the_upstream_and_the_audit_trail(helio_bin: Pa
         assert "pii_detected" in blocked and "$.notify.contacts.0.email" in blocked, blocked
         assert address not in blocked
         assert '"result"' in call(raw, "create_payment", {"amount": 5, "currency": "USD", "recipient": "acme"})
+        # Arguments with more values than a stage may be shown at once are
+        # refused, never judged on the part that fit.
+        padded = call(raw, "create_payment", {"amount": 5, "currency": "USD", "recipient": "acme",
+                                              "pad": [0] * 10_001, "note": "pad.person@example.com"})
+        assert "plugin_error" in padded and "pad.person" not in padded, padded
         records: list[dict[str, Any]] = []
 
         def recorded() -> bool:
             records[:] = httpx.get(f"{urls['api']}/audit", params={"tool": "create_payment"}, timeout=5).json()["data"]
-            return len(records) >= 2
+            return len(records) >= 3
         assert wait_until(recorded, timeout=5), records
     assert address not in json.dumps(records)
-    denied = next(r for r in records if r["policy_decision"] == "deny")
+    denied = next(r for r in records if r["policy_decision"] == "deny" and "notify" in r["tool_input"])
     assert denied["tool_input"]["notify"]["contacts"][0]["email"] == "[REDACTED]"
     assert denied["evidence_chain"]["decision"]["stage"] == "pii-guard"
 

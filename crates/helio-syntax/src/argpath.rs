@@ -102,7 +102,10 @@ fn visit_mut(value: &mut Value, segments: &[&str], at: &mut impl FnMut(&mut Valu
 
 /// Up to `limit` values `path` names in `root` (wildcards and any depth as
 /// in [`for_each_mut`], every key counting), in document order, each with
-/// its concrete path (`$.items.0.card`).
+/// its concrete path (`$.items.0.card`). A key the grammar cannot write
+/// (empty, holding a `.`, or `*`/`**` itself) adds nothing to the path:
+/// what lies under it is reported at its parent's path, so redacting the
+/// path masks it (with its siblings) rather than missing it.
 pub fn collect<'v>(root: &'v Value, path: &str, limit: usize) -> Vec<(String, &'v Value)> {
     let mut found = Vec::new();
     visit(
@@ -136,8 +139,10 @@ fn visit<'v>(
     }
     let descend = |key: &str, child: &'v Value, at: &mut String, found: &mut _| {
         let len = at.len();
-        at.push('.');
-        at.push_str(key);
+        if writable(key) {
+            at.push('.');
+            at.push_str(key);
+        }
         let go_on = visit(child, if deep { segments } else { rest }, at, found);
         at.truncate(len);
         go_on
@@ -161,6 +166,11 @@ fn visit<'v>(
             .is_none_or(|child| descend(first, child, at, found)),
         _ => true,
     }
+}
+
+/// Whether `key` can be a segment of a path.
+fn writable(key: &str) -> bool {
+    !key.is_empty() && !key.contains('.') && key != "*" && key != ANY_DEPTH
 }
 
 fn is_forbidden(segment: &str) -> bool {
@@ -234,6 +244,19 @@ mod tests {
         assert_eq!(paths("m.x", 10), [r#"$.m.x={"to":"c"}"#]);
         assert_eq!(paths("$", 10).len(), 1);
         assert!(paths("missing.*", 10).is_empty());
+        // Keys the grammar cannot write are reported at their parent.
+        let args = json!({"a": {"x.y": "s1", "": "s2"}, "*": {"b": "s3"}});
+        let found: Vec<(String, Value)> = collect(&args, "**.*", 10)
+            .into_iter()
+            .filter(|(_, v)| v.is_string())
+            .map(|(at, v)| (at, v.clone()))
+            .collect();
+        let expected: Vec<(String, Value)> = vec![
+            ("$.b".into(), json!("s3")),
+            ("$.a".into(), json!("s2")),
+            ("$.a".into(), json!("s1")),
+        ];
+        assert_eq!(found, expected);
         // A secret under a key conditions never read is still masked.
         let mut args = json!({"constructor": "s3cret"});
         for_each_mut(&mut args, "constructor", &mut |v| *v = json!("masked"));

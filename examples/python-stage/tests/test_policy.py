@@ -20,6 +20,10 @@ class PolicyTest(unittest.TestCase):
         self.assertFalse(decided.deny)
         self.assertEqual(decided.redact, ["$.n"])
 
+    def test_many_findings_mask_everything(self) -> None:
+        strings = [(f"$.to.{i}", f"u{i}@example.com") for i in range(70)]
+        self.assertEqual(decide(Config(), strings).redact, ["**.*"])
+
     def test_configuration_problems_name_their_path(self) -> None:
         with self.assertRaises(ConfigProblem) as raised:
             Config.parse({"detect": ["email", "iban"]})

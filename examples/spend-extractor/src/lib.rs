@@ -67,13 +67,18 @@ pub fn extract(
         },
     };
     let total: u128 = match &config.items {
+        // The call is one item: its price must be there.
         None => match call.at(&config.price) {
-            None => return Ok(None),
+            None => return Err(format!("{} is missing", config.price)),
             Some(price) => whole(&price, &config.price)?,
         },
         Some(path) => {
-            let Some(items) = call.list(path) else {
-                return Ok(None);
+            // No list: the call buys nothing. A list that is not one: unusable.
+            let items = match call.at(path) {
+                None => return Ok(None),
+                Some(_) => call
+                    .list(path)
+                    .ok_or_else(|| format!("{path} is not a list of line items"))?,
             };
             let mut total: u128 = 0;
             for (i, item) in items.iter().enumerate() {
@@ -168,6 +173,8 @@ mod tests {
             Ok(Some(("59.98".into(), Some("EUR".into()))))
         );
         assert_eq!(extract(&c, &Json(json!({"other": 1}))), Ok(None));
+        // Present but not a list: never read as "spends nothing".
+        assert!(extract(&c, &Json(json!({"items": {"0": {"cents": 999}}}))).is_err());
         assert!(extract(&c, &Json(json!({"items": [{"cents": 1.5}]}))).is_err());
         assert!(extract(&c, &Json(json!({"items": [{"qty": 1}]}))).is_err());
         let yen = config(json!({"price": "amount", "minor_units": 0}));
@@ -175,6 +182,7 @@ mod tests {
             extract(&yen, &Json(json!({"amount": 500}))),
             Ok(Some(("500".into(), None)))
         );
+        assert!(extract(&yen, &Json(json!({"other": 1}))).is_err());
         assert_eq!(decimal(5, 2), "0.05");
     }
 }

@@ -564,7 +564,7 @@ pub enum PluginPosition {
     AfterRules,
 }
 
-/// A third-party policy stage named in helio.yaml.
+/// A spend extractor named in helio.yaml (`extractors`).
 #[derive(Debug, Clone)]
 pub struct ExtractorConfig {
     pub name: String,
@@ -577,6 +577,7 @@ pub struct ExtractorConfig {
     pub memory_bytes: usize,
 }
 
+/// A third-party policy stage named in helio.yaml.
 #[derive(Debug, Clone)]
 pub struct PluginConfig {
     pub name: String,

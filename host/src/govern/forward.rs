@@ -152,18 +152,20 @@ impl Forwarded {
     }
 
     /// Its caller ran it (the adapter API): `outcome` settles its state;
-    /// `result` is what it returned, `error` why it failed, `took` how
-    /// long it ran.
+    /// `reported` is how the caller said it went (observers are told that);
+    /// `result` is what it returned, `error` why it failed, `took` how long
+    /// it ran.
     pub(super) fn ran(
         self,
         outcome: CallOutcome,
+        reported: CallOutcome,
         result: Option<&[u8]>,
         error: Option<String>,
         took: Option<std::time::Duration>,
     ) {
         Self::settle(self.settlement, &self.audit, outcome);
         if let Some(watch) = self.watch {
-            watch.ran(outcome);
+            watch.ran(reported, took);
         }
         self.audit.ran(result, error, took);
     }

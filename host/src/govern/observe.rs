@@ -46,20 +46,24 @@ impl Watch {
         self.ended(ending);
     }
 
-    /// Its caller ran it and reported `outcome` (the adapter API).
-    pub fn ran(self, outcome: CallOutcome) {
-        self.ended(match outcome {
+    /// Its caller ran it and reported `outcome` (the adapter API), and how
+    /// long it ran, if it said.
+    pub fn ran(mut self, outcome: CallOutcome, took: Option<std::time::Duration>) {
+        let ending = match outcome {
             CallOutcome::Succeeded => Ending::Succeeded,
             CallOutcome::Failed => Ending::ToolError,
             CallOutcome::Unknown => Ending::NoAnswer,
-        });
+        };
+        self.tell(ending, took);
     }
 
     pub fn ended(mut self, ending: Ending) {
-        self.tell(ending);
+        self.tell(ending, None);
     }
 
-    fn tell(&mut self, ending: Ending) {
+    /// `took`: how long the call ran, when its caller said; else since it
+    /// was forwarded.
+    fn tell(&mut self, ending: Ending, took: Option<std::time::Duration>) {
         let Some(Observers {
             runtime,
             stages,
@@ -70,7 +74,7 @@ impl Watch {
         };
         let outcome = Outcome {
             ending,
-            took: self.since.elapsed(),
+            took: took.unwrap_or_else(|| self.since.elapsed()),
         };
         let observe = move || {
             for stage in &stages {
@@ -87,6 +91,6 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.tell(Ending::NoAnswer);
+        self.tell(Ending::NoAnswer, None);
     }
 }

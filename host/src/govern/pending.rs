@@ -93,6 +93,8 @@ impl Pending {
                 actual_amount,
             } => {
                 let mut audit = audit;
+                // How it went, as observers are told, whatever settles it.
+                let reported = outcome;
                 if let Some(amount) = actual_amount {
                     match release.resize_spend(amount) {
                         Ok(resized) => audit.actual_amount(amount, &resized),
@@ -111,7 +113,7 @@ impl Pending {
                 }
                 match release.forward(audit, self.decision.as_ref()) {
                     Resolved::Forward(forwarded) => {
-                        forwarded.ran(outcome, result, error, took);
+                        forwarded.ran(outcome, reported, result, error, took);
                         Ok(())
                     }
                     Resolved::Block(denial) => Err(Box::new(denial)),

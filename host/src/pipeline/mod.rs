@@ -328,6 +328,8 @@ impl Pipeline {
         }
         // Destructive by either definition is flagged (`flag_destructive: log`).
         evaluation.flagged_destructive |= shadow.flagged_destructive;
+        // What either judgement's stages flagged stays out of the record.
+        evaluation.redact.extend(shadow.redact);
         evaluation
     }
 
@@ -485,7 +487,6 @@ impl Pipeline {
         self.spend_currencies.get(rule).map(String::as_str)
     }
 
-    /// The names of the chain's stages, as a JSON list (for the audit trail).
     /// Each stage's name and the contract version it is built against, in
     /// chain order.
     pub fn stage_versions(&self) -> impl Iterator<Item = (&str, plugins::contract::Version)> {
@@ -494,6 +495,7 @@ impl Pipeline {
             .map(|s| (&*s.stage.name, s.stage.version()))
     }
 
+    /// The names of the chain's stages, as a JSON list (for the audit trail).
     pub fn stage_names(&self) -> &str {
         &self.stage_names
     }
@@ -773,9 +775,6 @@ impl Active {
 #[cfg(test)]
 pub(crate) mod tests;
 
-/// SHA-256 (hex) over what decides calls, in canonical JSON: a changed rule,
-/// budget, plugin or plugin configuration is a new version; a changed port
-/// or log setting is not.
 /// Loads `extractors`; problems become issues at `extractors[<i>]`.
 fn load_extractors(
     config: &Config,
@@ -809,6 +808,9 @@ fn load_extractors(
     Some(Arc::new(plugins::Extractors::new(runtime.clone(), loaded)))
 }
 
+/// SHA-256 (hex) over what decides calls, in canonical JSON: a changed rule,
+/// budget, plugin, extractor or their configuration is a new version; a
+/// changed port or log setting is not.
 fn policy_version(config: &Config) -> String {
     use sha2::Digest;
     let plugins: Vec<Value> = config

@@ -100,8 +100,9 @@ pub struct ToolCall {
     pub extractors: Option<Arc<super::Extractors>>,
 }
 
-/// Most values one `arguments-at` answers with.
-pub const MAX_ARGUMENTS_AT: usize = 1024;
+/// Most values one `arguments-at` answers with; a path that names more
+/// traps the stage (the call is blocked) rather than answer with part.
+pub const MAX_ARGUMENTS_AT: usize = 10_000;
 
 impl ToolCall {
     pub fn new(
@@ -145,14 +146,17 @@ impl ToolCall {
     }
 
     /// Every value `path` names (wildcards and any depth allowed), with its
-    /// concrete path, at most [`MAX_ARGUMENTS_AT`].
-    pub fn arguments_at(&self, path: &str) -> Vec<(String, &Value)> {
-        match self.arguments.as_deref() {
+    /// concrete path; none for a path that names more than
+    /// [`MAX_ARGUMENTS_AT`] (never a part of them, which a check would take
+    /// for the whole).
+    pub fn arguments_at(&self, path: &str) -> Option<Vec<(String, &Value)>> {
+        let found = match self.arguments.as_deref() {
             Some(arguments) if helio_syntax::argpath::is_valid(path) => {
-                helio_syntax::argpath::collect(arguments, path, MAX_ARGUMENTS_AT)
+                helio_syntax::argpath::collect(arguments, path, MAX_ARGUMENTS_AT + 1)
             }
             _ => Vec::new(),
-        }
+        };
+        (found.len() <= MAX_ARGUMENTS_AT).then_some(found)
     }
 
     /// The adapter's metadata for the call.

@@ -132,6 +132,28 @@ fn contract_version(name: &str) -> Option<&str> {
     Some(rest.split_once('@').map_or("", |(_, version)| version))
 }
 
+/// The 0.2 observer export's name.
+const OBSERVER: &str = "helio:governance/observer@0.2.0";
+
+/// Routers and extractors have no governance state (their worlds import
+/// `host` and `types` only): one of theirs that imports `state` is refused,
+/// since nothing would settle what it took.
+pub(super) fn without_state(
+    pre: &InstancePre<StoreState>,
+    engine: &Engine,
+    world: &'static str,
+) -> Result<(), LoadError> {
+    let ty = pre.component().component_type();
+    let mut imports = ty.imports(engine);
+    if imports.any(|(name, _)| name.starts_with("helio:governance/state@")) {
+        return Err(LoadError::World(
+            world,
+            "it imports helio:governance/state, which this world does not have".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A stage's component, linked and checked against its version's world.
 pub(super) enum StagePre {
     V0_1(v1::StatefulPolicyStagePre<StoreState>),
@@ -156,12 +178,21 @@ impl StagePre {
         let world = |e: wasmtime::Error| LoadError::World("policy-stage", format!("{e:#}"));
         Ok(match version {
             Version::V0_1 => StagePre::V0_1(v1::StatefulPolicyStagePre::new(pre).map_err(world)?),
-            Version::V0_2 => StagePre::V0_2 {
-                stage: v2_stage::GuestIndices::new(&pre).map_err(world)?,
-                // Optional: only a stage that observes exports it.
-                observer: v2_observer::GuestIndices::new(&pre).ok(),
-                pre,
-            },
+            Version::V0_2 => {
+                // Optional: only a stage that observes exports it — but one
+                // that exports it wrong is refused, not taken for one that
+                // does not observe.
+                let observer = match v2_observer::GuestIndices::new(&pre) {
+                    Ok(observer) => Some(observer),
+                    Err(_) if pre.component().get_export_index(None, OBSERVER).is_none() => None,
+                    Err(error) => return Err(world(error)),
+                };
+                StagePre::V0_2 {
+                    stage: v2_stage::GuestIndices::new(&pre).map_err(world)?,
+                    observer,
+                    pre,
+                }
+            }
         })
     }
 

@@ -71,7 +71,7 @@ impl Extractors {
         };
         let read = self.runtime.extract(extractor, call).map_err(|failure| {
             tracing::error!(extractor = name, %failure, "spend extractor failed");
-            format!("the spend extractor \"{name}\" {}", failure.kind())
+            format!("the spend extractor \"{name}\" failed: {failure}")
         })?;
         match read {
             Ok(None) => Ok(None),
@@ -109,6 +109,7 @@ impl Runtime {
     /// loaded this world.
     pub fn load_extractor(&self, spec: &StageSpec) -> Result<Arc<Extractor>, LoadError> {
         let (pre, version) = self.link(spec)?;
+        super::contract::without_state(&pre, &self.engine, "spend-extractor-plugin")?;
         if version != Version::V0_2 {
             return Err(LoadError::Version(format!(
                 "a spend extractor must be built against helio:governance@{} (it is built against {version})",

@@ -21,6 +21,8 @@ const MAX_LOG_LINE: usize = 2048;
 const MAX_KEY_BYTES: usize = 512;
 /// Most slots and amounts one call may take.
 const MAX_HOLDS_PER_CALL: usize = 64;
+/// Most `tool-call.spend` asks one call may make (each runs an extractor).
+const MAX_SPENDS_PER_CALL: u32 = 16;
 /// Most state reads one call's audit record lists (a stage may read more).
 const MAX_CHECKS_PER_CALL: usize = 256;
 
@@ -89,8 +91,16 @@ impl types::HostToolCall for StoreState {
         path: String,
     ) -> wasmtime::Result<Vec<(String, types::JsonValue)>> {
         let call = self.table.get(&call)?;
-        let found = call.arguments_at(&path).into_iter();
-        Ok(found.map(|(at, value)| (at, json_value(value))).collect())
+        let Some(found) = call.arguments_at(&path) else {
+            return Err(wasmtime::Error::msg(format!(
+                "arguments-at(\"{path}\") names more than {} values",
+                super::call::MAX_ARGUMENTS_AT
+            )));
+        };
+        Ok(found
+            .into_iter()
+            .map(|(at, value)| (at, json_value(value)))
+            .collect())
     }
 
     fn metadata(
@@ -107,6 +117,12 @@ impl types::HostToolCall for StoreState {
         call: Resource<ToolCall>,
         extractor: String,
     ) -> wasmtime::Result<Result<Option<types::Spend>, String>> {
+        self.spends += 1;
+        if self.spends > MAX_SPENDS_PER_CALL {
+            return Err(wasmtime::Error::msg(format!(
+                "asked for a call's spend more than {MAX_SPENDS_PER_CALL} times"
+            )));
+        }
         let call = self.table.get(&call)?.clone();
         let Some(extractors) = call.extractors.clone() else {
             return Ok(Err(format!(

@@ -56,6 +56,9 @@ use ticker::{Ticker, TICK};
 /// Python (CPython's modules, componentize-py's WASI stubs) has dozens; a
 /// Rust one, a few.
 const MAX_INSTANCES: usize = 64;
+/// Most waiting (on state, on extractors) given back to one call beyond
+/// its own time limit.
+const MAX_GIVEN_BACK: Duration = Duration::from_secs(10);
 /// Budget for `configure`, which may compile patterns.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -186,10 +189,14 @@ pub struct StoreState {
     described: Option<FamilyIndex>,
     /// Whether state operations may wait on I/O ([`StateStore::may_block`]).
     state_may_block: bool,
-    /// Time spent waiting on state since the deadline was last moved: the
-    /// store's, not the stage's, so it does not count against the stage's
-    /// time limit.
+    /// Time spent waiting on state (or an extractor) since the deadline was
+    /// last moved: not the stage's own, so it does not count against the
+    /// stage's time limit.
     state_waited: Duration,
+    /// Waiting given back to the call under evaluation so far.
+    given_back: Duration,
+    /// `tool-call.spend` asks during the call under evaluation.
+    spends: u32,
     /// Slots and amounts taken during the current `evaluate`.
     holds: Vec<Hold>,
     /// What the call under evaluation read or took, for the audit trail.
@@ -354,6 +361,8 @@ impl Runtime {
             state: self.state.clone(),
             state_failure: None,
             state_waited: Duration::ZERO,
+            given_back: Duration::ZERO,
+            spends: 0,
             holds: Vec::new(),
             checks: Vec::new(),
             state_ops: Vec::new(),
@@ -362,13 +371,22 @@ impl Runtime {
         store.limiter(|state| &mut state.limits);
         // At the deadline, time the stage spent waiting on the store is given
         // back; only its own running time is bounded.
+        // Only whole ticks are given back (the rest carries to the next
+        // deadline), and at most MAX_GIVEN_BACK per call: a stage that
+        // spends its time in cheap imports cannot keep moving its deadline.
         store.epoch_deadline_callback(|mut context| {
-            let waited = std::mem::take(&mut context.data_mut().state_waited);
-            Ok(if waited.is_zero() {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(ticks(waited))
-            })
+            let data = context.data_mut();
+            let whole = data.state_waited.as_micros() / TICK.as_micros();
+            let room = MAX_GIVEN_BACK.saturating_sub(data.given_back);
+            let grant = (TICK * whole as u32).min(room);
+            if grant < TICK {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            data.state_waited = data.state_waited.saturating_sub(TICK * whole as u32);
+            data.given_back += grant;
+            Ok(UpdateDeadline::Continue(
+                (grant.as_micros() / TICK.as_micros()) as u64,
+            ))
         });
         store
     }
@@ -529,6 +547,8 @@ impl Instance {
         let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
         let data = self.store.data_mut();
         data.state_waited = Duration::ZERO;
+        data.given_back = Duration::ZERO;
+        data.spends = 0;
         data.session = session;
         self.store.set_epoch_deadline(ticks(stage.timeout));
         let result = self.bindings.evaluate(&mut self.store, handle);
@@ -573,6 +593,8 @@ impl Instance {
         let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
         let data = self.store.data_mut();
         data.state_waited = Duration::ZERO;
+        data.given_back = Duration::ZERO;
+        data.spends = 0;
         data.session = session;
         self.store.set_epoch_deadline(ticks(stage.timeout));
         let result = self.bindings.observe(&mut self.store, handle, outcome);

@@ -60,6 +60,7 @@ impl Runtime {
     /// is reported now.
     pub fn load_router(&self, spec: &StageSpec) -> Result<Arc<Router>, LoadError> {
         let (pre, version) = self.link(spec)?;
+        super::contract::without_state(&pre, &self.engine, "approval-router-plugin")?;
         let world =
             |e: wasmtime::Error| LoadError::World("approval-router-plugin", format!("{e:#}"));
         let pre = match version {

@@ -109,8 +109,9 @@ pub struct Spend {
     pub currency: Option<String>,
 }
 
-/// Most values [`Call::arguments_at`] answers with (as the host).
-const MAX_ARGUMENTS_AT: usize = 1024;
+/// Most values [`Call::arguments_at`] answers with; more traps in Helio,
+/// panics in a native test.
+const MAX_ARGUMENTS_AT: usize = 10_000;
 
 /// One tool call. Inside Helio every accessor asks the host (the answers
 /// many conditions read — tool, session, environment — once per call).
@@ -251,7 +252,8 @@ impl<'a> Call<'a> {
     }
 
     /// Every value `path` names, with its concrete path: `*` is every
-    /// member, `**` any depth (`**.to` is every member named `to`).
+    /// member, `**` any depth (`**.to` is every member named `to`). More
+    /// than 10,000 values trap: the call is blocked, never judged on part.
     pub fn arguments_at(&self, path: &str) -> Vec<(String, Value)> {
         match &self.source {
             #[cfg(target_arch = "wasm32")]
@@ -262,7 +264,13 @@ impl<'a> Call<'a> {
                 .collect(),
             Source::Mock(mock) => match &mock.arguments {
                 Some(arguments) if helio_syntax::argpath::is_valid(path) => {
-                    helio_syntax::argpath::collect(arguments, path, MAX_ARGUMENTS_AT)
+                    let found =
+                        helio_syntax::argpath::collect(arguments, path, MAX_ARGUMENTS_AT + 1);
+                    assert!(
+                        found.len() <= MAX_ARGUMENTS_AT,
+                        "arguments_at({path:?}) names more than {MAX_ARGUMENTS_AT} values: Helio traps"
+                    );
+                    found
                         .into_iter()
                         .map(|(at, value)| (at, Value::of_json(value)))
                         .collect()

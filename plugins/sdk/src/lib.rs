@@ -178,11 +178,15 @@ macro_rules! export_stage {
             struct Export;
 
             impl stage::Guest for Export {
-                fn configure(config_json: String) -> Result<(), Vec<types::ConfigError>> {
+                fn configure(
+                    config_json: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::vec::Vec<types::ConfigError>> {
                     $crate::host::configure::<$stage>(config_json)
                 }
 
-                fn evaluate(call: &types::ToolCall) -> Result<types::Verdict, types::StageError> {
+                fn evaluate(
+                    call: &types::ToolCall,
+                ) -> ::core::result::Result<types::Verdict, types::StageError> {
                     $crate::host::evaluate::<$stage>(call)
                 }
             }

@@ -116,7 +116,9 @@ impl State {
         }
     }
 
-    /// Test set-up: evidence `key` of the call's session.
+    /// Test set-up: evidence `key` of the call's session. (Inside Helio a
+    /// call without a session has no evidence and no completions: give the
+    /// `MockCall` a `.session(..)` when the stage reads them.)
     pub fn set_evidence(&mut self, key: &str, status: EvidenceStatus) {
         if let Some(memory) = self.memory_mut() {
             memory.evidence.insert(key.into(), status);
@@ -210,9 +212,15 @@ impl State {
                 reset_at_ms: w.reset_at_ms,
             }),
             Backend::Memory(memory) => {
-                let number = |text: &str, what: &str| match text.trim().parse::<f64>() {
-                    Ok(n) if n >= 0.0 => Ok(n),
-                    _ => Err(format!("{what} \"{text}\" is not a non-negative decimal")),
+                // What the host accepts: digits, at most one point.
+                let number = |text: &str, what: &str| {
+                    let t = text.trim();
+                    let (whole, fraction) = t.split_once('.').unwrap_or((t, "0"));
+                    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                    match (digits(whole) && digits(fraction), t.parse::<f64>()) {
+                        (true, Ok(n)) => Ok(n),
+                        _ => Err(format!("{what} \"{text}\" is not a non-negative decimal")),
+                    }
                 };
                 let (amount, cap) = (number(amount, "amount")?, number(limit, "limit")?);
                 let now = memory.now_ms;
@@ -292,6 +300,8 @@ mod tests {
                 .allowed
         );
         assert!(state.spend_reserve("s", "-1", "3", None).is_err());
+        assert!(state.spend_reserve("s", "1e3", "3", None).is_err());
+        assert!(state.spend_reserve("s", "inf", "3", None).is_err());
         assert_eq!(state.evidence("ticket"), EvidenceStatus::Missing);
         state.set_evidence("ticket", EvidenceStatus::Present);
         assert_eq!(state.evidence("ticket"), EvidenceStatus::Present);

@@ -93,6 +93,11 @@ impl<T: std::fmt::Display> From<T> for StageError {
     }
 }
 
+/// Most redact paths one verdict may carry.
+const MAX_REDACT_PATHS: usize = 64;
+/// Every value of the arguments, at any depth.
+const EVERYTHING: &str = "**.*";
+
 fn decision(action: Action) -> Decision {
     Decision {
         action,
@@ -202,9 +207,16 @@ impl Verdict {
     }
 
     /// Masks `path` (argument-path grammar, `*` and `**` allowed) in the
-    /// call's audit record. Checked by [`Verdict::check`].
+    /// call's audit record. Checked by [`Verdict::check`]. Past the 64
+    /// paths Helio takes, every value is masked (`**.*`) instead: more
+    /// masking, never a malformed verdict.
     pub fn redact(mut self, path: &str) -> Self {
-        self.decision_mut().redact.push(path.into());
+        let redact = &mut self.decision_mut().redact;
+        if redact.len() == MAX_REDACT_PATHS || redact.first().is_some_and(|p| p == EVERYTHING) {
+            *redact = vec![EVERYTHING.into()];
+        } else {
+            redact.push(path.into());
+        }
         self
     }
 
@@ -271,8 +283,8 @@ impl Verdict {
         if let Some(path) = redact.iter().find(|p| !helio_syntax::argpath::is_valid(p)) {
             return Err(format!("redact path \"{path}\" is not an argument path"));
         }
-        if redact.len() > 64 {
-            return Err("at most 64 redact paths".into());
+        if redact.len() > MAX_REDACT_PATHS {
+            return Err(format!("at most {MAX_REDACT_PATHS} redact paths"));
         }
         Ok(())
     }
@@ -326,6 +338,8 @@ mod tests {
             .on_refusal("approval_denied", "Not approved");
         assert!(held.check().is_ok() && held.feedback().is_some());
         assert!(Verdict::allow().redact("a..b").check().is_err());
+        let many = (0..70).fold(Verdict::allow(), |v, i| v.redact(&format!("a.{i}")));
+        assert_eq!(many.decision().redact, ["**.*"]);
     }
 
     #[test]

@@ -214,6 +214,17 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     if !ok {
         bail!("NAME must be 1 to 64 lower-case letters, digits and '-', starting with a letter (it names the crate and the plugin): {name:?}");
     }
+    // Cargo refuses keywords as package names; Python and JS projects are
+    // named the same way, so one rule for all.
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
+        "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true",
+        "type", "unsafe", "use", "where", "while", "test", "core", "std",
+    ];
+    if KEYWORDS.contains(&name) {
+        bail!("NAME {name:?} is a reserved word in Rust or Cargo; choose another");
+    }
     Ok(())
 }
 
@@ -235,7 +246,7 @@ fn rust(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<()> {
             "helio-plugin".to_owned()
         }
     };
-    let type_name: String = name
+    let camel: String = name
         .split('-')
         .map(|part| {
             let mut chars = part.chars();
@@ -245,6 +256,12 @@ fn rust(name: &str, dir: &Path, sdk_path: Option<&Path>) -> anyhow::Result<()> {
                 .unwrap_or_default()
         })
         .collect();
+    // `Stage` at the end keeps it apart from the SDK's names (`Config`,
+    // `Call`, `State`, …) and from keywords.
+    let type_name = match camel.ends_with("Stage") && camel != "Stage" {
+        true => camel,
+        false => format!("{camel}Stage"),
+    };
     let sdk_note = match sdk_path {
         Some(_) => format!("The SDK is the one at `{sdk}`."),
         None => "`helio-plugin/` is the Rust SDK of the Helio that created this project \
@@ -298,6 +315,13 @@ mod tests {
         assert!(manifest.contains("path = \"helio-syntax\"") && !manifest.contains("../"));
         let lib = std::fs::read_to_string(project.join("src/lib.rs")).expect("lib");
         assert!(lib.contains("pub struct MyStage") && !lib.contains("{{"));
+        let config = new(Lang::Rust, "config", &dir, None).expect("scaffold");
+        let lib = std::fs::read_to_string(config.join("src/lib.rs")).expect("lib");
+        assert!(
+            lib.contains("pub struct ConfigStage"),
+            "no clash with `Config`"
+        );
+        assert!(new(Lang::Rust, "self", &dir, None).is_err());
         assert!(
             new(Lang::Rust, "my-stage", &dir, None).is_err(),
             "never overwrites"

@@ -9,7 +9,8 @@
 //! - With `observe: true`, asks to observe every call it allows and logs
 //!   `sdk-probe observed tool=<t> ending=<e>`.
 //! - For the tool named `fail_tool`, fails as `fail` says: `panic`, `loop`,
-//!   `alloc` (without bound) or `error` (a stage error).
+//!   `alloc` (without bound), `error` (a stage error) or `spend-loop`
+//!   (asks for the call's spend without end).
 
 use helio_plugin::{Call, ConfigError, Ending, Outcome, Stage, StageError, State, Verdict};
 use serde::Deserialize;
@@ -25,12 +26,15 @@ pub struct Config {
 }
 
 #[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 enum Failure {
     Panic,
     Loop,
     Alloc,
     Error,
+    /// Asks for the call's spend without end (an extractor that does not
+    /// exist answers at once): must not keep moving its deadline.
+    SpendLoop,
 }
 
 pub struct Probe(Config);
@@ -65,7 +69,7 @@ impl Stage for Probe {
         ));
         if self.0.fail_tool.as_deref() == Some(call.tool()) {
             if let Some(failure) = self.0.fail {
-                fail(failure)?;
+                fail(failure, call)?;
             }
         }
         let found = call.arguments_at("**.ssn");
@@ -105,8 +109,11 @@ impl Stage for Probe {
     }
 }
 
-fn fail(failure: Failure) -> Result<(), StageError> {
+fn fail(failure: Failure, call: &Call<'_>) -> Result<(), StageError> {
     match failure {
+        Failure::SpendLoop => loop {
+            let _ = std::hint::black_box(call.spend("nothing-by-this-name"));
+        },
         Failure::Panic => panic!("sdk-probe was told to panic"),
         Failure::Loop => loop {
             std::hint::black_box(());

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 pub use call::{Annotations, ToolCall};
@@ -536,7 +536,14 @@ impl Instantiated {
 }
 
 impl Instance {
-    fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Evaluated, Failure> {
+    /// Runs `run` with `call` lent to the stage as its `tool-call`, the
+    /// per-call bookkeeping reset and the stage's deadline set.
+    fn lend<T>(
+        &mut self,
+        call: ToolCall,
+        timeout: Duration,
+        run: impl FnOnce(&StageExports, &mut Store<StoreState>, Resource<ToolCall>) -> T,
+    ) -> Result<T, Failure> {
         let session = call.session.clone();
         let resource = self
             .store
@@ -544,17 +551,25 @@ impl Instance {
             .table
             .push(call)
             .map_err(|e| Failure::Instantiate(e.to_string()))?;
-        let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
+        let handle = Resource::<ToolCall>::new_borrow(resource.rep());
         let data = self.store.data_mut();
         data.state_waited = Duration::ZERO;
         data.given_back = Duration::ZERO;
         data.spends = 0;
         data.session = session;
-        self.store.set_epoch_deadline(ticks(stage.timeout));
-        let result = self.bindings.evaluate(&mut self.store, handle);
+        self.store.set_epoch_deadline(ticks(timeout));
+        let result = run(&self.bindings, &mut self.store, handle);
         let data = self.store.data_mut();
         data.session = None;
         let _ = data.table.delete(resource);
+        Ok(result)
+    }
+
+    fn evaluate(&mut self, call: ToolCall, stage: &Stage) -> Result<Evaluated, Failure> {
+        let result = self.lend(call, stage.timeout, |bindings, store, call| {
+            bindings.evaluate(store, call)
+        })?;
+        let data = self.store.data_mut();
         let holds = std::mem::take(&mut data.holds);
         let checks = std::mem::take(&mut data.checks);
         let state_ops = std::mem::take(&mut data.state_ops);
@@ -583,24 +598,10 @@ impl Instance {
     /// Runs the stage's `observe` on `call`. What it took from state is
     /// committed when it returns, given back when it fails.
     fn observe(&mut self, call: ToolCall, stage: &Stage, outcome: &Outcome) -> Result<(), Failure> {
-        let session = call.session.clone();
-        let resource = self
-            .store
-            .data_mut()
-            .table
-            .push(call)
-            .map_err(|e| Failure::Instantiate(e.to_string()))?;
-        let handle = wasmtime::component::Resource::<ToolCall>::new_borrow(resource.rep());
+        let result = self.lend(call, stage.timeout, |bindings, store, call| {
+            bindings.observe(store, call, outcome)
+        })?;
         let data = self.store.data_mut();
-        data.state_waited = Duration::ZERO;
-        data.given_back = Duration::ZERO;
-        data.spends = 0;
-        data.session = session;
-        self.store.set_epoch_deadline(ticks(stage.timeout));
-        let result = self.bindings.observe(&mut self.store, handle, outcome);
-        let data = self.store.data_mut();
-        data.session = None;
-        let _ = data.table.delete(resource);
         let holds = std::mem::take(&mut data.holds);
         data.checks.clear();
         data.state_ops.clear();

@@ -56,16 +56,8 @@ impl<E: StageEngine> helio_plugin::Stage for Builtin<E> {
         Ok(to_sdk(verdict))
     }
 
-    fn key_families(&self) -> Vec<helio_plugin::KeyFamily> {
-        let families = self.0.key_families().into_iter();
-        families
-            .map(|f| helio_plugin::KeyFamily {
-                prefix: f.prefix,
-                kind: f.kind,
-                name: f.name,
-                idle_ttl_ms: f.idle_ttl_ms,
-            })
-            .collect()
+    fn key_families(&self) -> Vec<KeyFamily> {
+        self.0.key_families()
     }
 }
 
@@ -127,11 +119,11 @@ impl State for helio_plugin::State {
     }
 
     fn rate_peek(&mut self, key: &str, limit: u64, window_ms: u64) -> RateWindow {
-        rate(helio_plugin::State::rate_peek(self, key, limit, window_ms))
+        helio_plugin::State::rate_peek(self, key, limit, window_ms)
     }
 
     fn rate_take(&mut self, key: &str, limit: u64, window_ms: u64) -> RateWindow {
-        rate(helio_plugin::State::rate_take(self, key, limit, window_ms))
+        helio_plugin::State::rate_take(self, key, limit, window_ms)
     }
 
     fn spend_reserve(
@@ -141,38 +133,15 @@ impl State for helio_plugin::State {
         limit: &str,
         window_ms: Option<u64>,
     ) -> Result<SpendWindow, String> {
-        helio_plugin::State::spend_reserve(self, key, amount, limit, window_ms).map(|w| {
-            SpendWindow {
-                allowed: w.allowed,
-                spent: w.spent,
-                limit: w.limit,
-                reset_at_ms: w.reset_at_ms,
-            }
-        })
+        helio_plugin::State::spend_reserve(self, key, amount, limit, window_ms)
     }
 
     fn evidence(&self, _session: &str, key: &str) -> EvidenceStatus {
-        match helio_plugin::State::evidence(self, key) {
-            helio_plugin::EvidenceStatus::Present => EvidenceStatus::Present,
-            helio_plugin::EvidenceStatus::Expired => EvidenceStatus::Expired,
-            helio_plugin::EvidenceStatus::Missing => EvidenceStatus::Missing,
-        }
+        helio_plugin::State::evidence(self, key)
     }
 
     fn completed(&self, _session: &str, tool: &str) -> Option<Completion> {
-        helio_plugin::State::completed(self, tool).map(|c| Completion {
-            succeeded: c.succeeded,
-            at_ms: c.at_ms,
-        })
-    }
-}
-
-fn rate(w: helio_plugin::RateWindow) -> RateWindow {
-    RateWindow {
-        allowed: w.allowed,
-        current: w.current,
-        limit: w.limit,
-        reset_at_ms: w.reset_at_ms,
+        helio_plugin::State::completed(self, tool)
     }
 }
 

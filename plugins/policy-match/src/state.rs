@@ -6,66 +6,9 @@
 //! stage) or simulated. A stage therefore takes what a call needs in one
 //! step and never undoes anything itself.
 
-/// The WIT `rate-window` record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateWindow {
-    /// Whether the call fits in the window.
-    pub allowed: bool,
-    /// Calls counted in the window (after taking, if taken).
-    pub current: u64,
-    /// The window's capacity.
-    pub limit: u64,
-    /// When the oldest counted call leaves the window (ms since epoch).
-    pub reset_at_ms: u64,
-}
-
-/// The WIT `spend-window` record. Amounts are exact decimal strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpendWindow {
-    /// Whether the amount fits under the limit.
-    pub allowed: bool,
-    /// Spent in the window (after reserving, if reserved).
-    pub spent: String,
-    /// The ledger's limit.
-    pub limit: String,
-    /// When the oldest counted spend leaves the window, if it will.
-    pub reset_at_ms: Option<u64>,
-}
-
-/// The WIT `evidence-status` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvidenceStatus {
-    /// Held and unexpired.
-    Present,
-    /// Was held, has expired.
-    Expired,
-    /// Never held.
-    Missing,
-}
-
-/// The WIT `completion` record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completion {
-    /// Whether the call succeeded.
-    pub succeeded: bool,
-    /// When it completed (ms since epoch).
-    pub at_ms: u64,
-}
-
-/// The WIT `key-family` record: what a stage tells the host about a family
-/// of its keys, so the host can label and collect them without reading the
-/// stage's key format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyFamily {
-    /// Keys starting with this are of the family; the rest is the bucket.
-    pub prefix: String,
-    /// `rate`, `spend`, `budget`, or the stage's own word.
-    pub kind: String,
-    /// The rule or budget the family belongs to.
-    pub name: String,
-    /// For a pot (no window): forget it after this long without a charge.
-    pub idle_ttl_ms: Option<u64>,
-}
+// The contract's records, as the SDK defines them (one definition for the
+// SDK's stages and the built-ins' engines).
+pub use helio_plugin::{Completion, EvidenceStatus, KeyFamily, RateWindow, SpendWindow};
 
 /// The host's governance state and clock, as the WIT `state` and `host`
 /// interfaces offer them.

@@ -37,8 +37,17 @@ for ws in "${COMPONENTS[@]}"; do
 done
 
 step "build the test and example components (wasm32-wasip2)"
+# One target directory for all of them, so wit-bindgen, serde and the rest
+# compile once; each component is then put where a build in its own
+# directory leaves it (the examples' helio.yaml and the tests read it there).
+shared=target/components/wasm32-wasip2/release
 for ws in examples/card-guard examples/finance-router examples/pii-guard examples/spend-extractor tests/plugins; do
-  cargo build --locked --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
+  cargo build --locked --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml" --target-dir target/components
+  mkdir -p "$ws/target/wasm32-wasip2/release"
+  for lib in $(cargo metadata --locked --no-deps --format-version 1 --manifest-path "$ws/Cargo.toml" \
+      | python3 -c 'import json, sys; print(" ".join(t["name"].replace("-", "_") for p in json.load(sys.stdin)["packages"] for t in p["targets"] if "cdylib" in t["kind"]))'); do
+    cp "$shared/$lib.wasm" "$ws/target/wasm32-wasip2/release/"
+  done
 done
 
 step "Python and JavaScript stages: their unit tests, then their components (componentize-py from PyPI, componentize-js from npm)"

@@ -15,8 +15,9 @@ from conftest import HelioLauncher, RawMcp, Upstream
 from test_plugins import call, plugin
 
 ROOT = Path(__file__).resolve().parents[2]
-# Shared across runs so the SDK's dependencies compile once.
-TARGET = ROOT / "target" / "scaffold"
+# The component workspaces' target directory (scripts/test.sh builds them
+# there first), so the SDK's dependencies are already compiled.
+TARGET = ROOT / "target" / "components"
 
 
 def cargo(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::config::DEFAULT_PLUGIN_LIMITS;
-use crate::govern::Era;
+use crate::govern::{Door, Era};
 use crate::plugins::checks::evidence_chain;
 use crate::plugins::{
     Annotations, Extractors, Feedback, Inspection, LoadError, Runtime, Source, StageSpec, ToolCall,
@@ -374,15 +374,16 @@ fn read_call(text: &str) -> anyhow::Result<ToolCall> {
     if let Some(key) = call.keys().next() {
         bail!("--call.{key}: unknown key (expected tool, arguments, annotations, session, environment, agent, origin, protocol_version, metadata)");
     }
-    let (origin, era) = match origin.filter(|o| &**o != "mcp") {
-        Some(origin) => (origin, None),
-        None => ("mcp".into(), Some(Era::of(protocol_version.as_deref()))),
+    let door = match origin.filter(|o| &**o != "mcp") {
+        Some(origin) => Door::Adapter(origin),
+        None => Door::Mcp,
     };
+    let era = Era::of(protocol_version.as_deref());
     Ok(
         ToolCall::new(tool.into(), annotations, arguments, environment)
             .with_session(session)
             .with_metadata(metadata)
-            .with_caller(agent, origin, era),
+            .with_caller(agent, door, era),
     )
 }
 

@@ -189,10 +189,7 @@ impl Governor {
             pipeline.stage_names(),
         );
         let session = facts.identity.as_ref().map(|identity| identity.id.clone());
-        let era = match facts.door {
-            Door::Mcp => Some(facts.era()),
-            Door::Adapter(_) => None,
-        };
+        let era = facts.era();
         let call = ToolCall::new(
             facts.tool.clone(),
             facts.annotations,
@@ -201,7 +198,7 @@ impl Governor {
         )
         .with_session(session.clone())
         .with_metadata(facts.metadata.clone())
-        .with_caller(facts.agent.clone(), facts.door.origin().into(), era)
+        .with_caller(facts.agent.clone(), facts.door.clone(), era)
         .with_extractors(pipeline.extractors().cloned());
         // Kept for a held call's router and the stages that observe.
         let seen = call.clone();

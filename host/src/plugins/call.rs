@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::govern::Era;
+use crate::govern::{Door, Era};
 
 /// MCP tool annotations, with the MCP defaults filled in for what a tool
 /// does not state.
@@ -92,10 +92,10 @@ pub struct ToolCall {
     pub metadata: Option<Arc<serde_json::Map<String, Value>>>,
     /// The agent making the call (`<name>@<version>`), when known.
     pub agent: Option<Arc<str>>,
-    /// The door: `mcp` or an adapter's origin.
-    pub origin: Arc<str>,
-    /// The MCP revision family; none for a call that did not come over MCP.
-    pub era: Option<Era>,
+    /// The door it came through (its `origin`).
+    pub door: Door,
+    /// The MCP revision family it was made under (meaningless off MCP).
+    pub era: Era,
     /// The configuration's spend extractors, for `tool-call.spend`.
     pub extractors: Option<Arc<super::Extractors>>,
 }
@@ -119,8 +119,8 @@ impl ToolCall {
             arguments,
             metadata: None,
             agent: None,
-            origin: "mcp".into(),
-            era: Some(Era::Handshake),
+            door: Door::Mcp,
+            era: Era::Handshake,
             extractors: None,
         }
     }
@@ -131,16 +131,11 @@ impl ToolCall {
         self
     }
 
-    /// Who is calling and through which door: the agent's label, the
-    /// origin (`mcp` or an adapter's), and the MCP era (none off MCP).
-    pub fn with_caller(
-        mut self,
-        agent: Option<Arc<str>>,
-        origin: Arc<str>,
-        era: Option<Era>,
-    ) -> Self {
+    /// Who is calling and through which door: the agent's label, the door
+    /// and the MCP era.
+    pub fn with_caller(mut self, agent: Option<Arc<str>>, door: Door, era: Era) -> Self {
         self.agent = agent;
-        self.origin = origin;
+        self.door = door;
         self.era = era;
         self
     }

@@ -12,7 +12,7 @@ use super::call::ToolCall;
 use super::checks::{Check, Labelled};
 use super::families::{family_of, FamilyIndex, KeyFamily, MAX_FAMILIES, MAX_LABEL_BYTES};
 use super::StoreState;
-use crate::govern::Era;
+use crate::govern::{Door, Era};
 use crate::state::{now_ms, Decimal, EvidenceStatus, StateError, StateStore};
 
 /// Longest log line a plugin may write; the rest is cut.
@@ -62,14 +62,15 @@ impl types::HostToolCall for StoreState {
     }
 
     fn origin(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&call)?.origin.to_string())
+        Ok(self.table.get(&call)?.door.origin().into_owned())
     }
 
     fn era(&mut self, call: Resource<ToolCall>) -> wasmtime::Result<types::Era> {
-        Ok(match self.table.get(&call)?.era {
-            Some(Era::Handshake) => types::Era::Handshake,
-            Some(Era::Stateless) => types::Era::Stateless,
-            None => types::Era::None,
+        let call = self.table.get(&call)?;
+        Ok(match (&call.door, call.era) {
+            (Door::Adapter(_), _) => types::Era::None,
+            (Door::Mcp, Era::Handshake) => types::Era::Handshake,
+            (Door::Mcp, Era::Stateless) => types::Era::Stateless,
         })
     }
 

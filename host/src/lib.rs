@@ -31,7 +31,7 @@ mod sideband;
 mod sse;
 pub mod state;
 pub mod strict_json;
-mod time;
+pub mod time;
 pub mod tools;
 pub mod traces;
 mod upstreams;

@@ -3,8 +3,12 @@
 `/api/analytics`) and `helio export`.
 
 Records are inserted straight into the database (audit.path) with Python's
-sqlite3, using the table definition from host/src/audit/schema.rs, while Helio
-runs; exports are parsed back with the json and csv modules.
+sqlite3, using the table definition from host/src/audit/schema.rs, before Helio
+starts: the database is one an earlier Helio left, without rollups or a search
+index, so Helio upgrades it while it serves (indexing the records between its
+writer's batches). The answers are the same before and after; the last tests
+wait for the upgrade and check what it adds. Exports are parsed back with the
+json and csv modules.
 """
 
 from __future__ import annotations
@@ -139,8 +143,9 @@ class Trail:
 @pytest.fixture(scope="module")
 def trail(module_helio: HelioLauncher, tmp_path_factory: pytest.TempPathFactory) -> Trail:
     db = tmp_path_factory.mktemp("audit-read") / "audit.db"
-    instance = module_helio({"audit": {"path": str(db)}})
     insert(db, SAMPLES + bulk_rows())
+    # The samples are from 2025: a retention that keeps them.
+    instance = module_helio({"audit": {"path": str(db), "retention": "3650d"}})
     return Trail(instance, db)
 
 
@@ -493,3 +498,59 @@ def test_cli_exports_a_budgets_ledger(helio_bin: Path, tmp_path: Path) -> None:
     parsed = list(csv.reader(io.StringIO(as_csv.stdout, newline="")))
     assert parsed[0] == LEDGER_COLUMNS
     assert parsed[1][1:5] == ["pay", "session:s1", "spend", "0.1"] and len(parsed) == 2
+
+
+# ---------------------------------------------------------------- the upgrade
+
+
+def upgraded(db: Path) -> bool:
+    with sqlite3.connect(db, timeout=10) as conn:
+        row = conn.execute("SELECT value FROM audit_meta WHERE key = 'indexes_built'").fetchone()
+        pending = conn.execute("SELECT value FROM audit_meta WHERE key = 'pending_below'").fetchone()
+    return row == (1,) and pending == (0,)
+
+
+def test_the_upgrade_indexes_the_old_records_and_answers_the_same(trail: Trail) -> None:
+    deadline = time.monotonic() + 30
+    while not upgraded(trail.db):
+        assert time.monotonic() < deadline, "the old records were not indexed in 30 s"
+        time.sleep(0.2)
+    with sqlite3.connect(trail.db) as conn:
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        rolled = conn.execute("SELECT sum(count) FROM audit_rollup_day").fetchone()[0]
+    assert {"audit_tool_created", "audit_decision_created"} <= indexes
+    assert rolled == TOTAL
+    # The same answers as before the upgrade (test_filters ran before it).
+    assert trail.ids(tool="send_") == ["rec-01"]
+    assert (trail.ok("/api/audit", blocked="true")["total"], trail.ok("/api/audit")["total"]) == (2, TOTAL)
+    assert trail.ok("/api/analytics", **{"from": "2025-03-01", "to": "2025-03-03"})["total"] == len(SAMPLES)
+    # A search finds words and the start of the last one, in any field.
+    assert trail.ids(q="explo") == ["rec-05"]
+    assert trail.ids(q="ops example") == ["rec-01"]
+    assert trail.ids(q="sess") == ["rec-03", "rec-01"]
+    assert trail.ids(q="ploded") == []
+    # Cursors page through everything once, newest first.
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 500}
+    while True:
+        page = trail.ok("/api/audit", **params)
+        seen += [r["id"] for r in page["data"]]
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 500, "cursor": page["next_cursor"]}
+    assert len(seen) == len(set(seen)) == TOTAL
+    assert seen[:2] == ["rec-06", "rec-05"]
+    # A deep offset lands where the cursor does.
+    assert trail.ids(limit=3, offset=1000) == seen[1000:1003]
+
+
+def test_bad_searches_and_cursors_are_400(trail: Trail) -> None:
+    for params, parameter in (
+        ({"q": "%%"}, "q"),
+        ({"q": " ".join(["w"] * 17)}, "q"),
+        ({"cursor": "nonsense"}, "cursor"),
+        ({"cursor": "2025-03-01T00:00:00.000Z~1", "offset": "5"}, "cursor"),
+    ):
+        r = trail.get("/api/audit", **params)
+        assert r.status_code == 400, (params, r.text)
+        assert r.json()["parameter"] == parameter

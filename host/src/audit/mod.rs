@@ -10,6 +10,7 @@
 //! - Secrets never reach the store: argument paths in `audit.redact` are
 //!   masked first, and no request header is recorded.
 
+pub mod derived;
 pub mod query;
 mod record;
 mod redaction;

@@ -17,28 +17,41 @@ mod filter;
 mod ledger;
 mod params;
 mod pool;
+mod rollup;
 mod rows;
+mod select;
 mod when;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
 pub use analytics::{Analytics, Bucket, Request as AnalyticsRequest};
 pub use export::{take_columns, ExportCursor, ExportFormat, CHUNK_ROWS};
-pub use filter::Filter;
+pub use filter::{Filter, MAX_SEARCH_WORDS};
 pub use ledger::LEDGER_COLUMNS;
 pub use params::{
-    take_limit, Bounds, Page, ParamError, Params, EXPORT_BOUNDS, FEED_BOUNDS, LEDGER_BOUNDS,
-    LEDGER_EXPORT_BOUNDS, LIST_BOUNDS,
+    take_limit, Bounds, Cursor, Page, ParamError, Params, EXPORT_BOUNDS, FEED_BOUNDS,
+    LEDGER_BOUNDS, LEDGER_EXPORT_BOUNDS, LIST_BOUNDS,
 };
 
-use pool::Pool;
-use rows::{record_from_row, SELECT_COLUMNS};
+use pool::{Deadline, Pool};
+
+/// Counts past this stop, and the total is reported as at least this
+/// many: an exact count of millions of records costs a scan of them, and a
+/// person paging a list needs to know there are more, not how many more.
+/// Filters the rollups answer are counted exactly whatever their size.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// Longest a read may run before it is stopped (a filter combination no
+/// index serves, over a very large trail), so one request cannot hold a
+/// reader thread for minutes.
+pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 
 /// One audit record as the APIs return it: JSON columns parsed back into
 /// JSON, 0/1 columns as booleans.
@@ -49,6 +62,12 @@ pub enum QueryError {
     /// A parameter is invalid; the message names it and says why.
     #[error(transparent)]
     Param(#[from] ParamError),
+    /// The read ran past [`READ_DEADLINE`].
+    #[error(
+        "the query ran longer than {} s and was stopped; narrow it with a time range (from, to) or a more specific filter",
+        READ_DEADLINE.as_secs()
+    )]
+    TooBroad,
     #[error("audit database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -61,19 +80,27 @@ pub enum QueryError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
     pub data: Vec<Record>,
+    /// How many records match; a lower bound when `total_exact` is false
+    /// (see [`COUNT_CAP`]).
     pub total: u64,
+    pub total_exact: bool,
     pub limit: u64,
     pub offset: u64,
+    /// Where the next page starts, when this one is full.
+    pub next_cursor: Option<Cursor>,
 }
 
 impl Listing {
-    /// The `{data, total, limit, offset}` envelope.
+    /// The `{data, total, limit, offset}` envelope, with `total_exact` and
+    /// `next_cursor`.
     pub fn to_json(&self) -> Value {
         json!({
             "data": self.data,
             "total": self.total,
+            "total_exact": self.total_exact,
             "limit": self.limit,
             "offset": self.offset,
+            "next_cursor": self.next_cursor.as_ref().map(Cursor::to_text),
         })
     }
 }
@@ -98,45 +125,53 @@ impl AuditReader {
         self.pool.path().is_file()
     }
 
-    /// Records matching `filter`, newest first, and how many match in all.
-    pub fn list(&self, filter: &Filter, page: Page) -> Result<Listing, QueryError> {
+    /// Records matching `filter`, newest first (after `cursor`, or past
+    /// `page.offset`), and how many match in all.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        page: Page,
+        cursor: Option<&Cursor>,
+    ) -> Result<Listing, QueryError> {
         let empty = Listing {
             data: Vec::new(),
             total: 0,
+            total_exact: true,
             limit: page.limit,
             offset: page.offset,
+            next_cursor: None,
         };
-        self.with_table(empty, |db| {
+        self.with_table(empty, |db, deadline| {
             // One read transaction, so `total` and `data` agree.
             let tx = db.unchecked_transaction()?;
-            let total = count_in(&tx, filter)?;
-            let data = page_in(&tx, filter, page)?;
+            let plan = select::plan(&tx, filter)?;
+            let (data, next_cursor) = select::page(&tx, filter, &plan, page, cursor)?;
+            let shown = page.offset + data.len() as u64;
+            let (total, total_exact) = select::count(&tx, deadline, filter, &plan, shown)?;
             tx.finish()?;
             Ok(Listing {
                 data,
                 total,
+                total_exact,
                 limit: page.limit,
                 offset: page.offset,
+                next_cursor,
             })
         })
     }
 
-    /// How many records match `filter`.
-    pub fn count(&self, filter: &Filter) -> Result<u64, QueryError> {
-        self.with_table(0, |db| count_in(db, filter))
+    /// How many records match `filter`, and whether that is exact (see
+    /// [`COUNT_CAP`]).
+    pub fn count(&self, filter: &Filter) -> Result<(u64, bool), QueryError> {
+        self.with_table((0, true), |db, deadline| {
+            let plan = select::plan(db, filter)?;
+            select::count(db, deadline, filter, &plan, 0)
+        })
     }
 
     /// The record with this id, if there is one.
     pub fn get(&self, id: &str) -> Result<Option<Record>, QueryError> {
-        self.with_table(None, |db| {
-            let sql = format!(
-                "SELECT {} FROM audit_records WHERE id = ?1",
-                *SELECT_COLUMNS
-            );
-            let mut statement = db.prepare_cached(&sql)?;
-            let mut rows = statement.query([id])?;
-            rows.next()?.map(record_from_row).transpose()
-        })
+        self.with_table(None, |db, _| select::by_id(db, id))
     }
 
     /// Counts by decision, block reason and tool, and a time series, over
@@ -149,8 +184,9 @@ impl AuditReader {
     ) -> Result<Analytics, QueryError> {
         let (bounded, range, starts) = analytics::plan(filter, request, now_ms)?;
         let empty = analytics::empty(range, request, &starts);
-        self.with_table(empty, |db| {
-            analytics::compute(db, &bounded, range, request, &starts)
+        self.with_table(empty, |db, _| {
+            let plan = select::plan(db, &bounded)?;
+            analytics::compute(db, &bounded, &plan, range, request, &starts)
         })
     }
 
@@ -164,19 +200,25 @@ impl AuditReader {
         page: Page,
     ) -> Result<(Vec<Record>, u64), QueryError> {
         ledger::check_name(name)?;
-        self.with_table((Vec::new(), 0), |db| ledger::read(db, name, currency, page))
+        self.with_table((Vec::new(), 0), |db, _| {
+            ledger::read(db, name, currency, page)
+        })
     }
 
     /// Runs `read` on a pooled connection when the audit table exists;
-    /// `empty` when the database or the table does not exist yet.
+    /// `empty` when the database or the table does not exist yet. A read
+    /// running past [`READ_DEADLINE`] is stopped.
     fn with_table<T>(
         &self,
         empty: T,
-        read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+        read: impl FnOnce(&Connection, &Deadline) -> Result<T, rusqlite::Error>,
     ) -> Result<T, QueryError> {
         self.pool
-            .with_table("audit_records", empty, read)
-            .map_err(|source| self.sqlite(source))
+            .with_table("audit_records", empty, READ_DEADLINE, read)
+            .map_err(|source| match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::TooBroad,
+                _ => self.sqlite(source),
+            })
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> QueryError {
@@ -185,30 +227,4 @@ impl AuditReader {
             source,
         }
     }
-}
-
-fn count_in(db: &Connection, filter: &Filter) -> Result<u64, rusqlite::Error> {
-    let clause = filter.clause();
-    let sql = format!("SELECT COUNT(*) FROM audit_records{}", clause.sql);
-    let count: i64 = db
-        .prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(&clause.values), |r| r.get(0))?;
-    Ok(u64::try_from(count).unwrap_or(0))
-}
-
-fn page_in(db: &Connection, filter: &Filter, page: Page) -> Result<Vec<Record>, rusqlite::Error> {
-    let mut clause = filter.clause();
-    let sql = format!(
-        "SELECT {} FROM audit_records{} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        *SELECT_COLUMNS, clause.sql
-    );
-    clause.values.push(params::to_sql_int(page.limit));
-    clause.values.push(params::to_sql_int(page.offset));
-    let mut statement = db.prepare_cached(&sql)?;
-    let mut rows = statement.query(rusqlite::params_from_iter(&clause.values))?;
-    let mut data = Vec::new();
-    while let Some(row) = rows.next()? {
-        data.push(record_from_row(row)?);
-    }
-    Ok(data)
 }

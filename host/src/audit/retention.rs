@@ -1,6 +1,7 @@
 //! `audit.retention`: records older than the retention period are deleted
 //! by a periodic sweep, in small transactions on a connection of its own,
-//! so the writer waits at most one small delete.
+//! so the writer waits at most one small delete. Each transaction takes
+//! its records out of the rollups and the search index too.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,13 +14,22 @@ const CHUNK: i64 = 1000;
 /// Deletes records created before `cutoff` (ISO-8601); returns how many.
 pub fn sweep(path: &Path, cutoff: &str) -> Result<usize, AuditError> {
     let db = crate::database::open(path)?;
+    db.execute_batch("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)")?;
     let mut deleted = 0;
     loop {
-        let n = db.execute(
-            "DELETE FROM audit_records WHERE rowid IN
-               (SELECT rowid FROM audit_records WHERE created_at < ?1 LIMIT ?2)",
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM temp.doomed", [])?;
+        tx.execute(
+            "INSERT INTO temp.doomed
+             SELECT rowid FROM audit_records WHERE created_at < ?1 LIMIT ?2",
             rusqlite::params![cutoff, CHUNK],
         )?;
+        super::derived::unindex_rows(&tx)?;
+        let n = tx.execute(
+            "DELETE FROM audit_records WHERE rowid IN (SELECT id FROM temp.doomed)",
+            [],
+        )?;
+        tx.commit()?;
         deleted += n;
         if (n as i64) < CHUNK {
             return Ok(deleted);
@@ -63,8 +73,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("audit.db");
         let db = Connection::open(&path).expect("open");
-        db.execute_batch(super::super::schema::SCHEMA)
-            .expect("schema");
+        super::super::schema::create(&db).expect("schema");
         let insert = |id: usize, created: &str| {
             db.execute(
                 "INSERT INTO audit_records (id, timestamp, tool_name, tool_input, policy_decision,

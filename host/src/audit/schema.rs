@@ -3,12 +3,14 @@
 //! original Helio's `audit_records`, so exports and queries written for it
 //! keep working; Helio's additions come last.
 
-/// The table and its indexes. There is no index on `tool_name`: its
-/// filter is a substring match, which no index serves. Columns that are nearly always the same
-/// (`block_reason` null, `record_kind` `tool_call`, `origin` `mcp`) get
-/// partial indexes over the rare values: a filter for the rare values uses
-/// them, the common value is most of the table anyway, and the writer does
-/// not pay to index it on every insert.
+/// The table and the indexes every version has had (those serving the
+/// filters' time order are in `crate::audit::derived`, built on an upgrade
+/// after its catch-up rather than here, where building one over a large
+/// table would hold up the start). Columns that are nearly always the same
+/// (`record_kind` `tool_call`, `origin` `mcp`) get partial indexes over
+/// the rare values: a filter for the rare values uses them, the common
+/// value is most of the table anyway, and the writer does not pay to index
+/// it on every insert.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit_records (
     id TEXT PRIMARY KEY,
@@ -45,16 +47,20 @@ CREATE TABLE IF NOT EXISTS audit_records (
 );
 CREATE INDEX IF NOT EXISTS audit_created_at ON audit_records (created_at);
 DROP INDEX IF EXISTS audit_tool_name;
-CREATE INDEX IF NOT EXISTS audit_policy_decision ON audit_records (policy_decision);
 CREATE INDEX IF NOT EXISTS audit_session_id ON audit_records (session_id);
-CREATE INDEX IF NOT EXISTS audit_block_reason ON audit_records (block_reason)
-    WHERE block_reason IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_record_kind ON audit_records (record_kind)
     WHERE record_kind != 'tool_call';
 CREATE INDEX IF NOT EXISTS audit_origin ON audit_records (origin)
     WHERE origin != 'mcp';
 CREATE INDEX IF NOT EXISTS audit_status_created ON audit_records (upstream_http_status, created_at);
 ";
+
+/// Creates the audit table, its indexes and what is derived from it (see
+/// `crate::audit::derived`), or brings an existing one up to date.
+pub fn create(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    db.execute_batch(SCHEMA)?;
+    super::derived::create(db)
+}
 
 /// Every column, in table order: the CSV export's columns (the original's
 /// 29, then Helio's additions; new columns are only ever appended).

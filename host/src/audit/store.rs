@@ -3,14 +3,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Log frames after which the writer checkpoints by itself (256 MiB with
 /// 16 KiB pages): reached only if the checkpointer falls far behind.
 const SAFETY_CHECKPOINT_FRAMES: i64 = 16 * 1024;
 
+use super::derived::{self, CatchUp};
 use super::record::AuditRecord;
-use super::schema::SCHEMA;
+use super::schema;
 use crate::batch::Sink;
 use crate::database::{checkpoint, Checkpointer};
 
@@ -28,6 +29,16 @@ pub(super) struct AuditStore {
     /// Subscribers of the live feed (`GET /api/events`) get each record
     /// once it is written.
     live: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Whether records from before the derived tables are still to be
+    /// indexed (see [`derived`]); checked once more after a restart.
+    catch_up: CatchUp,
+    /// The `created_at` of the last record written. A batch is never
+    /// stamped earlier (the clock stepping back), so the time order of the
+    /// records is the order they were written, which readers rely on.
+    last_created_at: String,
+    /// When the planner's statistics were last refreshed (never at open:
+    /// on a large table that is not a cost for the start to carry).
+    analysed: Option<std::time::Instant>,
 }
 
 impl AuditStore {
@@ -39,18 +50,37 @@ impl AuditStore {
         // Checkpoints are the checkpointer's job; this only bounds the log
         // should that thread ever stop.
         db.pragma_update(None, "wal_autocheckpoint", SAFETY_CHECKPOINT_FRAMES)?;
-        db.execute_batch(SCHEMA)?;
+        schema::create(&db)?;
+        let last_created_at = db
+            .query_row(
+                "SELECT created_at FROM audit_records ORDER BY rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
         let checkpointer = Checkpointer::start(path).map_err(AuditError::Thread)?;
         Ok(Self {
             db,
             checkpointer,
             live,
+            catch_up: CatchUp::More,
+            last_created_at,
+            analysed: None,
         })
     }
 
     fn insert(&mut self, batch: &[AuditRecord]) -> Result<String, rusqlite::Error> {
-        let created_at = crate::time::iso_utc(crate::state::now_ms());
+        let now = crate::time::iso_utc(crate::state::now_ms());
+        let created_at = if now >= self.last_created_at {
+            now
+        } else {
+            self.last_created_at.clone()
+        };
         let tx = self.db.transaction()?;
+        let first: i64 = tx
+            .prepare_cached("SELECT coalesce(max(rowid), 0) + 1 FROM audit_records")?
+            .query_row([], |r| r.get(0))?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO audit_records (
@@ -101,7 +131,12 @@ impl AuditStore {
                 ])?;
             }
         }
+        let end: i64 = tx
+            .prepare_cached("SELECT coalesce(max(rowid), 0) + 1 FROM audit_records")?
+            .query_row([], |r| r.get(0))?;
+        derived::index_rows(&tx, first, end)?;
         tx.commit()?;
+        self.last_created_at.clone_from(&created_at);
         Ok(created_at)
     }
 
@@ -118,6 +153,43 @@ impl AuditStore {
     }
 }
 
+/// How often the planner's statistics are refreshed while the writer is
+/// idle: they tell it which index narrows a filter most, and go stale as
+/// the table grows.
+const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl AuditStore {
+    /// Work between batches: one slice of an upgrade's catch-up, if one is
+    /// under way (new records wait for at most one slice), and the
+    /// planner's statistics when they are due.
+    fn maintain(&mut self) {
+        if self.catch_up == CatchUp::More {
+            match derived::catch_up(&self.db) {
+                Ok(state) => self.catch_up = state,
+                Err(error) => {
+                    tracing::warn!(%error, "indexing older audit records failed; retrying")
+                }
+            }
+            return;
+        }
+        if self
+            .analysed
+            .is_none_or(|at| at.elapsed() >= STATISTICS_EVERY)
+        {
+            self.analysed = Some(std::time::Instant::now());
+            if let Err(error) = derived::refresh_statistics(&self.db) {
+                tracing::warn!(%error, "refreshing the audit database's statistics failed");
+            }
+        }
+    }
+
+    fn checkpoint(&self) {
+        if let Err(error) = checkpoint(&self.db) {
+            tracing::warn!(%error, "audit database checkpoint failed; retrying");
+        }
+    }
+}
+
 impl Sink for AuditStore {
     type Item = AuditRecord;
 
@@ -127,15 +199,15 @@ impl Sink for AuditStore {
         }
         let created_at = self.insert(&batch).map_err(|e| e.to_string())?;
         self.publish(&batch, &created_at);
+        self.maintain();
         if self.checkpointer.catch_up() {
-            self.idle();
+            self.checkpoint();
         }
         Ok(())
     }
 
     fn idle(&mut self) {
-        if let Err(error) = checkpoint(&self.db) {
-            tracing::warn!(%error, "audit database checkpoint failed; retrying");
-        }
+        self.maintain();
+        self.checkpoint();
     }
 }

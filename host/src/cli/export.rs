@@ -132,7 +132,12 @@ fn export_records(args: &ExportArgs, reader: Arc<AuditReader>) -> anyhow::Result
     let limit = take_limit(&mut params, EXPORT_BOUNDS).map_err(flag_error)?;
     params.finish().map_err(flag_error)?;
 
-    let total = reader.count(&filter)?;
+    let (total, exact) = reader.count(&filter)?;
+    let total = if exact {
+        total.to_string()
+    } else {
+        format!("at least {total}")
+    };
     let mut cursor = ExportCursor::new(reader, &filter, limit);
     let written = write_output(args.out.as_deref(), |out| {
         let mut exported = 0;

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::Operator;
 use crate::audit::query::{
-    take_columns, AnalyticsRequest, AuditReader, ExportCursor, ExportFormat, Filter, Page,
+    take_columns, AnalyticsRequest, AuditReader, Cursor, ExportCursor, ExportFormat, Filter, Page,
     ParamError, Params, QueryError, Record, EXPORT_BOUNDS, FEED_BOUNDS, LIST_BOUNDS,
 };
 use crate::state::now_ms;
@@ -42,6 +42,8 @@ pub(super) fn routes() -> Router<Arc<Operator>> {
 pub(super) enum ApiError {
     BadParameter(ParamError),
     NotFound(&'static str),
+    /// The read ran past its deadline.
+    TooBroad,
     /// The database could not be read; details go to the log.
     Internal,
 }
@@ -56,6 +58,7 @@ impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
         match error {
             QueryError::Param(error) => Self::BadParameter(error),
+            QueryError::TooBroad => Self::TooBroad,
             error @ QueryError::Sqlite { .. } => {
                 tracing::error!(%error, "audit query failed");
                 Self::Internal
@@ -74,6 +77,10 @@ impl IntoResponse for ApiError {
             Self::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!({ "error": what, "code": "not_found" }),
+            ),
+            Self::TooBroad => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": QueryError::TooBroad.to_string(), "code": "query_too_broad" }),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,8 +114,9 @@ async fn list(
     let mut params = Params::from_query(query.as_deref())?;
     let filter = Filter::take(&mut params)?;
     let page = Page::take(&mut params, LIST_BOUNDS)?;
+    let cursor = Cursor::take(&mut params, page)?;
     params.finish()?;
-    let listing = blocking(&op.audit, move |r| r.list(&filter, page)).await?;
+    let listing = blocking(&op.audit, move |r| r.list(&filter, page, cursor.as_ref())).await?;
     Ok(Json(listing.to_json()))
 }
 
@@ -120,8 +128,12 @@ async fn feed(
 ) -> Result<Json<Value>, ApiError> {
     let mut params = Params::from_query(query.as_deref())?;
     let page = Page::take(&mut params, FEED_BOUNDS)?;
+    let cursor = Cursor::take(&mut params, page)?;
     params.finish()?;
-    let listing = blocking(&op.audit, move |r| r.list(&Filter::default(), page)).await?;
+    let listing = blocking(&op.audit, move |r| {
+        r.list(&Filter::default(), page, cursor.as_ref())
+    })
+    .await?;
     Ok(Json(listing.to_json()))
 }
 

@@ -184,9 +184,14 @@ export function mountAudit(root, ctx) {
       const total = Number(res.total) || 0;
       replace(tbody, rows.map(row));
       if (!rows.length) replace(status, h('p', { class: 'empty' }, st.offset ? 'No records on this page.' : 'No records match these filters.'));
-      info.textContent = total ? `${(st.offset + 1).toLocaleString()}–${(st.offset + rows.length).toLocaleString()} of ${total.toLocaleString()}` : '0 records';
+      // Past 10,000 records some filters are not counted exactly (the
+      // total is then a lower bound): whether there is more is whether
+      // this page was full.
+      const exact = res.total_exact !== false;
+      const of = exact ? total.toLocaleString() : `${total.toLocaleString()}+`;
+      info.textContent = total ? `${(st.offset + 1).toLocaleString()}–${(st.offset + rows.length).toLocaleString()} of ${of}` : '0 records';
       prev.disabled = st.offset === 0;
-      next.disabled = st.offset + rows.length >= total;
+      next.disabled = exact ? st.offset + rows.length >= total : !res.next_cursor;
     } catch (err) {
       if (err.name === 'AbortError') return;
       replace(tbody);

@@ -7,8 +7,11 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
+use super::filter::Plan;
 use super::params::{quoted, to_sql_int, ParamError, Params};
+use super::rollup::{self, Source};
 use super::{when, Filter};
+use crate::audit::derived::Readiness;
 
 /// The range when a request names none: the last 24 hours.
 const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
@@ -207,16 +210,27 @@ pub fn plan(
     Ok((bounded, range, starts))
 }
 
-/// Runs the counts in one read transaction (so they agree with each other).
+/// Runs the counts in one read transaction (so they agree with each
+/// other), from the rollups when they can answer for the filter.
 pub fn compute(
     db: &Connection,
     filter: &Filter,
+    plan: &Plan,
     range: Range,
     request: Request,
     starts: &[i64],
 ) -> Result<Analytics, rusqlite::Error> {
+    let source = if plan.derived == Readiness::Ready && rollup::answers(filter) {
+        let coarsest = match request.bucket {
+            Bucket::Hour => rollup::HOURS,
+            Bucket::Minute => rollup::MINUTES,
+        };
+        Source::rollups(filter, coarsest)
+    } else {
+        Source::records(filter, plan)
+    };
     let tx = db.unchecked_transaction()?;
-    let totals = totals(&tx, filter)?;
+    let totals = totals(&tx, &source)?;
     let analytics = Analytics {
         range,
         bucket: request.bucket,
@@ -227,22 +241,22 @@ pub fn compute(
         applied_total: totals[4],
         held_total: totals[5],
         approved_total: totals[6],
-        by_decision: grouped(&tx, filter, "policy_decision", "", None)?,
+        by_decision: grouped(&tx, &source, "policy_decision", "", None)?,
         by_block_reason: grouped(
             &tx,
-            filter,
+            &source,
             "block_reason",
-            " AND block_reason IS NOT NULL",
+            " WHERE block_reason != ''",
             None,
         )?,
         top_tools: grouped(
             &tx,
-            filter,
+            &source,
             "tool_name",
-            " AND record_kind = 'tool_call' AND policy_decision != 'rejected'",
+            " WHERE record_kind = 'tool_call' AND policy_decision != 'rejected'",
             Some(request.top),
         )?,
-        series: series(&tx, filter, request.bucket, starts)?,
+        series: series(&tx, &source, request.bucket, starts)?,
     };
     tx.finish()?;
     Ok(analytics)
@@ -267,22 +281,22 @@ pub fn empty(range: Range, request: Request, starts: &[i64]) -> Analytics {
     }
 }
 
-/// `[total, allowed, blocked, dry run, applied, held, approved]`.
-fn totals(db: &Connection, filter: &Filter) -> Result<[u64; 7], rusqlite::Error> {
-    let clause = filter.clause();
+/// `[total, allowed, blocked, dry run, applied, held, approved]`, over
+/// rollup-shaped rows (absent block reasons and approvals are `''`).
+fn totals(db: &Connection, source: &Source) -> Result<[u64; 7], rusqlite::Error> {
     let sql = format!(
-        "SELECT COUNT(*),
-                COALESCE(SUM(policy_decision = 'allow' AND block_reason IS NULL AND dry_run = 0), 0),
-                COALESCE(SUM(block_reason IS NOT NULL), 0),
-                COALESCE(SUM(dry_run != 0), 0),
-                COALESCE(SUM(record_kind = 'tool_call' AND block_reason IS NULL AND dry_run = 0), 0),
-                COALESCE(SUM(approval_status IS NOT NULL), 0),
-                COALESCE(SUM(approval_status IN ('approved', 'break_glass')), 0)
-         FROM audit_records{}",
-        clause.sql
+        "SELECT coalesce(sum(count), 0),
+                coalesce(sum(count * (policy_decision = 'allow' AND block_reason = '' AND dry_run = 0)), 0),
+                coalesce(sum(count * (block_reason != '')), 0),
+                coalesce(sum(count * (dry_run != 0)), 0),
+                coalesce(sum(count * (record_kind = 'tool_call' AND block_reason = '' AND dry_run = 0)), 0),
+                coalesce(sum(count * (approval_status != '')), 0),
+                coalesce(sum(count * (approval_status IN ('approved', 'break_glass'))), 0)
+         FROM {}",
+        source.sql
     );
     db.prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(&clause.values), |r| {
+        .query_row(rusqlite::params_from_iter(&source.values), |r| {
             let mut out = [0; 7];
             for (i, slot) in out.iter_mut().enumerate() {
                 *slot = count(r.get(i)?);
@@ -291,32 +305,27 @@ fn totals(db: &Connection, filter: &Filter) -> Result<[u64; 7], rusqlite::Error>
         })
 }
 
-/// `(value of column, count)` groups, most first; `extra` is a constant
-/// condition appended to the filter's.
+/// `(value of column, count)` groups, most first; `condition` is a
+/// constant `WHERE` on the source's rows.
 fn grouped(
     db: &Connection,
-    filter: &Filter,
+    source: &Source,
     column: &'static str,
-    extra: &'static str,
+    condition: &'static str,
     limit: Option<u64>,
 ) -> Result<Vec<(String, u64)>, rusqlite::Error> {
-    let mut clause = filter.clause();
-    let mut sql = format!("SELECT {column}, COUNT(*) FROM audit_records{}", clause.sql);
-    if !extra.is_empty() {
-        // The filter always has a time range here, so there is a WHERE.
-        sql.push_str(extra);
-    }
-    sql.push_str(&format!(" GROUP BY {column} ORDER BY 2 DESC, 1"));
+    let mut values = source.values.clone();
+    let mut sql = format!(
+        "SELECT {column}, sum(count) FROM {}{condition} GROUP BY {column} ORDER BY 2 DESC, 1",
+        source.sql
+    );
     if let Some(limit) = limit {
         sql.push_str(" LIMIT ?");
-        clause.values.push(to_sql_int(limit));
+        values.push(to_sql_int(limit));
     }
     let mut statement = db.prepare_cached(&sql)?;
-    let rows = statement.query_map(rusqlite::params_from_iter(&clause.values), |r| {
-        Ok((
-            r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-            count(r.get(1)?),
-        ))
+    let rows = statement.query_map(rusqlite::params_from_iter(&values), |r| {
+        Ok((r.get::<_, String>(0)?, count(r.get(1)?)))
     })?;
     rows.collect()
 }
@@ -324,17 +333,16 @@ fn grouped(
 /// Counts per bucket, zeros included.
 fn series(
     db: &Connection,
-    filter: &Filter,
+    source: &Source,
     bucket: Bucket,
     starts: &[i64],
 ) -> Result<Vec<(String, u64)>, rusqlite::Error> {
-    let clause = filter.clause();
     let sql = format!(
-        "SELECT substr(created_at, 1, ?), COUNT(*) FROM audit_records{} GROUP BY 1",
-        clause.sql
+        "SELECT substr(period, 1, ?), sum(count) FROM {} GROUP BY 1",
+        source.sql
     );
     let mut values = vec![SqlValue::Integer(bucket.prefix_len() as i64)];
-    values.extend(clause.values);
+    values.extend(source.values.iter().cloned());
     let mut statement = db.prepare_cached(&sql)?;
     let counts = statement
         .query_map(rusqlite::params_from_iter(&values), |r| {

@@ -1,7 +1,7 @@
 //! Exports: records oldest first, read a chunk at a time and encoded as a
 //! JSON array or CSV, so an export of any size needs memory for one chunk.
 //!
-//! Chunks are read by keyset (`(created_at, id)` after the last row sent),
+//! Chunks are read by keyset (`(created_at, rowid)` after the last row sent),
 //! each in its own short read, rather than with `OFFSET` (which rereads
 //! everything skipped, so a large export would cost quadratic time) or with
 //! one long statement (which would hold a read snapshot, and so keep the
@@ -10,12 +10,9 @@
 
 use std::sync::Arc;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
-
-use super::filter::Clause;
-use super::params::{quoted, to_sql_int, ParamError, Params};
-use super::rows::{kind, record_from_row, SELECT_COLUMNS};
+use super::params::{quoted, Cursor, ParamError, Params};
+use super::rows::kind;
+use super::select::{self, Source};
 use super::{csv, AuditReader, Filter, QueryError, Record};
 
 /// Records read (and encoded) at a time.
@@ -112,10 +109,13 @@ pub fn take_columns(params: &mut Params) -> Result<&'static [&'static str], Para
 /// time. Each [`next_chunk`](Self::next_chunk) is a short blocking read.
 pub struct ExportCursor {
     reader: Arc<AuditReader>,
-    clause: Clause,
+    filter: Filter,
+    /// What to read, made at the first read (how the filter is read
+    /// depends on the database) and kept, so every chunk reads the same way.
+    source: Option<Source>,
     remaining: u64,
-    /// `(created_at, id)` of the last record returned.
-    after: Option<(String, String)>,
+    /// Just past the last record returned.
+    after: Option<Cursor>,
     done: bool,
 }
 
@@ -123,7 +123,8 @@ impl ExportCursor {
     pub fn new(reader: Arc<AuditReader>, filter: &Filter, limit: u64) -> Self {
         Self {
             reader,
-            clause: filter.clause(),
+            filter: filter.clone(),
+            source: None,
             remaining: limit,
             after: None,
             done: limit == 0,
@@ -136,44 +137,26 @@ impl ExportCursor {
             return Ok(None);
         }
         let want = self.remaining.min(CHUNK_ROWS);
-        let chunk = self
-            .reader
-            .with_table(Vec::new(), |db| self.read(db, want))?;
+        let reader = self.reader.clone();
+        let (chunk, after) = reader.with_table((Vec::new(), None), |db, _| {
+            if self.source.is_none() {
+                let plan = select::plan(db, &self.filter)?;
+                self.source = Some(Source::of(&self.filter, &plan));
+            }
+            match &self.source {
+                Some(source) => select::chunk(db, source, self.after.as_ref(), want),
+                None => Ok((Vec::new(), None)),
+            }
+        })?;
         self.remaining -= chunk.len() as u64;
         if (chunk.len() as u64) < want || self.remaining == 0 {
             self.done = true;
         }
-        self.after = chunk.last().and_then(key_of);
+        self.after = after;
         if chunk.is_empty() {
             return Ok(None);
         }
         Ok(Some(chunk))
-    }
-
-    fn read(&self, db: &Connection, want: u64) -> Result<Vec<Record>, rusqlite::Error> {
-        let mut clause = self.clause.clone();
-        if let Some((created_at, id)) = &self.after {
-            clause.and(
-                "(created_at > ? OR (created_at = ? AND id > ?))",
-                [
-                    SqlValue::Text(created_at.clone()),
-                    SqlValue::Text(created_at.clone()),
-                    SqlValue::Text(id.clone()),
-                ],
-            );
-        }
-        clause.values.push(to_sql_int(want));
-        let sql = format!(
-            "SELECT {} FROM audit_records{} ORDER BY created_at ASC, id ASC LIMIT ?",
-            *SELECT_COLUMNS, clause.sql
-        );
-        let mut statement = db.prepare_cached(&sql)?;
-        let mut rows = statement.query(rusqlite::params_from_iter(&clause.values))?;
-        let mut chunk = Vec::new();
-        while let Some(row) = rows.next()? {
-            chunk.push(record_from_row(row)?);
-        }
-        Ok(chunk)
     }
 }
 
@@ -183,11 +166,4 @@ impl Iterator for ExportCursor {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_chunk().transpose()
     }
-}
-
-/// The keyset position of a record.
-fn key_of(record: &Record) -> Option<(String, String)> {
-    let created_at = record.get("created_at")?.as_str()?;
-    let id = record.get("id")?.as_str()?;
-    Some((created_at.to_owned(), id.to_owned()))
 }

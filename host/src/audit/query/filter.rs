@@ -6,6 +6,7 @@ use rusqlite::types::Value as SqlValue;
 
 use super::params::{ParamError, Params};
 use super::when;
+use crate::audit::derived::Readiness;
 
 /// Filters; each one given narrows the match (they combine with AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,8 +27,9 @@ pub struct Filter {
     pub from_ms: Option<i64>,
     /// Last instant included (`created_at`), ms since the epoch.
     pub to_ms: Option<i64>,
-    /// Substring of the tool name, arguments, matched rule, block reason or
-    /// upstream error.
+    /// Words to search for (see [`search_words`]) in the tool name,
+    /// arguments, matched rule, block reason, session, agent and upstream
+    /// error.
     pub text: Option<String>,
     /// Substring of the origin (`mcp` or an adapter).
     pub origin: Option<String>,
@@ -50,6 +52,20 @@ pub struct Clause {
 }
 
 impl Clause {
+    /// Adds `column IN (?, …)`, one placeholder per value (none matches
+    /// nothing).
+    pub fn and_in(&mut self, column: &'static str, values: &[String]) {
+        let placeholders = vec!["?"; values.len()].join(", ");
+        self.sql.push_str(if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.sql.push_str(&format!("{column} IN ({placeholders})"));
+        self.values
+            .extend(values.iter().map(|v| SqlValue::Text(v.clone())));
+    }
+
     /// Adds a condition (a constant SQL fragment) and its values.
     pub fn and(&mut self, condition: &'static str, values: impl IntoIterator<Item = SqlValue>) {
         self.sql.push_str(if self.sql.is_empty() {
@@ -74,7 +90,7 @@ impl Filter {
             agent: params.text("agent")?,
             from_ms: time(params, "from")?.map(|s| s.first_ms),
             to_ms: time(params, "to")?.map(|s| s.last_ms),
-            text: params.text("q")?,
+            text: search_text(params)?,
             origin: params.text("origin")?,
             record_kind: params.word("record_kind")?,
             dry_run: params.boolean("dry_run")?,
@@ -104,14 +120,23 @@ impl Filter {
         Ok(())
     }
 
-    /// The `WHERE` clause selecting these records.
-    pub fn clause(&self) -> Clause {
+    /// The `WHERE` clause selecting these records, read as `plan` says.
+    /// Once the derived tables are ready a text search is not part of it:
+    /// the search index drives the query instead (see `super::select`).
+    pub fn clause(&self, plan: &Plan) -> Clause {
         let mut c = Clause::default();
+        self.add_to(&mut c, plan);
+        c
+    }
+
+    /// Adds the conditions of [`Filter::clause`] to `c`.
+    pub fn add_to(&self, c: &mut Clause, plan: &Plan) {
         let text = |v: &String| SqlValue::Text(v.clone());
         let like = |v: &String| SqlValue::Text(format!("%{}%", escape_like(v)));
-        let flag = |v: bool| SqlValue::Integer(i64::from(v));
-        if let Some(v) = &self.tool {
-            c.and("tool_name LIKE ? ESCAPE '\\'", [like(v)]);
+        match (&self.tool, &plan.tools) {
+            (Some(_), Some(names)) => c.and_in("tool_name", names),
+            (Some(v), None) => c.and("tool_name LIKE ? ESCAPE '\\'", [like(v)]),
+            (None, _) => {}
         }
         if let Some(v) = &self.decision {
             c.and("policy_decision = ?", [text(v)]);
@@ -136,25 +161,34 @@ impl Filter {
         if let Some(ms) = self.to_ms {
             c.and("created_at <= ?", [SqlValue::Text(when::stored_form(ms))]);
         }
-        if let Some(v) = &self.text {
+        if let (Some(v), Readiness::Records) = (&self.text, plan.derived) {
             c.and(
                 "(tool_name LIKE ? ESCAPE '\\' OR tool_input LIKE ? ESCAPE '\\' \
                  OR matched_rule LIKE ? ESCAPE '\\' OR block_reason LIKE ? ESCAPE '\\' \
+                 OR session_id LIKE ? ESCAPE '\\' OR agent_id LIKE ? ESCAPE '\\' \
                  OR upstream_error LIKE ? ESCAPE '\\')",
-                std::iter::repeat_n(like(v), 5),
+                std::iter::repeat_n(like(v), 7),
             );
         }
-        if let Some(v) = &self.origin {
-            c.and("origin LIKE ? ESCAPE '\\'", [like(v)]);
+        match (&self.origin, &plan.origins) {
+            (Some(_), Some(names)) => c.and_in("origin", names),
+            (Some(v), None) => c.and("origin LIKE ? ESCAPE '\\'", [like(v)]),
+            (None, _) => {}
         }
         if let Some(v) = &self.record_kind {
             c.and("record_kind = ?", [text(v)]);
         }
-        if let Some(v) = self.dry_run {
-            c.and("dry_run = ?", [flag(v)]);
+        // Constants rather than bound values, so the partial indexes over
+        // the rare value serve them.
+        match self.dry_run {
+            Some(true) => c.and("dry_run = 1", []),
+            Some(false) => c.and("dry_run = 0", []),
+            None => {}
         }
-        if let Some(v) = self.destructive {
-            c.and("flagged_destructive = ?", [flag(v)]);
+        match self.destructive {
+            Some(true) => c.and("flagged_destructive = 1", []),
+            Some(false) => c.and("flagged_destructive = 0", []),
+            None => {}
         }
         if let Some(v) = self.status_min {
             c.and("upstream_http_status >= ?", [super::params::to_sql_int(v)]);
@@ -162,8 +196,82 @@ impl Filter {
         if let Some(v) = self.status_max {
             c.and("upstream_http_status <= ?", [super::params::to_sql_int(v)]);
         }
-        c
     }
+}
+
+/// How a query reads a filter's conditions on this database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Whether the derived tables may be used.
+    pub derived: Readiness,
+    /// The tool names seen that the `tool` filter's substring matches (so
+    /// the filter is an index lookup), when the derived tables are ready.
+    pub tools: Option<Vec<String>>,
+    /// Likewise for `origin`.
+    pub origins: Option<Vec<String>>,
+}
+
+impl Plan {
+    /// From the records alone, as a database without derived tables is.
+    pub const RECORDS: Plan = Plan {
+        derived: Readiness::Records,
+        tools: None,
+        origins: None,
+    };
+}
+
+/// `q`: at most [`MAX_SEARCH_WORDS`] words, each a run of letters and
+/// digits; anything else separates them.
+fn search_text(params: &mut Params) -> Result<Option<String>, ParamError> {
+    let Some(q) = params.text("q")? else {
+        return Ok(None);
+    };
+    let words = search_words(&q).count();
+    if words == 0 {
+        return Err(ParamError::new(
+            "q",
+            "has no letters or digits to search for (the search finds words and the starts of words)",
+        ));
+    }
+    if words > MAX_SEARCH_WORDS {
+        return Err(ParamError::new(
+            "q",
+            format!("has {words} words; at most {MAX_SEARCH_WORDS} are searched for at once"),
+        ));
+    }
+    Ok(Some(q))
+}
+
+/// Most words in one search.
+pub const MAX_SEARCH_WORDS: usize = 16;
+
+/// The words of a search, as the index splits text into words (the
+/// `unicode61` tokenizer: letters and digits; the rest separates).
+pub fn search_words(q: &str) -> impl Iterator<Item = &str> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// The full-text query for `q`: every word, the last one also as the
+/// start of a longer word (as a person types). Only the last is a prefix:
+/// a short prefix stands for every word it starts, and joining several
+/// such lists costs a read of each. Words are letters and digits only, so
+/// quoting them is enough.
+pub(super) fn fts_query(q: &str) -> String {
+    let words: Vec<&str> = search_words(q).collect();
+    let last = words.len().saturating_sub(1);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == last {
+                format!("\"{w}\"*")
+            } else {
+                format!("\"{w}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn time(params: &mut Params, name: &'static str) -> Result<Option<when::Span>, ParamError> {
@@ -174,7 +282,7 @@ fn time(params: &mut Params, name: &'static str) -> Result<Option<when::Span>, P
 }
 
 /// `value` with LIKE's wildcards taken literally (escape character `\`).
-fn escape_like(value: &str) -> String {
+pub(super) fn escape_like(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         if matches!(c, '\\' | '%' | '_') {

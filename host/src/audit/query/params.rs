@@ -226,6 +226,60 @@ impl Page {
     }
 }
 
+/// Where a page of a listing starts: just past the record written at
+/// `created_at` with this `rowid` (the last of the page before). Unlike an
+/// offset, it lands on the same record however many are written meanwhile,
+/// and the read starts there instead of counting its way to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: String,
+    pub rowid: i64,
+}
+
+impl Cursor {
+    /// `cursor`: the `next_cursor` of the page before. Not with `offset`.
+    pub fn take(params: &mut Params, page: Page) -> Result<Option<Self>, ParamError> {
+        let Some(text) = params.take("cursor") else {
+            return Ok(None);
+        };
+        if page.offset > 0 {
+            return Err(ParamError::new(
+                "cursor",
+                "cannot be combined with offset (a cursor already says where the page starts)",
+            ));
+        }
+        Self::parse(&text).map(Some).ok_or_else(|| {
+            ParamError::new(
+                "cursor",
+                format!(
+                    "{} is not a cursor this API gave out (use next_cursor from the page before)",
+                    quoted(&text)
+                ),
+            )
+        })
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (created_at, rowid) = text.split_once('~')?;
+        let span = super::when::parse(created_at).ok()?;
+        // Only the exact stored form: anything else was not handed out.
+        if super::when::stored_form(span.first_ms) != created_at {
+            return None;
+        }
+        if rowid.is_empty() || !rowid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            created_at: created_at.to_owned(),
+            rowid: rowid.parse().ok()?,
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        format!("{}~{}", self.created_at, self.rowid)
+    }
+}
+
 /// `limit` within `bounds` (default when absent).
 pub fn take_limit(params: &mut Params, bounds: Bounds) -> Result<u64, ParamError> {
     Ok(params

@@ -2,8 +2,9 @@
 //! opening a connection costs more than most dashboard queries.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -32,23 +33,30 @@ impl Pool {
     }
 
     /// Runs `read` on a connection when `table` exists; `empty` when the
-    /// file or the table does not exist yet. The connection goes back to
-    /// the pool afterwards, unless the read failed (it may be the
-    /// connection that is broken).
+    /// file or the table does not exist yet. A read still running at
+    /// `deadline` is interrupted (its error is `OperationInterrupted`). The
+    /// connection goes back to the pool afterwards, unless the read failed
+    /// (it may be the connection that is broken).
     pub fn with_table<T>(
         &self,
         table: &str,
         empty: T,
-        read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+        limit: Duration,
+        read: impl FnOnce(&Connection, &Deadline) -> Result<T, rusqlite::Error>,
     ) -> Result<T, rusqlite::Error> {
-        let Some(db) = self.take()? else {
+        let Some(mut db) = self.take()? else {
             return Ok(empty);
         };
+        let deadline = Deadline::new(limit);
+        let passed = deadline.clone();
+        // Asked every few thousand steps of SQLite's virtual machine.
+        db.progress_handler(4096, Some(move || passed.passed()))?;
         let outcome = if has_table(&db, table)? {
-            read(&db)
+            read(&db, &deadline)
         } else {
             Ok(empty)
         };
+        db.progress_handler(0, None::<fn() -> bool>)?;
         if outcome.is_ok() {
             self.give_back(db);
         }
@@ -84,6 +92,55 @@ impl Pool {
         // A panic while holding the lock leaves a valid Vec behind.
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// When a read is stopped; a part of it can be given less time
+/// ([`Deadline::within`]).
+#[derive(Clone)]
+pub struct Deadline {
+    started: Instant,
+    /// Microseconds after `started`.
+    at_us: Arc<AtomicU64>,
+}
+
+impl Deadline {
+    fn new(limit: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            at_us: Arc::new(AtomicU64::new(micros(limit))),
+        }
+    }
+
+    fn passed(&self) -> bool {
+        micros(self.started.elapsed()) > self.at_us.load(Ordering::Relaxed)
+    }
+
+    /// Runs `read` with at most `limit` of the time left; `None` if that
+    /// ran out (the whole read's deadline passing is still an error).
+    pub fn within<T>(
+        &self,
+        limit: Duration,
+        read: impl FnOnce() -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        let whole = self.at_us.load(Ordering::Relaxed);
+        let part = micros(self.started.elapsed() + limit).min(whole);
+        self.at_us.store(part, Ordering::Relaxed);
+        let outcome = read();
+        self.at_us.store(whole, Ordering::Relaxed);
+        match outcome {
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+                    && !self.passed() =>
+            {
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Whether `table` exists in the database.

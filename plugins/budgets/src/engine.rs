@@ -10,6 +10,10 @@
 //! `budget:<name>:<fp>:<bucket>`; the host commits them if the call is
 //! forwarded and releases them otherwise (including when a later stage
 //! blocks it), so this stage never undoes a reservation itself.
+//!
+//! Contributors of all budgets are indexed by their tool glob at configure
+//! ([`policy_match::ToolIndex`]), so a call is tested against the
+//! contributors its tool can select, not against every budget's.
 
 mod budget;
 mod config;
@@ -18,7 +22,7 @@ mod outcome;
 #[cfg(test)]
 mod tests;
 
-use policy_match::{Amount, AmountSource, SessionPolicy};
+use policy_match::{Amount, AmountSource, SessionPolicy, ToolIndex};
 pub use policy_match::{
     Annotations, ApprovalRequest, CallView, ConfigError, Decision, Feedback, KeyFamily,
     SpendWindow, State, Value, Verdict,
@@ -35,6 +39,11 @@ pub const DEFAULT_IDLE_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 #[derive(Debug)]
 pub struct Engine {
     budgets: Vec<Budget>,
+    /// Every budget's contributors, budget by budget and in order within
+    /// each, by the tool names their `match.tool` selects.
+    by_tool: ToolIndex,
+    /// The (budget, contributor) each item of `by_tool` is.
+    contributors: Vec<(usize, usize)>,
     session: SessionPolicy,
     /// Configuration the stage accepts but cannot honour as written, to log
     /// once at configure.
@@ -54,11 +63,53 @@ impl Engine {
     /// deny budget blocks the call (and the host releases whatever was
     /// reserved), breaches of approval budgets only hold it for approval.
     pub fn evaluate(&self, call: &impl CallView, state: &mut impl State) -> Verdict {
-        let applicable: Vec<(&Budget, &AmountSource)> = self
-            .budgets
+        self.charge_all(self.applicable(call), call, state)
+    }
+
+    /// [`Engine::evaluate`] by testing every budget's contributors: what the
+    /// index must agree with.
+    #[cfg(test)]
+    fn evaluate_by_walk(&self, call: &impl CallView, state: &mut impl State) -> Verdict {
+        self.charge_all(self.applicable_by_walk(call), call, state)
+    }
+
+    /// The budgets the call draws from, in order, each with where its first
+    /// matching contributor reads the amount.
+    fn applicable(&self, call: &impl CallView) -> Vec<(&Budget, &AmountSource)> {
+        let mut applicable: Vec<(&Budget, &AmountSource)> = Vec::new();
+        let mut last_drawn = None;
+        for item in self.by_tool.candidates(call.tool()) {
+            let (b, c) = self.contributors[item];
+            // Candidates come budget by budget; a budget's first match
+            // supplies the amount, its later contributors are not asked.
+            if last_drawn == Some(b) {
+                continue;
+            }
+            let budget = &self.budgets[b];
+            let contributor = &budget.contributors[c];
+            if contributor.match_beyond_tool(call) {
+                applicable.push((budget, &contributor.source));
+                last_drawn = Some(b);
+            }
+        }
+        applicable
+    }
+
+    #[cfg(test)]
+    fn applicable_by_walk(&self, call: &impl CallView) -> Vec<(&Budget, &AmountSource)> {
+        self.budgets
             .iter()
             .filter_map(|budget| Some((budget, budget.source_for(call)?)))
-            .collect();
+            .collect()
+    }
+
+    /// Charges the call to the budgets it draws from.
+    fn charge_all(
+        &self,
+        applicable: Vec<(&Budget, &AmountSource)>,
+        call: &impl CallView,
+        state: &mut impl State,
+    ) -> Verdict {
         if applicable.is_empty() {
             return outcome::no_budget_applies();
         }

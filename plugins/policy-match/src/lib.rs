@@ -4,7 +4,9 @@
 //! - the engine-side view of the WIT contract: [`CallView`] (the
 //!   `tool-call` resource), [`State`] (the `state` interface) and the
 //!   verdict records ([`Verdict`], [`Decision`], [`Feedback`], …);
-//! - matching: tool [`Glob`]s and `input` conditions ([`InputCondition`]);
+//! - matching: tool [`Glob`]s, `input` conditions ([`InputCondition`]),
+//!   and the [`ToolIndex`] that picks the rules or contributors a tool
+//!   name can select without walking them all;
 //! - configuration parsing with paths ([`Parser`]), including `tool` globs,
 //!   `input` conditions, durations and the `session` block;
 //! - small text helpers for feedback: JSON objects with exact decimals,
@@ -25,6 +27,7 @@ mod sdk;
 pub use sdk::{to_sdk, Builtin, StageEngine};
 mod state;
 pub mod text;
+mod tool_index;
 mod verdict;
 
 pub use amount::{Amount, AmountSource};
@@ -33,6 +36,7 @@ pub use config::{join, kind, present, stage_root, ConfigError, Parser, SessionPo
 pub use glob::Glob;
 pub use input::{inputs_match, json_eq, Expected, InputCondition, Operators};
 pub use state::{Completion, EvidenceStatus, KeyFamily, RateWindow, SpendWindow, State};
+pub use tool_index::{Candidates, ToolIndex};
 pub use verdict::{ApprovalRequest, Decision, Feedback, Verdict};
 
 #[cfg(any(test, feature = "testing"))]

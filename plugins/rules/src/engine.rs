@@ -9,6 +9,11 @@
 //! require_approval, dry_run, the default) are built once in
 //! [`Engine::from_json`] and handed back by reference. Evidence and
 //! dependency gates and rate and spend limits ask the host's state per call.
+//!
+//! Rules are indexed by their tool condition at configure
+//! ([`policy_match::ToolIndex`]), so a call is tested against the rules its
+//! tool can select, in rule order, not against every rule: a policy of
+//! thousands of rules for distinct tools costs a call about what ten do.
 
 mod conditions;
 mod config;
@@ -22,11 +27,11 @@ mod tests;
 
 use std::borrow::Cow;
 
-use policy_match::SessionPolicy;
 pub use policy_match::{
     Annotations, ApprovalRequest, CallView, Completion, ConfigError, Decision, EvidenceStatus,
     Feedback, KeyFamily, RateWindow, SpendWindow, State, Value, Verdict,
 };
+use policy_match::{SessionPolicy, ToolIndex};
 use rule::{Rule, Then};
 
 /// `policies.default`.
@@ -62,6 +67,8 @@ pub struct Evaluation<'a> {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<Rule>,
+    /// The rules by the tool names their `match.tool` selects.
+    by_tool: ToolIndex,
     default: DefaultPolicy,
     flag_destructive: Option<FlagDestructive>,
     dry_run: bool,
@@ -92,7 +99,34 @@ impl Engine {
     /// verdict into the dry-run report and releases whatever this call took
     /// from the state.
     pub fn evaluate<'a>(&'a self, call: &impl CallView, state: &mut impl State) -> Evaluation<'a> {
-        if let Some(rule) = self.rules.iter().find(|rule| rule.conditions.matches(call)) {
+        let rule = self
+            .by_tool
+            .candidates(call.tool())
+            .map(|index| &self.rules[index])
+            .find(|rule| rule.conditions.match_beyond_tool(call));
+        self.conclude(rule, call, state)
+    }
+
+    /// [`Engine::evaluate`] by walking every rule: what the index must
+    /// agree with.
+    #[cfg(test)]
+    fn evaluate_by_walk<'a>(
+        &'a self,
+        call: &impl CallView,
+        state: &mut impl State,
+    ) -> Evaluation<'a> {
+        let rule = self.rules.iter().find(|rule| rule.conditions.matches(call));
+        self.conclude(rule, call, state)
+    }
+
+    /// The verdict once the first matching rule, if any, is known.
+    fn conclude<'a>(
+        &'a self,
+        rule: Option<&'a Rule>,
+        call: &impl CallView,
+        state: &mut impl State,
+    ) -> Evaluation<'a> {
+        if let Some(rule) = rule {
             return Evaluation {
                 verdict: rule.decide(call, state, &self.session),
                 warning: None,

@@ -114,12 +114,15 @@ pub struct Spend {
 const MAX_ARGUMENTS_AT: usize = 10_000;
 
 /// One tool call. Inside Helio every accessor asks the host (the answers
-/// many conditions read — tool, session, environment — once per call).
+/// many conditions read — tool, annotations, session, environment, whether
+/// there are arguments — once per call).
 pub struct Call<'a> {
     source: Source<'a>,
     tool: OnceCell<String>,
+    annotations: OnceCell<Annotations>,
     session: OnceCell<Option<String>>,
     environment: OnceCell<Option<String>>,
+    has_arguments: OnceCell<bool>,
 }
 
 enum Source<'a> {
@@ -140,8 +143,10 @@ impl<'a> Call<'a> {
         Call {
             source,
             tool: OnceCell::new(),
+            annotations: OnceCell::new(),
             session: OnceCell::new(),
             environment: OnceCell::new(),
+            has_arguments: OnceCell::new(),
         }
     }
 
@@ -171,7 +176,7 @@ impl<'a> Call<'a> {
     }
 
     pub fn annotations(&self) -> Annotations {
-        match &self.source {
+        *self.annotations.get_or_init(|| match &self.source {
             #[cfg(target_arch = "wasm32")]
             Source::Host(call) => {
                 let a = call.annotations();
@@ -184,7 +189,7 @@ impl<'a> Call<'a> {
                 }
             }
             Source::Mock(mock) => mock.annotations,
-        }
+        })
     }
 
     /// helio.yaml's `environment`, if set.
@@ -233,11 +238,11 @@ impl<'a> Call<'a> {
 
     /// Whether the call carried `params.arguments` at all.
     pub fn has_arguments(&self) -> bool {
-        match &self.source {
+        *self.has_arguments.get_or_init(|| match &self.source {
             #[cfg(target_arch = "wasm32")]
             Source::Host(call) => call.has_arguments(),
             Source::Mock(mock) => mock.arguments.is_some(),
-        }
+        })
     }
 
     /// The argument at `path` (`$`, `$.a.b`, `a.b`, `items.0`).

@@ -87,12 +87,17 @@ pub(crate) struct Contributor {
 }
 
 impl Contributor {
+    #[cfg(test)]
     fn matches(&self, call: &impl CallView) -> bool {
-        self.tool.matches(call.tool())
-            && self
-                .input
-                .as_ref()
-                .is_none_or(|input| inputs_match(input, call))
+        self.tool.matches(call.tool()) && self.match_beyond_tool(call)
+    }
+
+    /// Whether the `input` conditions hold: the engine's tool index has
+    /// already chosen this contributor for the call's tool.
+    pub fn match_beyond_tool(&self, call: &impl CallView) -> bool {
+        self.input
+            .as_ref()
+            .is_none_or(|input| inputs_match(input, call))
     }
 }
 
@@ -148,7 +153,9 @@ pub(crate) struct Charge<'a> {
 
 impl Budget {
     /// Where the first contributor that matches the call reads its amount;
-    /// none when the call does not contribute to this budget.
+    /// none when the call does not contribute to this budget. The plain
+    /// walk the engine's index must agree with.
+    #[cfg(test)]
     pub fn source_for(&self, call: &impl CallView) -> Option<&AmountSource> {
         self.contributors
             .iter()

@@ -3,7 +3,11 @@
 //! budget's key, `on_exceed` and approval route): every problem is reported
 //! with its path from the root (e.g. `budgets[0].contributors[1].match.tool`).
 
-use policy_match::{join, kind, present, stage_root, text, AmountSource, ConfigError, Parser};
+use std::collections::HashSet;
+
+use policy_match::{
+    join, kind, present, stage_root, text, AmountSource, ConfigError, Parser, ToolIndex,
+};
 use serde_json::{json, Map, Value as Json};
 
 use super::budget::{Approval, Budget, BudgetKey, Contributor, OnExceed, Window};
@@ -18,10 +22,11 @@ pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
     match present(root, "budgets") {
         None => {}
         Some(Json::Array(items)) => {
+            let mut names = HashSet::new();
             for (index, item) in items.iter().enumerate() {
                 let path = format!("budgets[{index}]");
                 if let Some(b) = budget(&mut p, item, &path) {
-                    check_unique_name(&mut p, &budgets, &b, &path);
+                    check_unique_name(&mut p, &mut names, &b, &path);
                     budgets.push(b);
                 }
             }
@@ -37,16 +42,30 @@ pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
     if !p.errors.is_empty() {
         return Err(p.errors);
     }
+    let contributors: Vec<(usize, usize)> = budgets
+        .iter()
+        .enumerate()
+        .flat_map(|(b, budget)| (0..budget.contributors.len()).map(move |c| (b, c)))
+        .collect();
+    let by_tool = ToolIndex::new(
+        contributors
+            .iter()
+            .map(|&(b, c)| Some(&budgets[b].contributors[c].tool)),
+    );
     Ok(Engine {
         budgets,
+        by_tool,
+        contributors,
         session,
         warnings,
     })
 }
 
 /// Names identify pots (and their spend), so two budgets cannot share one.
-fn check_unique_name(p: &mut Parser, earlier: &[Budget], budget: &Budget, path: &str) {
-    if earlier.iter().any(|b| b.name == budget.name) {
+/// `earlier` holds the names seen so far (a set: thousands of budgets must
+/// not cost a quadratic configure).
+fn check_unique_name(p: &mut Parser, earlier: &mut HashSet<String>, budget: &Budget, path: &str) {
+    if !earlier.insert(budget.name.clone()) {
         p.error(
             &join(path, "name"),
             format!(

@@ -3,6 +3,7 @@
 
 mod config_errors;
 mod evaluate;
+mod index;
 
 use serde_json::{json, Value as Json};
 

@@ -18,15 +18,21 @@ pub(crate) struct Conditions {
 }
 
 impl Conditions {
-    /// Whether every present condition holds. Cheap conditions (tool name,
-    /// environment, annotations) are tested before those that ask the host
-    /// for argument or metadata values.
+    /// Whether every present condition holds: the plain walk's test, which
+    /// the engine's tool index must agree with.
+    #[cfg(test)]
     pub fn matches(&self, call: &impl CallView) -> bool {
-        if let Some(glob) = &self.tool {
-            if !glob.matches(call.tool()) {
-                return false;
-            }
-        }
+        self.tool
+            .as_ref()
+            .is_none_or(|glob| glob.matches(call.tool()))
+            && self.match_beyond_tool(call)
+    }
+
+    /// Whether every present condition but `tool` holds: the engine's tool
+    /// index has already chosen this rule for the call's tool. Cheap
+    /// conditions (environment, annotations) are tested before those that
+    /// ask the host for argument or metadata values.
+    pub fn match_beyond_tool(&self, call: &impl CallView) -> bool {
         if let Some(env) = &self.environment {
             if call.environment() != Some(env.as_str()) {
                 return false;

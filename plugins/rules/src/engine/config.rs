@@ -9,7 +9,9 @@
 //! absent, as in the host (except the `eq`/`neq` operators, where null is a
 //! value).
 
-use policy_match::{join, kind, present, stage_root, text, AmountSource, ConfigError, Parser};
+use policy_match::{
+    join, kind, present, stage_root, text, AmountSource, ConfigError, Parser, ToolIndex,
+};
 use serde_json::{Map, Value as Json};
 
 use super::conditions::{AnnotationConditions, Conditions, MetadataCondition};
@@ -89,6 +91,7 @@ pub(super) fn compile(config_json: &str) -> Result<Engine, Vec<ConfigError>> {
         return Err(p.errors);
     }
     Ok(Engine {
+        by_tool: ToolIndex::new(rules.iter().map(|rule| rule.conditions.tool.as_ref())),
         rules,
         default,
         flag_destructive,

@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod gates;
+mod index;
 mod limits;
 mod matching;
 mod verdicts;

@@ -36,6 +36,9 @@ pub const ROLLUPS: [(&str, usize); 3] = [
 /// - `audit_rollup_*`: counts per period by every dimension a
 ///   rollup-answerable filter or the analytics can name; absent values are
 ///   `''` so the key is unique.
+/// - `audit_charges`: each budget's charges (an entry of a forwarded call's
+///   `evidence_chain.budgets`), so a budget's ledger is a walk of its own
+///   entries rather than a read of every record's evidence.
 /// - `audit_names`: each tool name and origin seen, so substring filters
 ///   on them look through a few names rather than every record.
 /// - `audit_search`: FTS5, contentless (the text is already in the
@@ -71,6 +74,13 @@ CREATE TABLE IF NOT EXISTS audit_rollup_minute (
     PRIMARY KEY (period, policy_decision, block_reason, tool_name, record_kind, origin,
                  dry_run, approval_status)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_charges (
+    budget TEXT NOT NULL,
+    record INTEGER NOT NULL,
+    entry INTEGER NOT NULL,
+    PRIMARY KEY (budget, record, entry)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_charges_record ON audit_charges (record);
 CREATE TABLE IF NOT EXISTS audit_names (
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -125,6 +135,19 @@ pub fn index_rows(db: &Connection, low: i64, high: i64) -> rusqlite::Result<()> 
                 WHERE rowid >= ?1 AND rowid < ?2",
     )?
     .execute([low, high])?;
+    // Evidence Helio did not write (not JSON) charges nothing, rather than
+    // failing the batch.
+    db.prepare_cached(
+        "INSERT OR IGNORE INTO audit_charges
+         SELECT b.value ->> '$.name', r.rowid, b.key
+           FROM audit_records r,
+                json_each(CASE WHEN json_valid(r.evidence_chain) THEN r.evidence_chain
+                               ELSE '{}' END, '$.budgets') b
+          WHERE r.rowid >= ?1 AND r.rowid < ?2 AND r.evidence_chain LIKE '%\"budgets\"%'
+            AND r.block_reason IS NULL AND r.dry_run = 0 AND r.record_kind = 'tool_call'
+            AND b.value ->> '$.name' IS NOT NULL",
+    )?
+    .execute([low, high])?;
     db.prepare_cached(
         "INSERT INTO audit_search (rowid, tool, arguments, rule, reason, session, agent, error)
          SELECT rowid, tool_name, substr(tool_input, 1, 16384), matched_rule, block_reason,
@@ -168,6 +191,8 @@ pub fn unindex_rows(db: &Connection) -> rusqlite::Result<()> {
         "DELETE FROM audit_search WHERE rowid IN (SELECT id FROM temp.doomed) AND rowid >= ?1",
     )?
     .execute([pending_below])?;
+    db.prepare_cached("DELETE FROM audit_charges WHERE record IN (SELECT id FROM temp.doomed)")?
+        .execute([])?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ import * as live from './live.js';
 import { DECISIONS, BLOCK_REASONS, RECORD_KINDS, humanize, fmtMs, fmtTime, fmtDateTime, shortId } from './format.js';
 import { recordBadges, openDetail } from './detail.js';
 
-const TEXT_FIELDS = [['tool', 'Tool', 'name contains'], ['q', 'Search', 'tool, arguments, rule, error'], ['session', 'Session', 'exact id'], ['agent', 'Agent', 'exact id'], ['origin', 'Origin', 'mcp or adapter']];
+const TEXT_FIELDS = [['tool', 'Tool', 'name contains'], ['q', 'Search', 'words in tool, arguments, rule, error'], ['session', 'Session', 'exact id'], ['agent', 'Agent', 'exact id'], ['origin', 'Origin', 'mcp or adapter']];
 const RANGES = [['', 'All time'], ['1h', 'Last hour'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['custom', 'Custom…']];
 const RANGE_MS = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 };
 const LIMITS = [25, 50, 100, 200];

@@ -55,6 +55,12 @@ fn record(rng: &mut Rng, n: u64) -> AuditRecord {
         matched_rule: Some(rng.pick(&["no-mail", "refund-limit"]).into()),
         approval_status: (rng.below(5) == 0).then_some("approved"),
         upstream_error: (rng.below(7) == 0).then(|| "timeout".into()),
+        evidence_chain: match rng.below(4) {
+            0 => Some(r#"{"budgets":[{"name":"pay","amount":"5.00","allowed":true},{"name":"ops","amount":"1","allowed":false}]}"#.into()),
+            1 => Some(r#"{"budgets":[{"name":"pay","amount":"2.50","allowed":true}]}"#.into()),
+            2 => Some("not json, \"budgets\"".into()),
+            _ => None,
+        },
         dry_run: rng.below(9) == 0,
         record_kind: "tool_call",
         origin: if rng.below(3) == 0 {
@@ -91,8 +97,9 @@ fn insert_plain(db: &Connection, r: &AuditRecord, at: &str) {
     db.execute(
         "INSERT INTO audit_records (id, timestamp, session_id, agent_id, tool_name, tool_input,
              policy_decision, block_reason, matched_rule, approval_status, upstream_error,
-             total_duration_ms, proxy_compute_ms, dry_run, record_kind, origin, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 1, ?12, ?13, ?14, ?15)",
+             total_duration_ms, proxy_compute_ms, dry_run, record_kind, origin, created_at,
+             evidence_chain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 1, ?12, ?13, ?14, ?15, ?16)",
         rusqlite::params![
             r.id,
             r.timestamp,
@@ -108,7 +115,8 @@ fn insert_plain(db: &Connection, r: &AuditRecord, at: &str) {
             r.dry_run,
             r.record_kind,
             &*r.origin,
-            at
+            at,
+            r.evidence_chain
         ],
     )
     .expect("insert");
@@ -181,6 +189,23 @@ fn assert_consistent(db: &Connection) {
         .collect::<Result<_, _>>()
         .expect("rows");
     assert!(used.is_subset(&names), "every name in use is listed");
+    let charges = |sql: &str| -> BTreeSet<(String, i64, i64)> {
+        db.prepare(sql)
+            .expect("charges")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        charges("SELECT budget, record, entry FROM audit_charges"),
+        charges(
+            "SELECT b.value ->> '$.name', r.rowid, b.key FROM audit_records r,
+                    json_each(r.evidence_chain, '$.budgets') b
+              WHERE json_valid(r.evidence_chain) AND r.block_reason IS NULL AND r.dry_run = 0"
+        ),
+        "every budget's charges are listed"
+    );
     for word in WORDS
         .iter()
         .chain(["timeout", "adapter", "s3", "agent", "no"].iter())

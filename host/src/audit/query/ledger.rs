@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::params::{quoted, to_sql_int, Page, ParamError};
 use super::Record;
+use crate::audit::derived::Readiness;
 
 /// The ledger's columns, in order (the original's).
 pub const LEDGER_COLUMNS: &[&str] = &[
@@ -58,8 +59,16 @@ const CHARGES: &str = "FROM audit_records r, json_each(r.evidence_chain, '$.budg
        AND r.block_reason IS NULL AND r.dry_run = 0 AND r.record_kind = 'tool_call'
        AND b.value ->> '$.name' = ?1";
 
-/// One page of the ledger, newest first, and how many rows it has in all.
-/// `currency` is the budget's as configured (the records do not repeat it).
+/// The charges from the derived table (see `crate::audit::derived`): the
+/// budget's own entries, newest first, each joined to its record.
+const INDEXED_CHARGES: &str = "FROM audit_charges c
+       JOIN audit_records r ON r.rowid = c.record,
+       json_each(r.evidence_chain, '$.budgets') b
+     WHERE c.budget = ?1 AND b.key = c.entry";
+
+/// One page of the ledger, newest first (in the order written), and how
+/// many rows it has in all. `currency` is the budget's as configured (the
+/// records do not repeat it).
 pub fn read(
     db: &Connection,
     name: &str,
@@ -67,15 +76,31 @@ pub fn read(
     page: Page,
 ) -> Result<(Vec<Record>, u64), rusqlite::Error> {
     let tx = db.unchecked_transaction()?;
+    let (total_sql, page_sql) = match crate::audit::derived::readiness(&tx)? {
+        Readiness::Ready => (
+            "SELECT COUNT(*) FROM audit_charges WHERE budget = ?1".to_owned(),
+            format!(
+                "SELECT r.id, b.key, b.value ->> '$.bucket', b.value -> '$.amount',
+                        b.value ->> '$.allowed', r.tool_name, r.origin, r.timestamp, r.created_at
+                 {INDEXED_CHARGES}
+                 ORDER BY c.record DESC, c.entry DESC LIMIT ?2 OFFSET ?3"
+            ),
+        ),
+        // Before an upgrade has caught up: every record's evidence is read.
+        Readiness::Records => (
+            format!("SELECT COUNT(*) {CHARGES}"),
+            format!(
+                "SELECT r.id, b.key, b.value ->> '$.bucket', b.value -> '$.amount',
+                        b.value ->> '$.allowed', r.tool_name, r.origin, r.timestamp, r.created_at
+                 {CHARGES}
+                 ORDER BY r.created_at DESC, r.rowid DESC, b.key DESC LIMIT ?2 OFFSET ?3"
+            ),
+        ),
+    };
     let total: i64 = tx
-        .prepare_cached(&format!("SELECT COUNT(*) {CHARGES}"))?
+        .prepare_cached(&total_sql)?
         .query_row([name], |r| r.get(0))?;
-    let mut statement = tx.prepare_cached(&format!(
-        "SELECT r.id, b.key, b.value ->> '$.bucket', b.value -> '$.amount',
-                b.value ->> '$.allowed', r.tool_name, r.origin, r.timestamp, r.created_at
-         {CHARGES}
-         ORDER BY r.created_at DESC, r.id DESC, b.key DESC LIMIT ?2 OFFSET ?3"
-    ))?;
+    let mut statement = tx.prepare_cached(&page_sql)?;
     let rows = statement
         .query_map(
             rusqlite::params![name, to_sql_int(page.limit), to_sql_int(page.offset)],

@@ -38,7 +38,8 @@ pub const ROLLUPS: [(&str, usize); 3] = [
 ///   `''` so the key is unique.
 /// - `audit_charges`: each budget's charges (an entry of a forwarded call's
 ///   `evidence_chain.budgets`), so a budget's ledger is a walk of its own
-///   entries rather than a read of every record's evidence.
+///   entries rather than a read of every record's evidence; and how many
+///   each budget has (`audit_charge_counts`), the ledger's total.
 /// - `audit_names`: each tool name and origin seen, so substring filters
 ///   on them look through a few names rather than every record.
 /// - `audit_search`: FTS5, contentless (the text is already in the
@@ -53,27 +54,6 @@ CREATE TABLE IF NOT EXISTS audit_meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_rollup_day (
-    period TEXT NOT NULL, policy_decision TEXT NOT NULL, block_reason TEXT NOT NULL,
-    tool_name TEXT NOT NULL, record_kind TEXT NOT NULL, origin TEXT NOT NULL,
-    dry_run INTEGER NOT NULL, approval_status TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (period, policy_decision, block_reason, tool_name, record_kind, origin,
-                 dry_run, approval_status)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_rollup_hour (
-    period TEXT NOT NULL, policy_decision TEXT NOT NULL, block_reason TEXT NOT NULL,
-    tool_name TEXT NOT NULL, record_kind TEXT NOT NULL, origin TEXT NOT NULL,
-    dry_run INTEGER NOT NULL, approval_status TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (period, policy_decision, block_reason, tool_name, record_kind, origin,
-                 dry_run, approval_status)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_rollup_minute (
-    period TEXT NOT NULL, policy_decision TEXT NOT NULL, block_reason TEXT NOT NULL,
-    tool_name TEXT NOT NULL, record_kind TEXT NOT NULL, origin TEXT NOT NULL,
-    dry_run INTEGER NOT NULL, approval_status TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (period, policy_decision, block_reason, tool_name, record_kind, origin,
-                 dry_run, approval_status)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_charges (
     budget TEXT NOT NULL,
     record INTEGER NOT NULL,
@@ -81,6 +61,10 @@ CREATE TABLE IF NOT EXISTS audit_charges (
     PRIMARY KEY (budget, record, entry)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_charges_record ON audit_charges (record);
+CREATE TABLE IF NOT EXISTS audit_charge_counts (
+    budget TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_names (
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -91,6 +75,26 @@ CREATE VIRTUAL TABLE IF NOT EXISTS audit_search USING fts5(
     content = '', contentless_delete = 1, detail = none
 );
 ";
+
+/// A rollup table (one per period length in [`ROLLUPS`]).
+const ROLLUP_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS {table} (
+    period TEXT NOT NULL, policy_decision TEXT NOT NULL, block_reason TEXT NOT NULL,
+    tool_name TEXT NOT NULL, record_kind TEXT NOT NULL, origin TEXT NOT NULL,
+    dry_run INTEGER NOT NULL, approval_status TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (period, policy_decision, block_reason, tool_name, record_kind, origin,
+                 dry_run, approval_status)
+) WITHOUT ROWID;
+";
+
+/// Creates what exists not yet (creating what exists changes nothing).
+fn create_tables(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(DERIVED)?;
+    for (table, _) in ROLLUPS {
+        db.execute_batch(&ROLLUP_TABLE.replace("{table}", table))?;
+    }
+    Ok(())
+}
 
 /// Indexes that serve the filters a reader can combine with the time
 /// order. On a database being upgraded they are built after the catch-up
@@ -114,27 +118,42 @@ CREATE INDEX IF NOT EXISTS audit_dry_run_created ON audit_records (created_at)
 /// Adds the records with rowids in `[low, high)` to the derived tables
 /// (inside the caller's transaction).
 pub fn index_rows(db: &Connection, low: i64, high: i64) -> rusqlite::Result<()> {
+    // The rows' counts by minute, read once; the rollups and names come
+    // from these few rows rather than from the records again.
+    db.prepare_cached(
+        "CREATE TEMP TABLE IF NOT EXISTS batch_counts (
+             period TEXT, policy_decision TEXT, block_reason TEXT, tool_name TEXT,
+             record_kind TEXT, origin TEXT, dry_run INTEGER, approval_status TEXT, count INTEGER)",
+    )?
+    .execute([])?;
+    db.prepare_cached("DELETE FROM temp.batch_counts")?
+        .execute([])?;
+    db.prepare_cached(
+        "INSERT INTO temp.batch_counts
+         SELECT substr(created_at, 1, 16), policy_decision, coalesce(block_reason, ''),
+                tool_name, record_kind, origin, dry_run, coalesce(approval_status, ''), count(*)
+           FROM audit_records WHERE rowid >= ?1 AND rowid < ?2
+          GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    )?
+    .execute([low, high])?;
     for (table, width) in ROLLUPS {
         db.prepare_cached(&format!(
             "INSERT INTO {table}
              SELECT * FROM (
-                 SELECT substr(created_at, 1, {width}), policy_decision,
-                        coalesce(block_reason, ''), tool_name, record_kind, origin, dry_run,
-                        coalesce(approval_status, ''), count(*)
-                   FROM audit_records WHERE rowid >= ?1 AND rowid < ?2
-                  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
+                 SELECT substr(period, 1, {width}), policy_decision, block_reason, tool_name,
+                        record_kind, origin, dry_run, approval_status, sum(count)
+                   FROM temp.batch_counts GROUP BY 1, 2, 3, 4, 5, 6, 7, 8)
              WHERE true
              ON CONFLICT DO UPDATE SET count = count + excluded.count"
         ))?
-        .execute([low, high])?;
+        .execute([])?;
     }
     db.prepare_cached(
         "INSERT OR IGNORE INTO audit_names
-         SELECT DISTINCT 'tool', tool_name FROM audit_records WHERE rowid >= ?1 AND rowid < ?2
-         UNION SELECT DISTINCT 'origin', origin FROM audit_records
-                WHERE rowid >= ?1 AND rowid < ?2",
+         SELECT DISTINCT 'tool', tool_name FROM temp.batch_counts
+         UNION SELECT DISTINCT 'origin', origin FROM temp.batch_counts",
     )?
-    .execute([low, high])?;
+    .execute([])?;
     // Evidence Helio did not write (not JSON) charges nothing, rather than
     // failing the batch.
     db.prepare_cached(
@@ -146,6 +165,14 @@ pub fn index_rows(db: &Connection, low: i64, high: i64) -> rusqlite::Result<()> 
           WHERE r.rowid >= ?1 AND r.rowid < ?2 AND r.evidence_chain LIKE '%\"budgets\"%'
             AND r.block_reason IS NULL AND r.dry_run = 0 AND r.record_kind = 'tool_call'
             AND b.value ->> '$.name' IS NOT NULL",
+    )?
+    .execute([low, high])?;
+    db.prepare_cached(
+        "INSERT INTO audit_charge_counts
+         SELECT * FROM (SELECT budget, count(*) FROM audit_charges
+                         WHERE record >= ?1 AND record < ?2 GROUP BY budget)
+         WHERE true
+         ON CONFLICT DO UPDATE SET count = count + excluded.count",
     )?
     .execute([low, high])?;
     db.prepare_cached(
@@ -191,6 +218,13 @@ pub fn unindex_rows(db: &Connection) -> rusqlite::Result<()> {
         "DELETE FROM audit_search WHERE rowid IN (SELECT id FROM temp.doomed) AND rowid >= ?1",
     )?
     .execute([pending_below])?;
+    db.prepare_cached(
+        "UPDATE audit_charge_counts SET count = count - gone.n
+           FROM (SELECT budget, count(*) AS n FROM audit_charges
+                  WHERE record IN (SELECT id FROM temp.doomed) GROUP BY budget) AS gone
+          WHERE audit_charge_counts.budget = gone.budget",
+    )?
+    .execute([])?;
     db.prepare_cached("DELETE FROM audit_charges WHERE record IN (SELECT id FROM temp.doomed)")?
         .execute([])?;
     Ok(())
@@ -203,7 +237,7 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
     let fresh = !has_search(db)?;
     let tx = db.unchecked_transaction()?;
     if fresh {
-        tx.execute_batch(DERIVED)?;
+        create_tables(&tx)?;
         let pending_below: i64 = tx.query_row(
             "SELECT coalesce(max(rowid), 0) + 1 FROM audit_records",
             [],
@@ -216,8 +250,7 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
             tx.execute_batch(INDEXES)?;
         }
     } else {
-        // Creating what exists changes nothing.
-        tx.execute_batch(DERIVED)?;
+        create_tables(&tx)?;
     }
     tx.commit()
 }

@@ -17,6 +17,8 @@ mod redaction;
 pub mod retention;
 pub mod schema;
 mod store;
+#[cfg(test)]
+mod testing;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -50,6 +50,8 @@ impl AuditStore {
         // Checkpoints are the checkpointer's job; this only bounds the log
         // should that thread ever stop.
         db.pragma_update(None, "wal_autocheckpoint", SAFETY_CHECKPOINT_FRAMES)?;
+        // The batch's counts (see `derived::index_rows`) stay in memory.
+        db.pragma_update(None, "temp_store", "MEMORY")?;
         schema::create(&db)?;
         let last_created_at = db
             .query_row(

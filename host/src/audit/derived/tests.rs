@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use super::*;
 use crate::audit::record::AuditRecord;
 use crate::audit::store::AuditStore;
+use crate::audit::testing::Rng;
 use crate::batch::Sink;
 
 fn scratch(name: &str) -> PathBuf {
@@ -16,22 +17,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join("audit.db")
-}
-
-/// A small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.below(from.len() as u64) as usize]
-    }
 }
 
 const TOOLS: &[&str] = &["send_email", "stripe.refund", "read_file", "db_delete"];
@@ -206,6 +191,21 @@ fn assert_consistent(db: &Connection) {
         ),
         "every budget's charges are listed"
     );
+    let counted: BTreeMap<String, i64> = db
+        .prepare("SELECT budget, count FROM audit_charge_counts WHERE count != 0")
+        .expect("counts")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let listed: BTreeMap<String, i64> = db
+        .prepare("SELECT budget, count(*) FROM audit_charges GROUP BY budget")
+        .expect("listed")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(counted, listed, "each budget's count of charges");
     for word in WORDS
         .iter()
         .chain(["timeout", "adapter", "s3", "agent", "no"].iter())

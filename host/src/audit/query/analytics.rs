@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use super::filter::Plan;
-use super::params::{quoted, to_sql_int, ParamError, Params};
+use super::params::{quoted, ParamError, Params};
 use super::rollup::{self, Source};
 use super::{when, Filter};
 use crate::audit::derived::Readiness;
@@ -210,8 +209,9 @@ pub fn plan(
     Ok((bounded, range, starts))
 }
 
-/// Runs the counts in one read transaction (so they agree with each
-/// other), from the rollups when they can answer for the filter.
+/// Counts everything in one pass over rollup-shaped rows (from the
+/// rollups when they can answer for the filter, else from the records),
+/// so the groups, totals and series agree and the rows are read once.
 pub fn compute(
     db: &Connection,
     filter: &Filter,
@@ -229,37 +229,143 @@ pub fn compute(
     } else {
         Source::records(filter, plan)
     };
-    let tx = db.unchecked_transaction()?;
-    let totals = totals(&tx, &source)?;
-    let analytics = Analytics {
-        range,
-        bucket: request.bucket,
-        total: totals[0],
-        allowed_total: totals[1],
-        blocked_total: totals[2],
-        dry_run_total: totals[3],
-        applied_total: totals[4],
-        held_total: totals[5],
-        approved_total: totals[6],
-        by_decision: grouped(&tx, &source, "policy_decision", "", None)?,
-        by_block_reason: grouped(
-            &tx,
-            &source,
-            "block_reason",
-            " WHERE block_reason != ''",
-            None,
-        )?,
-        top_tools: grouped(
-            &tx,
-            &source,
-            "tool_name",
-            " WHERE record_kind = 'tool_call' AND policy_decision != 'rejected'",
-            Some(request.top),
-        )?,
-        series: series(&tx, &source, request.bucket, starts)?,
-    };
-    tx.finish()?;
-    Ok(analytics)
+    let sql = format!(
+        "SELECT period, policy_decision, block_reason, tool_name, record_kind, dry_run, \
+         approval_status, count FROM {}",
+        source.sql
+    );
+    let mut tally = Tally::default();
+    let mut statement = db.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(&source.values))?;
+    let width = request.bucket.prefix_len();
+    while let Some(row) = rows.next()? {
+        tally.add(
+            &Row {
+                period: row.get_ref(0)?.as_str()?,
+                decision: row.get_ref(1)?.as_str()?,
+                reason: row.get_ref(2)?.as_str()?,
+                tool: row.get_ref(3)?.as_str()?,
+                kind: row.get_ref(4)?.as_str()?,
+                dry_run: row.get::<_, i64>(5)? != 0,
+                approval: row.get_ref(6)?.as_str()?,
+                count: count(row.get(7)?),
+            },
+            width,
+        );
+    }
+    Ok(tally.finish(range, request, starts))
+}
+
+/// One rollup-shaped row.
+struct Row<'a> {
+    period: &'a str,
+    decision: &'a str,
+    /// `''` for none.
+    reason: &'a str,
+    tool: &'a str,
+    kind: &'a str,
+    dry_run: bool,
+    /// `''` for none.
+    approval: &'a str,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    total: u64,
+    allowed: u64,
+    blocked: u64,
+    dry_run: u64,
+    applied: u64,
+    held: u64,
+    approved: u64,
+    by_decision: HashMap<String, u64>,
+    by_reason: HashMap<String, u64>,
+    by_tool: HashMap<String, u64>,
+    by_bucket: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, row: &Row<'_>, width: usize) {
+        let n = row.count;
+        let blocked = !row.reason.is_empty();
+        self.total += n;
+        if row.decision == "allow" && !blocked && !row.dry_run {
+            self.allowed += n;
+        }
+        if blocked {
+            self.blocked += n;
+            bump(&mut self.by_reason, row.reason, n);
+        }
+        if row.dry_run {
+            self.dry_run += n;
+        }
+        if row.kind == "tool_call" && !blocked && !row.dry_run {
+            self.applied += n;
+        }
+        if !row.approval.is_empty() {
+            self.held += n;
+        }
+        if matches!(row.approval, "approved" | "break_glass") {
+            self.approved += n;
+        }
+        bump(&mut self.by_decision, row.decision, n);
+        // Drift events and transport rejections carry sentinel names.
+        if row.kind == "tool_call" && row.decision != "rejected" {
+            bump(&mut self.by_tool, row.tool, n);
+        }
+        bump(
+            &mut self.by_bucket,
+            row.period.get(..width).unwrap_or(row.period),
+            n,
+        );
+    }
+
+    fn finish(self, range: Range, request: Request, starts: &[i64]) -> Analytics {
+        let width = request.bucket.prefix_len();
+        Analytics {
+            range,
+            bucket: request.bucket,
+            total: self.total,
+            allowed_total: self.allowed,
+            blocked_total: self.blocked,
+            dry_run_total: self.dry_run,
+            applied_total: self.applied,
+            held_total: self.held,
+            approved_total: self.approved,
+            by_decision: ranked(self.by_decision, None),
+            by_block_reason: ranked(self.by_reason, None),
+            top_tools: ranked(self.by_tool, Some(request.top)),
+            series: starts
+                .iter()
+                .map(|&start| {
+                    let label = when::stored_form(start);
+                    let key = label.get(..width).unwrap_or(&label);
+                    let n = self.by_bucket.get(key).copied().unwrap_or(0);
+                    (label, n)
+                })
+                .collect(),
+        }
+    }
+}
+
+fn bump(counts: &mut HashMap<String, u64>, key: &str, n: u64) {
+    match counts.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            counts.insert(key.to_owned(), n);
+        }
+    }
+}
+
+/// `(key, count)`, most first, then by key; at most `limit`.
+fn ranked(counts: HashMap<String, u64>, limit: Option<u64>) -> Vec<(String, u64)> {
+    let mut list: Vec<(String, u64)> = counts.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    if let Some(limit) = limit {
+        list.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    list
 }
 
 /// An analytics answer with nothing counted (no table yet).
@@ -279,85 +385,6 @@ pub fn empty(range: Range, request: Request, starts: &[i64]) -> Analytics {
         top_tools: Vec::new(),
         series: starts.iter().map(|&s| (when::stored_form(s), 0)).collect(),
     }
-}
-
-/// `[total, allowed, blocked, dry run, applied, held, approved]`, over
-/// rollup-shaped rows (absent block reasons and approvals are `''`).
-fn totals(db: &Connection, source: &Source) -> Result<[u64; 7], rusqlite::Error> {
-    let sql = format!(
-        "SELECT coalesce(sum(count), 0),
-                coalesce(sum(count * (policy_decision = 'allow' AND block_reason = '' AND dry_run = 0)), 0),
-                coalesce(sum(count * (block_reason != '')), 0),
-                coalesce(sum(count * (dry_run != 0)), 0),
-                coalesce(sum(count * (record_kind = 'tool_call' AND block_reason = '' AND dry_run = 0)), 0),
-                coalesce(sum(count * (approval_status != '')), 0),
-                coalesce(sum(count * (approval_status IN ('approved', 'break_glass'))), 0)
-         FROM {}",
-        source.sql
-    );
-    db.prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(&source.values), |r| {
-            let mut out = [0; 7];
-            for (i, slot) in out.iter_mut().enumerate() {
-                *slot = count(r.get(i)?);
-            }
-            Ok(out)
-        })
-}
-
-/// `(value of column, count)` groups, most first; `condition` is a
-/// constant `WHERE` on the source's rows.
-fn grouped(
-    db: &Connection,
-    source: &Source,
-    column: &'static str,
-    condition: &'static str,
-    limit: Option<u64>,
-) -> Result<Vec<(String, u64)>, rusqlite::Error> {
-    let mut values = source.values.clone();
-    let mut sql = format!(
-        "SELECT {column}, sum(count) FROM {}{condition} GROUP BY {column} ORDER BY 2 DESC, 1",
-        source.sql
-    );
-    if let Some(limit) = limit {
-        sql.push_str(" LIMIT ?");
-        values.push(to_sql_int(limit));
-    }
-    let mut statement = db.prepare_cached(&sql)?;
-    let rows = statement.query_map(rusqlite::params_from_iter(&values), |r| {
-        Ok((r.get::<_, String>(0)?, count(r.get(1)?)))
-    })?;
-    rows.collect()
-}
-
-/// Counts per bucket, zeros included.
-fn series(
-    db: &Connection,
-    source: &Source,
-    bucket: Bucket,
-    starts: &[i64],
-) -> Result<Vec<(String, u64)>, rusqlite::Error> {
-    let sql = format!(
-        "SELECT substr(period, 1, ?), sum(count) FROM {} GROUP BY 1",
-        source.sql
-    );
-    let mut values = vec![SqlValue::Integer(bucket.prefix_len() as i64)];
-    values.extend(source.values.iter().cloned());
-    let mut statement = db.prepare_cached(&sql)?;
-    let counts = statement
-        .query_map(rusqlite::params_from_iter(&values), |r| {
-            Ok((r.get::<_, String>(0)?, count(r.get(1)?)))
-        })?
-        .collect::<Result<HashMap<_, _>, _>>()?;
-    Ok(starts
-        .iter()
-        .map(|&start| {
-            let label = when::stored_form(start);
-            let key = label.get(..bucket.prefix_len()).unwrap_or(&label);
-            let n = counts.get(key).copied().unwrap_or(0);
-            (label, n)
-        })
-        .collect())
 }
 
 fn count(n: i64) -> u64 {

@@ -220,8 +220,7 @@ impl Plan {
     };
 }
 
-/// `q`: at most [`MAX_SEARCH_WORDS`] words, each a run of letters and
-/// digits; anything else separates them.
+/// `q`: at most [`MAX_SEARCH_WORDS`] words (see [`search_words`]).
 fn search_text(params: &mut Params) -> Result<Option<String>, ParamError> {
     let Some(q) = params.text("q")? else {
         return Ok(None);
@@ -230,7 +229,7 @@ fn search_text(params: &mut Params) -> Result<Option<String>, ParamError> {
     if words == 0 {
         return Err(ParamError::new(
             "q",
-            "has no letters or digits to search for (the search finds words and the starts of words)",
+            "has no letters or digits to search for (the search finds whole words, or the starts of words written with a * after them)",
         ));
     }
     if words > MAX_SEARCH_WORDS {
@@ -246,25 +245,32 @@ fn search_text(params: &mut Params) -> Result<Option<String>, ParamError> {
 pub const MAX_SEARCH_WORDS: usize = 16;
 
 /// The words of a search, as the index splits text into words (the
-/// `unicode61` tokenizer: letters and digits; the rest separates).
-pub fn search_words(q: &str) -> impl Iterator<Item = &str> {
-    q.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
+/// `unicode61` tokenizer: letters and digits; the rest separates), and
+/// whether each is written as a prefix (`refu*`).
+pub fn search_words(q: &str) -> impl Iterator<Item = (&str, bool)> {
+    let mut rest = q;
+    std::iter::from_fn(move || {
+        let start = rest.find(char::is_alphanumeric)?;
+        let word = &rest[start..];
+        let end = word
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(word.len());
+        let prefix = word[end..].starts_with('*');
+        rest = &word[end..];
+        Some((&word[..end], prefix))
+    })
 }
 
-/// The full-text query for `q`: every word, the last one also as the
-/// start of a longer word (as a person types). Only the last is a prefix:
-/// a short prefix stands for every word it starts, and joining several
-/// such lists costs a read of each. Words are letters and digits only, so
-/// quoting them is enough.
+/// The full-text query for `q`: every word, whole, or as the start of a
+/// word where it is written with a `*`. Whole words by default: the index
+/// reads a whole word's list in order as far as a page needs, while a
+/// prefix stands for every word it starts, whose lists are read in full
+/// and merged first. Words are letters and digits only, so quoting them is
+/// enough.
 pub(super) fn fts_query(q: &str) -> String {
-    let words: Vec<&str> = search_words(q).collect();
-    let last = words.len().saturating_sub(1);
-    words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == last {
+    search_words(q)
+        .map(|(w, prefix)| {
+            if prefix {
                 format!("\"{w}\"*")
             } else {
                 format!("\"{w}\"")

@@ -59,12 +59,14 @@ const CHARGES: &str = "FROM audit_records r, json_each(r.evidence_chain, '$.budg
        AND r.block_reason IS NULL AND r.dry_run = 0 AND r.record_kind = 'tool_call'
        AND b.value ->> '$.name' = ?1";
 
-/// The charges from the derived table (see `crate::audit::derived`): the
-/// budget's own entries, newest first, each joined to its record.
-const INDEXED_CHARGES: &str = "FROM audit_charges c
+/// A page of the charges from the derived table (see
+/// `crate::audit::derived`): the budget's own entries, newest first, paged
+/// by its index alone, then joined to their records.
+const INDEXED_CHARGES: &str = "FROM (SELECT record, entry FROM audit_charges WHERE budget = ?1
+             ORDER BY record DESC, entry DESC LIMIT ?2 OFFSET ?3) c
        JOIN audit_records r ON r.rowid = c.record,
        json_each(r.evidence_chain, '$.budgets') b
-     WHERE c.budget = ?1 AND b.key = c.entry";
+     WHERE b.key = c.entry";
 
 /// One page of the ledger, newest first (in the order written), and how
 /// many rows it has in all. `currency` is the budget's as configured (the
@@ -78,12 +80,13 @@ pub fn read(
     let tx = db.unchecked_transaction()?;
     let (total_sql, page_sql) = match crate::audit::derived::readiness(&tx)? {
         Readiness::Ready => (
-            "SELECT COUNT(*) FROM audit_charges WHERE budget = ?1".to_owned(),
+            "SELECT coalesce((SELECT count FROM audit_charge_counts WHERE budget = ?1), 0)"
+                .to_owned(),
             format!(
                 "SELECT r.id, b.key, b.value ->> '$.bucket', b.value -> '$.amount',
                         b.value ->> '$.allowed', r.tool_name, r.origin, r.timestamp, r.created_at
                  {INDEXED_CHARGES}
-                 ORDER BY c.record DESC, c.entry DESC LIMIT ?2 OFFSET ?3"
+                 ORDER BY c.record DESC, c.entry DESC"
             ),
         ),
         // Before an upgrade has caught up: every record's evidence is read.

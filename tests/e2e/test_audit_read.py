@@ -524,11 +524,13 @@ def test_the_upgrade_indexes_the_old_records_and_answers_the_same(trail: Trail) 
     assert trail.ids(tool="send_") == ["rec-01"]
     assert (trail.ok("/api/audit", blocked="true")["total"], trail.ok("/api/audit")["total"]) == (2, TOTAL)
     assert trail.ok("/api/analytics", **{"from": "2025-03-01", "to": "2025-03-03"})["total"] == len(SAMPLES)
-    # A search finds words and the start of the last one, in any field.
-    assert trail.ids(q="explo") == ["rec-05"]
-    assert trail.ids(q="ops example") == ["rec-01"]
-    assert trail.ids(q="sess") == ["rec-03", "rec-01"]
-    assert trail.ids(q="ploded") == []
+    # A search finds whole words, or starts of words written with a *, in
+    # any field.
+    assert trail.ids(q="explo*") == ["rec-05"]
+    assert trail.ids(q="explo") == []
+    assert trail.ids(q="example ops") == ["rec-01"]
+    assert trail.ids(q="sess*") == ["rec-03", "rec-01"]
+    assert trail.ids(q="ploded*") == []
     # Cursors page through everything once, newest first.
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 500}

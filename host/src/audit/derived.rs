@@ -44,7 +44,11 @@ pub const ROLLUPS: [(&str, usize); 3] = [
 ///   on them look through a few names rather than every record.
 /// - `audit_search`: FTS5, contentless (the text is already in the
 ///   records), `detail=none` (every word must occur; their order is not
-///   indexed, which keeps the index and the writer's cost small). Of the
+///   indexed, which keeps the index and the writer's cost small). Words
+///   are runs of letters, digits and marks (the vowel signs of Indic
+///   scripts are marks): every character a search takes as part of a word
+///   is part of a word here too, so a word searched for is one word of the
+///   index, never a phrase (which `detail=none` cannot answer). Of the
 ///   arguments, the first 16,384 characters are indexed: they are bounded
 ///   only by the request size, and a person searches names and values,
 ///   which come first in all but the largest. Its columns are named apart
@@ -72,7 +76,8 @@ CREATE TABLE IF NOT EXISTS audit_names (
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS audit_search USING fts5(
     tool, arguments, rule, reason, session, agent, error,
-    content = '', contentless_delete = 1, detail = none
+    content = '', contentless_delete = 1, detail = none,
+    tokenize = \"unicode61 categories 'L* N* Co M*'\"
 );
 ";
 
@@ -235,7 +240,7 @@ pub fn unindex_rows(db: &Connection) -> rusqlite::Result<()> {
 /// them for catch-up instead of indexing them now.
 pub fn create(db: &Connection) -> rusqlite::Result<()> {
     let fresh = !has_search(db)?;
-    let tx = db.unchecked_transaction()?;
+    let tx = write_transaction(db)?;
     if fresh {
         create_tables(&tx)?;
         let pending_below: i64 = tx.query_row(
@@ -253,6 +258,14 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
         create_tables(&tx)?;
     }
     tx.commit()
+}
+
+/// A transaction that holds the write lock from its start. These read
+/// before they write: begun as a read, one would fail at its first write
+/// (rather than wait) if another connection to the file (the governance
+/// state's writer, the retention sweep) had committed meanwhile.
+pub fn write_transaction(db: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)
 }
 
 fn has_search(db: &Connection) -> rusqlite::Result<bool> {
@@ -295,7 +308,7 @@ pub fn catch_up(db: &Connection) -> rusqlite::Result<CatchUp> {
     }
     if get(db, "indexes_built")? != Some(1) {
         let started = std::time::Instant::now();
-        let tx = db.unchecked_transaction()?;
+        let tx = write_transaction(db)?;
         tx.execute_batch(INDEXES)?;
         set(&tx, "indexes_built", 1)?;
         tx.commit()?;
@@ -312,7 +325,7 @@ pub fn catch_up(db: &Connection) -> rusqlite::Result<CatchUp> {
 /// pending_below)` and moves the mark down, in one transaction.
 fn index_slice(db: &Connection, pending_below: i64) -> rusqlite::Result<()> {
     let low = (pending_below - SLICE_ROWS).max(0);
-    let tx = db.unchecked_transaction()?;
+    let tx = write_transaction(db)?;
     index_rows(&tx, low, pending_below)?;
     // Nothing older left: done (a table emptied meanwhile ends here too).
     let older: bool = tx

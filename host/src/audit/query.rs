@@ -217,6 +217,11 @@ impl AuditReader {
             .with_table("audit_records", empty, READ_DEADLINE, read)
             .map_err(|source| match source.sqlite_error_code() {
                 Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::TooBroad,
+                _ if search_refused(&source) => QueryError::Param(ParamError::new(
+                    "q",
+                    "cannot be searched for as written (a word mixes letters with symbols the \
+                     index splits words at); search for its parts as separate words",
+                )),
                 _ => self.sqlite(source),
             })
     }
@@ -227,4 +232,12 @@ impl AuditReader {
             source,
         }
     }
+}
+
+/// Whether the search index refused a query: a word of `q` the index would
+/// split in two (letters joined by a symbol it takes as a separator) is a
+/// phrase, which it cannot answer. The words are cut to match the index's,
+/// so this is the rare case left (a symbol that counts as a letter).
+fn search_refused(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(_, Some(message)) if message.starts_with("fts5:"))
 }

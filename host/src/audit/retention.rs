@@ -17,7 +17,7 @@ pub fn sweep(path: &Path, cutoff: &str) -> Result<usize, AuditError> {
     db.execute_batch("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)")?;
     let mut deleted = 0;
     loop {
-        let tx = db.unchecked_transaction()?;
+        let tx = super::derived::write_transaction(&db)?;
         tx.execute("DELETE FROM temp.doomed", [])?;
         tx.execute(
             "INSERT INTO temp.doomed

@@ -10,6 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 const SAFETY_CHECKPOINT_FRAMES: i64 = 16 * 1024;
 
 use super::derived::{self, CatchUp};
+/// Attempts at writing a batch while the database is busy, each after
+/// waiting out the busy timeout.
+const INSERT_ATTEMPTS: u32 = 3;
+
 use super::record::AuditRecord;
 use super::schema;
 use crate::batch::Sink;
@@ -79,7 +83,7 @@ impl AuditStore {
         } else {
             self.last_created_at.clone()
         };
-        let tx = self.db.transaction()?;
+        let tx = derived::write_transaction(&self.db)?;
         let first: i64 = tx
             .prepare_cached("SELECT coalesce(max(rowid), 0) + 1 FROM audit_records")?
             .query_row([], |r| r.get(0))?;
@@ -185,6 +189,25 @@ impl AuditStore {
         }
     }
 
+    /// [`AuditStore::insert`], tried again while another connection to the
+    /// file holds it longer than the busy timeout (a failed attempt wrote
+    /// nothing): a batch given up is records lost.
+    fn insert_retrying(&mut self, batch: &[AuditRecord]) -> Result<String, rusqlite::Error> {
+        let mut attempt = 1;
+        loop {
+            match self.insert(batch) {
+                Err(error)
+                    if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && attempt < INSERT_ATTEMPTS =>
+                {
+                    tracing::warn!(%error, attempt, "the audit database is busy; retrying the batch");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn checkpoint(&self) {
         if let Err(error) = checkpoint(&self.db) {
             tracing::warn!(%error, "audit database checkpoint failed; retrying");
@@ -199,7 +222,7 @@ impl Sink for AuditStore {
         for record in &mut batch {
             record.finish_chain();
         }
-        let created_at = self.insert(&batch).map_err(|e| e.to_string())?;
+        let created_at = self.insert_retrying(&batch).map_err(|e| e.to_string())?;
         self.publish(&batch, &created_at);
         self.maintain();
         if self.checkpointer.catch_up() {

@@ -1247,3 +1247,36 @@ fn cursors_are_checked() {
         .problem
         .contains("offset"));
 }
+
+#[test]
+fn searches_in_any_script_are_answered_or_refused_by_name() {
+    let (path, db) = database("scripts");
+    insert(
+        &db,
+        json!({ "id": "hi", "tool_input": { "note": "कार 〈Ⓐbc〉 naïve" } }),
+    );
+    let reader = AuditReader::new(&path);
+    for q in ["कार", "naïve", "naive", "Ⓐbc", "aⒶb", "〈", "k̈a"] {
+        let mut p = Params::from_query(Some(&format!("q={}", url_encode(q)))).expect("query");
+        match Filter::take(&mut p) {
+            Ok(f) => match reader.list(
+                &f,
+                Page {
+                    limit: 10,
+                    offset: 0,
+                },
+                None,
+            ) {
+                Ok(_) => {}
+                Err(QueryError::Param(e)) => assert_eq!(e.parameter, "q", "{q}"),
+                Err(other) => panic!("{q}: {other}"),
+            },
+            Err(e) => assert_eq!(e.parameter, "q", "{q}"),
+        }
+    }
+    assert_eq!(ids(&list(&reader, "q=naive").data), ["hi"]);
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -5,19 +5,23 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Log frames after which the writer checkpoints by itself (256 MiB with
-/// 16 KiB pages): reached only if the checkpointer falls far behind.
-const SAFETY_CHECKPOINT_FRAMES: i64 = 16 * 1024;
-
 use super::derived::{self, CatchUp};
-/// Attempts at writing a batch while the database is busy, each after
-/// waiting out the busy timeout.
-const INSERT_ATTEMPTS: u32 = 3;
-
 use super::record::AuditRecord;
 use super::schema;
 use crate::batch::Sink;
 use crate::database::{checkpoint, Checkpointer};
+
+/// Log frames after which the writer checkpoints by itself (256 MiB with
+/// 16 KiB pages): reached only if the checkpointer falls far behind.
+const SAFETY_CHECKPOINT_FRAMES: i64 = 16 * 1024;
+
+/// Attempts at writing a batch while the database is busy, each after
+/// waiting out the busy timeout.
+const INSERT_ATTEMPTS: u32 = 3;
+
+/// How often the planner's statistics are refreshed: they tell it which
+/// index narrows a filter most, and go stale as the table grows.
+const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -157,14 +161,7 @@ impl AuditStore {
                 .send(Arc::from(record.to_json(created_at).to_string()));
         }
     }
-}
 
-/// How often the planner's statistics are refreshed while the writer is
-/// idle: they tell it which index narrows a filter most, and go stale as
-/// the table grows.
-const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-impl AuditStore {
     /// Work between batches: one slice of an upgrade's catch-up, if one is
     /// under way (new records wait for at most one slice), and the
     /// planner's statistics when they are due.

@@ -51,6 +51,13 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(db)
 }
 
+/// Whether `table` exists in the database.
+pub fn has_table(db: &Connection, table: &str) -> Result<bool, rusqlite::Error> {
+    let mut statement =
+        db.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+    statement.exists([table])
+}
+
 /// The file holds tool arguments, upstream responses and governance state:
 /// a new one is created readable by its owner only (0600), in a directory
 /// created 0700 if it does not exist yet. SQLite gives the `-wal` and `-shm`

@@ -17,6 +17,8 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::database::has_table;
+
 /// Records indexed per catch-up slice: a few tens of milliseconds of the
 /// writer's time, so a batch of new records waits at most that long.
 const SLICE_ROWS: i64 = 4096;
@@ -216,8 +218,13 @@ pub fn unindex_rows(db: &Connection) -> rusqlite::Result<()> {
                 AND {table}.approval_status = gone.approval_status"
         ))?
         .execute([pending_below])?;
-        db.prepare_cached(&format!("DELETE FROM {table} WHERE count <= 0"))?
-            .execute([])?;
+        // Only the periods these records were in: a rollup holds months.
+        db.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE count <= 0 AND period IN
+               (SELECT DISTINCT substr(created_at, 1, {width}) FROM audit_records
+                 WHERE rowid IN (SELECT id FROM temp.doomed))"
+        ))?
+        .execute([])?;
     }
     db.prepare_cached(
         "DELETE FROM audit_search WHERE rowid IN (SELECT id FROM temp.doomed) AND rowid >= ?1",
@@ -239,10 +246,10 @@ pub fn unindex_rows(db: &Connection) -> rusqlite::Result<()> {
 /// caller's schema setup). On a table that already holds records, marks
 /// them for catch-up instead of indexing them now.
 pub fn create(db: &Connection) -> rusqlite::Result<()> {
-    let fresh = !has_search(db)?;
+    let fresh = !has_table(db, "audit_search")?;
     let tx = write_transaction(db)?;
+    create_tables(&tx)?;
     if fresh {
-        create_tables(&tx)?;
         let pending_below: i64 = tx.query_row(
             "SELECT coalesce(max(rowid), 0) + 1 FROM audit_records",
             [],
@@ -254,8 +261,6 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
         if pending_below == 0 {
             tx.execute_batch(INDEXES)?;
         }
-    } else {
-        create_tables(&tx)?;
     }
     tx.commit()
 }
@@ -266,11 +271,6 @@ pub fn create(db: &Connection) -> rusqlite::Result<()> {
 /// state's writer, the retention sweep) had committed meanwhile.
 pub fn write_transaction(db: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)
-}
-
-fn has_search(db: &Connection) -> rusqlite::Result<bool> {
-    db.prepare_cached("SELECT 1 FROM sqlite_master WHERE name = 'audit_search'")?
-        .exists([])
 }
 
 fn set(db: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
@@ -354,10 +354,7 @@ pub enum Readiness {
 
 /// Reads the readiness on a reader's connection.
 pub fn readiness(db: &Connection) -> rusqlite::Result<Readiness> {
-    if !db
-        .prepare_cached("SELECT 1 FROM sqlite_master WHERE name = 'audit_meta'")?
-        .exists([])?
-    {
+    if !has_table(db, "audit_meta")? {
         return Ok(Readiness::Records);
     }
     Ok(match get(db, "pending_below")? {

@@ -51,7 +51,7 @@ impl Pool {
         let passed = deadline.clone();
         // Asked every few thousand steps of SQLite's virtual machine.
         db.progress_handler(4096, Some(move || passed.passed()))?;
-        let outcome = if has_table(&db, table)? {
+        let outcome = if crate::database::has_table(&db, table)? {
             read(&db, &deadline)
         } else {
             Ok(empty)
@@ -141,11 +141,4 @@ impl Deadline {
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// Whether `table` exists in the database.
-pub(super) fn has_table(db: &Connection, table: &str) -> Result<bool, rusqlite::Error> {
-    let mut statement =
-        db.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
-    statement.exists([table])
 }

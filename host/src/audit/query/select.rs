@@ -4,9 +4,10 @@
 //!
 //! Order. Records are listed newest first by `(created_at, rowid)`: the
 //! writer never writes a `created_at` older than the last one it wrote, so
-//! this is the order they were written, and every index that serves a
-//! filter, `(column, created_at)` and implicitly the rowid, holds its
-//! records in it (an equality filter is a walk of its index, not a sort).
+//! this is the order they were written, and the indexes that serve the
+//! filters, `(column, created_at)` and implicitly the rowid, hold their
+//! records in it (an equality filter is a walk of its index, not a sort;
+//! a session's few records are sorted).
 //! A text search walks the search index in rowid order instead: the same
 //! order, for records this writer wrote.
 //!
